@@ -1,0 +1,160 @@
+package baton
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is where a deployment is in its life.
+type State string
+
+// Deployment states. queued → running → one of the final states.
+const (
+	StateQueued     State = "queued"
+	StateRunning    State = "running"
+	StateSucceeded  State = "succeeded"
+	StateFailed     State = "failed"
+	StateCancelled  State = "cancelled"
+	StateSuperseded State = "superseded"
+)
+
+func (s State) String() string { return string(s) }
+
+// Final reports whether the deployment can no longer change.
+func (s State) Final() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateCancelled, StateSuperseded:
+		return true
+	}
+	return false
+}
+
+// Phase is the step a running deployment is in.
+type Phase string
+
+// Phases of a running deployment, in order.
+const (
+	PhaseNone           Phase = ""
+	PhaseExtracting     Phase = "extracting"
+	PhaseBuilding       Phase = "building"
+	PhaseReleasing      Phase = "releasing"
+	PhaseStarting       Phase = "starting"
+	PhaseHealthChecking Phase = "health-checking"
+	PhaseWarming        Phase = "warming"
+	PhaseSwitching      Phase = "switching"
+	PhaseDraining       Phase = "draining"
+)
+
+func (p Phase) String() string { return string(p) }
+
+// Policy says what a new deployment does when its app is busy.
+type Policy string
+
+// Conflict policies.
+const (
+	PolicyQueue     Policy = "queue"     // wait in FIFO order
+	PolicyFail      Policy = "fail"      // refuse with 409 if anything runs or waits
+	PolicyCancel    Policy = "cancel"    // cancel running and queued, then run
+	PolicySupersede Policy = "supersede" // supersede queued ones, run after the current one
+)
+
+// ParsePolicy parses an on_conflict value; "" means queue.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case "":
+		return PolicyQueue, nil
+	case PolicyQueue, PolicyFail, PolicyCancel, PolicySupersede:
+		return p, nil
+	}
+	return "", Errorf(EINVALID, "on_conflict %q is not one of queue, fail, cancel, supersede", s)
+}
+
+// Failure reasons recorded in Deployment.Error prefixes.
+const (
+	ReasonInterrupted = "interrupted"
+	ReasonLockBroken  = "lock broken"
+)
+
+// Deployment is one request to create a revision in a slot and make it live.
+type Deployment struct {
+	ID   string `json:"id"`
+	App  string `json:"app"`
+	Slot string `json:"slot"`
+	// Seq orders deployments by acceptance, across all apps.
+	Seq      int64  `json:"seq"`
+	State    State  `json:"state"`
+	Phase    Phase  `json:"phase"`
+	Policy   Policy `json:"on_conflict"`
+	Revision string `json:"revision"`
+	// ArtifactDigest is the sha256 (hex) of the uploaded artifact.
+	ArtifactDigest string `json:"artifact_digest"`
+	// ArtifactType is "zip" or "tar.gz".
+	ArtifactType   string `json:"artifact_type"`
+	Message        string `json:"message"`
+	Commit         string `json:"commit"`
+	Author         string `json:"author"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	Error          string `json:"error"`
+	// Token is the fencing token of the lease the deployment ran under.
+	Token      int64      `json:"token,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	// PhaseStartedAt is when the current phase began.
+	PhaseStartedAt *time.Time `json:"phase_started_at,omitempty"`
+}
+
+// Duration is how long the deployment ran, or has run until now.
+func (d *Deployment) Duration(now time.Time) time.Duration {
+	if d.StartedAt == nil {
+		return 0
+	}
+	end := now
+	if d.FinishedAt != nil {
+		end = *d.FinishedAt
+	}
+	return end.Sub(*d.StartedAt)
+}
+
+// Describe is a one-line human description, used in 409 problems and logs.
+func (d *Deployment) Describe(now time.Time) string {
+	s := fmt.Sprintf("deployment %s (%s", d.ID, d.State)
+	if d.Phase != PhaseNone {
+		s += ", phase " + string(d.Phase)
+	}
+	s += ")"
+	if d.Author != "" {
+		s += " by " + d.Author
+	}
+	if d.Commit != "" {
+		s += " of commit " + shortCommit(d.Commit)
+	}
+	if d.StartedAt != nil {
+		s += fmt.Sprintf(", running for %s", d.Duration(now).Round(time.Second))
+	}
+	return s
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// DeploymentFilter selects deployments in Store.Deployments.
+type DeploymentFilter struct {
+	App    string
+	States []State
+	// Limit bounds the result; 0 means no limit.
+	Limit int
+	// Oldest returns the oldest first (queue order) instead of newest first.
+	Oldest bool
+}
+
+// LogLine is one line of a deployment's log.
+type LogLine struct {
+	ID   int64     `json:"id"`
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+}

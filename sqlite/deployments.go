@@ -1,0 +1,338 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/batonhq/baton"
+)
+
+const deploymentColumns = `seq, id, app, slot, state, phase, policy, revision, artifact_digest, artifact_type,
+	message, commit_sha, author, idempotency_key, error, token, created_at, started_at, finished_at, phase_started_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDeployment(row scanner) (baton.Deployment, error) {
+	var d baton.Deployment
+	var created int64
+	var started, finished, phaseStarted sql.NullInt64
+	err := row.Scan(&d.Seq, &d.ID, &d.App, &d.Slot, &d.State, &d.Phase, &d.Policy, &d.Revision,
+		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey,
+		&d.Error, &d.Token, &created, &started, &finished, &phaseStarted)
+	if err != nil {
+		return d, err
+	}
+	d.CreatedAt = fromMicros(created)
+	d.StartedAt, d.FinishedAt, d.PhaseStartedAt = fromNullMicros(started), fromNullMicros(finished), fromNullMicros(phaseStarted)
+	return d, nil
+}
+
+func queryDeployments(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, where string, args ...any) ([]baton.Deployment, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+deploymentColumns+` FROM deployments `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []baton.Deployment
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func deploymentTx(ctx context.Context, tx *sql.Tx, id string) (baton.Deployment, error) {
+	d, err := scanDeployment(tx.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	return d, notFound(err, "deployment %q does not exist", id)
+}
+
+// Enqueue applies the conflict policy and records a queued deployment, in
+// one transaction.
+func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.EnqueueResult, error) {
+	var res baton.EnqueueResult
+	d := req.Deployment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		var slotCount int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM slots WHERE app = ? AND name = ?`, d.App, d.Slot).Scan(&slotCount); err != nil {
+			return err
+		}
+		if slotCount == 0 {
+			var appCount int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM apps WHERE name = ?`, d.App).Scan(&appCount); err != nil {
+				return err
+			}
+			if appCount == 0 {
+				return baton.Errorf(baton.ENOTFOUND, "app %q does not exist; create it with `baton apps create %s`", d.App, d.App)
+			}
+			return baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist", d.Slot, d.App)
+		}
+		if d.IdempotencyKey != "" {
+			prev, err := queryDeployments(ctx, tx, `WHERE app = ? AND idempotency_key = ? AND created_at >= ? ORDER BY seq DESC LIMIT 1`,
+				d.App, d.IdempotencyKey, now-req.IdempotencyWindow.Microseconds())
+			if err != nil {
+				return err
+			}
+			if len(prev) > 0 {
+				res.Deployment, res.Existing = prev[0], true
+				return nil
+			}
+		}
+		active, err := queryDeployments(ctx, tx, `WHERE app = ? AND state IN ('queued', 'running') ORDER BY seq`, d.App)
+		if err != nil {
+			return err
+		}
+		var running *baton.Deployment
+		var queued []baton.Deployment
+		for i := range active {
+			if active[i].State == baton.StateRunning {
+				running = &active[i]
+			} else {
+				queued = append(queued, active[i])
+			}
+		}
+		switch d.Policy {
+		case baton.PolicyFail:
+			if len(active) > 0 {
+				holder := running
+				if holder == nil {
+					holder = &queued[0]
+				}
+				return &baton.Error{
+					Code: baton.ECONFLICT,
+					Message: fmt.Sprintf("app %q is busy: %s, and %d more queued. Retry later, use `baton wait %s`, or deploy with --on-conflict=queue to wait in line",
+						d.App, holder.Describe(s.Now()), len(queued), d.App),
+					Conflict: &baton.ConflictDetail{App: d.App, Holder: holder, QueueLength: len(queued),
+						RunningForSeconds: int(holder.Duration(s.Now()).Seconds())},
+				}
+			}
+		case baton.PolicyQueue:
+			if req.MaxQueue > 0 && len(queued) >= req.MaxQueue {
+				e := &baton.Error{
+					Code:    baton.EQUEUEFULL,
+					Message: fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, len(queued), d.App),
+					Conflict: &baton.ConflictDetail{App: d.App, Holder: running, QueueLength: len(queued)},
+				}
+				return e
+			}
+		case baton.PolicyCancel, baton.PolicySupersede:
+			state, reason := baton.StateCancelled, fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID)
+			if d.Policy == baton.PolicySupersede {
+				state, reason = baton.StateSuperseded, fmt.Sprintf("superseded by deployment %s", d.ID)
+			}
+			for _, q := range queued {
+				if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
+					state, reason, now, q.ID); err != nil {
+					return err
+				}
+				res.Replaced = append(res.Replaced, q.ID)
+			}
+			if d.Policy == baton.PolicyCancel && running != nil {
+				res.CancelRunning = running.ID
+			}
+		default:
+			return baton.Errorf(baton.EINVALID, "unknown conflict policy %q", d.Policy)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, state, policy, artifact_digest, artifact_type,
+			message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.App, d.Slot, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
+		if err != nil {
+			return err
+		}
+		res.Deployment, err = deploymentTx(ctx, tx, d.ID)
+		return err
+	})
+	return res, err
+}
+
+// Deployment returns one deployment.
+func (s *DB) Deployment(ctx context.Context, id string) (baton.Deployment, error) {
+	d, err := scanDeployment(s.db.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	return d, notFound(err, "deployment %q does not exist; list deployments with `baton deployments list APP`", id)
+}
+
+// Deployments returns deployments matching f, newest first unless f.Oldest.
+func (s *DB) Deployments(ctx context.Context, f baton.DeploymentFilter) ([]baton.Deployment, error) {
+	var conds []string
+	var args []any
+	if f.App != "" {
+		conds = append(conds, "app = ?")
+		args = append(args, f.App)
+	}
+	if len(f.States) > 0 {
+		ph := make([]string, len(f.States))
+		for i, st := range f.States {
+			ph[i] = "?"
+			args = append(args, string(st))
+		}
+		conds = append(conds, "state IN ("+strings.Join(ph, ", ")+")")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	if f.Oldest {
+		where += " ORDER BY seq"
+	} else {
+		where += " ORDER BY seq DESC"
+	}
+	if f.Limit > 0 {
+		where += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return queryDeployments(ctx, s.db, where, args...)
+}
+
+// StartDeployment moves a queued deployment to running under f.
+func (s *DB) StartDeployment(ctx context.Context, f baton.Fence, id string) (baton.Deployment, error) {
+	var d baton.Deployment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, f); err != nil {
+			return err
+		}
+		cur, err := deploymentTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if cur.State != baton.StateQueued {
+			return baton.Errorf(baton.ECONFLICT, "deployment %s is %s, not queued", id, cur.State)
+		}
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'running', token = ?, started_at = ?, phase_started_at = ? WHERE id = ?`,
+			f.Token, now, now, id); err != nil {
+			return err
+		}
+		d, err = deploymentTx(ctx, tx, id)
+		return err
+	})
+	return d, err
+}
+
+// runningUpdate runs an UPDATE on a running deployment that holds fence f.
+func (s *DB) runningUpdate(ctx context.Context, f baton.Fence, id, set string, args ...any) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, f); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE deployments SET `+set+` WHERE id = ? AND state = 'running' AND token = ?`,
+			append(args, id, f.Token)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return baton.ErrStaleToken
+		}
+		return nil
+	})
+}
+
+// UpdateRunning records the phase and revision of a running deployment.
+func (s *DB) UpdateRunning(ctx context.Context, f baton.Fence, id string, phase baton.Phase, revision string) error {
+	return s.runningUpdate(ctx, f, id,
+		`phase_started_at = CASE WHEN phase = ? THEN phase_started_at ELSE ? END, phase = ?, revision = ?`,
+		string(phase), s.now(), string(phase), revision)
+}
+
+// FinishDeployment moves a running deployment to a final state.
+func (s *DB) FinishDeployment(ctx context.Context, f baton.Fence, id string, state baton.State, reason string) error {
+	if !state.Final() {
+		return fmt.Errorf("finish deployment %s: %s is not a final state", id, state)
+	}
+	return s.runningUpdate(ctx, f, id, `state = ?, error = ?, finished_at = ?`, string(state), reason, s.now())
+}
+
+// CancelQueued cancels a deployment that has not started.
+func (s *DB) CancelQueued(ctx context.Context, id, reason string) (baton.Deployment, error) {
+	var d baton.Deployment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := deploymentTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if cur.State != baton.StateQueued {
+			return baton.Errorf(baton.ECONFLICT, "deployment %s is %s, not queued", id, cur.State)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'cancelled', error = ?, finished_at = ? WHERE id = ?`,
+			reason, s.now(), id); err != nil {
+			return err
+		}
+		d, err = deploymentTx(ctx, tx, id)
+		return err
+	})
+	return d, err
+}
+
+// FailInterrupted fails running deployments left by a controller that
+// stopped, and deletes their app leases.
+func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deployment, error) {
+	var out []baton.Deployment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		running, err := queryDeployments(ctx, tx, `WHERE state = 'running' ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		want := map[string]bool{}
+		for _, a := range apps {
+			want[a] = true
+		}
+		now := s.now()
+		for _, d := range running {
+			if apps != nil && !want[d.App] {
+				continue
+			}
+			reason := fmt.Sprintf("%s: baton stopped while the deployment was in phase %s", baton.ReasonInterrupted, d.Phase)
+			if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`,
+				reason, now, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND holder = ?`, baton.AppLeaseKey(d.App), d.ID); err != nil {
+				return err
+			}
+			d.State, d.Error = baton.StateFailed, reason
+			t := fromMicros(now)
+			d.FinishedAt = &t
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AppendLog appends lines to a deployment's log.
+func (s *DB) AppendLog(ctx context.Context, id string, lines ...string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		for _, l := range lines {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deployment_logs (deployment, at, text) VALUES (?, ?, ?)`, id, now, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Log returns a deployment's log lines after the given line ID.
+func (s *DB) Log(ctx context.Context, id string, after int64) ([]baton.LogLine, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, text FROM deployment_logs WHERE deployment = ? AND id > ? ORDER BY id`, id, after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []baton.LogLine
+	for rows.Next() {
+		var l baton.LogLine
+		var at int64
+		if err := rows.Scan(&l.ID, &at, &l.Text); err != nil {
+			return nil, err
+		}
+		l.Time = fromMicros(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,129 @@
+package baton
+
+import (
+	"context"
+	"time"
+)
+
+// Store is baton's persistent state. Each method is one transaction. Writes
+// made on behalf of a running operation carry its lease token and fail with
+// ErrStaleToken once that lease has passed to someone else (fencing).
+//
+// Implementations: sqlite (embedded default); all pass storetest.Run.
+type Store interface {
+	AppStore
+	DeploymentStore
+	RevisionStore
+	LeaseStore
+	AuditStore
+	// Ping checks the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// AppStore keeps apps and their slots.
+type AppStore interface {
+	// CreateApp creates an app with its production slot; ECONFLICT if it exists.
+	CreateApp(ctx context.Context, name string) (App, error)
+	App(ctx context.Context, name string) (App, error)
+	Apps(ctx context.Context) ([]App, error)
+	// DeleteApp removes the app and everything recorded about it except its
+	// fencing counters (so a late writer from before the delete stays fenced out).
+	DeleteApp(ctx context.Context, name string) error
+	// SetLive makes revision the live revision of a slot (fenced by the app lease).
+	SetLive(ctx context.Context, f Fence, slot, revision string) error
+}
+
+// Fence identifies the lease a write is made under.
+type Fence struct {
+	Key   string
+	Token int64
+}
+
+// EnqueueRequest asks the store to accept a deployment under a conflict
+// policy. The policy check and the insert happen in one transaction so that
+// concurrent requests cannot both slip past a "fail" check.
+type EnqueueRequest struct {
+	Deployment Deployment
+	// MaxQueue bounds the queued deployments of the app (0: unbounded).
+	MaxQueue int
+	// IdempotencyWindow is how far back an Idempotency-Key matches.
+	IdempotencyWindow time.Duration
+}
+
+// EnqueueResult says what Enqueue did.
+type EnqueueResult struct {
+	Deployment Deployment
+	// Existing is true when an earlier deployment with the same idempotency
+	// key was returned instead of creating one.
+	Existing bool
+	// Replaced lists queued deployments that were cancelled or superseded.
+	Replaced []string
+	// CancelRunning is the running deployment that policy cancel asks to stop.
+	CancelRunning string
+}
+
+// DeploymentStore keeps deployments and their logs.
+type DeploymentStore interface {
+	Enqueue(ctx context.Context, req EnqueueRequest) (EnqueueResult, error)
+	Deployment(ctx context.Context, id string) (Deployment, error)
+	Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
+	// StartDeployment moves a queued deployment to running under f;
+	// ECONFLICT if it is no longer queued.
+	StartDeployment(ctx context.Context, f Fence, id string) (Deployment, error)
+	// UpdateRunning records phase/revision of a running deployment (fenced).
+	UpdateRunning(ctx context.Context, f Fence, id string, phase Phase, revision string) error
+	// FinishDeployment moves a running deployment to a final state (fenced).
+	FinishDeployment(ctx context.Context, f Fence, id string, state State, reason string) error
+	// CancelQueued moves a queued deployment to cancelled; ECONFLICT with a
+	// sentence if it is not queued any more.
+	CancelQueued(ctx context.Context, id, reason string) (Deployment, error)
+	// FailInterrupted marks every running deployment of the given apps (all
+	// apps when nil) failed with reason "interrupted: …" and deletes their
+	// app leases. It is the start-up recovery step.
+	FailInterrupted(ctx context.Context, apps []string) ([]Deployment, error)
+	AppendLog(ctx context.Context, id string, lines ...string) error
+	// Log returns log lines with ID greater than after.
+	Log(ctx context.Context, id string, after int64) ([]LogLine, error)
+}
+
+// RevisionStore keeps revisions.
+type RevisionStore interface {
+	// CreateRevision assigns the app's next revision number (fenced).
+	CreateRevision(ctx context.Context, f Fence, r Revision) (Revision, error)
+	Revision(ctx context.Context, name string) (Revision, error)
+	Revisions(ctx context.Context, app string) ([]Revision, error)
+}
+
+// LeaseStore keeps leases: at most one holder per key at any time.
+type LeaseStore interface {
+	// AcquireLease takes key for holder for ttl; ECONFLICT if another holder
+	// has an unexpired lease. The token is greater than any earlier token of key.
+	AcquireLease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
+	// RenewLease extends the lease; ErrStaleToken if f is not the current lease.
+	RenewLease(ctx context.Context, f Fence, ttl time.Duration) (Lease, error)
+	// ReleaseLease deletes the lease if f is current; ErrStaleToken otherwise.
+	ReleaseLease(ctx context.Context, f Fence) error
+	Lease(ctx context.Context, key string) (Lease, error)
+	Leases(ctx context.Context) ([]Lease, error)
+	// BreakLease deletes the lease of key whoever holds it.
+	BreakLease(ctx context.Context, key string) (Lease, error)
+}
+
+// AuditEntry records one privileged action.
+type AuditEntry struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Target  string    `json:"target"`
+	Detail  string    `json:"detail"`
+	Outcome string    `json:"outcome"`
+	Remote  string    `json:"remote"`
+}
+
+// AuditStore is an append-only log of privileged actions.
+type AuditStore interface {
+	AddAudit(ctx context.Context, e AuditEntry) error
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+}
