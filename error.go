@@ -8,17 +8,17 @@ import (
 // Error codes. Each maps to exactly one HTTP status in the http package and
 // back again in its client, so a CLI user sees the same code the server chose.
 const (
-	EINVALID      = "invalid"       // bad input: 400
-	ENOTFOUND     = "not_found"     // 404
-	ECONFLICT     = "conflict"      // the app is busy or the object is in the wrong state: 409
-	EFROZEN       = "frozen"        // deployments are frozen for the app: 423
-	EQUEUEFULL    = "queue_full"    // too many deployments waiting: 429
-	ETOOLARGE     = "too_large"     // body over a limit: 413
+	EINVALID       = "invalid"       // bad input: 400
+	ENOTFOUND      = "not_found"     // 404
+	ECONFLICT      = "conflict"      // the app is busy or the object is in the wrong state: 409
+	EFROZEN        = "frozen"        // deployments are frozen for the app: 423
+	EQUEUEFULL     = "queue_full"    // too many deployments waiting: 429
+	ETOOLARGE      = "too_large"     // body over a limit: 413
 	EUNPROCESSABLE = "unprocessable" // well-formed but unusable input (bad archive): 422
-	EUNAUTHORIZED = "unauthorized"  // 401
-	EFORBIDDEN    = "forbidden"     // 403
-	EUNAVAILABLE  = "unavailable"   // shutting down or not ready: 503
-	EINTERNAL     = "internal"      // anything else: 500, text never shown
+	EUNAUTHORIZED  = "unauthorized"  // 401
+	EFORBIDDEN     = "forbidden"     // 403
+	EUNAVAILABLE   = "unavailable"   // shutting down or not ready: 503
+	EINTERNAL      = "internal"      // anything else: 500, text never shown
 )
 
 // Error is baton's one error type: a code for programs, a sentence for

@@ -116,8 +116,8 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 		case baton.PolicyQueue:
 			if req.MaxQueue > 0 && len(queued) >= req.MaxQueue {
 				e := &baton.Error{
-					Code:    baton.EQUEUEFULL,
-					Message: fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, len(queued), d.App),
+					Code:     baton.EQUEUEFULL,
+					Message:  fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, len(queued), d.App),
 					Conflict: &baton.ConflictDetail{App: d.App, Holder: running, QueueLength: len(queued)},
 				}
 				return e

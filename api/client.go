@@ -1,0 +1,311 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// Client calls a baton server's API. Errors come back as *baton.Error with
+// the server's code and sentence.
+type Client struct {
+	BaseURL   string
+	HTTP      *http.Client
+	UserAgent string
+}
+
+// NewClient returns a client for the server at baseURL. Requests have no
+// overall timeout (uploads and log streams can be long) but connecting and
+// waiting for response headers are bounded.
+func NewClient(baseURL string) *Client {
+	return &Client{
+		BaseURL: strings.TrimRight(baseURL, "/"),
+		HTTP: &http.Client{Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 10 * time.Minute, // a synchronous upload answers after the body is stored
+			MaxIdleConnsPerHost:   4,
+		}},
+		UserAgent: "baton-cli",
+	}
+}
+
+// do sends a request and decodes a JSON answer into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, header http.Header, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Content-Type") == "" && body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, baton.Errorf(baton.EUNAVAILABLE, "cannot reach the baton server at %s: %v; is `baton serve` running there? (set BATON_URL to point elsewhere)", c.BaseURL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return resp, decodeProblem(resp)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("decode %s %s answer: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// decodeProblem turns an error answer into a *baton.Error.
+func decodeProblem(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var p Problem
+	if json.Unmarshal(body, &p) != nil || p.Detail == "" {
+		return &baton.Error{Code: codeOf(resp.StatusCode), Message: fmt.Sprintf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))}
+	}
+	code := p.Code
+	if _, known := statusOf[code]; !known {
+		code = codeOf(resp.StatusCode)
+	}
+	e := &baton.Error{Code: code, Message: p.Detail, Conflict: p.Conflict, RetryAfterSeconds: p.RetryAfter}
+	if e.RetryAfterSeconds == 0 {
+		e.RetryAfterSeconds, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+	}
+	return e
+}
+
+// CreateApp creates an app.
+func (c *Client) CreateApp(ctx context.Context, name string) (baton.App, error) {
+	var a baton.App
+	b, _ := json.Marshal(map[string]string{"name": name})
+	_, err := c.do(ctx, "POST", "/api/v1/apps", strings.NewReader(string(b)), nil, &a)
+	return a, err
+}
+
+// Apps lists apps.
+func (c *Client) Apps(ctx context.Context) ([]baton.App, error) {
+	var out []baton.App
+	_, err := c.do(ctx, "GET", "/api/v1/apps", nil, nil, &out)
+	return out, err
+}
+
+// App returns one app.
+func (c *Client) App(ctx context.Context, name string) (baton.App, error) {
+	var a baton.App
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(name), nil, nil, &a)
+	return a, err
+}
+
+// DeleteApp deletes an app with its instances and files.
+func (c *Client) DeleteApp(ctx context.Context, name string) error {
+	_, err := c.do(ctx, "DELETE", "/api/v1/apps/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// DeployOptions are the optional parts of a deployment request.
+type DeployOptions struct {
+	Slot           string
+	Policy         baton.Policy
+	Message        string
+	Commit         string
+	Author         string
+	IdempotencyKey string
+	// ContentType is application/zip or application/gzip.
+	ContentType string
+}
+
+// Deploy uploads an artifact and returns the queued deployment.
+func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o DeployOptions) (baton.Deployment, error) {
+	slot := o.Slot
+	if slot == "" {
+		slot = baton.ProductionSlot
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"on_conflict": string(o.Policy), "message": o.Message, "commit": o.Commit, "author": o.Author} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	h := http.Header{}
+	h.Set("Content-Type", o.ContentType)
+	if o.IdempotencyKey != "" {
+		h.Set("Idempotency-Key", o.IdempotencyKey)
+	}
+	var d baton.Deployment
+	path := fmt.Sprintf("/api/v1/apps/%s/slots/%s/deployments?%s", url.PathEscape(app), url.PathEscape(slot), q.Encode())
+	_, err := c.do(ctx, "POST", path, artifact, h, &d)
+	return d, err
+}
+
+// Deployment returns one deployment.
+func (c *Client) Deployment(ctx context.Context, id string) (baton.Deployment, error) {
+	var d baton.Deployment
+	_, err := c.do(ctx, "GET", "/api/v1/deployments/"+url.PathEscape(id), nil, nil, &d)
+	return d, err
+}
+
+// Deployments returns an app's deployments, newest first.
+func (c *Client) Deployments(ctx context.Context, app string, limit int) ([]baton.Deployment, error) {
+	var out []baton.Deployment
+	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/apps/%s/deployments?limit=%d", url.PathEscape(app), limit), nil, nil, &out)
+	return out, err
+}
+
+// Revisions returns an app's revisions, newest first.
+func (c *Client) Revisions(ctx context.Context, app string) ([]baton.Revision, error) {
+	var out []baton.Revision
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/revisions", nil, nil, &out)
+	return out, err
+}
+
+// Cancel cancels a deployment and returns it in its final state.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (baton.Deployment, error) {
+	var d baton.Deployment
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	_, err := c.do(ctx, "POST", "/api/v1/deployments/"+url.PathEscape(id)+"/cancel", strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
+// Locks lists the recorded leases.
+func (c *Client) Locks(ctx context.Context) ([]baton.Lease, error) {
+	var out []baton.Lease
+	_, err := c.do(ctx, "GET", "/api/v1/locks", nil, nil, &out)
+	return out, err
+}
+
+// BreakLock breaks an app's lock by hand.
+func (c *Client) BreakLock(ctx context.Context, app, reason string) (baton.Lease, error) {
+	var l baton.Lease
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/lock/break", strings.NewReader(string(b)), nil, &l)
+	return l, err
+}
+
+// Log returns a deployment's log as plain text.
+func (c *Client) Log(ctx context.Context, id string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/v1/deployments/"+url.PathEscape(id)+"/log", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return "", baton.Errorf(baton.EUNAVAILABLE, "cannot reach the baton server at %s: %v", c.BaseURL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return "", decodeProblem(resp)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// Event is one Server-Sent Event of a deployment's log stream.
+type Event struct {
+	ID         string
+	Name       string // "log", "deployment" or "end"
+	Data       string
+	Deployment *baton.Deployment // for "deployment" and "end"
+}
+
+// Follow streams a deployment's log events to fn until the deployment ends
+// (returning it) or ctx is done. It reconnects with Last-Event-ID if the
+// stream breaks.
+func (c *Client) Follow(ctx context.Context, id string, fn func(Event)) (baton.Deployment, error) {
+	lastID := ""
+	for attempt := 0; ; attempt++ {
+		d, done, err := c.followOnce(ctx, id, &lastID, fn)
+		if done || ctx.Err() != nil {
+			return d, err
+		}
+		if err != nil && baton.ErrorCode(err) != baton.EUNAVAILABLE && baton.ErrorCode(err) != baton.EINTERNAL {
+			return d, err
+		}
+		if attempt > 30 {
+			return d, err
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return d, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) followOnce(ctx context.Context, id string, lastID *string, fn func(Event)) (baton.Deployment, bool, error) {
+	var d baton.Deployment
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/v1/deployments/"+url.PathEscape(id)+"/log", nil)
+	if err != nil {
+		return d, true, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return d, false, baton.Errorf(baton.EUNAVAILABLE, "cannot reach the baton server at %s: %v", c.BaseURL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return d, true, decodeProblem(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var ev Event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Name == "" && ev.Data == "" {
+				continue
+			}
+			if ev.ID != "" {
+				*lastID = ev.ID
+			}
+			if ev.Name == "deployment" || ev.Name == "end" {
+				var dd baton.Deployment
+				if json.Unmarshal([]byte(ev.Data), &dd) == nil {
+					ev.Deployment = &dd
+					d = dd
+				}
+			}
+			fn(ev)
+			if ev.Name == "end" {
+				return d, true, nil
+			}
+			ev = Event{}
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.Name = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			ev.Data = line[6:]
+		}
+	}
+	return d, false, baton.Errorf(baton.EUNAVAILABLE, "log stream of %s ended early", id)
+}

@@ -1,0 +1,189 @@
+package artifact
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// tempPrefix names uploads in progress; NewStore removes old ones.
+const tempPrefix = ".upload-"
+
+// staleTempAge is how old an upload in progress must be before NewStore
+// treats it as left over by a crash. An hour keeps NewStore from deleting an
+// upload that another process sharing the folder is still writing.
+const staleTempAge = time.Hour
+
+// Store keeps artifacts by content under DIR/sha256/<hex digest>. Files
+// are written once and never change, so readers need no locks.
+type Store struct {
+	dir string
+}
+
+// NewStore returns a store in dir, creating the folder if needed and
+// removing uploads that a crashed process left behind.
+func NewStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
+		return nil, fmt.Errorf("create artifact store: %w", err)
+	}
+	s := &Store{dir: dir}
+	if err := s.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) removeStaleTemps(before time.Time) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("read artifact store: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.ModTime().After(before) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Put stores everything r yields and returns its sha256 hex digest and
+// size. Content over maxBytes is refused with ETOOLARGE; zero or less means
+// no limit. Nothing is left behind on error, and storing content that is
+// already present keeps the existing file.
+func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err error) {
+	tmp, err := os.CreateTemp(s.dir, tempPrefix+"*")
+	if err != nil {
+		return "", 0, fmt.Errorf("create upload file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	src := r
+	if maxBytes > 0 {
+		// One byte over the limit is enough to know it is over.
+		src = io.LimitReader(r, maxBytes+1)
+	}
+	h := sha256.New()
+	size, err = io.Copy(io.MultiWriter(tmp, h), src)
+	if err != nil {
+		return "", 0, fmt.Errorf("receive artifact: %w", err)
+	}
+	if maxBytes > 0 && size > maxBytes {
+		return "", 0, baton.Errorf(baton.ETOOLARGE,
+			"artifact is larger than the %s upload limit; leave out what the app does not need at run time (dependencies it can build, caches, test data) or raise the server's upload limit",
+			formatSize(maxBytes))
+	}
+	if err = tmp.Sync(); err != nil {
+		return "", 0, fmt.Errorf("sync upload file: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return "", 0, fmt.Errorf("close upload file: %w", err)
+	}
+
+	digest = hex.EncodeToString(h.Sum(nil))
+	final := s.Path(digest)
+	if _, statErr := os.Lstat(final); statErr == nil {
+		os.Remove(tmp.Name())
+		return digest, size, nil
+	}
+	if err = os.Rename(tmp.Name(), final); err != nil {
+		return "", 0, fmt.Errorf("store artifact: %w", err)
+	}
+	if err = syncDir(filepath.Dir(final)); err != nil {
+		return "", 0, err
+	}
+	return digest, size, nil
+}
+
+// syncDir makes a rename in dir survive a power cut.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync artifact store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync artifact store: %w", err)
+	}
+	return nil
+}
+
+// Path returns where the artifact with digest is (or would be) stored, or
+// "" if digest is not 64 lowercase hex digits.
+func (s *Store) Path(digest string) string {
+	if !ValidDigest(digest) {
+		return ""
+	}
+	return filepath.Join(s.dir, "sha256", digest)
+}
+
+// Open opens the artifact with digest for reading. It returns EINVALID for
+// a malformed digest and ENOTFOUND if no such artifact is stored.
+func (s *Store) Open(digest string) (*os.File, error) {
+	if err := checkDigest(digest); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.Path(digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, baton.Errorf(baton.ENOTFOUND, "artifact %s is not stored on this server; upload it again", digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open artifact: %w", err)
+	}
+	return f, nil
+}
+
+// Remove deletes the artifact with digest. Removing one that is not stored
+// is not an error.
+func (s *Store) Remove(digest string) error {
+	if err := checkDigest(digest); err != nil {
+		return err
+	}
+	if err := os.Remove(s.Path(digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove artifact: %w", err)
+	}
+	return nil
+}
+
+// ValidDigest reports whether digest is a sha256 hex digest as Put returns
+// it: exactly 64 lowercase hex digits.
+func ValidDigest(digest string) bool {
+	if len(digest) != sha256.Size*2 {
+		return false
+	}
+	for i := 0; i < len(digest); i++ {
+		c := digest[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkDigest(digest string) error {
+	if !ValidDigest(digest) {
+		return baton.Errorf(baton.EINVALID, "artifact digest %q is not 64 lowercase hex digits (a sha256)", digest)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newAppsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "apps", Short: "Create, list and delete apps"}
+	create := &cobra.Command{
+		Use:   "create APP",
+		Short: "Create an app (its name is a DNS label; it is served at APP.DOMAIN)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := e.client().CreateApp(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "created app %s; deploy it with: baton deploy %s PATH\n", a.Name, a.Name)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List apps and what each slot serves",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			apps, err := e.client().Apps(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.asJSON {
+				return e.printJSON(apps)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tSLOT\tLIVE REVISION\tCREATED")
+			for _, a := range apps {
+				for _, s := range a.Slots {
+					live := s.LiveRevision
+					if live == "" {
+						live = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, s.Name, live, a.CreatedAt.Local().Format("2006-01-02 15:04"))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(list, e)
+	del := &cobra.Command{
+		Use:   "delete APP",
+		Short: "Delete an app: cancel its deployments, stop its instances, remove its files",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.client().DeleteApp(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted app %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}

@@ -1,0 +1,157 @@
+// Package cli is baton's command line: `baton serve` and the commands that
+// talk to a server through the API client.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+// Exit codes, for CI scripts.
+const (
+	ExitOK        = 0
+	ExitError     = 1 // usage or unexpected error
+	ExitConflicts = 2 // status --check found conflicts
+	ExitFailed    = 3 // the deployment or swap failed
+	ExitCancelled = 4 // cancelled or superseded
+	ExitRefused   = 5 // 409 conflict policy, 423 frozen, 429 queue full
+	ExitTimeout   = 6 // timed out waiting
+)
+
+const exitCodesHelp = `Exit codes:
+  0  done
+  1  usage or unexpected error
+  2  status --check found conflicts
+  3  the deployment or swap failed
+  4  cancelled or superseded
+  5  refused (409 conflict policy, 423 frozen, 429 queue full)
+  6  timed out waiting`
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// env is what every command shares.
+type env struct {
+	url    string
+	asJSON bool
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (e *env) client() *api.Client { return api.NewClient(e.url) }
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Run executes the CLI with args and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitError
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	} else {
+		code = exitFor(err)
+	}
+	fmt.Fprintln(stderr, describeError(err))
+	return code
+}
+
+// exitFor picks the exit code of an API error.
+func exitFor(err error) int {
+	switch baton.ErrorCode(err) {
+	case baton.ECONFLICT, baton.EFROZEN, baton.EQUEUEFULL:
+		return ExitRefused
+	}
+	return ExitError
+}
+
+// describeError renders an error as a paragraph a person can act on.
+func describeError(err error) string {
+	var e *baton.Error
+	if !errors.As(err, &e) {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "error: %s", e.Message)
+	if c := e.Conflict; c != nil && c.Holder != nil {
+		h := c.Holder
+		fmt.Fprintf(&b, "\n\n  holder:   deployment %s (%s", h.ID, h.State)
+		if h.Phase != "" {
+			fmt.Fprintf(&b, ", phase %s", h.Phase)
+		}
+		b.WriteString(")")
+		if h.StartedAt != nil {
+			fmt.Fprintf(&b, "\n  started:  %s (%ds ago)", h.StartedAt.Local().Format("15:04:05"), c.RunningForSeconds)
+		}
+		if h.Author != "" {
+			fmt.Fprintf(&b, "\n  author:   %s", h.Author)
+		}
+		if h.Commit != "" {
+			fmt.Fprintf(&b, "\n  commit:   %s", h.Commit)
+		}
+		if h.Message != "" {
+			fmt.Fprintf(&b, "\n  message:  %s", h.Message)
+		}
+		fmt.Fprintf(&b, "\n  queued:   %d more", c.QueueLength)
+	}
+	if e.RetryAfterSeconds > 0 {
+		fmt.Fprintf(&b, "\n  retry in: about %ds", e.RetryAfterSeconds)
+	}
+	return b.String()
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "baton",
+		Short: "Deploy apps with zero downtime and no deployment conflicts",
+		Long: `baton is a deployment coordinator and app host in one binary.
+
+Run the server with 'baton serve'; every other command talks to it through
+its API (BATON_URL, default http://127.0.0.1:7070).
+
+` + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defURL := os.Getenv("BATON_URL")
+	if defURL == "" {
+		defURL = "http://127.0.0.1:7070"
+	}
+	root.PersistentFlags().StringVar(&e.url, "url", defURL, "baton API address (env BATON_URL)")
+	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e))
+	return root
+}
+
+// addJSON adds --json to a read command.
+func addJSON(cmd *cobra.Command, e *env) {
+	cmd.Flags().BoolVar(&e.asJSON, "json", false, "print JSON instead of a table")
+}

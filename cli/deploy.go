@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/artifact"
+)
+
+func newDeployCmd(e *env) *cobra.Command {
+	var o api.DeployOptions
+	var policy string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "deploy APP PATH",
+		Short: "Deploy a folder or an archive (zip, tar.gz) to an app",
+		Long: `Upload PATH (a folder is zipped on the fly; a .zip or .tar.gz is sent as is)
+and queue a deployment of it. The artifact is stored on the server before the
+deployment is queued, so it does not depend on this command staying connected.
+
+Commit, author and message default to the working directory's git metadata,
+or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
+
+--on-conflict says what happens when the app is busy:
+  queue      wait in line (default)
+  fail       refuse at once (exit 5) naming the running deployment
+  cancel     cancel the running and queued deployments, then run this one
+  supersede  replace the queued ones, run after the current one
+
+` + exitCodesHelp,
+		Example: `  baton deploy hello ./examples/hello --wait
+  baton deploy hello build.tar.gz --on-conflict fail -m "hotfix"`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, path := args[0], args[1]
+			p, err := baton.ParsePolicy(policy)
+			if err != nil {
+				return err
+			}
+			o.Policy = p
+			fillProvenance(&o, path)
+			body, contentType, cleanup, err := openArtifact(path)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			o.ContentType = contentType
+			ctx := cmd.Context()
+			d, err := e.client().Deploy(ctx, app, body, o)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if e.asJSON {
+					return e.printJSON(d)
+				}
+				fmt.Fprintf(e.stdout, "deployment %s %s; follow it with: baton logs -f %s\n", d.ID, d.State, d.ID)
+				return nil
+			}
+			fmt.Fprintf(e.stderr, "deployment %s queued for %s/%s\n", d.ID, d.App, d.Slot)
+			return follow(ctx, e, d.ID, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Slot, "slot", baton.ProductionSlot, "slot to deploy to")
+	f.StringVarP(&o.Message, "message", "m", "", "deployment message (default: the last commit's subject)")
+	f.StringVar(&o.Commit, "commit", "", "commit id (default: git HEAD or the CI's commit variable)")
+	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
+	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
+	f.StringVar(&policy, "on-conflict", "queue", "queue | fail | cancel | supersede")
+	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up waiting after this long (exit 6); 0 waits forever")
+	addJSON(cmd, e)
+	return cmd
+}
+
+// openArtifact returns the body to upload: a folder is zipped to a temp
+// file first (so the upload has a known size and can be read once).
+func openArtifact(path string) (io.Reader, string, func(), error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("cannot read %s: %w; give a folder, a .zip or a .tar.gz", path, err)
+	}
+	if st.IsDir() {
+		tmp, err := os.CreateTemp("", "baton-artifact-*.zip")
+		if err != nil {
+			return nil, "", nil, err
+		}
+		cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+		if err := artifact.Pack(path, tmp); err != nil {
+			cleanup()
+			return nil, "", nil, fmt.Errorf("zip %s: %w", path, err)
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+		return tmp, "application/zip", cleanup, nil
+	}
+	kind, err := artifact.DetectType(path)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("%s: %v", path, baton.ErrorMessage(err))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ct := "application/zip"
+	if kind == "tar.gz" {
+		ct = "application/gzip"
+	}
+	return f, ct, func() { f.Close() }, nil
+}
+
+// fillProvenance fills commit, author and message from CI variables or git.
+func fillProvenance(o *api.DeployOptions, path string) {
+	firstEnv := func(names ...string) string {
+		for _, n := range names {
+			if v := os.Getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	if o.Commit == "" {
+		o.Commit = firstEnv("GITHUB_SHA", "CI_COMMIT_SHA", "BUILD_SOURCEVERSION", "GIT_COMMIT")
+	}
+	if o.Author == "" {
+		o.Author = firstEnv("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR", "USER")
+	}
+	if o.Message == "" {
+		o.Message = firstEnv("CI_COMMIT_TITLE", "BUILD_SOURCEVERSIONMESSAGE")
+	}
+	dir := path
+	if st, err := os.Stat(path); err != nil || !st.IsDir() {
+		dir = "."
+	}
+	git := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if o.Commit == "" {
+		o.Commit = git("rev-parse", "HEAD")
+	}
+	if o.Commit != "" && o.Message == "" {
+		o.Message = git("log", "-1", "--format=%s", o.Commit)
+	}
+	if o.Commit != "" && os.Getenv("GITHUB_ACTOR") == "" && os.Getenv("GITLAB_USER_LOGIN") == "" {
+		if a := git("log", "-1", "--format=%an", o.Commit); a != "" {
+			o.Author = a
+		}
+	}
+}
+
+// follow streams a deployment's log until it ends and turns its final
+// state into the exit code.
+func follow(ctx context.Context, e *env, id string, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	out := bufio.NewWriter(e.stdout)
+	d, err := e.client().Follow(ctx, id, func(ev api.Event) {
+		if ev.Name == "log" {
+			fmt.Fprintln(out, ev.Data)
+			out.Flush()
+		}
+	})
+	out.Flush()
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return &exitError{ExitTimeout, fmt.Errorf("gave up waiting for deployment %s after %s; it goes on: baton logs -f %s", id, timeout, id)}
+		}
+		return err
+	}
+	return resultError(d)
+}
+
+// resultError maps a finished deployment to nil or an exit error.
+func resultError(d baton.Deployment) error {
+	switch d.State {
+	case baton.StateSucceeded:
+		return nil
+	case baton.StateCancelled, baton.StateSuperseded:
+		return &exitError{ExitCancelled, fmt.Errorf("deployment %s was %s: %s", d.ID, d.State, d.Error)}
+	default:
+		return &exitError{ExitFailed, fmt.Errorf("deployment %s failed: %s\n  full log: baton logs %s", d.ID, d.Error, d.ID)}
+	}
+}

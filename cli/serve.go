@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/server"
+)
+
+func newServeCmd(e *env) *cobra.Command {
+	var cfg server.Config
+	var logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API, the coordinator, the supervisor and the proxy",
+		Long: `Run baton: the REST API (--api), the reverse proxy that serves every app at
+APP.DOMAIN (--proxy, --domain), and the coordinator that runs deployments.
+State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
+		Example: `  baton serve
+  baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var h slog.Handler = slog.NewTextHandler(e.stderr, nil)
+			if logFormat == "json" {
+				h = slog.NewJSONHandler(e.stderr, nil)
+			} else if logFormat != "text" {
+				return fmt.Errorf("--log-format %q: use text or json", logFormat)
+			}
+			cfg.Logger = slog.New(h)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "baton serving: API http://%s, apps at http://APP.%s (proxy %s), data in %s\n",
+				srv.APIAddr(), cfg.Domain, srv.ProxyAddr(), cfg.DataDir)
+			<-ctx.Done()
+			cfg.Logger.Info("shutting down")
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "./baton-data", "data directory (database, artifacts, revisions)")
+	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7070", "API listen address")
+	f.StringVar(&cfg.ProxyAddr, "proxy", "127.0.0.1:8080", "proxy listen address")
+	f.StringVar(&cfg.Domain, "domain", "localhost", "apps are served at APP.DOMAIN and APP-SLOT.DOMAIN")
+	f.Int64Var(&cfg.MaxUpload, "max-upload", 1<<30, "largest artifact upload, in bytes")
+	f.IntVar(&cfg.MaxQueue, "max-queue", 100, "most deployments queued per app (full queue answers 429)")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long an old revision may finish in-flight requests")
+	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}

@@ -1,0 +1,86 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/supervisor"
+)
+
+// CreateApp registers an app with its production slot.
+func (c *Coordinator) CreateApp(ctx context.Context, name string) (baton.App, error) {
+	if err := baton.ValidateName("app", name); err != nil {
+		return baton.App{}, err
+	}
+	a, err := c.cfg.Store.CreateApp(ctx, name)
+	if err != nil {
+		return a, err
+	}
+	if err := os.MkdirAll(c.appDir(name), 0o755); err != nil {
+		return a, fmt.Errorf("create app dir: %w", err)
+	}
+	c.mu.Lock()
+	c.apps[name] = true
+	c.mu.Unlock()
+	c.publishRoutes()
+	return a, nil
+}
+
+// DeleteApp cancels the app's deployments, stops its instances, removes its
+// routes, records and files.
+func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
+	if _, err := c.cfg.Store.App(ctx, name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.apps, name) // no new worker starts for it from now on
+	w := c.workers[name]
+	c.mu.Unlock()
+	active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: name, States: []baton.State{baton.StateQueued, baton.StateRunning}})
+	if err != nil {
+		return err
+	}
+	for _, d := range active {
+		if _, err := c.Cancel(ctx, d.ID, "the app was deleted"); err != nil && baton.ErrorCode(err) != baton.ECONFLICT {
+			return err
+		}
+	}
+	if w != nil {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var groups []*supervisor.Group
+	c.mu.Lock()
+	for k, lr := range c.live {
+		if k.app == name {
+			if lr.group != nil {
+				groups = append(groups, lr.group)
+			}
+			delete(c.live, k)
+		}
+	}
+	c.mu.Unlock()
+	c.publishRoutes()
+	for _, g := range groups {
+		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := g.Stop(stopCtx)
+		cancel()
+		if err != nil {
+			c.log.Warn("stop instances of deleted app", "app", name, "err", err)
+		}
+	}
+	if err := c.cfg.Store.DeleteApp(ctx, name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(c.appDir(name)); err != nil {
+		return fmt.Errorf("remove app files: %w", err)
+	}
+	c.changes.notify()
+	return nil
+}

@@ -1,0 +1,224 @@
+// Package coordinator runs deployments: per-app leases with fencing, conflict
+// policies, the phase pipeline, live routes, cancellation and recovery.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/proxy"
+	"github.com/batonhq/baton/supervisor"
+)
+
+// Config is what a Coordinator needs. Zero durations take defaults.
+type Config struct {
+	Store      baton.Store
+	Artifacts  *artifact.Store
+	Supervisor *supervisor.Supervisor
+	Proxy      *proxy.Proxy
+	// DataDir holds apps/APP/revisions/REV and tmp/.
+	DataDir string
+	// Domain is the proxy's domain: APP.DOMAIN, APP-SLOT.DOMAIN.
+	Domain string
+	Logger *slog.Logger
+
+	LeaseTTL       time.Duration // default 15s; renewed every TTL/3
+	MaxQueue       int           // queued deployments per app; default 100
+	DrainTimeout   time.Duration // default 30s
+	ExtractTimeout time.Duration // phase deadline of extracting; default 10m
+	ExtractLimits  artifact.Limits
+	// IdempotencyWindow is how long an Idempotency-Key is remembered; default 24h.
+	IdempotencyWindow time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 100
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.ExtractTimeout == 0 {
+		c.ExtractTimeout = 10 * time.Minute
+	}
+	if c.ExtractLimits == (artifact.Limits{}) {
+		c.ExtractLimits = artifact.DefaultLimits()
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+}
+
+// Coordinator owns the deployment workers, the running revisions' instance
+// groups and the proxy's routing table.
+type Coordinator struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // every goroutine the coordinator starts
+
+	mu      sync.Mutex
+	workers map[string]*worker // app → its queue worker
+	runs    map[string]*run    // deployment id → the running deployment
+	live    map[slotKey]*liveRevision
+	apps    map[string]bool // known apps, for the routing table
+	closed  bool
+
+	changes  *broadcast
+	routesMu sync.Mutex // serializes publishRoutes
+}
+
+type slotKey struct{ app, slot string }
+
+// liveRevision is a revision that serves a slot, with its instances.
+type liveRevision struct {
+	name  string
+	group *supervisor.Group // nil while it is being restored or failed to start
+	log   *instanceLog
+}
+
+// ErrShutdown is the cause given to work cancelled because baton stops.
+var ErrShutdown = errors.New("baton is shutting down")
+
+// New builds a Coordinator; Open starts it.
+func New(cfg Config) *Coordinator {
+	cfg.setDefaults()
+	return &Coordinator{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		workers: map[string]*worker{},
+		runs:    map[string]*run{},
+		live:    map[slotKey]*liveRevision{},
+		apps:    map[string]bool{},
+		changes: newBroadcast(),
+	}
+}
+
+// Open recovers from an earlier stop (fails interrupted deployments,
+// releases their leases, removes temp files), restores the live revisions,
+// and resumes the queues.
+func (c *Coordinator) Open(ctx context.Context) error {
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
+		return fmt.Errorf("create temp dir: %w", err)
+	}
+	interrupted, err := c.cfg.Store.FailInterrupted(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("recover interrupted deployments: %w", err)
+	}
+	for _, d := range interrupted {
+		c.log.Warn("deployment interrupted by a restart", "deployment", d.ID, "app", d.App, "phase", d.Phase)
+		_ = c.cfg.Store.AppendLog(ctx, d.ID, "deployment failed: "+d.Error)
+		c.removeFailedRevision(d)
+	}
+	// Nothing in tmp/ belongs to a running deployment now.
+	if entries, err := os.ReadDir(c.tmpDir()); err == nil {
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(c.tmpDir(), e.Name()))
+		}
+	}
+	apps, err := c.cfg.Store.Apps(ctx)
+	if err != nil {
+		return fmt.Errorf("list apps: %w", err)
+	}
+	c.mu.Lock()
+	for _, a := range apps {
+		c.apps[a.Name] = true
+	}
+	c.mu.Unlock()
+	c.publishRoutes()
+	for _, a := range apps {
+		// Each app restores its live slots, then works its queue; one slow
+		// app does not hold up the others or the API.
+		c.startWorker(a.Name, a.Slots)
+	}
+	return nil
+}
+
+// Close cancels running deployments (they fail as interrupted), stops the
+// workers and every instance, and waits for all of it.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel(ErrShutdown)
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	groups := make([]*supervisor.Group, 0, len(c.live))
+	for _, lr := range c.live {
+		if lr.group != nil {
+			groups = append(groups, lr.group)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, g := range groups {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, g.Stop(ctx))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// Changes returns a channel closed at the next change of any deployment
+// (state, phase or log). Callers re-read what they watch, then call again.
+func (c *Coordinator) Changes() <-chan struct{} { return c.changes.wait() }
+
+func (c *Coordinator) tmpDir() string { return filepath.Join(c.cfg.DataDir, "tmp") }
+
+func (c *Coordinator) appDir(app string) string { return filepath.Join(c.cfg.DataDir, "apps", app) }
+
+func (c *Coordinator) revisionDir(app, rev string) string {
+	return filepath.Join(c.appDir(app), "revisions", rev)
+}
+
+// removeFailedRevision deletes the folder of a revision that never went live.
+func (c *Coordinator) removeFailedRevision(d baton.Deployment) {
+	if d.Revision == "" {
+		return
+	}
+	c.mu.Lock()
+	for _, lr := range c.live {
+		if lr.name == d.Revision {
+			c.mu.Unlock()
+			return
+		}
+	}
+	c.mu.Unlock()
+	a, err := c.cfg.Store.App(context.Background(), d.App)
+	if err == nil {
+		for _, s := range a.Slots {
+			if s.LiveRevision == d.Revision {
+				return
+			}
+		}
+	}
+	_ = os.RemoveAll(c.revisionDir(d.App, d.Revision))
+}

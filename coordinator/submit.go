@@ -1,0 +1,95 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
+)
+
+// SubmitRequest is one deployment request with its artifact.
+type SubmitRequest struct {
+	App, Slot      string
+	Artifact       io.Reader
+	MaxUpload      int64
+	Policy         baton.Policy
+	Message        string
+	Commit         string
+	Author         string
+	IdempotencyKey string
+}
+
+// Submit stores the artifact content-addressed, then queues the deployment
+// under its conflict policy. existing is true when an Idempotency-Key
+// matched an earlier deployment, which is returned instead.
+func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (d baton.Deployment, existing bool, err error) {
+	if req.Slot == "" {
+		req.Slot = baton.ProductionSlot
+	}
+	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
+		return d, false, err
+	}
+	digest, _, err := c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload)
+	if err != nil {
+		return d, false, err
+	}
+	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(digest))
+	if err != nil {
+		return d, false, err
+	}
+	res, err := c.cfg.Store.Enqueue(ctx, baton.EnqueueRequest{
+		Deployment: baton.Deployment{
+			ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Policy: req.Policy,
+			ArtifactDigest: digest, ArtifactType: kind,
+			Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
+		},
+		MaxQueue:          c.cfg.MaxQueue,
+		IdempotencyWindow: c.cfg.IdempotencyWindow,
+	})
+	if err != nil {
+		var e *baton.Error
+		if errors.As(err, &e) && e.Conflict != nil {
+			e.RetryAfterSeconds = c.estimateWait(ctx, req.App, e.Conflict)
+		}
+		return d, false, err
+	}
+	if res.Existing {
+		return res.Deployment, true, nil
+	}
+	d = res.Deployment
+	_ = c.cfg.Store.AppendLog(ctx, d.ID, "queued ("+string(d.Policy)+" policy)")
+	for _, id := range res.Replaced {
+		_ = c.cfg.Store.AppendLog(ctx, id, "replaced by deployment "+d.ID+" ("+string(d.Policy)+" policy)")
+	}
+	if res.CancelRunning != "" {
+		c.cancelRun(res.CancelRunning, "cancelled by deployment "+d.ID+" (on_conflict=cancel)")
+	}
+	c.changes.notify()
+	c.kick(req.App)
+	return d, false, nil
+}
+
+// estimateWait guesses how long until the app is free, from the durations
+// of its recent successful deployments.
+func (c *Coordinator) estimateWait(ctx context.Context, app string, cd *baton.ConflictDetail) int {
+	recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateSucceeded}, Limit: 10})
+	avg := 30 * time.Second
+	if err == nil && len(recent) > 0 {
+		var sum time.Duration
+		for _, d := range recent {
+			sum += d.Duration(c.cfg.Now())
+		}
+		avg = sum / time.Duration(len(recent))
+	}
+	wait := avg * time.Duration(cd.QueueLength+1)
+	if cd.Holder != nil {
+		wait -= cd.Holder.Duration(c.cfg.Now())
+	}
+	if s := int(wait.Round(time.Second).Seconds()); s > 1 {
+		return s
+	}
+	return 1
+}

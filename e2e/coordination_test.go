@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+// gate is a file a test creates to let a waiting build or app continue.
+type gate string
+
+func newGate(t testing.TB) gate { return gate(filepath.Join(t.TempDir(), "gate")) }
+
+func (g gate) open(t testing.TB) {
+	if err := os.WriteFile(string(g), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildWaitsFor makes a deployment wait in phase building until g opens.
+func buildWaitsFor(g gate) func(string) {
+	return withBuild(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", g))
+}
+
+// waitPhase polls a deployment until it reaches phase (or fails the test).
+func waitPhase(t testing.TB, c *api.Client, id string, phase baton.Phase) baton.Deployment {
+	t.Helper()
+	var d baton.Deployment
+	eventually(t, 60*time.Second, fmt.Sprintf("deployment %s in phase %s", id, phase), func() bool {
+		var err error
+		d, err = c.Deployment(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State.Final() {
+			t.Fatalf("deployment %s ended (%s: %s) before phase %s", id, d.State, d.Error, phase)
+		}
+		return d.Phase == phase
+	})
+	return d
+}
+
+// assertSerial checks from the recorded history that the deployments that
+// ran never overlapped and started in acceptance order.
+func assertSerial(t testing.TB, ds []baton.Deployment) {
+	t.Helper()
+	var ran []baton.Deployment
+	for _, d := range ds {
+		if d.StartedAt != nil {
+			ran = append(ran, d)
+		}
+	}
+	sort.Slice(ran, func(i, j int) bool { return ran[i].Seq < ran[j].Seq })
+	for i := 1; i < len(ran); i++ {
+		prev, cur := ran[i-1], ran[i]
+		if prev.FinishedAt == nil || cur.StartedAt.Before(*prev.FinishedAt) {
+			t.Fatalf("deployments overlapped: %s ran %v–%v, %s started %v", prev.ID, prev.StartedAt, prev.FinishedAt, cur.ID, cur.StartedAt)
+		}
+		if cur.Token <= prev.Token {
+			t.Fatalf("fencing tokens not increasing: %s has %d after %s with %d", cur.ID, cur.Token, prev.ID, prev.Token)
+		}
+	}
+}
+
+// TestQueueFIFO: 50 concurrent deploy requests to one app under the queue
+// policy all finish, in acceptance order, never two at once.
+func TestQueueFIFO(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		dir := appDir(t, fmt.Sprintf("v%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := deployErr(c, "q", dir, api.DeployOptions{}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("deploy request refused: %v", err)
+	}
+	var ds []baton.Deployment
+	eventually(t, 5*time.Minute, "all 50 deployments final", func() bool {
+		var err error
+		ds, err = c.Deployments(ctx, "q", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if !d.State.Final() {
+				return false
+			}
+		}
+		return len(ds) == n
+	})
+	for _, d := range ds {
+		if d.State != baton.StateSucceeded {
+			t.Errorf("deployment %s: %s %s", d.ID, d.State, d.Error)
+		}
+	}
+	assertSerial(t, ds)
+	// Started in the order they were accepted.
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Seq < ds[j].Seq })
+	for i := 1; i < len(ds); i++ {
+		if ds[i].StartedAt.Before(*ds[i-1].StartedAt) {
+			t.Fatalf("%s (seq %d) started before %s (seq %d)", ds[i].ID, ds[i].Seq, ds[i-1].ID, ds[i-1].Seq)
+		}
+	}
+	if ls, _ := c.Locks(ctx); len(ls) != 0 {
+		t.Fatalf("locks held after the queue drained: %+v", ls)
+	}
+}
+
+// TestFailPolicy: while one deployment runs, on_conflict=fail answers 409
+// naming the holder and its phase; the CLI prints it readably, exits 5.
+func TestFailPolicy(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t)
+	holder := deploy(t, c, "f", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{Author: "alice", Commit: "abc123", Message: "slow one"})
+	waitPhase(t, c, holder.ID, baton.PhaseBuilding)
+
+	_, err := deployErr(c, "f", appDir(t, "v2"), api.DeployOptions{Policy: baton.PolicyFail})
+	var e *baton.Error
+	if !errors.As(err, &e) || e.Code != baton.ECONFLICT {
+		t.Fatalf("fail policy while busy: %v, want a conflict", err)
+	}
+	if e.Conflict == nil || e.Conflict.Holder == nil || e.Conflict.Holder.ID != holder.ID || e.Conflict.Holder.Phase != baton.PhaseBuilding {
+		t.Fatalf("409 does not name the holder and its phase: %+v", e.Conflict)
+	}
+	if e.RetryAfterSeconds < 1 || !strings.Contains(e.Message, holder.ID) || !strings.Contains(e.Message, "alice") {
+		t.Fatalf("409 message/Retry-After: %q, %d", e.Message, e.RetryAfterSeconds)
+	}
+
+	// The same through the CLI: a paragraph, exit code 5.
+	cli := exec.Command(batonBin, "deploy", "f", appDir(t, "v3"), "--on-conflict", "fail", "--url", "http://"+b.apiAddr)
+	out, err := cli.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Fatalf("CLI exit = %v, want 5; output:\n%s", err, out)
+	}
+	for _, want := range []string{holder.ID, "phase building", "alice", "abc123", "retry in"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("CLI output lacks %q:\n%s", want, out)
+		}
+	}
+	g.open(t)
+	if d := waitFinal(t, c, holder.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("holder: %s %s", d.State, d.Error)
+	}
+	if ds, _ := c.Deployments(ctx, "f", 10); len(ds) != 1 {
+		t.Fatalf("refused requests were recorded: %d deployments", len(ds))
+	}
+}
+
+// TestCancelPolicy: a deployment with on_conflict=cancel cancels the
+// running and queued ones and is the only one that goes live.
+func TestCancelPolicy(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "c", appDir(t, "v0"))
+	g := newGate(t)
+	running := deploy(t, c, "c", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{})
+	waitPhase(t, c, running.ID, baton.PhaseBuilding)
+	var queued []string
+	for i := 2; i <= 4; i++ {
+		queued = append(queued, deploy(t, c, "c", appDir(t, fmt.Sprint("v", i)), api.DeployOptions{}).ID)
+	}
+	winner := deploy(t, c, "c", appDir(t, "v9"), api.DeployOptions{Policy: baton.PolicyCancel})
+	if d := waitFinal(t, c, winner.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("winner: %s %s", d.State, d.Error)
+	}
+	for _, id := range append([]string{running.ID}, queued...) {
+		d, _ := c.Deployment(ctx, id)
+		if d.State != baton.StateCancelled || !strings.Contains(d.Error, winner.ID) {
+			t.Errorf("%s: %s %q, want cancelled naming %s", id, d.State, d.Error, winner.ID)
+		}
+	}
+	status, body, err := newProxyClient(b.proxyAddr).get("c.localhost", "/")
+	if err != nil || status != 200 || version(body) != "v9" {
+		t.Fatalf("live after cancel policy: %d %s %v", status, body, err)
+	}
+}
+
+// TestSupersedePolicy: supersede replaces the queued deployments and runs
+// after the current one, which completes.
+func TestSupersedePolicy(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t)
+	running := deploy(t, c, "s", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{})
+	waitPhase(t, c, running.ID, baton.PhaseBuilding)
+	var queued []string
+	for i := 2; i <= 4; i++ {
+		queued = append(queued, deploy(t, c, "s", appDir(t, fmt.Sprint("v", i)), api.DeployOptions{}).ID)
+	}
+	newest := deploy(t, c, "s", appDir(t, "v5"), api.DeployOptions{Policy: baton.PolicySupersede})
+	for _, id := range queued {
+		if d, _ := c.Deployment(ctx, id); d.State != baton.StateSuperseded {
+			t.Errorf("%s: %s, want superseded", id, d.State)
+		}
+	}
+	g.open(t)
+	if d := waitFinal(t, c, running.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("running one: %s %s", d.State, d.Error)
+	}
+	if d := waitFinal(t, c, newest.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("newest: %s %s", d.State, d.Error)
+	}
+	ds, _ := c.Deployments(ctx, "s", 10)
+	assertSerial(t, ds)
+}
+
+// TestIdempotencyKey: the same key returns the first deployment.
+func TestIdempotencyKey(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	if _, err := c.CreateApp(context.Background(), "i"); err != nil {
+		t.Fatal(err)
+	}
+	dir := appDir(t, "v1")
+	first := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
+	again := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
+	if again.ID != first.ID {
+		t.Fatalf("same key gave %s, want %s", again.ID, first.ID)
+	}
+	other := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-43"})
+	if other.ID == first.ID {
+		t.Fatal("different key returned the same deployment")
+	}
+	waitFinal(t, c, other.ID)
+}

@@ -1,0 +1,367 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+var (
+	batonBin string // the baton binary under test
+	helloBin string // the example app, built once
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	batonBin = filepath.Join(dir, "baton")
+	helloBin = filepath.Join(dir, "hello")
+	for bin, pkg := range map[string]string{batonBin: "../cmd/baton", helloBin: "../examples/hello"} {
+		args := []string{"build", "-o", bin}
+		if pkg == "../cmd/baton" && raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, pkg)...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// batonProc is a `baton serve` child process.
+type batonProc struct {
+	t         testing.TB
+	data      string
+	apiAddr   string
+	proxyAddr string
+	extra     []string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	logMu     sync.Mutex
+	log       strings.Builder
+}
+
+// startBaton runs `baton serve` on fresh ports and data dir and waits until
+// its API answers. It is stopped (SIGTERM) at test end.
+func startBaton(t testing.TB, extra ...string) *batonProc {
+	t.Helper()
+	b := &batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddr(t), extra: extra}
+	b.start()
+	t.Cleanup(func() {
+		b.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("baton serve output:\n%s", b.output())
+		}
+	})
+	return b
+}
+
+func (b *batonProc) start() {
+	b.t.Helper()
+	args := append([]string{"serve", "--data", b.data, "--api", b.apiAddr, "--proxy", b.proxyAddr,
+		"--drain-timeout", "10s", "--stop-grace", "3s"}, b.extra...)
+	b.cmd = exec.Command(batonBin, args...)
+	pr, pw := io.Pipe()
+	b.cmd.Stdout, b.cmd.Stderr = pw, pw
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.exited = make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			b.logMu.Lock()
+			b.log.WriteString(sc.Text() + "\n")
+			b.logMu.Unlock()
+		}
+	}()
+	go func() {
+		b.cmd.Wait()
+		pw.Close()
+		close(b.exited)
+	}()
+	c := b.client()
+	eventually(b.t, 30*time.Second, "baton serve answers /healthz", func() bool {
+		select {
+		case <-b.exited:
+			b.t.Fatalf("baton serve exited at start:\n%s", b.output())
+		default:
+		}
+		_, err := c.Apps(context.Background())
+		return err == nil
+	})
+}
+
+func (b *batonProc) output() string {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	return b.log.String()
+}
+
+// stop signals baton and waits for it to exit.
+func (b *batonProc) stop(sig syscall.Signal) {
+	select {
+	case <-b.exited:
+		return
+	default:
+	}
+	_ = b.cmd.Process.Signal(sig)
+	select {
+	case <-b.exited:
+	case <-time.After(60 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+		b.t.Errorf("baton serve did not exit within 60s of %v", sig)
+	}
+}
+
+// restart stops baton with sig and starts it again on the same data and ports.
+func (b *batonProc) restart(sig syscall.Signal) {
+	b.t.Helper()
+	b.stop(sig)
+	b.start()
+}
+
+func (b *batonProc) client() *api.Client { return api.NewClient("http://" + b.apiAddr) }
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// appDir writes a deployable folder of the example app with the given
+// version. The manifest runs the prebuilt example binary by absolute path,
+// which keeps artifacts tiny; withBinary ships the binary inside instead.
+func appDir(t testing.TB, version string, opts ...func(dir string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"version.txt": version + "\n",
+		"baton.toml": `[run]
+command = "` + helloBin + `"
+[health]
+path = "/healthz"
+interval = "100ms"
+start_timeout = "20s"
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range opts {
+		o(dir)
+	}
+	return dir
+}
+
+// withBinary copies the example binary into the folder and runs it from there.
+func withBinary(dir string) {
+	bin, err := os.ReadFile(helloBin)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "hello"), bin, 0o755)
+	}
+	if err != nil {
+		panic(err)
+	}
+	withManifest(`[run]
+command = "./hello"
+instances = 2
+[health]
+path = "/healthz"
+interval = "100ms"
+start_timeout = "20s"
+`)(dir)
+}
+
+// withBuild adds a build command to the manifest.
+func withBuild(cmd string) func(string) {
+	return func(dir string) {
+		m, _ := os.ReadFile(filepath.Join(dir, "baton.toml"))
+		os.WriteFile(filepath.Join(dir, "baton.toml"), append(m, []byte("[build]\ncommand = '"+cmd+"'\n")...), 0o644)
+	}
+}
+
+// withListenGate makes the example app wait for the file gate before it
+// listens (so a deployment stays in phase starting until the test opens it).
+func withListenGate(gate string) func(string) {
+	return func(dir string) { os.WriteFile(filepath.Join(dir, "listen-gate"), []byte(gate), 0o644) }
+}
+
+// unhealthy makes the example app fail its health check.
+func unhealthy(dir string) { os.WriteFile(filepath.Join(dir, "unhealthy"), nil, 0o644) }
+
+// withManifest replaces baton.toml.
+func withManifest(m string) func(string) {
+	return func(dir string) { os.WriteFile(filepath.Join(dir, "baton.toml"), []byte(m), 0o644) }
+}
+
+// deploy uploads dir (zipped) and returns the queued deployment.
+func deploy(t testing.TB, c *api.Client, app, dir string, o api.DeployOptions) baton.Deployment {
+	t.Helper()
+	d, err := deployErr(c, app, dir, o)
+	if err != nil {
+		t.Fatalf("deploy %s: %v", app, err)
+	}
+	return d
+}
+
+func deployErr(c *api.Client, app, dir string, o api.DeployOptions) (baton.Deployment, error) {
+	body, err := zipDir(dir)
+	if err != nil {
+		return baton.Deployment{}, err
+	}
+	o.ContentType = "application/zip"
+	return c.Deploy(context.Background(), app, strings.NewReader(string(body)), o)
+}
+
+// waitFinal follows a deployment until it is final.
+func waitFinal(t testing.TB, c *api.Client, id string) baton.Deployment {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := c.Follow(ctx, id, func(api.Event) {})
+	if err != nil {
+		t.Fatalf("follow %s: %v", id, err)
+	}
+	return d
+}
+
+// mustSucceed deploys and waits for success.
+func mustSucceed(t testing.TB, c *api.Client, app, dir string) baton.Deployment {
+	t.Helper()
+	d := waitFinal(t, c, deploy(t, c, app, dir, api.DeployOptions{}).ID)
+	if d.State != baton.StateSucceeded {
+		log, _ := c.Log(context.Background(), d.ID)
+		t.Fatalf("deployment %s %s: %s\n%s", d.ID, d.State, d.Error, log)
+	}
+	return d
+}
+
+// proxyClient sends requests to baton's proxy with a chosen Host.
+type proxyClient struct {
+	addr string
+	http *http.Client
+}
+
+func newProxyClient(addr string) *proxyClient {
+	return &proxyClient{addr: addr, http: &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}}}
+}
+
+// get returns status and body of GET path on host through the proxy.
+func (p *proxyClient) get(host, path string) (int, string, error) {
+	req, err := http.NewRequest("GET", "http://"+p.addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// version extracts "version" from the example app's JSON answer.
+func version(body string) string {
+	i := strings.Index(body, `"version":"`)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(`"version":"`):]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// load sends GETs through the proxy from n goroutines until stopped and
+// counts answers per version and failures.
+type load struct {
+	mu       sync.Mutex
+	versions map[string]int
+	failures []string
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startLoad(p *proxyClient, host string, n int) *load {
+	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				status, body, err := p.get(host, "/")
+				l.mu.Lock()
+				switch {
+				case err != nil:
+					l.failures = append(l.failures, err.Error())
+				case status != 200:
+					l.failures = append(l.failures, fmt.Sprintf("status %d: %s", status, body))
+				default:
+					l.versions[version(body)]++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) count(v string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.versions[v]
+}
+
+func (l *load) finish() (map[string]int, []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.versions, l.failures
+}

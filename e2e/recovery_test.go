@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+// processesOf returns the PIDs of processes started for a revision (their
+// environment names it).
+func processesOf(rev string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid := 0
+		for _, ch := range e.Name() {
+			if ch < '0' || ch > '9' {
+				pid = -1
+				break
+			}
+			pid = pid*10 + int(ch-'0')
+		}
+		if pid <= 0 {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if kv == "BATON_REVISION="+rev {
+				// A zombie still lists its environment as empty; only live
+				// processes count.
+				stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+				if !strings.Contains(string(stat), ") Z ") {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
+}
+
+// bigArtifact is a folder whose extraction takes a while: many small files.
+func bigArtifact(t testing.TB, version string) string {
+	dir := appDir(t, version)
+	many := filepath.Join(dir, "many")
+	os.MkdirAll(many, 0o755)
+	for i := 0; i < 30000; i++ {
+		os.WriteFile(filepath.Join(many, "f"+strings.Repeat("x", 40)+strconv.Itoa(i)), []byte("x"), 0o644)
+	}
+	return dir
+}
+
+// assertClean checks a cancelled or interrupted deployment left nothing:
+// no process, no temp dir, no lease, no revision folder.
+func assertClean(t testing.TB, b *batonProc, c *api.Client, d baton.Deployment) {
+	t.Helper()
+	if d.Revision != "" {
+		eventually(t, 10*time.Second, "no process of "+d.Revision, func() bool { return len(processesOf(d.Revision)) == 0 })
+		if _, err := os.Stat(filepath.Join(b.data, "apps", d.App, "revisions", d.Revision)); !os.IsNotExist(err) {
+			t.Errorf("revision folder of %s remains", d.Revision)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(b.data, "tmp")); len(entries) > 0 {
+		t.Errorf("temp area not empty: %v", entries)
+	}
+	if ls, err := c.Locks(context.Background()); err != nil || len(ls) != 0 {
+		t.Errorf("locks after cancel: %+v %v", ls, err)
+	}
+}
+
+// phaseSetups hold a deployment in a phase before switching.
+func phaseSetups(t *testing.T) map[baton.Phase]func(version string) string {
+	return map[baton.Phase]func(string) string{
+		baton.PhaseExtracting: func(v string) string { return bigArtifact(t, v) },
+		baton.PhaseBuilding:   func(v string) string { return appDir(t, v, buildWaitsFor(newGate(t))) },
+		baton.PhaseStarting:   func(v string) string { return appDir(t, v, withListenGate(string(newGate(t)))) },
+		baton.PhaseHealthChecking: func(v string) string {
+			return appDir(t, v, unhealthy, withManifest("[run]\ncommand = \""+helloBin+"\"\n[health]\npath = \"/healthz\"\ninterval = \"100ms\"\nstart_timeout = \"120s\"\n"))
+		},
+	}
+}
+
+// TestCancelInEachPhase: cancelling before switching is clean and quick,
+// and the previous revision answers throughout.
+func TestCancelInEachPhase(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "hello", appDir(t, "v1"))
+	p := newProxyClient(b.proxyAddr)
+	for phase, setup := range phaseSetups(t) {
+		t.Run(string(phase), func(t *testing.T) {
+			l := startLoad(p, "hello.localhost", 4)
+			d := deploy(t, c, "hello", setup("v2"), api.DeployOptions{})
+			waitPhase(t, c, d.ID, phase)
+			start := time.Now()
+			got, err := c.Cancel(ctx, d.ID, "test cancels in "+string(phase))
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("cancel in %s: %v", phase, err)
+			}
+			versions, failures := l.finish()
+			if got.State != baton.StateCancelled {
+				t.Fatalf("after cancel in %s: %s %s", phase, got.State, got.Error)
+			}
+			t.Logf("cancel in %s took %s", phase, took)
+			if len(failures) > 0 || versions["v1"] == 0 || versions["v2"] > 0 {
+				t.Fatalf("served during cancel: %v, failures %v", versions, failures)
+			}
+			assertClean(t, b, c, got)
+		})
+	}
+	// The app still deploys afterwards.
+	mustSucceed(t, c, "hello", appDir(t, "v3"))
+}
+
+// TestKillDuringPhase: kill -9 baton while a deployment is in a phase, start
+// it again: the deployment reads failed (interrupted), nothing is held, the
+// previous revision serves and a queued deployment runs to success.
+func TestKillDuringPhase(t *testing.T) {
+	setups := phaseSetups(t)
+	for _, phase := range []baton.Phase{baton.PhaseExtracting, baton.PhaseStarting, baton.PhaseHealthChecking} {
+		t.Run(string(phase), func(t *testing.T) {
+			b := startBaton(t)
+			c := b.client()
+			ctx := context.Background()
+			if _, err := c.CreateApp(ctx, "hello"); err != nil {
+				t.Fatal(err)
+			}
+			mustSucceed(t, c, "hello", appDir(t, "v1"))
+			d := deploy(t, c, "hello", setups[phase]("v2"), api.DeployOptions{})
+			queued := deploy(t, c, "hello", appDir(t, "v3"), api.DeployOptions{})
+			waitPhase(t, c, d.ID, phase)
+			running, _ := c.Deployment(ctx, d.ID)
+
+			b.restart(syscall.SIGKILL)
+			c = b.client()
+			got, err := c.Deployment(ctx, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != baton.StateFailed || !strings.HasPrefix(got.Error, baton.ReasonInterrupted) {
+				t.Fatalf("after kill -9 in %s: %s %q, want failed (interrupted)", phase, got.State, got.Error)
+			}
+			if q := waitFinal(t, c, queued.ID); q.State != baton.StateSucceeded {
+				t.Fatalf("queued deployment after restart: %s %s", q.State, q.Error)
+			}
+			status, body, err := newProxyClient(b.proxyAddr).get("hello.localhost", "/")
+			if err != nil || status != 200 || version(body) != "v3" {
+				t.Fatalf("after recovery: %d %s %v", status, body, err)
+			}
+			if running.Revision != "" {
+				got.Revision = running.Revision
+			}
+			assertClean(t, b, c, got)
+			// The first live revision was stopped after v3 went live: no orphans.
+			eventually(t, 10*time.Second, "v1 instances gone", func() bool { return len(processesOf("hello--000001")) == 0 })
+		})
+	}
+}

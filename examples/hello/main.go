@@ -1,0 +1,87 @@
+// Command hello is baton's example app: it answers every request with its
+// app, slot, revision and version, so you can see which revision served you.
+//
+// It reads PORT (set by baton), VERSION from the file version.txt next to
+// it, and turns its health check red when a file named "unhealthy" exists
+// (used to demonstrate a deployment that fails its health check). If a file
+// named "listen-gate" holds a path, it waits for that path to exist before it
+// listens (tests use it to hold a deployment in its starting phase).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8000"
+	}
+	version := "dev"
+	if b, err := os.ReadFile("version.txt"); err == nil {
+		version = strings.TrimSpace(string(b))
+	}
+	_, statErr := os.Stat("unhealthy")
+	unhealthy := statErr == nil
+	started := time.Now()
+	var served, warmups atomic.Int64
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if unhealthy {
+			http.Error(w, "unhealthy on purpose (file 'unhealthy' present)", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Baton-Warmup") == "1" {
+			warmups.Add(1)
+		}
+		n := served.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"app":      os.Getenv("BATON_APP"),
+			"slot":     os.Getenv("BATON_SLOT"),
+			"revision": os.Getenv("BATON_REVISION"),
+			"version":  version,
+			"pid":      os.Getpid(),
+			"served":   n,
+			"warmups":  warmups.Load(),
+			"uptime":   time.Since(started).Round(time.Millisecond).String(),
+		})
+	})
+	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// Finish in-flight requests, as baton expects on SIGTERM.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if gate, err := os.ReadFile("listen-gate"); err == nil {
+		log.Printf("hello %s waiting for %s before listening", version, strings.TrimSpace(string(gate)))
+		for {
+			if _, err := os.Stat(strings.TrimSpace(string(gate))); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	log.Printf("hello %s listening on %s", version, srv.Addr)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}

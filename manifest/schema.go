@@ -1,0 +1,48 @@
+package manifest
+
+import (
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// knownKeys lists each table's keys for "unknown key" messages; it must
+// match the structs in toml.go.
+var knownKeys = map[string]string{
+	"run":     "command, instances",
+	"build":   "command, timeout",
+	"release": "command, resources, timeout, resource_wait",
+	"health":  "path, interval, timeout, start_timeout",
+	"warmup":  "paths, statuses, timeout, retries",
+}
+
+const durationType = `a duration string like "30s"`
+
+// valueTypes says what each key holds, for type-mismatch messages.
+var valueTypes = map[string]string{
+	"run":                   "a table",
+	"build":                 "a table",
+	"release":               "a table",
+	"health":                "a table",
+	"warmup":                "a table",
+	"run.command":           "a string",
+	"run.instances":         "a whole number",
+	"build.command":         "a string",
+	"build.timeout":         durationType,
+	"release.command":       "a string",
+	"release.resources":     `a list of strings like ["postgres:main"]`,
+	"release.timeout":       durationType,
+	"release.resource_wait": durationType,
+	"health.path":           "a string",
+	"health.interval":       durationType,
+	"health.timeout":        durationType,
+	"health.start_timeout":  durationType,
+	"warmup.paths":          `a list of strings like ["/", "/api/ping"]`,
+	"warmup.statuses":       "a list of whole numbers like [200, 204]",
+	"warmup.timeout":        durationType,
+	"warmup.retries":        "a whole number",
+}
+
+func expected(key toml.Key) string {
+	return valueTypes[strings.Join(key, ".")]
+}

@@ -1,0 +1,42 @@
+package manifest
+
+// file is baton.toml as written. Durations are strings so that a bad one
+// is reported with its key; pointers tell "absent" from "zero".
+type file struct {
+	Run     runTable     `toml:"run"`
+	Build   buildTable   `toml:"build"`
+	Release releaseTable `toml:"release"`
+	Health  healthTable  `toml:"health"`
+	Warmup  warmupTable  `toml:"warmup"`
+}
+
+type runTable struct {
+	Command   string `toml:"command"`
+	Instances *int   `toml:"instances"`
+}
+
+type buildTable struct {
+	Command string  `toml:"command"`
+	Timeout *string `toml:"timeout"`
+}
+
+type releaseTable struct {
+	Command      string   `toml:"command"`
+	Resources    []string `toml:"resources"`
+	Timeout      *string  `toml:"timeout"`
+	ResourceWait *string  `toml:"resource_wait"`
+}
+
+type healthTable struct {
+	Path         *string `toml:"path"`
+	Interval     *string `toml:"interval"`
+	Timeout      *string `toml:"timeout"`
+	StartTimeout *string `toml:"start_timeout"`
+}
+
+type warmupTable struct {
+	Paths    []string `toml:"paths"`
+	Statuses []int    `toml:"statuses"`
+	Timeout  *string  `toml:"timeout"`
+	Retries  *int     `toml:"retries"`
+}

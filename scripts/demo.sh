@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds baton and the example app, runs `baton serve`, deploys the example,
+# then redeploys it under a continuous request loop and counts failures.
+# baton keeps serving afterwards until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+API=${BATON_API:-127.0.0.1:7070}
+PROXY=${BATON_PROXY:-127.0.0.1:8080}
+DATA=${BATON_DATA:-./baton-data}
+export BATON_URL="http://$API"
+
+echo "==> building baton and the example app"
+mkdir -p bin
+go build -o bin/baton ./cmd/baton
+go build -o examples/hello/hello ./examples/hello
+
+echo "==> starting baton serve (data in $DATA, API $API, proxy $PROXY)"
+bin/baton serve --data "$DATA" --api "$API" --proxy "$PROXY" &
+pid=$!
+cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+for _ in $(seq 100); do
+  curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { echo "baton serve exited; see the messages above"; exit 1; }
+  sleep 0.1
+done
+
+bin/baton apps create hello 2>/dev/null || echo "(app hello exists already)"
+
+echo "==> deploying examples/hello as v1"
+bin/baton deploy hello examples/hello --wait -m "demo: v1"
+echo "==> GET http://hello.localhost (through the proxy)"
+curl -sS -H "Host: hello.localhost" "http://$PROXY/"; echo
+
+echo "==> redeploying as v2 while a request loop runs"
+v2=$(mktemp -d)
+cp -r examples/hello/. "$v2/"
+echo v2 > "$v2/version.txt"
+codes=$(mktemp)
+( while :; do curl -s -o /dev/null -w '%{http_code}\n' -H "Host: hello.localhost" "http://$PROXY/" || echo ERR; done ) >"$codes" &
+loop=$!
+bin/baton deploy hello "$v2" --wait -m "demo: v2"
+kill "$loop"; wait "$loop" 2>/dev/null || true
+total=$(wc -l <"$codes"); failed=$(grep -vc '^200$' "$codes" || true)
+echo "==> $total requests during the redeploy, $failed failed"
+rm -rf "$v2" "$codes"
+curl -sS -H "Host: hello.localhost" "http://$PROXY/"; echo
+
+cat <<MSG
+
+baton is serving. Try:
+  curl -H 'Host: hello.localhost' http://$PROXY/
+  bin/baton deployments list hello
+  bin/baton deploy hello examples/hello --wait
+Press Ctrl-C to stop.
+MSG
+wait "$pid"

@@ -1,0 +1,203 @@
+// Package server wires the store, supervisor, proxy, coordinator and API
+// into one running `baton serve`.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/coordinator"
+	"github.com/batonhq/baton/proxy"
+	"github.com/batonhq/baton/sqlite"
+	"github.com/batonhq/baton/supervisor"
+)
+
+// Config is the configuration of `baton serve`.
+type Config struct {
+	DataDir   string // default ./baton-data
+	APIAddr   string // default 127.0.0.1:7070
+	ProxyAddr string // default 127.0.0.1:8080
+	Domain    string // default localhost
+	Logger    *slog.Logger
+
+	MaxUpload    int64         // artifact upload limit; default 1 GiB
+	MaxQueue     int           // queued deployments per app; default 100
+	LeaseTTL     time.Duration // default 15s
+	DrainTimeout time.Duration // default 30s
+	StopGrace    time.Duration // SIGTERM → SIGKILL for instances; default 5s
+}
+
+// Server is a running baton: API listener, proxy listener and everything
+// behind them.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *sqlite.DB
+	sup      *supervisor.Supervisor
+	proxy    *proxy.Proxy
+	coord    *coordinator.Coordinator
+	apiLn    net.Listener
+	proxyLn  net.Listener
+	apiSrv   *http.Server
+	proxySrv *http.Server
+	// stopStreams ends long-lived API responses (SSE) at shutdown.
+	stopStreams context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// Open starts baton: opens the store, recovers, restores live revisions,
+// binds both listeners (so bind errors return here) and serves.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "baton-data"
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = "127.0.0.1:7070"
+	}
+	if cfg.ProxyAddr == "" {
+		cfg.ProxyAddr = "127.0.0.1:8080"
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if err := s.open(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+func (s *Server) open(ctx context.Context) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
+	// Listen first: a port already in use is reported before anything starts.
+	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return fmt.Errorf("listen for the API on %s: %w (another baton running? pick another with --api)", cfg.APIAddr, err)
+	}
+	if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+		return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
+	}
+	if s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "baton.db")); err != nil {
+		return err
+	}
+	arts, err := artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts"))
+	if err != nil {
+		return err
+	}
+	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run")})
+	// Instances left running by a baton that was killed hold ports and
+	// serve nothing: stop them before the live revisions start again.
+	if n, err := s.sup.ReapOrphans(ctx); err != nil {
+		s.log.Warn("stop orphaned instances", "err", err)
+	} else if n > 0 {
+		s.log.Info("stopped instances left by an earlier baton", "count", n)
+	}
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain})
+	s.coord = coordinator.New(coordinator.Config{
+		Store: s.store, Artifacts: arts, Supervisor: s.sup, Proxy: s.proxy,
+		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
+		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
+	})
+	if err := s.coord.Open(ctx); err != nil {
+		s.coord = nil
+		return err
+	}
+	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload}
+	streams, stop := context.WithCancel(context.Background())
+	s.stopStreams = stop
+	s.apiSrv = &http.Server{
+		Handler:           apiHandler.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.proxySrv = &http.Server{
+		Handler:           s.proxy,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.serve(s.apiSrv, s.apiLn)
+	s.serve(s.proxySrv, s.proxyLn)
+	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "data", cfg.DataDir, "domain", cfg.Domain)
+	return nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// APIAddr is the bound API address.
+func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+
+// ProxyAddr is the bound proxy address.
+func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+
+// Coordinator exposes the coordinator (for tests and benchmarks).
+func (s *Server) Coordinator() *coordinator.Coordinator { return s.coord }
+
+// Close shuts down in layers: stop taking API requests, let proxied
+// requests finish, stop deployments (recorded as interrupted) and
+// instances, close the store. It reports every error.
+func (s *Server) Close() error {
+	var errs []error
+	shutdown := func(srv *http.Server, ln net.Listener) {
+		if srv == nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close()
+		}
+	}
+	if s.stopStreams != nil {
+		s.stopStreams()
+	}
+	shutdown(s.apiSrv, s.apiLn)
+	shutdown(s.proxySrv, s.proxyLn)
+	s.wg.Wait()
+	if s.coord != nil {
+		errs = append(errs, s.coord.Close())
+	}
+	if s.sup != nil {
+		errs = append(errs, s.sup.Close())
+	}
+	if s.proxy != nil {
+		errs = append(errs, s.proxy.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,86 @@
+package supervisor
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+)
+
+// The test binary doubles as the app under supervision: with
+// SUPERVISOR_TEST_APP set it serves HTTP on $PORT in the given mode instead
+// of running tests.
+const (
+	appModeEnv = "SUPERVISOR_TEST_APP"
+	appFileEnv = "SUPERVISOR_TEST_FILE" // slowstart: healthy once this file exists
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(hostStateEnv); dir != "" {
+		os.Exit(runTestHost(dir))
+	}
+	if mode := os.Getenv(appModeEnv); mode != "" {
+		os.Exit(runTestApp(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// runTestApp is the fake app. Modes:
+//
+//	ok                 /health answers 200
+//	fail               /health answers 500
+//	exit               prints a line and exits 3 at once
+//	slowstart          /health answers 503 until $SUPERVISOR_TEST_FILE exists
+//	crash-after        like ok; GET /crash makes it exit 2
+//	ignore-term        like ok, but ignores SIGTERM
+//	healthy-then-exit  answers one health check with 200, then exits 1
+func runTestApp(mode string) int {
+	port := os.Getenv("PORT")
+	fmt.Printf("app %s starting on port %s\n", mode, port)
+	fmt.Fprintf(os.Stderr, "app %s stderr line\n", mode)
+	switch mode {
+	case "exit":
+		fmt.Println("fatal: config missing")
+		return 3
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		switch mode {
+		case "fail":
+			w.WriteHeader(http.StatusInternalServerError)
+		case "slowstart":
+			if _, err := os.Stat(os.Getenv(appFileEnv)); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		case "healthy-then-exit":
+			w.WriteHeader(http.StatusOK)
+			_ = http.NewResponseController(w).Flush()
+			fmt.Println("healthy once, exiting")
+			os.Exit(1)
+		}
+	})
+	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
+		if mode == "crash-after" {
+			fmt.Println("crashing on request")
+			os.Exit(2)
+		}
+		http.NotFound(w, r)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", port)
+	})
+
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, http.Serve(l, mux))
+	return 1
+}

@@ -1,0 +1,157 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+)
+
+// failuresToUnhealthy is how many checks in a row must fail before a
+// healthy instance is reported unhealthy, so one slow answer (a GC pause,
+// a busy moment) does not pull an instance out of rotation. A single passing
+// check makes an instance healthy again, and an instance whose process
+// exits is unhealthy at once.
+const failuresToUnhealthy = 2
+
+// maxHealthBody is how much of a health response is read before the
+// connection is closed; the body is never looked at.
+const maxHealthBody = 64 << 10
+
+// HealthCheck is the HTTP check every instance must pass: GET Path must
+// answer 2xx within Timeout. It is repeated every Interval for as long as
+// the instance runs. Zero fields take baton's manifest defaults.
+type HealthCheck struct {
+	Path     string
+	Interval time.Duration
+	Timeout  time.Duration
+}
+
+// checker performs health checks for one group.
+type checker struct {
+	client  *http.Client
+	path    string
+	timeout time.Duration
+}
+
+// newChecker returns a checker with its own client: keep-alives off so a
+// check always proves a fresh connection can be made (and no idle
+// connection or its goroutines outlive the group), redirects not followed
+// because only 2xx counts.
+func newChecker(h HealthCheck) *checker {
+	transport := &http.Transport{
+		Proxy:                 nil, // checks go to 127.0.0.1, never through a proxy
+		DialContext:           (&net.Dialer{Timeout: h.Timeout}).DialContext,
+		DisableKeepAlives:     true,
+		ResponseHeaderTimeout: h.Timeout,
+	}
+	return &checker{
+		client: &http.Client{
+			Transport: transport,
+			Timeout:   h.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		path:    h.Path,
+		timeout: h.Timeout,
+	}
+}
+
+// check requests the health path of addr once. It returns whether the
+// instance passed and a short description of the result for people
+// ("ok", "status 500", "connection refused").
+func (c *checker) check(ctx context.Context, addr string) (ok bool, result string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.path, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return false, c.describe(err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxHealthBody))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return false, fmt.Sprintf("status %d", resp.StatusCode)
+	}
+	return true, "ok"
+}
+
+// describe turns a failed request into the few words an operator needs.
+func (c *checker) describe(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("no answer within %s", c.timeout)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed without an answer"
+	default:
+		return err.Error()
+	}
+}
+
+// close releases the checker's transport.
+func (c *checker) close() {
+	c.client.CloseIdleConnections()
+}
+
+// healthLoop checks the instance at once and then every interval until ctx
+// ends (the process exited or the group is stopping).
+func (in *instance) healthLoop(ctx context.Context) {
+	ticker := time.NewTicker(in.g.spec.Health.Interval)
+	defer ticker.Stop()
+	for {
+		ok, result := in.g.checker.check(ctx, in.addr)
+		if ctx.Err() != nil {
+			// The check was cut short by the exit or stop, not by the app.
+			return
+		}
+		in.recordCheck(ok, result)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// recordCheck applies one check result and reports a transition.
+func (in *instance) recordCheck(ok bool, result string) {
+	g := in.g
+	g.mu.Lock()
+	in.lastCheck = result
+	changed := false
+	if ok {
+		in.failures = 0
+		if !in.healthy {
+			in.healthy, changed = true, true
+		}
+	} else {
+		in.failures++
+		if in.healthy && in.failures >= failuresToUnhealthy {
+			in.healthy, changed = false, true
+		}
+	}
+	healthy := in.healthy
+	report := changed && g.live && !g.stopping
+	if changed {
+		g.broadcastLocked()
+	}
+	g.mu.Unlock()
+
+	if changed {
+		g.log.Info("instance health changed", "instance", in.index, "addr", in.addr, "healthy", healthy, "check", result)
+	}
+	if report && g.spec.OnHealth != nil {
+		g.spec.OnHealth(in.addr, healthy)
+	}
+}

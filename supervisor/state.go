@@ -1,0 +1,459 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// With Config.StateDir set, every running instance process has a record
+// file there, so that a baton killed without stopping its apps (SIGKILL, a
+// crash, the OOM killer) can find and kill them on its next start with
+// ReapOrphans. Records are only a best effort: a process started just as
+// baton dies, or one whose record could not be written, is not found.
+
+const (
+	// recordSuffix ends the name of a record file: "<pgid>.pid".
+	recordSuffix = ".pid"
+	// tempPrefix starts the name of a record being written; a crash can
+	// leave one behind, which ReapOrphans removes.
+	tempPrefix = ".tmp-"
+	// orphanPollInterval is how often ReapOrphans looks whether orphans
+	// have exited. They are not our children, so there is nothing to wait
+	// on: polling /proc is the only way.
+	orphanPollInterval = 20 * time.Millisecond
+	// orphanKillWait bounds how long ReapOrphans waits for SIGKILLed
+	// orphans to disappear. Only a process stuck in the kernel (a hung
+	// network file system) takes longer; it dies later on its own.
+	orphanKillWait = 5 * time.Second
+)
+
+// stateRecord is the content of a record file.
+type stateRecord struct {
+	PGID      int       `json:"pgid"`
+	PID       int       `json:"pid"`
+	Name      string    `json:"name"`  // Spec.Name
+	Index     int       `json:"index"` // instance index, from 1
+	Dir       string    `json:"dir"`   // absolute Spec.Dir: the process's working directory
+	StartedAt time.Time `json:"started_at"`
+}
+
+// stateFiles writes and removes the records of one Supervisor.
+type stateFiles struct {
+	dir string // "" disables records
+
+	// mu serializes every write and removal in dir, so a record is never
+	// removed while another is being written under the same name.
+	mu sync.Mutex
+	// owned maps the process group id of every record this Supervisor
+	// wrote to its process. A record is removed only by its own process:
+	// once a process is reaped its pid may be given to a new instance,
+	// whose record must survive the late cleanup of the old one.
+	owned map[int]*process
+}
+
+func newStateFiles(dir string) *stateFiles {
+	return &stateFiles{dir: dir, owned: make(map[int]*process)}
+}
+
+func (st *stateFiles) recordPath(pgid int) string {
+	return filepath.Join(st.dir, strconv.Itoa(pgid)+recordSuffix)
+}
+
+// recordProcess writes the record of p, just started by in. A failure is
+// logged, not returned: the app runs all the same, it would only outlive a
+// crash of baton.
+func (in *instance) recordProcess(p *process) {
+	st := in.g.sup.state
+	if st.dir == "" {
+		return
+	}
+	dir, err := filepath.Abs(in.g.spec.Dir) // "" is baton's working directory
+	if err != nil {
+		dir = in.g.spec.Dir // never matches a /proc cwd: the orphan is left alone
+	}
+	rec := stateRecord{
+		PGID:      p.pid,
+		PID:       p.pid,
+		Name:      in.g.spec.Name,
+		Index:     in.index,
+		Dir:       dir,
+		StartedAt: p.started,
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.write(rec); err != nil {
+		in.g.log.Error("record instance process; it would survive a crash of baton",
+			"instance", in.index, "pid", p.pid, "err", err)
+		return
+	}
+	st.owned[p.pid] = p
+}
+
+// write stores rec atomically: a reader sees the whole record or none.
+// There is no fsync: the records only need to survive the death of baton,
+// not of the machine, which takes the processes with it.
+func (st *stateFiles) write(rec stateRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(st.dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), st.recordPath(rec.PGID))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
+}
+
+// forgetProcess removes the record of p once it has been reaped and its
+// process group killed.
+func (in *instance) forgetProcess(p *process) {
+	st := in.g.sup.state
+	if st.dir == "" {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.owned[p.pid] != p {
+		return // never recorded
+	}
+	delete(st.owned, p.pid)
+	if err := os.Remove(st.recordPath(p.pid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.g.log.Warn("remove process record", "instance", in.index, "pid", p.pid, "err", err)
+	}
+}
+
+// orphan is a recorded process group that ReapOrphans signalled.
+type orphan struct {
+	rec    stateRecord
+	path   string
+	killed bool // SIGKILL was needed
+}
+
+// ReapOrphans kills the instance processes that an earlier run of baton
+// left behind when it died without stopping them. Call it once at start-up,
+// before Start; it does nothing unless Config.StateDir is set, and it never
+// touches the processes this Supervisor started itself.
+//
+// For each record in StateDir whose process still runs and is really the
+// recorded instance (its working directory, read from /proc/<pid>/cwd, is
+// the recorded one, which guards against the pid having been reused by an
+// unrelated process), the process group gets SIGTERM, then SIGKILL if any
+// member is left after StopGrace. All orphans share one grace period; when
+// ctx ends, the grace is cut short as in Group.Stop. Afterwards it waits
+// briefly for the killed processes to disappear. A process that cannot be
+// verified (/proc unreadable, another user's process) is left running and
+// logged. Every record is removed, whatever became of its process, as are
+// malformed records and leftover temporary files; files with other names
+// are left alone.
+//
+// It returns how many process groups it killed. The error reports a
+// StateDir that cannot be read or signals that could not be delivered.
+func (s *Supervisor) ReapOrphans(ctx context.Context) (int, error) {
+	st := s.state
+	if st.dir == "" {
+		return 0, nil
+	}
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return 0, fmt.Errorf("reap orphans: %w", err)
+	}
+	recs, err := st.orphanRecords(s.log)
+	if err != nil {
+		return 0, fmt.Errorf("reap orphans: %w", err)
+	}
+
+	procErr := checkProc()
+	var orphans []*orphan
+	var errs []error
+	for _, rec := range recs {
+		o := &orphan{rec: rec, path: st.recordPath(rec.PGID)}
+		if s.terminateOrphan(o, procErr, &errs) {
+			orphans = append(orphans, o)
+		} else {
+			st.removeOrphanRecord(s.log, o)
+		}
+	}
+	if len(orphans) == 0 {
+		return 0, errors.Join(errs...)
+	}
+
+	// Wait for the groups to exit, then kill what is left.
+	grace, cancel := context.WithTimeout(ctx, s.cfg.StopGrace)
+	waitGroupsGone(grace, orphans)
+	cancel()
+	for _, o := range orphans {
+		if !groupAlive(o.rec.PGID) {
+			continue
+		}
+		o.killed = true
+		s.log.Warn("orphaned instance outlived the grace period, sending SIGKILL",
+			"name", o.rec.Name, "pid", o.rec.PID, "grace", s.cfg.StopGrace)
+		if err := signalGroup(o.rec.PGID, syscall.SIGKILL); err != nil {
+			errs = append(errs, fmt.Errorf("reap orphan %s instance %d (pid %d): send SIGKILL: %w", o.rec.Name, o.rec.Index, o.rec.PID, err))
+		}
+	}
+	kill, cancel := context.WithTimeout(ctx, orphanKillWait)
+	waitGroupsGone(kill, orphans)
+	cancel()
+
+	for _, o := range orphans {
+		if groupAlive(o.rec.PGID) {
+			s.log.Error("orphaned instance still running after SIGKILL", "name", o.rec.Name, "pid", o.rec.PID)
+		} else {
+			s.log.Warn("killed orphaned instance", "name", o.rec.Name, "pid", o.rec.PID, "index", o.rec.Index, "sigkill", o.killed)
+		}
+		st.removeOrphanRecord(s.log, o)
+	}
+	return len(orphans), errors.Join(errs...)
+}
+
+// orphanRecords reads the records in the state directory that this
+// Supervisor did not write. It removes leftover temporary files and
+// malformed records on the way.
+func (st *stateFiles) orphanRecords(log *slog.Logger) ([]stateRecord, error) {
+	st.mu.Lock() // no write is under way, so temporary files are leftovers
+	defer st.mu.Unlock()
+	entries, err := os.ReadDir(st.dir)
+	if err != nil {
+		return nil, err
+	}
+	var recs []stateRecord
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(st.dir, name)
+		if strings.HasPrefix(name, tempPrefix) {
+			removeLogged(log, path)
+			continue
+		}
+		pgid, err := strconv.Atoi(strings.TrimSuffix(name, recordSuffix))
+		if !strings.HasSuffix(name, recordSuffix) || err != nil || !e.Type().IsRegular() {
+			continue // not ours
+		}
+		if st.owned[pgid] != nil {
+			continue // started by this Supervisor
+		}
+		rec, err := readRecord(path, pgid)
+		if err != nil {
+			log.Warn("removing malformed process record", "path", path, "err", err)
+			removeLogged(log, path)
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// readRecord reads and checks the record at path, named after pgid. The
+// checks keep a damaged record from ever making us signal a process group
+// other than the recorded one: kill(-0) or kill(-1) would hit baton itself
+// or every process of the user.
+func readRecord(path string, pgid int) (stateRecord, error) {
+	var rec stateRecord
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, err
+	}
+	switch {
+	case rec.PGID != pgid:
+		return rec, fmt.Errorf("pgid %d in a file named for %d", rec.PGID, pgid)
+	case rec.PID <= 1 || rec.PGID != rec.PID:
+		// Instances lead their own process group (Setpgid).
+		return rec, fmt.Errorf("pid %d is not a valid group leader for pgid %d", rec.PID, rec.PGID)
+	case !filepath.IsAbs(rec.Dir):
+		return rec, fmt.Errorf("dir %q is not absolute", rec.Dir)
+	}
+	return rec, nil
+}
+
+// terminateOrphan sends SIGTERM to the process group of o if its leader
+// still runs and is the recorded instance. It reports whether it did.
+// procErr is why /proc cannot be used, if it cannot.
+func (s *Supervisor) terminateOrphan(o *orphan, procErr error, errs *[]error) bool {
+	rec := o.rec
+	log := s.log.With("name", rec.Name, "pid", rec.PID, "index", rec.Index, "dir", rec.Dir, "started_at", rec.StartedAt)
+	if rec.PID == os.Getpid() || rec.PGID == syscall.Getpgrp() {
+		log.Warn("process record names baton itself, leaving it alone")
+		return false
+	}
+	if !processAlive(rec.PID) {
+		log.Info("recorded instance is no longer running")
+		return false
+	}
+	if procErr != nil {
+		log.Error("cannot read /proc to verify a recorded instance, leaving it running", "err", procErr)
+		return false
+	}
+	cwd, err := os.Readlink("/proc/" + strconv.Itoa(rec.PID) + "/cwd")
+	if err != nil {
+		if !processAlive(rec.PID) {
+			log.Info("recorded instance is no longer running")
+		} else {
+			// Most likely a process of another user: not one of ours.
+			log.Warn("cannot verify recorded instance, leaving it running", "err", err)
+		}
+		return false
+	}
+	if !sameDir(cwd, rec.Dir) {
+		log.Warn("pid now belongs to another process, leaving it alone", "cwd", cwd)
+		return false
+	}
+	log.Warn("stopping orphaned instance left by an earlier baton", "grace", s.cfg.StopGrace)
+	if err := syscall.Kill(-rec.PGID, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return false // exited just now
+		}
+		*errs = append(*errs, fmt.Errorf("reap orphan %s instance %d (pid %d): send SIGTERM: %w", rec.Name, rec.Index, rec.PID, err))
+		return false
+	}
+	return true
+}
+
+// removeOrphanRecord removes the record of o unless, in the meantime, this
+// Supervisor started a process with the same pid and recorded it.
+func (st *stateFiles) removeOrphanRecord(log *slog.Logger, o *orphan) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.owned[o.rec.PGID] == nil {
+		removeLogged(log, o.path)
+	}
+}
+
+func removeLogged(log *slog.Logger, path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("remove process record", "path", path, "err", err)
+	}
+}
+
+// sameDir reports whether cwd, read from /proc/<pid>/cwd, is the recorded
+// directory dir. The kernel shows the resolved path, with " (deleted)"
+// appended once the directory was removed.
+func sameDir(cwd, dir string) bool {
+	dir = filepath.Clean(dir)
+	if cwd == dir {
+		return true
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err == nil && cwd == resolved {
+		return true
+	}
+	if deleted, ok := strings.CutSuffix(cwd, " (deleted)"); ok {
+		return deleted == dir || (err == nil && deleted == resolved)
+	}
+	return false
+}
+
+// checkProc returns an error unless /proc can tell us where processes run.
+func checkProc() error {
+	_, err := os.Readlink("/proc/self/cwd")
+	return err
+}
+
+// waitGroupsGone polls until no orphan's process group has a live member
+// or ctx ends.
+func waitGroupsGone(ctx context.Context, orphans []*orphan) {
+	tick := time.NewTicker(orphanPollInterval)
+	defer tick.Stop()
+	for {
+		alive := false
+		for _, o := range orphans {
+			if groupAlive(o.rec.PGID) {
+				alive = true
+				break
+			}
+		}
+		if !alive {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// processAlive reports whether pid runs. A zombie does not: it has exited,
+// and an orphan's zombie is reaped by init, maybe never (some containers).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	state, _, ok := procStat(pid)
+	if !ok {
+		// Vanished since the kill, or /proc is unreadable: trust kill.
+		return err == nil || errors.Is(err, syscall.EPERM)
+	}
+	return state != 'Z'
+}
+
+// groupAlive reports whether any process of group pgid runs (zombies do
+// not count). It scans /proc: children of the leader may outlive it, and
+// kill(-pgid, 0) also counts zombies that are never reaped.
+func groupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return processAlive(pgid)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, pgrp, ok := procStat(pid); ok && pgrp == pgid && state != 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// procStat returns the state letter and process group of pid from
+// /proc/<pid>/stat.
+func procStat(pid int) (state byte, pgrp int, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// "pid (comm) state ppid pgrp ...": comm may contain anything, so
+	// parse from the last parenthesis.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 3 || len(fields[0]) != 1 {
+		return 0, 0, false
+	}
+	pgrp, err = strconv.Atoi(fields[2])
+	if err != nil {
+		return 0, 0, false
+	}
+	return fields[0][0], pgrp, true
+}

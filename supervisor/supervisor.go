@@ -1,0 +1,180 @@
+// Package supervisor runs app instances as OS processes: it gives each a
+// free port, captures its output, checks its health, restarts it when it
+// crashes and stops it (with its children) on request.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// Config tunes a Supervisor. Zero fields take the defaults below.
+type Config struct {
+	// Logger receives the supervisor's events; nil discards them.
+	Logger *slog.Logger
+	// StopGrace is how long Stop waits after SIGTERM before SIGKILL.
+	// Default 5s.
+	StopGrace time.Duration
+	// RestartBackoffMin and RestartBackoffMax bound the wait before a
+	// crashed instance is restarted; it doubles per consecutive crash.
+	// Defaults 200ms and 10s.
+	RestartBackoffMin, RestartBackoffMax time.Duration
+	// An instance restarted CrashLoopRestarts times within CrashLoopWindow
+	// is crash looping: it is still restarted, always at RestartBackoffMax,
+	// and Status reports it until it has run a whole window without
+	// crashing. Defaults 5 and 60s.
+	CrashLoopRestarts int
+	CrashLoopWindow   time.Duration
+	// StateDir, when set, is where every running instance process is
+	// recorded as a file "<pgid>.pid" holding JSON (pgid, pid, name, index,
+	// dir, started_at), from just after it starts until it has exited and
+	// been reaped. ReapOrphans uses the records to kill the processes a
+	// killed baton left behind. It is created (mode 0700) if missing, and
+	// must not be shared by two running Supervisors. Empty: no records.
+	StateDir string
+}
+
+// Config defaults.
+const (
+	DefaultStopGrace         = 5 * time.Second
+	DefaultRestartBackoffMin = 200 * time.Millisecond
+	DefaultRestartBackoffMax = 10 * time.Second
+	DefaultCrashLoopRestarts = 5
+	DefaultCrashLoopWindow   = 60 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = DefaultStopGrace
+	}
+	if c.RestartBackoffMin <= 0 {
+		c.RestartBackoffMin = DefaultRestartBackoffMin
+	}
+	if c.RestartBackoffMax <= 0 {
+		c.RestartBackoffMax = DefaultRestartBackoffMax
+	}
+	c.RestartBackoffMax = max(c.RestartBackoffMax, c.RestartBackoffMin)
+	if c.CrashLoopRestarts <= 0 {
+		c.CrashLoopRestarts = DefaultCrashLoopRestarts
+	}
+	if c.CrashLoopWindow <= 0 {
+		c.CrashLoopWindow = DefaultCrashLoopWindow
+	}
+	return c
+}
+
+// Supervisor starts groups of app instances and owns them until they are
+// stopped. Its methods are safe for concurrent use.
+type Supervisor struct {
+	cfg   Config
+	log   *slog.Logger
+	ports portSet
+	state *stateFiles
+
+	mu     sync.Mutex
+	groups map[*Group]struct{}
+	closed bool
+}
+
+// New returns a Supervisor; it starts nothing until Start.
+func New(cfg Config) *Supervisor {
+	cfg = cfg.withDefaults()
+	return &Supervisor{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		state:  newStateFiles(cfg.StateDir),
+		groups: make(map[*Group]struct{}),
+	}
+}
+
+// Start allocates a free 127.0.0.1 port per instance, starts every
+// instance's process in its own process group and begins health checks.
+// It returns once the processes run; use WaitHealthy to wait for them to
+// serve. If a process cannot be started, the ones already started are
+// stopped (bounded by ctx) and the error says which instance failed.
+// ctx bounds only the start itself, not the life of the group.
+func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	spec, err := spec.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := s.ports.allocate(spec.Instances)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.Name, err)
+	}
+	g := newGroup(s, spec, ports)
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.ports.release(ports)
+		return nil, baton.Errorf(baton.EUNAVAILABLE, "supervisor is closed")
+	}
+	s.groups[g] = struct{}{}
+	s.mu.Unlock()
+
+	for _, in := range g.instances {
+		err := ctx.Err()
+		if err == nil {
+			err = g.startInstance(in)
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: start instance %d: %w", spec.Name, in.index, err)
+			if stopErr := g.Stop(ctx); stopErr != nil {
+				err = errors.Join(err, stopErr)
+			}
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// forget drops a stopped group and frees its ports.
+func (s *Supervisor) forget(g *Group) {
+	s.mu.Lock()
+	delete(s.groups, g)
+	s.mu.Unlock()
+	s.ports.release(g.ports)
+}
+
+// Close stops every group still running, all at once, and returns when
+// their processes have exited and their goroutines ended. Start fails
+// afterwards. Close is idempotent.
+func (s *Supervisor) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	groups := make([]*Group, 0, len(s.groups))
+	for g := range s.groups {
+		groups = append(groups, g)
+	}
+	s.mu.Unlock()
+
+	// SIGTERM everything first so the grace periods run in parallel.
+	for _, g := range groups {
+		g.beginStop()
+	}
+	var errs []error
+	for _, g := range groups {
+		if err := g.Stop(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func addrOf(port int) string {
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
