@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -246,13 +247,23 @@ func deploy(t testing.TB, c *api.Client, app, dir string, o api.DeployOptions) b
 	return d
 }
 
-func deployErr(c *api.Client, app, dir string, o api.DeployOptions) (baton.Deployment, error) {
-	body, err := zipDir(dir)
+// deployErr uploads path: a folder is zipped, a .tar.gz file sent as is.
+func deployErr(c *api.Client, app, path string, o api.DeployOptions) (baton.Deployment, error) {
+	if strings.HasSuffix(path, ".tar.gz") {
+		f, err := os.Open(path)
+		if err != nil {
+			return baton.Deployment{}, err
+		}
+		defer f.Close()
+		o.ContentType = "application/gzip"
+		return c.Deploy(context.Background(), app, f, o)
+	}
+	body, err := zipDir(path)
 	if err != nil {
 		return baton.Deployment{}, err
 	}
 	o.ContentType = "application/zip"
-	return c.Deploy(context.Background(), app, strings.NewReader(string(body)), o)
+	return c.Deploy(context.Background(), app, bytes.NewReader(body), o)
 }
 
 // waitFinal follows a deployment until it is final.

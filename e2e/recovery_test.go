@@ -3,8 +3,8 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,15 +49,27 @@ func processesOf(rev string) []int {
 	return pids
 }
 
-// bigArtifact is a folder whose extraction takes a while: many small files.
+// bigArtifact is a tar.gz whose extraction takes a while: a 400 MB file
+// of zeros (sparse on disk, tiny compressed), packed by the system tar so
+// the race-instrumented test binary does not spend minutes compressing it.
 func bigArtifact(t testing.TB, version string) string {
+	t.Helper()
 	dir := appDir(t, version)
-	many := filepath.Join(dir, "many")
-	os.MkdirAll(many, 0o755)
-	for i := 0; i < 30000; i++ {
-		os.WriteFile(filepath.Join(many, "f"+strings.Repeat("x", 40)+strconv.Itoa(i)), []byte("x"), 0o644)
+	if err := os.Truncate(filepath.Join(dir, "version.txt"), 0); err != nil {
+		t.Fatal(err)
 	}
-	return dir
+	os.WriteFile(filepath.Join(dir, "version.txt"), []byte(version+"\n"), 0o644)
+	f, err := os.Create(filepath.Join(dir, "zeros"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(400 << 20)
+	f.Close()
+	out := filepath.Join(t.TempDir(), "big.tar.gz")
+	if b, err := exec.Command("tar", "-C", dir, "-czf", out, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, b)
+	}
+	return out
 }
 
 // assertClean checks a cancelled or interrupted deployment left nothing:

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+// runCLI runs the baton binary against b and returns output and exit code.
+func runCLI(t testing.TB, b *batonProc, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(batonBin, args...)
+	cmd.Env = append(os.Environ(), "BATON_URL=http://"+b.apiAddr)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// TestCLIDeployWait drives the CLI end to end: apps create, deploy --wait
+// (exit 0 with the phases printed), a failing deploy (exit 3), listings.
+func TestCLIDeployWait(t *testing.T) {
+	b := startBaton(t)
+	if out, code := runCLI(t, b, "apps", "create", "hello"); code != 0 {
+		t.Fatalf("apps create: %d\n%s", code, out)
+	}
+	if out, code := runCLI(t, b, "apps", "create", "Bad_Name"); code != 1 || !strings.Contains(out, "DNS label") {
+		t.Fatalf("bad app name: %d\n%s", code, out)
+	}
+	out, code := runCLI(t, b, "deploy", "hello", appDir(t, "v1"), "--wait", "-m", "first", "--commit", "c0ffee")
+	if code != 0 {
+		t.Fatalf("deploy --wait: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"phase extracting", "phase health-checking", "phase switching", "deployment succeeded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("deploy --wait output lacks %q:\n%s", want, out)
+		}
+	}
+	out, code = runCLI(t, b, "deploy", "hello", appDir(t, "v2", unhealthy, withManifest("[run]\ncommand = \""+helloBin+"\"\n[health]\npath = \"/healthz\"\nstart_timeout = \"1s\"\n")), "--wait")
+	if code != 3 || !strings.Contains(out, "failed") {
+		t.Fatalf("failing deploy --wait: exit %d, want 3\n%s", code, out)
+	}
+	out, code = runCLI(t, b, "deployments", "list", "hello")
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "c0ffee") || !strings.Contains(out, "first") {
+		t.Fatalf("deployments list: %d\n%s", code, out)
+	}
+	out, code = runCLI(t, b, "apps", "list", "--json")
+	if code != 0 || !strings.Contains(out, `"live_revision": "hello--000001"`) {
+		t.Fatalf("apps list --json: %d\n%s", code, out)
+	}
+	out, code = runCLI(t, b, "deployments", "show", "nope")
+	if code != 1 || !strings.Contains(out, "does not exist") {
+		t.Fatalf("show unknown: %d\n%s", code, out)
+	}
+}
+
+// TestDeleteApp stops the app's instances, frees its host and removes its files.
+func TestDeleteApp(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	d := mustSucceed(t, c, "gone", appDir(t, "v1"))
+	if len(processesOf(d.Revision)) == 0 {
+		t.Fatal("no instance process found for the live revision")
+	}
+	if err := c.DeleteApp(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(processesOf(d.Revision)) == 0 })
+	if _, err := os.Stat(filepath.Join(b.data, "apps", "gone")); !os.IsNotExist(err) {
+		t.Errorf("app files remain: %v", err)
+	}
+	if status, _, _ := newProxyClient(b.proxyAddr).get("gone.localhost", "/"); status != 404 {
+		t.Errorf("deleted app's host answers %d, want 404", status)
+	}
+	if _, err := c.App(ctx, "gone"); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Errorf("app after delete: %v", err)
+	}
+	// The name can be used again.
+	if _, err := c.CreateApp(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPhaseDeadline: a build that makes no progress past its timeout fails
+// the deployment with a message naming the phase; the queue continues.
+func TestPhaseDeadline(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	if _, err := c.CreateApp(context.Background(), "slow"); err != nil {
+		t.Fatal(err)
+	}
+	stuck := deploy(t, c, "slow", appDir(t, "v1", func(dir string) {
+		withBuild("sleep 600")(dir)
+		m, _ := os.ReadFile(filepath.Join(dir, "baton.toml"))
+		os.WriteFile(filepath.Join(dir, "baton.toml"), append(m, []byte("timeout = \"1s\"\n")...), 0o644)
+	}), api.DeployOptions{})
+	next := deploy(t, c, "slow", appDir(t, "v2"), api.DeployOptions{})
+	d := waitFinal(t, c, stuck.ID)
+	if d.State != baton.StateFailed || !strings.Contains(d.Error, "phase building") || !strings.Contains(d.Error, "deadline") {
+		t.Fatalf("stuck build: %s %q", d.State, d.Error)
+	}
+	if n := waitFinal(t, c, next.ID); n.State != baton.StateSucceeded {
+		t.Fatalf("next in queue: %s %s", n.State, n.Error)
+	}
+}
+
+// TestBreakLockAndCancelFinished: breaking a lock fails its holder with
+// "lock broken", is audited, and the app deploys again; cancelling a
+// finished deployment is a 409 saying so.
+func TestBreakLockAndCancelFinished(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "lk"); err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t)
+	held := deploy(t, c, "lk", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{})
+	waitPhase(t, c, held.ID, baton.PhaseBuilding)
+	ls, err := c.Locks(ctx)
+	if err != nil || len(ls) != 1 || ls[0].Holder != held.ID || ls[0].Key != "app:lk" {
+		t.Fatalf("locks while running: %+v %v", ls, err)
+	}
+	out, code := runCLI(t, b, "locks", "break", "lk", "--reason", "operator test")
+	if code != 0 || !strings.Contains(out, held.ID) {
+		t.Fatalf("locks break: %d\n%s", code, out)
+	}
+	d, _ := c.Deployment(ctx, held.ID)
+	if d.State != baton.StateFailed || !strings.HasPrefix(d.Error, baton.ReasonLockBroken) {
+		t.Fatalf("holder after break: %s %q", d.State, d.Error)
+	}
+	if ls, _ := c.Locks(ctx); len(ls) != 0 {
+		t.Fatalf("locks after break: %+v", ls)
+	}
+	if out, code := runCLI(t, b, "locks", "list"); code != 0 || strings.Contains(out, "app:lk") {
+		t.Fatalf("locks list after break: %d\n%s", code, out)
+	}
+	after := mustSucceed(t, c, "lk", appDir(t, "v2"))
+	_, err = c.Cancel(ctx, after.ID, "")
+	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "already finished") {
+		t.Fatalf("cancel of a finished deployment: %v", err)
+	}
+	entries := auditEntries(t, b)
+	if !strings.Contains(entries, "lock.break") || !strings.Contains(entries, "operator test") {
+		t.Fatalf("audit log lacks the lock break:\n%s", entries)
+	}
+}
+
+func auditEntries(t testing.TB, b *batonProc) string {
+	t.Helper()
+	resp, err := newProxyClient(b.apiAddr).http.Get("http://" + b.apiAddr + "/api/v1/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
