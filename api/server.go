@@ -25,6 +25,9 @@ type Server struct {
 	MaxUpload int64
 	// Ready reports extra readiness (e.g. the proxy is listening).
 	Ready func() error
+	// Mounts are more handlers on the same listener, by ServeMux pattern
+	// (the git endpoint, the Kudu-compatible API).
+	Mounts map[string]http.Handler
 }
 
 // maxJSONBody bounds every JSON request body.
@@ -55,6 +58,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/locks", s.listLocks)
 	mux.HandleFunc("POST /api/v1/apps/{app}/lock/break", s.breakLock)
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
+	for pattern, h := range s.Mounts {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, baton.Errorf(baton.ENOTFOUND, "no API route %s %s; see `baton --help` or the README for the routes", r.Method, r.URL.Path))
 	})

@@ -15,8 +15,9 @@ mkdir -p bin
 go build -o bin/baton ./cmd/baton
 go build -o examples/hello/hello ./examples/hello
 
-echo "==> starting baton serve (data in $DATA, API $API, proxy $PROXY)"
-bin/baton serve --data "$DATA" --api "$API" --proxy "$PROXY" &
+echo "==> starting baton serve (data in $DATA, API $API, proxy $PROXY; its log: $DATA/serve.log)"
+mkdir -p "$DATA"
+bin/baton serve --data "$DATA" --api "$API" --proxy "$PROXY" 2>>"$DATA/serve.log" &
 pid=$!
 cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 trap cleanup EXIT

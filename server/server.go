@@ -44,6 +44,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *sqlite.DB
+	arts     *artifact.Store
 	sup      *supervisor.Supervisor
 	proxy    *proxy.Proxy
 	coord    *coordinator.Coordinator
@@ -97,8 +98,7 @@ func (s *Server) open(ctx context.Context) error {
 	if s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "baton.db")); err != nil {
 		return err
 	}
-	arts, err := artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts"))
-	if err != nil {
+	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
 		return err
 	}
 	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run")})
@@ -111,7 +111,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain})
 	s.coord = coordinator.New(coordinator.Config{
-		Store: s.store, Artifacts: arts, Supervisor: s.sup, Proxy: s.proxy,
+		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 	})
@@ -119,11 +119,11 @@ func (s *Server) open(ctx context.Context) error {
 		s.coord = nil
 		return err
 	}
-	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload}
+	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: s.mounts()}
 	streams, stop := context.WithCancel(context.Background())
 	s.stopStreams = stop
 	s.apiSrv = &http.Server{
-		Handler:           apiHandler.Handler(),
+		Handler:           s.wrapAPI(apiHandler.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
