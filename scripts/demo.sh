@@ -24,7 +24,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 for _ in $(seq 100); do
   curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { echo "baton serve exited; see the messages above"; exit 1; }
+  kill -0 "$pid" 2>/dev/null || { echo "baton serve exited; see $DATA/serve.log"; exit 1; }
   sleep 0.1
 done
 
