@@ -8,17 +8,51 @@ import (
 // App is a named application. Its name is a DNS label so it can be used as a
 // host name on the proxy.
 type App struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	Slots     []Slot    `json:"slots,omitempty"`
+	Name string `json:"name"`
+	// RevisionMode is RevisionsSingle (default) or RevisionsMultiple.
+	RevisionMode string    `json:"revision_mode"`
+	CreatedAt    time.Time `json:"created_at"`
+	Slots        []Slot    `json:"slots,omitempty"`
+}
+
+// Revision modes.
+const (
+	// RevisionsSingle: a successful deployment takes 100 % of its slot and
+	// the previous revision is deactivated after draining.
+	RevisionsSingle = "single"
+	// RevisionsMultiple: several revisions stay active with traffic weights.
+	RevisionsMultiple = "multiple"
+)
+
+// ParseRevisionMode validates a revision mode; "" means single.
+func ParseRevisionMode(s string) (string, error) {
+	switch s {
+	case "", RevisionsSingle:
+		return RevisionsSingle, nil
+	case RevisionsMultiple:
+		return s, nil
+	}
+	return "", Errorf(EINVALID, "revision_mode %q is not single or multiple", s)
+}
+
+// Slot returns the named slot of the app.
+func (a App) Slot(name string) (Slot, bool) {
+	for _, s := range a.Slots {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Slot{}, false
 }
 
 // Slot is a live environment of an app. "production" always exists.
 type Slot struct {
 	App  string `json:"app"`
 	Name string `json:"name"`
-	// LiveRevision is the revision that serves the slot, "" when none.
+	// LiveRevision is the revision with the most traffic in the slot, "" when none.
 	LiveRevision string `json:"live_revision"`
+	// AutoSwapTo names the slot this one swaps into after each successful deployment.
+	AutoSwapTo string `json:"auto_swap_to,omitempty"`
 }
 
 // ProductionSlot is the slot every app has.

@@ -47,6 +47,22 @@ const (
 
 func (p Phase) String() string { return string(p) }
 
+// Kind is the operation a deployment record stands for. Every operation
+// that changes what serves an app goes through the same queue and lock.
+type Kind string
+
+// Operation kinds.
+const (
+	KindDeploy     Kind = "deploy"     // new revision from an artifact
+	KindConfig     Kind = "config"     // settings change: new revision of the live artifact
+	KindSwap       Kind = "swap"       // exchange two slots' revisions
+	KindTraffic    Kind = "traffic"    // set weights
+	KindStabilize  Kind = "stabilize"  // one revision at 100 %, the rest deactivated
+	KindActivate   Kind = "activate"   // start an inactive revision (0 %)
+	KindDeactivate Kind = "deactivate" // stop a revision without traffic
+	KindRestart    Kind = "restart"    // restart a revision's instances
+)
+
 // Policy says what a new deployment does when its app is busy.
 type Policy string
 
@@ -80,6 +96,10 @@ type Deployment struct {
 	ID   string `json:"id"`
 	App  string `json:"app"`
 	Slot string `json:"slot"`
+	// Kind is the operation: KindDeploy, KindSwap, KindTraffic, …
+	Kind Kind `json:"kind"`
+	// Params holds the operation's arguments as JSON.
+	Params string `json:"params,omitempty"`
 	// Seq orders deployments by acceptance, across all apps.
 	Seq      int64  `json:"seq"`
 	State    State  `json:"state"`

@@ -15,6 +15,19 @@ type Revision struct {
 	Deployment     string    `json:"deployment"`
 	ArtifactDigest string    `json:"artifact_digest"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Active revisions run instances; Weight is their share of the slot's
+	// traffic in percent.
+	Active bool `json:"active"`
+	Weight int  `json:"traffic"`
+	// Env holds the non-sticky settings the revision was created with; they
+	// travel with it on swap. Never serialized: it may hold secrets.
+	Env map[string]string `json:"-"`
+}
+
+// RevisionWeight is one revision's place in a slot's routing.
+type RevisionWeight struct {
+	Revision string `json:"revision"`
+	Weight   int    `json:"weight"`
 }
 
 // RevisionName returns the name of revision n of app.

@@ -32,6 +32,21 @@ type AppStore interface {
 	DeleteApp(ctx context.Context, name string) error
 	// SetLive makes revision the live revision of a slot (fenced by the app lease).
 	SetLive(ctx context.Context, f Fence, slot, revision string) error
+	// SetRouting sets, in one transaction, which revisions are active in each
+	// listed slot and their weights; revisions of those slots not listed
+	// become inactive with weight 0 (fenced).
+	SetRouting(ctx context.Context, f Fence, slots map[string][]RevisionWeight) error
+	// SetRevisionMode sets the app's revision mode.
+	SetRevisionMode(ctx context.Context, app, mode string) error
+	CreateSlot(ctx context.Context, app, slot string) (Slot, error)
+	// DeleteSlot removes a slot and its settings; its revisions stay in history.
+	DeleteSlot(ctx context.Context, app, slot string) error
+	SetAutoSwap(ctx context.Context, app, slot, target string) error
+	Settings(ctx context.Context, app, slot string) ([]Setting, error)
+	// PutSetting creates or replaces a setting (fenced: settings change
+	// through the app lock because they create revisions).
+	PutSetting(ctx context.Context, f Fence, s Setting) error
+	DeleteSetting(ctx context.Context, f Fence, app, slot, key string) error
 }
 
 // Fence identifies the lease a write is made under.
@@ -89,7 +104,8 @@ type DeploymentStore interface {
 
 // RevisionStore keeps revisions.
 type RevisionStore interface {
-	// CreateRevision assigns the app's next revision number (fenced).
+	// CreateRevision assigns the app's next revision number (fenced). It is
+	// created inactive.
 	CreateRevision(ctx context.Context, f Fence, r Revision) (Revision, error)
 	Revision(ctx context.Context, name string) (Revision, error)
 	Revisions(ctx context.Context, app string) ([]Revision, error)

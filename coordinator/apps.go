@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/supervisor"
 )
 
 // CreateApp registers an app with its production slot.
@@ -55,23 +53,23 @@ func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
 			return ctx.Err()
 		}
 	}
-	var groups []*supervisor.Group
+	var stopping []*instances
 	c.mu.Lock()
-	for k, lr := range c.live {
+	for k := range c.routes {
 		if k.app == name {
-			if lr.group != nil {
-				groups = append(groups, lr.group)
-			}
-			delete(c.live, k)
+			delete(c.routes, k)
+		}
+	}
+	for rev, in := range c.running {
+		if in.rev.App == name {
+			stopping = append(stopping, in)
+			delete(c.running, rev)
 		}
 	}
 	c.mu.Unlock()
 	c.publishRoutes()
-	for _, g := range groups {
-		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := g.Stop(stopCtx)
-		cancel()
-		if err != nil {
+	for _, in := range stopping {
+		if err := in.stop(); err != nil {
 			c.log.Warn("stop instances of deleted app", "app", name, "err", err)
 		}
 	}

@@ -85,8 +85,12 @@ type Coordinator struct {
 	mu      sync.Mutex
 	workers map[string]*worker // app → its queue worker
 	runs    map[string]*run    // deployment id → the running deployment
-	live    map[slotKey]*liveRevision
-	apps    map[string]bool // known apps, for the routing table
+	// running holds the instances of every active revision, by name.
+	running map[string]*instances
+	// routes mirrors the store's routing: the active revisions of each slot
+	// and their weights.
+	routes map[slotKey][]baton.RevisionWeight
+	apps   map[string]bool // known apps, for the routing table
 	closed  bool
 
 	changes  *broadcast
@@ -95,10 +99,10 @@ type Coordinator struct {
 
 type slotKey struct{ app, slot string }
 
-// liveRevision is a revision that serves a slot, with its instances.
-type liveRevision struct {
-	name  string
-	group *supervisor.Group // nil while it is being restored or failed to start
+// instances are the running processes of an active revision.
+type instances struct {
+	rev   baton.Revision
+	group *supervisor.Group
 	log   *instanceLog
 }
 
@@ -113,7 +117,8 @@ func New(cfg Config) *Coordinator {
 		log:     cfg.Logger,
 		workers: map[string]*worker{},
 		runs:    map[string]*run{},
-		live:    map[slotKey]*liveRevision{},
+		running: map[string]*instances{},
+		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
 	}
@@ -153,9 +158,9 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	c.mu.Unlock()
 	c.publishRoutes()
 	for _, a := range apps {
-		// Each app restores its live slots, then works its queue; one slow
-		// app does not hold up the others or the API.
-		c.startWorker(a.Name, a.Slots)
+		// Each app restores its active revisions, then works its queue; one
+		// slow app does not hold up the others or the API.
+		c.startWorker(a.Name, true)
 	}
 	return nil
 }
@@ -171,18 +176,14 @@ func (c *Coordinator) Close() error {
 	}
 	c.wg.Wait()
 	c.mu.Lock()
-	groups := make([]*supervisor.Group, 0, len(c.live))
-	for _, lr := range c.live {
-		if lr.group != nil {
-			groups = append(groups, lr.group)
-		}
+	all := make([]*instances, 0, len(c.running))
+	for _, in := range c.running {
+		all = append(all, in)
 	}
 	c.mu.Unlock()
 	var errs []error
-	for _, g := range groups {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, g.Stop(ctx))
-		cancel()
+	for _, in := range all {
+		errs = append(errs, in.stop())
 	}
 	return errors.Join(errs...)
 }
@@ -204,21 +205,8 @@ func (c *Coordinator) removeFailedRevision(d baton.Deployment) {
 	if d.Revision == "" {
 		return
 	}
-	c.mu.Lock()
-	for _, lr := range c.live {
-		if lr.name == d.Revision {
-			c.mu.Unlock()
-			return
-		}
-	}
-	c.mu.Unlock()
-	a, err := c.cfg.Store.App(context.Background(), d.App)
-	if err == nil {
-		for _, s := range a.Slots {
-			if s.LiveRevision == d.Revision {
-				return
-			}
-		}
+	if r, err := c.cfg.Store.Revision(context.Background(), d.Revision); err == nil && r.Active {
+		return
 	}
 	_ = os.RemoveAll(c.revisionDir(d.App, d.Revision))
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
@@ -25,29 +26,13 @@ func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string
 	return nil
 }
 
-// startRevision starts a revision's instances.
-func (c *Coordinator) startRevision(ctx context.Context, app, slot, rev, dir string, m baton.Manifest, out *instanceLog) (*supervisor.Group, error) {
-	return c.cfg.Supervisor.Start(ctx, supervisor.Spec{
-		Name:      rev,
-		Dir:       dir,
-		Command:   m.Run.Command,
-		Env:       instanceEnv(app, slot, rev, dir),
-		Instances: m.Run.Instances,
-		Health:    supervisor.HealthCheck{Path: m.Health.Path, Interval: m.Health.Interval, Timeout: m.Health.Timeout},
-		Output:    out,
-	})
-}
-
-// setLive installs lr as the slot's live revision, publishes the routing
-// table, and returns the revision it replaced.
-func (c *Coordinator) setLive(app, slot string, lr *liveRevision) *liveRevision {
-	c.mu.Lock()
-	k := slotKey{app, slot}
-	old := c.live[k]
-	c.live[k] = lr
-	c.mu.Unlock()
-	c.publishRoutes()
-	return old
+// stop stops a revision's instances and closes its log.
+func (in *instances) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := in.group.Stop(ctx)
+	in.log.Close()
+	return err
 }
 
 // host is the proxy host name of a slot.
@@ -58,33 +43,79 @@ func (c *Coordinator) host(app, slot string) string {
 	return app + "-" + slot + "." + c.cfg.Domain
 }
 
-// publishRoutes rebuilds the proxy's routing table from the live revisions.
-// Serialized so an older table can never be published after a newer one.
+// applyRouting installs the routing of the given slots of app (already
+// recorded in the store), publishes it, and returns the running revisions of
+// the app that are no longer routed anywhere: the caller drains and stops them.
+func (c *Coordinator) applyRouting(app string, slots map[string][]baton.RevisionWeight) []*instances {
+	c.mu.Lock()
+	for slot, rws := range slots {
+		c.routes[slotKey{app, slot}] = append([]baton.RevisionWeight(nil), rws...)
+	}
+	routed := map[string]bool{}
+	for k, rws := range c.routes {
+		if k.app == app {
+			for _, rw := range rws {
+				routed[rw.Revision] = true
+			}
+		}
+	}
+	var retired []*instances
+	for name, in := range c.running {
+		if in.rev.App == app && !routed[name] {
+			retired = append(retired, in)
+			delete(c.running, name)
+		}
+	}
+	c.mu.Unlock()
+	c.publishRoutes()
+	return retired
+}
+
+// slotRouting returns the current routing of a slot.
+func (c *Coordinator) slotRouting(app, slot string) []baton.RevisionWeight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]baton.RevisionWeight(nil), c.routes[slotKey{app, slot}]...)
+}
+
+// runningOf returns the running instances of a revision, nil if none.
+func (c *Coordinator) runningOf(rev string) *instances {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running[rev]
+}
+
+func (c *Coordinator) addRunning(in *instances) {
+	c.mu.Lock()
+	c.running[in.rev.Name] = in
+	c.mu.Unlock()
+}
+
+// publishRoutes rebuilds the proxy's routing table from the routes and the
+// running instances. Serialized so an older table can never be published
+// after a newer one.
 func (c *Coordinator) publishRoutes() {
 	c.routesMu.Lock()
 	defer c.routesMu.Unlock()
 	c.mu.Lock()
-	var routes []proxy.Route
+	byHost := map[string]proxy.Route{}
 	for app := range c.apps {
-		routes = append(routes, proxy.Route{Host: c.host(app, baton.ProductionSlot), App: app, Slot: baton.ProductionSlot})
+		h := c.host(app, baton.ProductionSlot)
+		byHost[h] = proxy.Route{Host: h, App: app, Slot: baton.ProductionSlot}
 	}
-	for k, lr := range c.live {
+	for k, rws := range c.routes {
 		if !c.apps[k.app] {
 			continue
 		}
 		r := proxy.Route{Host: c.host(k.app, k.slot), App: k.app, Slot: k.slot}
-		if lr.group != nil {
-			r.Backends = []proxy.Backend{{Revision: lr.name, Weight: 100, Addrs: lr.group.Addrs()}}
+		for _, rw := range rws {
+			if in := c.running[rw.Revision]; in != nil {
+				r.Backends = append(r.Backends, proxy.Backend{Revision: rw.Revision, Weight: rw.Weight, Addrs: in.group.Addrs()})
+			}
 		}
-		routes = append(routes, r)
-	}
-	c.mu.Unlock()
-	// Later entries win: live slots replace the empty production placeholders.
-	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].Backends) < len(routes[j].Backends) })
-	byHost := map[string]proxy.Route{}
-	for _, r := range routes {
 		byHost[r.Host] = r
 	}
+	c.mu.Unlock()
 	out := make([]proxy.Route, 0, len(byHost))
 	for _, r := range byHost {
 		out = append(out, r)
@@ -92,39 +123,127 @@ func (c *Coordinator) publishRoutes() {
 	c.cfg.Proxy.SetRoutes(out)
 }
 
-// restore starts a slot's live revision again after baton restarted.
-func (c *Coordinator) restore(s baton.Slot) {
-	dir := c.revisionDir(s.App, s.LiveRevision)
-	fail := func(err error) {
-		c.log.Error("restore live revision", "app", s.App, "slot", s.Name, "revision", s.LiveRevision, "err", err)
+// restoreApp starts the app's active revisions again after baton
+// restarted and routes them as the store records.
+func (c *Coordinator) restoreApp(app string) {
+	a, err := c.cfg.Store.App(c.ctx, app)
+	if err != nil {
+		return
 	}
+	revs, err := c.cfg.Store.Revisions(c.ctx, app)
+	if err != nil {
+		c.log.Error("restore: list revisions", "app", app, "err", err)
+		return
+	}
+	slots := map[string][]baton.RevisionWeight{}
+	for _, s := range a.Slots {
+		slots[s.Name] = nil
+	}
+	for _, r := range revs {
+		if !r.Active {
+			continue
+		}
+		in, err := c.launch(c.ctx, r, "")
+		if err != nil {
+			c.log.Error("restore revision", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)
+			continue
+		}
+		in.group.SetLive()
+		c.addRunning(in)
+		slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+		c.log.Info("restored revision", "app", app, "slot", r.Slot, "revision", r.Name, "weight", r.Weight, "addrs", in.group.Addrs())
+	}
+	c.applyRouting(app, slots)
+}
+
+// launch starts a revision's instances in its slot and waits until they are
+// healthy (bounded by start_timeout). dep, if set, receives their output.
+func (c *Coordinator) launch(ctx context.Context, r baton.Revision, dep string) (*instances, error) {
+	dir := c.revisionDir(r.App, r.Name)
 	m, err := manifest.Load(dir)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
-	out, err := openInstanceLog(c, s.App, s.LiveRevision, "")
+	out, err := openInstanceLog(c, r.App, r.Name, dep)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, m.Health.StartTimeout)
+	env, err := c.revisionEnv(ctx, r, dir)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
 	defer cancel()
-	g, err := c.startRevision(ctx, s.App, s.Name, s.LiveRevision, dir, m, out)
+	g, err := c.startGroup(ctx, r, dir, m, env, out)
 	if err == nil {
-		err = g.WaitHealthy(ctx)
-		if err != nil {
+		if err = g.WaitHealthy(ctx); err != nil {
 			_ = g.Stop(context.WithoutCancel(ctx))
 		}
 	}
 	if err != nil {
 		out.Close()
-		fail(err)
-		return
+		return nil, err
 	}
-	g.SetLive()
-	c.setLive(s.App, s.Name, &liveRevision{name: s.LiveRevision, group: g, log: out})
-	c.log.Info("restored live revision", "app", s.App, "slot", s.Name, "revision", s.LiveRevision, "addrs", g.Addrs())
+	return &instances{rev: r, group: g, log: out}, nil
+}
+
+// startGroup starts a revision's instances without waiting for health.
+func (c *Coordinator) startGroup(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) (*supervisor.Group, error) {
+	return c.cfg.Supervisor.Start(ctx, supervisor.Spec{
+		Name:      r.Name,
+		Dir:       dir,
+		Command:   m.Run.Command,
+		Env:       env,
+		Instances: m.Run.Instances,
+		Health:    supervisor.HealthCheck{Path: m.Health.Path, Interval: m.Health.Interval, Timeout: m.Health.Timeout},
+		Output:    out,
+	})
+}
+
+// revisionEnv is the environment of a revision's instances: baton's own
+// variables, the revision's non-sticky settings, and the sticky settings of
+// the slot it runs in.
+func (c *Coordinator) revisionEnv(ctx context.Context, r baton.Revision, dir string) ([]string, error) {
+	sticky, err := c.cfg.Store.Settings(ctx, r.App, r.Slot)
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for k, v := range r.Env {
+		vars[k] = v
+	}
+	for _, s := range sticky {
+		if s.Sticky {
+			vars[s.Key] = s.Value
+		}
+	}
+	env := instanceEnv(r.App, r.Slot, r.Name, dir)
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+vars[k])
+	}
+	return env, nil
+}
+
+// nonStickyEnv returns the non-sticky settings of a slot: what a new
+// revision deployed there carries with it.
+func (c *Coordinator) nonStickyEnv(ctx context.Context, app, slot string) (map[string]string, error) {
+	settings, err := c.cfg.Store.Settings(ctx, app, slot)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, s := range settings {
+		if !s.Sticky {
+			env[s.Key] = s.Value
+		}
+	}
+	return env, nil
 }
 
 // instanceLog receives instance output: always appended to the revision's

@@ -2,12 +2,14 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,8 +24,12 @@ type pipeline struct {
 	r     *run
 	fence baton.Fence
 	d     baton.Deployment
-	rev   string
-	dir   string // where the revision's files are now
+	rev      string
+	revision baton.Revision
+	dir      string // where the revision's files are now
+	// replaces is the revision a config change re-creates (its weight
+	// passes to the new one in multiple mode).
+	replaces string
 	group *supervisor.Group
 	log   *instanceLog
 }
@@ -43,9 +49,17 @@ func (e phaseDeadline) Error() string {
 // of the new one is left behind.
 func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	p := &pipeline{c: c, r: r, fence: fence, d: r.d}
-	err := p.prepare()
-	if err == nil {
-		err = p.goLive()
+	var err error
+	switch r.d.Kind {
+	case baton.KindDeploy, baton.KindConfig, "":
+		var redeploy bool
+		if redeploy, err = p.configure(); err == nil && redeploy {
+			if err = p.prepare(); err == nil {
+				err = p.goLive()
+			}
+		}
+	default:
+		err = c.operate(p)
 	}
 	if err == nil {
 		return baton.StateSucceeded, ""
@@ -126,12 +140,17 @@ func (p *pipeline) prepare() error {
 		}
 	}
 
+	env, err := c.nonStickyEnv(p.r.ctx, p.d.App, p.d.Slot)
+	if err != nil {
+		return err
+	}
 	rev, err := c.cfg.Store.CreateRevision(p.r.ctx, p.fence, baton.Revision{
-		App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: p.d.ArtifactDigest})
+		App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: p.d.ArtifactDigest, Env: env})
 	if err != nil {
 		return err
 	}
 	p.rev = rev.Name
+	p.revision = rev
 	final := c.revisionDir(p.d.App, p.rev)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
@@ -150,7 +169,10 @@ func (p *pipeline) prepare() error {
 		cancel()
 		return err
 	}
-	p.group, err = c.startRevision(ctx, p.d.App, p.d.Slot, p.rev, p.dir, m, p.log)
+	runEnv, err := c.revisionEnv(ctx, rev, p.dir)
+	if err == nil {
+		p.group, err = c.startGroup(ctx, rev, p.dir, m, runEnv, p.log)
+	}
 	if err != nil {
 		cancel()
 		return asPhaseError(ctx, err)
@@ -189,8 +211,8 @@ func (p *pipeline) prepare() error {
 	return nil
 }
 
-// goLive switches the slot to the new revision and drains the old one.
-// From the moment switching starts, the deployment completes.
+// goLive switches the slot to the new revision and drains what no longer
+// serves. From the moment switching starts, the deployment completes.
 func (p *pipeline) goLive() error {
 	c := p.c
 	p.r.mu.Lock()
@@ -202,44 +224,139 @@ func (p *pipeline) goLive() error {
 	p.r.mu.Unlock()
 
 	ctx := context.WithoutCancel(p.r.ctx)
-	p.d.Phase = baton.PhaseSwitching
-	if err := c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, baton.PhaseSwitching, p.rev); err != nil {
+	if err := p.enterUncancellable(ctx, baton.PhaseSwitching); err != nil {
 		return err
 	}
-	c.logf(p.d.ID, "phase %s", baton.PhaseSwitching)
-	if err := c.cfg.Store.SetLive(ctx, p.fence, p.d.Slot, p.rev); err != nil {
+	app, err := c.cfg.Store.App(ctx, p.d.App)
+	if err != nil {
+		return err
+	}
+	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, requestedWeight(p.d))
+	if err := c.cfg.Store.SetRouting(ctx, p.fence, map[string][]baton.RevisionWeight{p.d.Slot: next}); err != nil {
 		return err
 	}
 	newLog := p.log
 	defer newLog.Detach() // later output goes to the revision log only
-	old := c.setLive(p.d.App, p.d.Slot, &liveRevision{name: p.rev, group: p.group, log: p.log})
+	c.addRunning(&instances{rev: p.revision, group: p.group, log: p.log})
+	retired := c.applyRouting(p.d.App, map[string][]baton.RevisionWeight{p.d.Slot: next})
 	p.group.SetLive()
-	p.group, p.log = nil, nil // owned by the live table now
-	c.logf(p.d.ID, "%s now serves %s", p.rev, c.host(p.d.App, p.d.Slot))
-	if old == nil || old.group == nil {
-		return nil
+	p.group, p.log = nil, nil // owned by the running table now
+	c.logf(p.d.ID, "%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))
+	return p.drain(ctx, retired)
+}
+
+// enterUncancellable records a phase of the part that always completes.
+func (p *pipeline) enterUncancellable(ctx context.Context, ph baton.Phase) error {
+	p.d.Phase = ph
+	if err := p.c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, ph, p.rev); err != nil {
+		return err
 	}
-	p.d.Phase = baton.PhaseDraining
-	_ = c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, baton.PhaseDraining, p.rev)
-	c.logf(p.d.ID, "phase %s: %s finishes its in-flight requests (up to %s)", baton.PhaseDraining, old.name, c.cfg.DrainTimeout)
-	c.retire(old, p.d.ID)
+	p.c.logf(p.d.ID, "phase %s", ph)
 	return nil
 }
 
+// drain moves to phase draining for the revisions that lost their routes,
+// lets their in-flight requests finish, then stops them.
+func (p *pipeline) drain(ctx context.Context, retired []*instances) error {
+	if len(retired) == 0 {
+		return nil
+	}
+	if err := p.enterUncancellable(ctx, baton.PhaseDraining); err != nil {
+		return err
+	}
+	for _, in := range retired {
+		p.c.logf(p.d.ID, "%s finishes its in-flight requests (up to %s)", in.rev.Name, p.c.cfg.DrainTimeout)
+		p.c.retire(in, p.d.ID)
+	}
+	return nil
+}
+
+// nextRouting is a slot's routing after rev goes live. In single mode rev
+// takes 100 %. In multiple mode it joins the active revisions with the
+// requested weight (the others scaled to make room), or takes the place of
+// the revision it replaces, or takes 100 % when nothing had traffic.
+func nextRouting(mode string, cur []baton.RevisionWeight, rev, replaces string, weight int) []baton.RevisionWeight {
+	total := 0
+	for _, rw := range cur {
+		total += rw.Weight
+	}
+	if mode != baton.RevisionsMultiple || total == 0 {
+		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
+	}
+	if replaces != "" {
+		next := make([]baton.RevisionWeight, 0, len(cur))
+		for _, rw := range cur {
+			if rw.Revision == replaces {
+				rw.Revision = rev
+			}
+			next = append(next, rw)
+		}
+		return next
+	}
+	if weight <= 0 {
+		return append(cur, baton.RevisionWeight{Revision: rev, Weight: 0})
+	}
+	if weight >= 100 {
+		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
+	}
+	next := scaleWeights(cur, 100-weight)
+	return append(next, baton.RevisionWeight{Revision: rev, Weight: weight})
+}
+
+// scaleWeights rescales weights to sum to target, keeping their proportions;
+// rounding leftovers go to the heaviest.
+func scaleWeights(cur []baton.RevisionWeight, target int) []baton.RevisionWeight {
+	total := 0
+	for _, rw := range cur {
+		total += rw.Weight
+	}
+	next := make([]baton.RevisionWeight, len(cur))
+	sum, heaviest := 0, 0
+	for i, rw := range cur {
+		w := 0
+		if total > 0 {
+			w = rw.Weight * target / total
+		}
+		next[i] = baton.RevisionWeight{Revision: rw.Revision, Weight: w}
+		sum += w
+		if rw.Weight > cur[heaviest].Weight {
+			heaviest = i
+		}
+	}
+	if len(next) > 0 {
+		next[heaviest].Weight += target - sum
+	}
+	return next
+}
+
+// requestedWeight is the traffic a deploy asked for (multiple mode).
+func requestedWeight(d baton.Deployment) int {
+	var p struct {
+		Weight int `json:"weight"`
+	}
+	_ = json.Unmarshal([]byte(d.Params), &p)
+	return p.Weight
+}
+
+func describeRouting(rws []baton.RevisionWeight) string {
+	parts := make([]string, len(rws))
+	for i, rw := range rws {
+		parts[i] = fmt.Sprintf("%s %d%%", rw.Revision, rw.Weight)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // retire drains a revision that no longer serves, then stops it.
-func (c *Coordinator) retire(old *liveRevision, depID string) {
+func (c *Coordinator) retire(old *instances, depID string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.cfg.DrainTimeout)
 	if err := c.cfg.Proxy.Drain(dctx, old.group.Addrs()); err != nil {
-		c.logf(depID, "drain of %s ended by its timeout: %v", old.name, err)
+		c.logf(depID, "drain of %s ended by its timeout: %v", old.rev.Name, err)
 	}
 	cancel()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
-	if err := old.group.Stop(sctx); err != nil {
-		c.log.Warn("stop old revision", "revision", old.name, "err", err)
+	if err := old.stop(); err != nil {
+		c.log.Warn("stop old revision", "revision", old.rev.Name, "err", err)
 	}
-	cancel()
-	old.log.Close()
-	c.logf(depID, "stopped %s", old.name)
+	c.logf(depID, "stopped %s", old.rev.Name)
 }
 
 // cleanup undoes a deployment that did not go live.

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -20,6 +21,8 @@ type SubmitRequest struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
+	// Params: {"weight": N} asks for N % of the slot in multiple revision mode.
+	Params string
 }
 
 // Submit stores the artifact content-addressed, then queues the deployment
@@ -40,19 +43,25 @@ func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (d baton.De
 	if err != nil {
 		return d, false, err
 	}
+	return c.enqueue(ctx, baton.Deployment{
+		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: req.Params, Policy: req.Policy,
+		ArtifactDigest: digest, ArtifactType: kind,
+		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
+	})
+}
+
+// enqueue records a deployment or operation under its conflict policy and
+// wakes the app's worker.
+func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment) (baton.Deployment, bool, error) {
 	res, err := c.cfg.Store.Enqueue(ctx, baton.EnqueueRequest{
-		Deployment: baton.Deployment{
-			ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Policy: req.Policy,
-			ArtifactDigest: digest, ArtifactType: kind,
-			Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
-		},
+		Deployment:        d,
 		MaxQueue:          c.cfg.MaxQueue,
 		IdempotencyWindow: c.cfg.IdempotencyWindow,
 	})
 	if err != nil {
 		var e *baton.Error
 		if errors.As(err, &e) && e.Conflict != nil {
-			e.RetryAfterSeconds = c.estimateWait(ctx, req.App, e.Conflict)
+			e.RetryAfterSeconds = c.estimateWait(ctx, d.App, e.Conflict)
 		}
 		return d, false, err
 	}
@@ -60,15 +69,15 @@ func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (d baton.De
 		return res.Deployment, true, nil
 	}
 	d = res.Deployment
-	_ = c.cfg.Store.AppendLog(ctx, d.ID, "queued ("+string(d.Policy)+" policy)")
+	_ = c.cfg.Store.AppendLog(ctx, d.ID, fmt.Sprintf("queued %s (%s policy)", d.Kind, d.Policy))
 	for _, id := range res.Replaced {
-		_ = c.cfg.Store.AppendLog(ctx, id, "replaced by deployment "+d.ID+" ("+string(d.Policy)+" policy)")
+		_ = c.cfg.Store.AppendLog(ctx, id, "replaced by "+d.ID+" ("+string(d.Policy)+" policy)")
 	}
 	if res.CancelRunning != "" {
-		c.cancelRun(res.CancelRunning, "cancelled by deployment "+d.ID+" (on_conflict=cancel)")
+		c.cancelRun(res.CancelRunning, "cancelled by "+d.ID+" (on_conflict=cancel)")
 	}
 	c.changes.notify()
-	c.kick(req.App)
+	c.kick(d.App)
 	return d, false, nil
 }
 

@@ -46,16 +46,16 @@ func (c *Coordinator) kick(app string) {
 		w.pending = true
 		return
 	}
-	c.startWorkerLocked(app, nil)
+	c.startWorkerLocked(app, false)
 }
 
-func (c *Coordinator) startWorker(app string, restore []baton.Slot) {
+func (c *Coordinator) startWorker(app string, restore bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.startWorkerLocked(app, restore)
 }
 
-func (c *Coordinator) startWorkerLocked(app string, restore []baton.Slot) {
+func (c *Coordinator) startWorkerLocked(app string, restore bool) {
 	if c.closed || !c.apps[app] || c.workers[app] != nil {
 		return
 	}
@@ -65,13 +65,11 @@ func (c *Coordinator) startWorkerLocked(app string, restore []baton.Slot) {
 	go c.work(w, restore)
 }
 
-func (c *Coordinator) work(w *worker, restore []baton.Slot) {
+func (c *Coordinator) work(w *worker, restore bool) {
 	defer c.wg.Done()
 	defer close(w.done)
-	for _, s := range restore {
-		if s.LiveRevision != "" {
-			c.restore(s)
-		}
+	if restore {
+		c.restoreApp(w.app)
 	}
 	for c.ctx.Err() == nil {
 		c.mu.Lock()

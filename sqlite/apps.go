@@ -34,7 +34,7 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
 	var a baton.App
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT name, created_at FROM apps WHERE name = ?`, name).Scan(&a.Name, &created)
+	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at FROM apps WHERE name = ?`, name).Scan(&a.Name, &a.RevisionMode, &created)
 	if err != nil {
 		return a, notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
 	}
@@ -44,7 +44,7 @@ func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
 }
 
 func (s *DB) slots(ctx context.Context, app string) ([]baton.Slot, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT app, name, live_revision FROM slots WHERE app = ? ORDER BY created_at, name`, app)
+	rows, err := s.db.QueryContext(ctx, `SELECT app, name, live_revision, auto_swap_to FROM slots WHERE app = ? ORDER BY created_at, name`, app)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (s *DB) slots(ctx context.Context, app string) ([]baton.Slot, error) {
 	var out []baton.Slot
 	for rows.Next() {
 		var sl baton.Slot
-		if err := rows.Scan(&sl.App, &sl.Name, &sl.LiveRevision); err != nil {
+		if err := rows.Scan(&sl.App, &sl.Name, &sl.LiveRevision, &sl.AutoSwapTo); err != nil {
 			return nil, err
 		}
 		out = append(out, sl)
@@ -106,20 +106,7 @@ func (s *DB) DeleteApp(ctx context.Context, name string) error {
 	})
 }
 
-// SetLive records the live revision of a slot.
+// SetLive gives revision 100 % of a slot and deactivates the slot's others.
 func (s *DB) SetLive(ctx context.Context, f baton.Fence, slot, revision string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := checkFence(ctx, tx, f); err != nil {
-			return err
-		}
-		app := appOfKey(f.Key)
-		res, err := tx.ExecContext(ctx, `UPDATE slots SET live_revision = ? WHERE app = ? AND name = ?`, revision, app, slot)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist", slot, app)
-		}
-		return nil
-	})
+	return s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{slot: {{Revision: revision, Weight: 100}}})
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/batonhq/baton"
 )
 
-const deploymentColumns = `seq, id, app, slot, state, phase, policy, revision, artifact_digest, artifact_type,
+const deploymentColumns = `seq, id, app, slot, kind, params, state, phase, policy, revision, artifact_digest, artifact_type,
 	message, commit_sha, author, idempotency_key, error, token, created_at, started_at, finished_at, phase_started_at`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -18,7 +18,7 @@ func scanDeployment(row scanner) (baton.Deployment, error) {
 	var d baton.Deployment
 	var created int64
 	var started, finished, phaseStarted sql.NullInt64
-	err := row.Scan(&d.Seq, &d.ID, &d.App, &d.Slot, &d.State, &d.Phase, &d.Policy, &d.Revision,
+	err := row.Scan(&d.Seq, &d.ID, &d.App, &d.Slot, &d.Kind, &d.Params, &d.State, &d.Phase, &d.Policy, &d.Revision,
 		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey,
 		&d.Error, &d.Token, &created, &started, &finished, &phaseStarted)
 	if err != nil {
@@ -140,9 +140,12 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 		default:
 			return baton.Errorf(baton.EINVALID, "unknown conflict policy %q", d.Policy)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, state, policy, artifact_digest, artifact_type,
-			message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.App, d.Slot, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
+		if d.Kind == "" {
+			d.Kind = baton.KindDeploy
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
+			message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.App, d.Slot, d.Kind, d.Params, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
 		if err != nil {
 			return err
 		}

@@ -3,17 +3,23 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 
 	"github.com/batonhq/baton"
 )
 
-const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at`
+const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at, active, weight, env`
 
 func scanRevision(row scanner) (baton.Revision, error) {
 	var r baton.Revision
 	var created int64
-	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &created)
+	var env string
+	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &created, &r.Active, &r.Weight, &env)
+	if err != nil {
+		return r, err
+	}
 	r.CreatedAt = fromMicros(created)
+	err = json.Unmarshal([]byte(env), &r.Env)
 	return r, err
 }
 
@@ -30,8 +36,16 @@ func (s *DB) CreateRevision(ctx context.Context, f baton.Fence, r baton.Revision
 		r.Number, r.Name = n, baton.RevisionName(r.App, n)
 		now := s.now()
 		r.CreatedAt = fromMicros(now)
-		_, err := tx.ExecContext(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.Name, r.App, r.Number, r.Slot, r.Deployment, r.ArtifactDigest, now)
+		r.Active, r.Weight = false, 0
+		env, err := json.Marshal(r.Env)
+		if err != nil {
+			return err
+		}
+		if r.Env == nil {
+			env = []byte("{}")
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?)`,
+			r.Name, r.App, r.Number, r.Slot, r.Deployment, r.ArtifactDigest, now, string(env))
 		return err
 	})
 	return r, err

@@ -33,6 +33,8 @@ func Run(t *testing.T, open Opener) {
 		"Log":                    testLog,
 		"Revisions":              testRevisions,
 		"Audit":                  testAudit,
+		"Routing":                testRouting,
+		"SlotsAndSettings":       testSlotsAndSettings,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -238,7 +240,8 @@ func testFencingRejectsStale(t *testing.T, s baton.Store) {
 	if err := s.UpdateRunning(ctx, fresh, d2.ID, baton.PhaseStarting, "f--000001"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetLive(ctx, fresh, baton.ProductionSlot, "f--000001"); err != nil {
+	rev := must(s.CreateRevision(ctx, fresh, baton.Revision{App: "f", Slot: baton.ProductionSlot, Deployment: d2.ID})).on(t)
+	if err := s.SetLive(ctx, fresh, baton.ProductionSlot, rev.Name); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.FinishDeployment(ctx, fresh, d2.ID, baton.StateSucceeded, ""); err != nil {
@@ -428,4 +431,112 @@ func testAudit(t *testing.T, s baton.Store) {
 	if len(got) != 2 || got[0].Action != "deploy.cancel" || got[1].Action != "lock.break" {
 		t.Fatalf("audit = %+v", got)
 	}
+}
+
+func testRouting(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "rt")).on(t)
+	must(s.CreateSlot(ctx, "rt", "staging")).on(t)
+	d := enqueue(t, s, newDeployment("rt", baton.PolicyQueue)).Deployment
+	f := start(t, s, d)
+	var names []string
+	for i := 0; i < 3; i++ {
+		r := must(s.CreateRevision(ctx, f, baton.Revision{App: "rt", Slot: baton.ProductionSlot, Deployment: d.ID,
+			Env: map[string]string{"FEATURE": fmt.Sprint(i)}})).on(t)
+		if r.Active || r.Weight != 0 {
+			t.Fatalf("new revision is active: %+v", r)
+		}
+		names = append(names, r.Name)
+	}
+	if err := s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{
+		baton.ProductionSlot: {{Revision: names[0], Weight: 80}, {Revision: names[1], Weight: 20}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]baton.Revision{}
+	for _, r := range must(s.Revisions(ctx, "rt")).on(t) {
+		got[r.Name] = r
+	}
+	if r := got[names[0]]; !r.Active || r.Weight != 80 || r.Env["FEATURE"] != "0" {
+		t.Fatalf("revision 1 = %+v", r)
+	}
+	if r := got[names[2]]; r.Active || r.Weight != 0 {
+		t.Fatalf("unlisted revision = %+v", r)
+	}
+	if sl, _ := must(s.App(ctx, "rt")).on(t).Slot(baton.ProductionSlot); sl.LiveRevision != names[0] {
+		t.Fatalf("live revision = %q, want the heaviest %s", sl.LiveRevision, names[0])
+	}
+	// A swap moves revisions between slots in one step.
+	if err := s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{
+		baton.ProductionSlot: {{Revision: names[2], Weight: 100}},
+		"staging":            {{Revision: names[0], Weight: 100}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := must(s.App(ctx, "rt")).on(t)
+	prod, _ := a.Slot(baton.ProductionSlot)
+	stg, _ := a.Slot("staging")
+	if prod.LiveRevision != names[2] || stg.LiveRevision != names[0] {
+		t.Fatalf("after swap: production %q staging %q", prod.LiveRevision, stg.LiveRevision)
+	}
+	if r := must(s.Revision(ctx, names[0])).on(t); r.Slot != "staging" || !r.Active {
+		t.Fatalf("moved revision = %+v", r)
+	}
+	if r := must(s.Revision(ctx, names[1])).on(t); r.Active {
+		t.Fatalf("revision left out of production is still active: %+v", r)
+	}
+	err := s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{baton.ProductionSlot: {{Revision: "rt--999999", Weight: 100}}})
+	wantCode(t, err, baton.ENOTFOUND)
+	if r := must(s.Revision(ctx, names[2])).on(t); !r.Active || r.Weight != 100 {
+		t.Fatalf("a failed SetRouting changed state: %+v", r)
+	}
+	if err := s.SetRevisionMode(ctx, "rt", baton.RevisionsMultiple); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "rt")).on(t); a.RevisionMode != baton.RevisionsMultiple {
+		t.Fatalf("revision mode = %q", a.RevisionMode)
+	}
+}
+
+func testSlotsAndSettings(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "st")).on(t)
+	must(s.CreateSlot(ctx, "st", "staging")).on(t)
+	_, err := s.CreateSlot(ctx, "st", "staging")
+	wantCode(t, err, baton.ECONFLICT)
+	if err := s.SetAutoSwap(ctx, "st", "staging", baton.ProductionSlot); err != nil {
+		t.Fatal(err)
+	}
+	if sl, _ := must(s.App(ctx, "st")).on(t).Slot("staging"); sl.AutoSwapTo != baton.ProductionSlot {
+		t.Fatalf("auto swap = %q", sl.AutoSwapTo)
+	}
+	d := enqueue(t, s, newDeployment("st", baton.PolicyQueue)).Deployment
+	f := start(t, s, d)
+	for _, st := range []baton.Setting{
+		{App: "st", Slot: "staging", Key: "DB_URL", Value: "postgres://staging", Sticky: true},
+		{App: "st", Slot: "staging", Key: "FEATURE", Value: "on"},
+		{App: "st", Slot: "staging", Key: "FEATURE", Value: "off", Secret: true},
+	} {
+		if err := s.PutSetting(ctx, f, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := must(s.Settings(ctx, "st", "staging")).on(t)
+	if len(got) != 2 || got[0].Key != "DB_URL" || !got[0].Sticky || got[1].Value != "off" || !got[1].Secret {
+		t.Fatalf("settings = %+v", got)
+	}
+	if err := s.DeleteSetting(ctx, f, "st", "staging", "FEATURE"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.DeleteSetting(ctx, f, "st", "staging", "FEATURE"), baton.ENOTFOUND)
+	if err := s.PutSetting(ctx, baton.Fence{Key: f.Key, Token: f.Token - 1}, baton.Setting{App: "st", Slot: "staging", Key: "X", Value: "1"}); !errors.Is(err, baton.ErrStaleToken) {
+		t.Fatalf("stale PutSetting: %v", err)
+	}
+	if err := s.DeleteSlot(ctx, "st", "staging"); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.Settings(ctx, "st", "staging")).on(t); len(got) != 0 {
+		t.Fatalf("settings of a deleted slot remain: %+v", got)
+	}
+	wantCode(t, s.DeleteSlot(ctx, "st", "staging"), baton.ENOTFOUND)
 }

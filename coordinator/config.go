@@ -1,0 +1,98 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
+)
+
+// ConfigChange is the params of a KindConfig operation.
+type ConfigChange struct {
+	Set   []baton.Setting `json:"set,omitempty"`
+	Unset []string        `json:"unset,omitempty"`
+}
+
+// configure applies a settings change and turns the operation into a
+// redeploy of the slot's live artifact with the new environment. For a
+// plain deploy it does nothing. redeploy is false when there is nothing live
+// to restart.
+func (p *pipeline) configure() (redeploy bool, err error) {
+	if p.d.Kind != baton.KindConfig {
+		return true, nil
+	}
+	c := p.c
+	var ch ConfigChange
+	if err := json.Unmarshal([]byte(p.d.Params), &ch); err != nil {
+		return false, fmt.Errorf("config params: %w", err)
+	}
+	ctx := p.r.ctx
+	for _, s := range ch.Set {
+		s.App, s.Slot = p.d.App, p.d.Slot
+		if err := c.cfg.Store.PutSetting(ctx, p.fence, s); err != nil {
+			return false, err
+		}
+		c.logf(p.d.ID, "set %s=%s%s", s.Key, s.Masked().Value, flags(s))
+	}
+	for _, k := range ch.Unset {
+		if err := c.cfg.Store.DeleteSetting(ctx, p.fence, p.d.App, p.d.Slot, k); err != nil {
+			return false, err
+		}
+		c.logf(p.d.ID, "unset %s", k)
+	}
+	live := heaviest(c.slotRouting(p.d.App, p.d.Slot))
+	if live == "" {
+		c.logf(p.d.ID, "slot %s has no live revision; the settings apply to its next deployment", p.d.Slot)
+		return false, nil
+	}
+	rev, err := c.cfg.Store.Revision(ctx, live)
+	if err != nil {
+		return false, err
+	}
+	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(rev.ArtifactDigest))
+	if err != nil {
+		return false, fmt.Errorf("artifact of %s: %w", live, err)
+	}
+	p.d.ArtifactDigest, p.d.ArtifactType, p.replaces = rev.ArtifactDigest, kind, live
+	c.logf(p.d.ID, "restarting %s's artifact as a new revision with the new settings", live)
+	return true, nil
+}
+
+func flags(s baton.Setting) string {
+	out := ""
+	if s.Sticky {
+		out += " (sticky)"
+	}
+	if s.Secret {
+		out += " (secret)"
+	}
+	return out
+}
+
+// heaviest returns the revision with the most traffic, "" if none.
+func heaviest(rws []baton.RevisionWeight) string {
+	best, top := "", -1
+	for _, rw := range rws {
+		if rw.Weight > top {
+			best, top = rw.Revision, rw.Weight
+		}
+	}
+	return best
+}
+
+// SetSettings changes settings of a slot through the app's queue and lock
+// (a settings change restarts the slot's live revision as a new revision).
+func (c *Coordinator) SetSettings(ctx context.Context, req OpRequest, ch ConfigChange) (baton.Deployment, error) {
+	for i, s := range ch.Set {
+		s.App, s.Slot = req.App, req.Slot
+		if err := baton.ValidateSetting(s); err != nil {
+			return baton.Deployment{}, err
+		}
+		ch.Set[i] = s
+	}
+	b, _ := json.Marshal(ch)
+	req.Kind, req.Params = baton.KindConfig, string(b)
+	return c.SubmitOp(ctx, req)
+}
