@@ -91,7 +91,7 @@ type Coordinator struct {
 	// and their weights.
 	routes map[slotKey][]baton.RevisionWeight
 	apps   map[string]bool // known apps, for the routing table
-	closed  bool
+	closed bool
 
 	changes  *broadcast
 	routesMu sync.Mutex // serializes publishRoutes

@@ -346,4 +346,3 @@ func newest(rws []baton.RevisionWeight) string {
 	}
 	return ""
 }
-

@@ -20,18 +20,18 @@ import (
 
 // pipeline is the state of one deployment as it moves through its phases.
 type pipeline struct {
-	c     *Coordinator
-	r     *run
-	fence baton.Fence
-	d     baton.Deployment
+	c        *Coordinator
+	r        *run
+	fence    baton.Fence
+	d        baton.Deployment
 	rev      string
 	revision baton.Revision
 	dir      string // where the revision's files are now
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
-	group *supervisor.Group
-	log   *instanceLog
+	group    *supervisor.Group
+	log      *instanceLog
 }
 
 // phaseDeadline is the cause of a phase context that ran out of time.
