@@ -132,6 +132,9 @@ type DeployOptions struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
+	// Weight asks for a share of the slot's traffic (multiple revision mode);
+	// nil leaves the default.
+	Weight *int
 	// ContentType is application/zip or application/gzip.
 	ContentType string
 }
@@ -147,6 +150,9 @@ func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o D
 		if v != "" {
 			q.Set(k, v)
 		}
+	}
+	if o.Weight != nil {
+		q.Set("weight", strconv.Itoa(*o.Weight))
 	}
 	h := http.Header{}
 	h.Set("Content-Type", o.ContentType)
@@ -173,11 +179,107 @@ func (c *Client) Deployments(ctx context.Context, app string, limit int) ([]bato
 	return out, err
 }
 
-// Revisions returns an app's revisions, newest first.
-func (c *Client) Revisions(ctx context.Context, app string) ([]baton.Revision, error) {
-	var out []baton.Revision
+// Revisions returns an app's revisions with their runtime state, newest first.
+func (c *Client) Revisions(ctx context.Context, app string) ([]RevisionView, error) {
+	var out []RevisionView
 	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/revisions", nil, nil, &out)
 	return out, err
+}
+
+// Revision returns one revision.
+func (c *Client) Revision(ctx context.Context, app, rev string) (RevisionView, error) {
+	var out RevisionView
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/revisions/"+url.PathEscape(rev), nil, nil, &out)
+	return out, err
+}
+
+// RevisionOp activates, deactivates or restarts a revision and waits for it.
+func (c *Client) RevisionOp(ctx context.Context, app, rev, op, slot string, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	q := url.Values{}
+	if slot != "" {
+		q.Set("slot", slot)
+	}
+	if policy != "" {
+		q.Set("on_conflict", string(policy))
+	}
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/revisions/"+url.PathEscape(rev)+"/"+op+"?"+q.Encode(), nil, nil, &d)
+	return d, err
+}
+
+// SetTraffic sets a slot's weights and waits for the change.
+func (c *Client) SetTraffic(ctx context.Context, app, slot string, weights map[string]int, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	b, _ := json.Marshal(map[string]any{"weights": weights})
+	_, err := c.do(ctx, "PUT", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/traffic?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
+// Stabilize gives one revision 100 % and deactivates the others.
+func (c *Client) Stabilize(ctx context.Context, app, slot, rev string, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	b, _ := json.Marshal(map[string]string{"slot": slot, "revision": rev})
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/stabilize?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
+// SetRevisionMode sets an app's revision mode (single or multiple).
+func (c *Client) SetRevisionMode(ctx context.Context, app, mode string) (baton.App, error) {
+	var a baton.App
+	b, _ := json.Marshal(map[string]string{"revision_mode": mode})
+	_, err := c.do(ctx, "PATCH", "/api/v1/apps/"+url.PathEscape(app), strings.NewReader(string(b)), nil, &a)
+	return a, err
+}
+
+// CreateSlot adds a slot to an app.
+func (c *Client) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
+	var s baton.Slot
+	b, _ := json.Marshal(map[string]string{"name": slot})
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/slots", strings.NewReader(string(b)), nil, &s)
+	return s, err
+}
+
+// Slots lists an app's slots.
+func (c *Client) Slots(ctx context.Context, app string) ([]baton.Slot, error) {
+	var out []baton.Slot
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/slots", nil, nil, &out)
+	return out, err
+}
+
+// DeleteSlot removes a slot.
+func (c *Client) DeleteSlot(ctx context.Context, app, slot string) error {
+	_, err := c.do(ctx, "DELETE", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot), nil, nil, nil)
+	return err
+}
+
+// SetAutoSwap sets the slot a slot swaps into after each deployment ("" for none).
+func (c *Client) SetAutoSwap(ctx context.Context, app, slot, target string) (baton.Slot, error) {
+	var s baton.Slot
+	b, _ := json.Marshal(map[string]string{"auto_swap_to": target})
+	_, err := c.do(ctx, "PATCH", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot), strings.NewReader(string(b)), nil, &s)
+	return s, err
+}
+
+// Settings lists a slot's settings (secrets masked).
+func (c *Client) Settings(ctx context.Context, app, slot string) ([]baton.Setting, error) {
+	var out []baton.Setting
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/settings", nil, nil, &out)
+	return out, err
+}
+
+// SetSettings queues a settings change and returns the operation applying it.
+func (c *Client) SetSettings(ctx context.Context, app, slot string, settings []baton.Setting, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	b, _ := json.Marshal(map[string]any{"settings": settings})
+	_, err := c.do(ctx, "PUT", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/settings?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
+// UnsetSetting queues the removal of a setting.
+func (c *Client) UnsetSetting(ctx context.Context, app, slot, key string, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	_, err := c.do(ctx, "DELETE", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/settings/"+url.PathEscape(key)+"?on_conflict="+string(policy), nil, nil, &d)
+	return d, err
 }
 
 // Cancel cancels a deployment and returns it in its final state.

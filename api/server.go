@@ -51,7 +51,22 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deployments", s.deploy)
 	mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.deploy)
 	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.listDeployments)
-	mux.HandleFunc("GET /api/v1/apps/{app}/revisions", s.listRevisions)
+	mux.HandleFunc("PATCH /api/v1/apps/{app}", s.updateApp)
+	mux.HandleFunc("GET /api/v1/apps/{app}/revisions", s.listRevisionViews)
+	mux.HandleFunc("GET /api/v1/apps/{app}/revisions/{rev}", s.getRevision)
+	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/activate", s.revisionOp(baton.KindActivate))
+	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/deactivate", s.revisionOp(baton.KindDeactivate))
+	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/restart", s.revisionOp(baton.KindRestart))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/traffic", s.setTraffic)
+	mux.HandleFunc("POST /api/v1/apps/{app}/stabilize", s.stabilize)
+	mux.HandleFunc("POST /api/v1/apps/{app}/slots", s.createSlot)
+	mux.HandleFunc("GET /api/v1/apps/{app}/slots", s.listSlots)
+	mux.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}", s.updateSlot)
+	mux.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}", s.deleteSlot)
+	mux.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.listSettings)
+	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/settings", s.putSettings)
+	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/settings/{key}", s.putSetting)
+	mux.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/settings/{key}", s.deleteSetting)
 	mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
 	mux.HandleFunc("GET /api/v1/deployments/{id}/log", s.deploymentLog)
 	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", s.cancel)
@@ -158,7 +173,17 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, baton.Errorf(baton.EINVALID, "Content-Type %q is not an artifact type; send application/zip or application/gzip (a tar.gz)", ct))
 		return
 	}
+	var weightParams string
+	if v := q.Get("weight"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, "weight %q must be a whole percent from 0 to 100", v))
+			return
+		}
+		weightParams = fmt.Sprintf(`{"weight":%d}`, n)
+	}
 	d, existing, err := s.Coord.Submit(r.Context(), coordinator.SubmitRequest{
+		Params: weightParams,
 		App: r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
@@ -209,23 +234,6 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		ds = []baton.Deployment{}
 	}
 	writeJSON(w, 200, ds)
-}
-
-func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
-	app := r.PathValue("app")
-	if _, err := s.Store.App(r.Context(), app); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	revs, err := s.Store.Revisions(r.Context(), app)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if revs == nil {
-		revs = []baton.Revision{}
-	}
-	writeJSON(w, 200, revs)
 }
 
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {

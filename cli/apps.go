@@ -61,6 +61,24 @@ func newAppsCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, del)
+	var mode string
+	set := &cobra.Command{
+		Use:   "set APP",
+		Short: "Change an app's options (--revision-mode single|multiple)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if mode == "" {
+				return fmt.Errorf("nothing to set: give --revision-mode single or multiple")
+			}
+			a, err := e.client().SetRevisionMode(cmd.Context(), args[0], mode)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "app %s: revision mode %s\n", a.Name, a.RevisionMode)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&mode, "revision-mode", "", "single: a deployment takes 100 % and deactivates the previous revision; multiple: revisions stay active with weights")
+	cmd.AddCommand(create, list, del, set)
 	return cmd
 }

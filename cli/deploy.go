@@ -21,6 +21,7 @@ func newDeployCmd(e *env) *cobra.Command {
 	var o api.DeployOptions
 	var policy string
 	var wait bool
+	var weight int
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "deploy APP PATH",
@@ -49,6 +50,9 @@ or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 				return err
 			}
 			o.Policy = p
+			if cmd.Flags().Changed("weight") {
+				o.Weight = &weight
+			}
 			fillProvenance(&o, path)
 			body, contentType, cleanup, err := openArtifact(path)
 			if err != nil {
@@ -79,6 +83,7 @@ or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
 	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
 	f.StringVar(&policy, "on-conflict", "queue", "queue | fail | cancel | supersede")
+	f.IntVar(&weight, "weight", 0, "multiple revision mode: traffic percent for the new revision (default 0, or 100 when nothing has traffic)")
 	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up waiting after this long (exit 6); 0 waits forever")
 	addJSON(cmd, e)

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/coordinator"
+)
+
+// RevisionView is a revision with its runtime state, as the API shows it.
+type RevisionView struct {
+	baton.Revision
+	HealthyInstances int `json:"healthy_instances"`
+	Instances        int `json:"instances"`
+}
+
+func (s *Server) revisionView(r baton.Revision) RevisionView {
+	h, n := s.Coord.InstanceHealth(r.Name)
+	return RevisionView{Revision: r, HealthyInstances: h, Instances: n}
+}
+
+func (s *Server) listRevisionViews(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.Store.App(r.Context(), app); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	revs, err := s.Store.Revisions(r.Context(), app)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]RevisionView, 0, len(revs))
+	for _, rv := range revs {
+		out = append(out, s.revisionView(rv))
+	}
+	writeJSON(w, 200, out)
+}
+
+func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
+	rv, err := s.Store.Revision(r.Context(), r.PathValue("rev"))
+	if err == nil && rv.App != r.PathValue("app") {
+		err = baton.Errorf(baton.ENOTFOUND, "revision %q does not belong to app %q", rv.Name, r.PathValue("app"))
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, s.revisionView(rv))
+}
+
+// runOp queues an operation and waits for its end: 200 with the operation
+// when it succeeded, a 409 problem with its reason when it failed.
+func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req coordinator.OpRequest) {
+	q := r.URL.Query()
+	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req.App, req.Policy = r.PathValue("app"), policy
+	if req.Author == "" {
+		req.Author = q.Get("author")
+	}
+	d, err := s.Coord.SubmitOp(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/deployments/"+d.ID)
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Minute)
+	defer cancel()
+	d, err = s.Coord.Wait(ctx, d.ID)
+	if err != nil {
+		writeJSON(w, http.StatusAccepted, d)
+		return
+	}
+	if d.State != baton.StateSucceeded {
+		s.fail(w, r, baton.Errorf(baton.ECONFLICT, "%s %s %s: %s", d.Kind, d.ID, d.State, d.Error))
+		return
+	}
+	writeJSON(w, 200, d)
+}
+
+func params(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func (s *Server) revisionOp(kind baton.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		app, name := r.PathValue("app"), r.PathValue("rev")
+		rv, err := s.Store.Revision(r.Context(), name)
+		if err == nil && rv.App != app {
+			err = baton.Errorf(baton.ENOTFOUND, "revision %q does not belong to app %q", name, app)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		slot := r.URL.Query().Get("slot")
+		if slot == "" {
+			slot = rv.Slot
+		}
+		s.runOp(w, r, coordinator.OpRequest{Slot: slot, Kind: kind, Params: params(map[string]string{"revision": name})})
+	}
+}
+
+func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) {
+	var body coordinator.TrafficParams
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := coordinator.ValidateWeights(body.Weights); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.runOp(w, r, coordinator.OpRequest{Slot: r.PathValue("slot"), Kind: baton.KindTraffic, Params: params(body)})
+}
+
+func (s *Server) stabilize(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Revision string `json:"revision"`
+		Slot     string `json:"slot"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &body); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	s.runOp(w, r, coordinator.OpRequest{Slot: body.Slot, Kind: baton.KindStabilize, Params: params(map[string]string{"revision": body.Revision})})
+}
+
+func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RevisionMode *string `json:"revision_mode"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	app := r.PathValue("app")
+	if body.RevisionMode != nil {
+		mode, err := baton.ParseRevisionMode(*body.RevisionMode)
+		if err == nil {
+			err = s.Store.SetRevisionMode(r.Context(), app, mode)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	s.getApp(w, r)
+}
