@@ -184,7 +184,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 	d, existing, err := s.Coord.Submit(r.Context(), coordinator.SubmitRequest{
 		Params: weightParams,
-		App: r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
+		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
