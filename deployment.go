@@ -43,6 +43,8 @@ const (
 	PhaseWarming        Phase = "warming"
 	PhaseSwitching      Phase = "switching"
 	PhaseDraining       Phase = "draining"
+	// PhaseAwaitingCompletion: a swap with preview waits for complete or cancel.
+	PhaseAwaitingCompletion Phase = "awaiting-completion"
 )
 
 func (p Phase) String() string { return string(p) }
@@ -84,6 +86,10 @@ func ParsePolicy(s string) (Policy, error) {
 	}
 	return "", Errorf(EINVALID, "on_conflict %q is not one of queue, fail, cancel, supersede", s)
 }
+
+// AutoSwapPrefix starts the log line naming the swap a deployment queued
+// (auto_swap_to), so a client following the deployment can follow the swap.
+const AutoSwapPrefix = "auto-swap queued as "
 
 // Failure reasons recorded in Deployment.Error prefixes.
 const (

@@ -231,6 +231,21 @@ func (c *Client) SetRevisionMode(ctx context.Context, app, mode string) (baton.A
 	return a, err
 }
 
+// Swap queues a swap of two slots.
+func (c *Client) Swap(ctx context.Context, app, source, target string, preview bool, policy baton.Policy) (baton.Deployment, error) {
+	var d baton.Deployment
+	b, _ := json.Marshal(map[string]any{"source": source, "target": target, "preview": preview})
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/swaps?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
+// CompleteSwap continues a swap awaiting completion and returns it finished.
+func (c *Client) CompleteSwap(ctx context.Context, id string) (baton.Deployment, error) {
+	var d baton.Deployment
+	_, err := c.do(ctx, "POST", "/api/v1/swaps/"+url.PathEscape(id)+"/complete", nil, nil, &d)
+	return d, err
+}
+
 // CreateSlot adds a slot to an app.
 func (c *Client) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
 	var s baton.Slot

@@ -182,13 +182,21 @@ func follow(ctx context.Context, e *env, id string, timeout time.Duration) error
 		defer cancel()
 	}
 	out := bufio.NewWriter(e.stdout)
+	next := ""
 	d, err := e.client().Follow(ctx, id, func(ev api.Event) {
 		if ev.Name == "log" {
 			fmt.Fprintln(out, ev.Data)
 			out.Flush()
+			if i := strings.Index(ev.Data, baton.AutoSwapPrefix); i >= 0 {
+				next = strings.TrimSpace(ev.Data[i+len(baton.AutoSwapPrefix):])
+			}
 		}
 	})
 	out.Flush()
+	if err == nil && d.State == baton.StateSucceeded && next != "" {
+		fmt.Fprintf(e.stderr, "following the auto-swap %s\n", next)
+		return follow(ctx, e, next, timeout)
+	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
 			return &exitError{ExitTimeout, fmt.Errorf("gave up waiting for deployment %s after %s; it goes on: baton logs -f %s", id, timeout, id)}

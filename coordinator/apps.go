@@ -60,10 +60,10 @@ func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
 			delete(c.routes, k)
 		}
 	}
-	for rev, in := range c.running {
+	for k, in := range c.running {
 		if in.rev.App == name {
 			stopping = append(stopping, in)
-			delete(c.running, rev)
+			delete(c.running, k)
 		}
 	}
 	c.mu.Unlock()

@@ -85,8 +85,10 @@ type Coordinator struct {
 	mu      sync.Mutex
 	workers map[string]*worker // app → its queue worker
 	runs    map[string]*run    // deployment id → the running deployment
-	// running holds the instances of every active revision, by name.
-	running map[string]*instances
+	// running holds the instances of every active revision by revision and
+	// slot: during a swap one revision runs in two slots with different
+	// sticky settings.
+	running map[runKey]*instances
 	// routes mirrors the store's routing: the active revisions of each slot
 	// and their weights.
 	routes map[slotKey][]baton.RevisionWeight
@@ -98,6 +100,9 @@ type Coordinator struct {
 }
 
 type slotKey struct{ app, slot string }
+
+// runKey names the instances of a revision running for a slot.
+type runKey struct{ rev, slot string }
 
 // instances are the running processes of an active revision.
 type instances struct {
@@ -117,7 +122,7 @@ func New(cfg Config) *Coordinator {
 		log:     cfg.Logger,
 		workers: map[string]*worker{},
 		runs:    map[string]*run{},
-		running: map[string]*instances{},
+		running: map[runKey]*instances{},
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),

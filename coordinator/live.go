@@ -51,19 +51,19 @@ func (c *Coordinator) applyRouting(app string, slots map[string][]baton.Revision
 	for slot, rws := range slots {
 		c.routes[slotKey{app, slot}] = append([]baton.RevisionWeight(nil), rws...)
 	}
-	routed := map[string]bool{}
+	routed := map[runKey]bool{}
 	for k, rws := range c.routes {
 		if k.app == app {
 			for _, rw := range rws {
-				routed[rw.Revision] = true
+				routed[runKey{rw.Revision, k.slot}] = true
 			}
 		}
 	}
 	var retired []*instances
-	for name, in := range c.running {
-		if in.rev.App == app && !routed[name] {
+	for k, in := range c.running {
+		if in.rev.App == app && !routed[k] {
 			retired = append(retired, in)
-			delete(c.running, name)
+			delete(c.running, k)
 		}
 	}
 	c.mu.Unlock()
@@ -78,17 +78,22 @@ func (c *Coordinator) slotRouting(app, slot string) []baton.RevisionWeight {
 	return append([]baton.RevisionWeight(nil), c.routes[slotKey{app, slot}]...)
 }
 
-// runningOf returns the running instances of a revision, nil if none.
-func (c *Coordinator) runningOf(rev string) *instances {
+// runningOf returns the instances of a revision running for a slot, nil if none.
+func (c *Coordinator) runningOf(rev, slot string) *instances {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.running[rev]
+	return c.running[runKey{rev, slot}]
 }
 
-func (c *Coordinator) addRunning(in *instances) {
+// addRunning records instances under their revision and slot, replacing
+// (and returning) what ran there before.
+func (c *Coordinator) addRunning(in *instances) *instances {
 	c.mu.Lock()
-	c.running[in.rev.Name] = in
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	k := runKey{in.rev.Name, in.rev.Slot}
+	old := c.running[k]
+	c.running[k] = in
+	return old
 }
 
 // publishRoutes rebuilds the proxy's routing table from the routes and the
@@ -109,7 +114,7 @@ func (c *Coordinator) publishRoutes() {
 		}
 		r := proxy.Route{Host: c.host(k.app, k.slot), App: k.app, Slot: k.slot}
 		for _, rw := range rws {
-			if in := c.running[rw.Revision]; in != nil {
+			if in := c.running[runKey{rw.Revision, k.slot}]; in != nil {
 				r.Backends = append(r.Backends, proxy.Backend{Revision: rw.Revision, Weight: rw.Weight, Addrs: in.group.Addrs()})
 			}
 		}

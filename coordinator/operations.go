@@ -111,8 +111,8 @@ func (c *Coordinator) operate(p *pipeline) error {
 }
 
 // healthyCount is how many instances of a running revision pass their check.
-func (c *Coordinator) healthyCount(rev string) int {
-	in := c.runningOf(rev)
+func (c *Coordinator) healthyCount(rev, slot string) int {
+	in := c.runningOf(rev, slot)
 	if in == nil {
 		return 0
 	}
@@ -183,7 +183,7 @@ func (c *Coordinator) setTraffic(ctx context.Context, p *pipeline, weights map[s
 		}
 		if w > 0 {
 			holders++
-			if c.healthyCount(rev) == 0 {
+			if c.healthyCount(rev, p.d.Slot) == 0 {
 				return baton.Errorf(baton.ECONFLICT, "revision %s has no healthy instance; traffic goes only to healthy revisions", rev)
 			}
 		}
@@ -202,7 +202,7 @@ func (c *Coordinator) stabilize(ctx context.Context, p *pipeline, rev string) er
 	cur := c.slotRouting(p.d.App, p.d.Slot)
 	if rev == "" {
 		for _, name := range byNewest(cur) {
-			if c.healthyCount(name) > 0 {
+			if c.healthyCount(name, p.d.Slot) > 0 {
 				rev = name
 				break
 			}
@@ -212,7 +212,7 @@ func (c *Coordinator) stabilize(ctx context.Context, p *pipeline, rev string) er
 		}
 	} else if !contains(cur, rev) {
 		return baton.Errorf(baton.ECONFLICT, "revision %s is not active in slot %s (active: %s)", rev, p.d.Slot, names(cur))
-	} else if c.healthyCount(rev) == 0 {
+	} else if c.healthyCount(rev, p.d.Slot) == 0 {
 		return baton.Errorf(baton.ECONFLICT, "revision %s has no healthy instance; stabilize on another (active: %s)", rev, names(cur))
 	}
 	var others []string
@@ -247,7 +247,7 @@ func (c *Coordinator) activate(ctx context.Context, p *pipeline, name string) er
 	next := append(c.slotRouting(p.d.App, p.d.Slot), baton.RevisionWeight{Revision: name, Weight: 0})
 	if err := c.route(p, map[string][]baton.RevisionWeight{p.d.Slot: next}); err != nil {
 		c.mu.Lock()
-		delete(c.running, name)
+		delete(c.running, runKey{name, p.d.Slot})
 		c.mu.Unlock()
 		_ = in.stop()
 		return err
@@ -278,18 +278,14 @@ func (c *Coordinator) deactivate(ctx context.Context, p *pipeline, name string) 
 // restartRevision starts fresh instances of an active revision, moves its
 // routes to them, and drains the old ones.
 func (c *Coordinator) restartRevision(ctx context.Context, p *pipeline, name string) error {
-	old := c.runningOf(name)
+	old := c.runningOf(name, p.d.Slot)
 	if old == nil || old.rev.App != p.d.App {
 		return baton.Errorf(baton.ECONFLICT, "revision %s is not running; activate it instead", name)
 	}
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
 	}
-	r, err := c.cfg.Store.Revision(ctx, name)
-	if err != nil {
-		return err
-	}
-	in, err := c.launch(ctx, r, p.d.ID)
+	in, err := c.launch(ctx, old.rev, p.d.ID)
 	if err != nil {
 		return err
 	}
@@ -345,4 +341,56 @@ func newest(rws []baton.RevisionWeight) string {
 		return n[0]
 	}
 	return ""
+}
+
+// InstanceHealth reports how many instances of a revision run and how many
+// pass their health check (0, 0 when it is not running).
+func (c *Coordinator) InstanceHealth(rev string) (healthy, total int) {
+	c.mu.Lock()
+	var groups []*instances
+	for k, in := range c.running {
+		if k.rev == rev {
+			groups = append(groups, in)
+		}
+	}
+	c.mu.Unlock()
+	for _, in := range groups {
+		for _, st := range in.group.Status() {
+			total++
+			if st.Healthy {
+				healthy++
+			}
+		}
+	}
+	return healthy, total
+}
+
+// CreateSlot adds a slot to an app; it is served at APP-SLOT.DOMAIN.
+func (c *Coordinator) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
+	if err := baton.ValidateName("slot", slot); err != nil {
+		return baton.Slot{}, err
+	}
+	s, err := c.cfg.Store.CreateSlot(ctx, app, slot)
+	if err != nil {
+		return s, err
+	}
+	c.applyRouting(app, map[string][]baton.RevisionWeight{slot: nil})
+	return s, nil
+}
+
+// DeleteSlot removes a slot (not production) after stopping what it runs.
+func (c *Coordinator) DeleteSlot(ctx context.Context, app, slot string) error {
+	if slot == baton.ProductionSlot {
+		return baton.Errorf(baton.EINVALID, "the production slot cannot be deleted; delete the app instead")
+	}
+	if err := c.cfg.Store.DeleteSlot(ctx, app, slot); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.routes, slotKey{app, slot})
+	c.mu.Unlock()
+	for _, in := range c.applyRouting(app, nil) {
+		c.retire(in, "")
+	}
+	return nil
 }

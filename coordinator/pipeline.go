@@ -62,6 +62,7 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 		err = c.operate(p)
 	}
 	if err == nil {
+		c.autoSwap(p)
 		return baton.StateSucceeded, ""
 	}
 	p.cleanup()
@@ -347,16 +348,22 @@ func describeRouting(rws []baton.RevisionWeight) string {
 }
 
 // retire drains a revision that no longer serves, then stops it.
+// depID, if set, is the operation whose log records it.
 func (c *Coordinator) retire(old *instances, depID string) {
+	note := func(format string, args ...any) {
+		if depID != "" {
+			c.logf(depID, format, args...)
+		}
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.cfg.DrainTimeout)
 	if err := c.cfg.Proxy.Drain(dctx, old.group.Addrs()); err != nil {
-		c.logf(depID, "drain of %s ended by its timeout: %v", old.rev.Name, err)
+		note("drain of %s ended by its timeout: %v", old.rev.Name, err)
 	}
 	cancel()
 	if err := old.stop(); err != nil {
 		c.log.Warn("stop old revision", "revision", old.rev.Name, "err", err)
 	}
-	c.logf(depID, "stopped %s", old.rev.Name)
+	note("stopped %s", old.rev.Name)
 }
 
 // cleanup undoes a deployment that did not go live.

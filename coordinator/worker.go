@@ -28,6 +28,8 @@ type run struct {
 	// switching is set when routing starts to change; from then on the
 	// deployment completes and cancels are ignored.
 	switching bool
+	// resume receives the completion of a swap awaiting it (preview).
+	resume chan struct{}
 }
 
 // cancelled is the cause of a run's context when someone cancelled it.
@@ -140,7 +142,7 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 	}
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	defer cancel(nil)
-	r := &run{d: d, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	r := &run{d: d, ctx: ctx, cancel: cancel, done: make(chan struct{}), resume: make(chan struct{}, 1)}
 	// Registered before it starts, so a cancel that finds it queued in the
 	// store but started here still reaches it.
 	c.mu.Lock()

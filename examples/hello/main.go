@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,22 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	var redirected atomic.Int64
+	// Routes for demonstrating swap warm-up rules.
+	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || code < 200 || code > 599 {
+			code = 400
+		}
+		w.WriteHeader(code)
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/redirected", http.StatusFound)
+	})
+	mux.HandleFunc("/redirected", func(w http.ResponseWriter, r *http.Request) {
+		redirected.Add(1)
+		fmt.Fprintln(w, "you followed a redirect")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Baton-Warmup") == "1" {
 			warmups.Add(1)
@@ -51,14 +68,16 @@ func main() {
 		n := served.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
-			"app":      os.Getenv("BATON_APP"),
-			"slot":     os.Getenv("BATON_SLOT"),
-			"revision": os.Getenv("BATON_REVISION"),
-			"version":  version,
-			"pid":      os.Getpid(),
-			"served":   n,
-			"warmups":  warmups.Load(),
-			"uptime":   time.Since(started).Round(time.Millisecond).String(),
+			"app":        os.Getenv("BATON_APP"),
+			"slot":       os.Getenv("BATON_SLOT"),
+			"revision":   os.Getenv("BATON_REVISION"),
+			"version":    version,
+			"pid":        os.Getpid(),
+			"served":     n,
+			"warmups":    warmups.Load(),
+			"redirected": redirected.Load(),
+			"settings":   settings(),
+			"uptime":     time.Since(started).Round(time.Millisecond).String(),
 		})
 	})
 	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -84,4 +103,19 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// settings returns the environment baton gave the app beyond its own
+// variables: the slot's settings.
+func settings() map[string]string {
+	out := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH", k == "HOME", k == "LANG", k == "PORT", strings.HasPrefix(k, "BATON_"):
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
