@@ -13,6 +13,15 @@ type App struct {
 	RevisionMode string    `json:"revision_mode"`
 	CreatedAt    time.Time `json:"created_at"`
 	Slots        []Slot    `json:"slots,omitempty"`
+	// Frozen is set while new deployments are refused.
+	Frozen *Freeze `json:"frozen,omitempty"`
+}
+
+// Freeze records who stopped an app's deployments, when and why.
+type Freeze struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
 }
 
 // Revision modes.

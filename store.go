@@ -36,6 +36,9 @@ type AppStore interface {
 	// listed slot and their weights; revisions of those slots not listed
 	// become inactive with weight 0 (fenced).
 	SetRouting(ctx context.Context, f Fence, slots map[string][]RevisionWeight) error
+	// SetFrozen freezes (f non-nil) or unfreezes an app; Enqueue refuses
+	// with EFROZEN while it is frozen.
+	SetFrozen(ctx context.Context, app string, f *Freeze) error
 	// SetRevisionMode sets the app's revision mode.
 	SetRevisionMode(ctx context.Context, app, mode string) error
 	CreateSlot(ctx context.Context, app, slot string) (Slot, error)

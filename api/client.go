@@ -231,6 +231,53 @@ func (c *Client) SetRevisionMode(ctx context.Context, app, mode string) (baton.A
 	return a, err
 }
 
+// Status returns an app's status with its conflicts.
+func (c *Client) Status(ctx context.Context, app string) (baton.AppStatus, error) {
+	var st baton.AppStatus
+	_, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/status", nil, nil, &st)
+	return st, err
+}
+
+// AllStatus returns the status of every app.
+func (c *Client) AllStatus(ctx context.Context) ([]baton.AppStatus, error) {
+	var out []baton.AppStatus
+	_, err := c.do(ctx, "GET", "/api/v1/status", nil, nil, &out)
+	return out, err
+}
+
+// Freeze stops new deployments of an app.
+func (c *Client) Freeze(ctx context.Context, app, reason string, cancelRunning bool) (baton.App, error) {
+	var a baton.App
+	b, _ := json.Marshal(map[string]any{"reason": reason, "cancel_running": cancelRunning})
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/freeze", strings.NewReader(string(b)), nil, &a)
+	return a, err
+}
+
+// Unfreeze lets an app deploy again.
+func (c *Client) Unfreeze(ctx context.Context, app string) (baton.App, error) {
+	var a baton.App
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/unfreeze", nil, nil, &a)
+	return a, err
+}
+
+// WaitIdle blocks until the app has nothing running or queued, or ctx ends.
+func (c *Client) WaitIdle(ctx context.Context, app string) error {
+	for {
+		var res struct {
+			Idle bool `json:"idle"`
+		}
+		if _, err := c.do(ctx, "GET", "/api/v1/apps/"+url.PathEscape(app)+"/wait?timeout=60s", nil, nil, &res); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if res.Idle {
+			return nil
+		}
+	}
+}
+
 // Swap queues a swap of two slots.
 func (c *Client) Swap(ctx context.Context, app, source, target string, preview bool, policy baton.Policy) (baton.Deployment, error) {
 	var d baton.Deployment

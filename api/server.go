@@ -59,6 +59,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/restart", s.revisionOp(baton.KindRestart))
 	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/traffic", s.setTraffic)
 	mux.HandleFunc("POST /api/v1/apps/{app}/stabilize", s.stabilize)
+	mux.HandleFunc("GET /api/v1/status", s.allStatus)
+	mux.HandleFunc("GET /api/v1/apps/{app}/status", s.appStatus)
+	mux.HandleFunc("GET /api/v1/apps/{app}/wait", s.waitIdle)
+	mux.HandleFunc("POST /api/v1/apps/{app}/freeze", s.freeze)
+	mux.HandleFunc("POST /api/v1/apps/{app}/unfreeze", s.unfreeze)
 	mux.HandleFunc("POST /api/v1/apps/{app}/swaps", s.createSwap)
 	mux.HandleFunc("GET /api/v1/swaps/{id}", s.getSwap)
 	mux.HandleFunc("POST /api/v1/swaps/{id}/complete", s.completeSwap)
@@ -322,11 +327,7 @@ func (s *Server) auditf(r *http.Request, action, target, detail string, err erro
 	if err != nil {
 		outcome = "refused: " + baton.ErrorMessage(err)
 	}
-	actor := r.Header.Get("User-Agent")
-	if actor == "" {
-		actor = "anonymous"
-	}
-	e := baton.AuditEntry{Actor: actor, Action: action, Target: target, Detail: detail, Outcome: outcome, Remote: r.RemoteAddr}
+	e := baton.AuditEntry{Actor: actor(r), Action: action, Target: target, Detail: detail, Outcome: outcome, Remote: r.RemoteAddr}
 	if aerr := s.Store.AddAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
 		s.Logger.Error("write audit entry", "action", action, "err", aerr)
 	}

@@ -34,11 +34,17 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
 	var a baton.App
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at FROM apps WHERE name = ?`, name).Scan(&a.Name, &a.RevisionMode, &created)
+	var frozenReason, frozenBy string
+	var frozenAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at FROM apps WHERE name = ?`, name).
+		Scan(&a.Name, &a.RevisionMode, &created, &frozenReason, &frozenBy, &frozenAt)
 	if err != nil {
 		return a, notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
 	}
 	a.CreatedAt = fromMicros(created)
+	if frozenAt.Valid {
+		a.Frozen = &baton.Freeze{Reason: frozenReason, By: frozenBy, At: fromMicros(frozenAt.Int64)}
+	}
 	a.Slots, err = s.slots(ctx, name)
 	return a, err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -73,6 +74,15 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 				return baton.Errorf(baton.ENOTFOUND, "app %q does not exist; create it with `baton apps create %s`", d.App, d.App)
 			}
 			return baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist", d.Slot, d.App)
+		}
+		var frozenReason, frozenBy string
+		var frozenAt sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT frozen_reason, frozen_by, frozen_at FROM apps WHERE name = ?`, d.App).Scan(&frozenReason, &frozenBy, &frozenAt); err != nil {
+			return err
+		}
+		if frozenAt.Valid {
+			return baton.Errorf(baton.EFROZEN, "app %q is frozen since %s by %s: %q; new deployments are refused until `baton unfreeze %s`",
+				d.App, fromMicros(frozenAt.Int64).Format(time.RFC3339), frozenBy, frozenReason, d.App)
 		}
 		if d.IdempotencyKey != "" {
 			prev, err := queryDeployments(ctx, tx, `WHERE app = ? AND idempotency_key = ? AND created_at >= ? ORDER BY seq DESC LIMIT 1`,

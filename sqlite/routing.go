@@ -51,6 +51,24 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 	})
 }
 
+// SetFrozen freezes or unfreezes an app.
+func (s *DB) SetFrozen(ctx context.Context, app string, f *baton.Freeze) error {
+	var res sql.Result
+	var err error
+	if f == nil {
+		res, err = s.db.ExecContext(ctx, `UPDATE apps SET frozen_reason = '', frozen_by = '', frozen_at = NULL WHERE name = ?`, app)
+	} else {
+		res, err = s.db.ExecContext(ctx, `UPDATE apps SET frozen_reason = ?, frozen_by = ?, frozen_at = ? WHERE name = ?`, f.Reason, f.By, s.now(), app)
+	}
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
+	}
+	return nil
+}
+
 // SetRevisionMode sets single or multiple revision mode.
 func (s *DB) SetRevisionMode(ctx context.Context, app, mode string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE apps SET revision_mode = ? WHERE name = ?`, mode, app)

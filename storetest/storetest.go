@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,10 +35,25 @@ func Run(t *testing.T, open Opener) {
 		"Revisions":              testRevisions,
 		"Audit":                  testAudit,
 		"Routing":                testRouting,
+		"Freeze":                 testFreeze,
 		"SlotsAndSettings":       testSlotsAndSettings,
+
+		"LeaseExpiresByStoreClock":   testLeaseExpiresByStoreClock,
+		"DeleteAppKeepsFences":       testDeleteAppKeepsFences,
+		"FailInterruptedSelectsApps": testFailInterruptedSelectsApps,
+		"DeploymentTransitions":      testDeploymentTransitions,
+		"EnqueueFailConcurrent":      testEnqueueFailConcurrent,
+		"EnqueueQueueFullConcurrent": testEnqueueQueueFullConcurrent,
+		"IdempotencyConcurrent":      testIdempotencyConcurrent,
+		"LogConcurrentTail":          testLogConcurrentTail,
 	}
 	for name, fn := range tests {
-		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
+		t.Run(name, func(t *testing.T) {
+			// Each test has a store of its own; a server-backed store
+			// spends most of a test waiting for round trips.
+			t.Parallel()
+			fn(t, open(t))
+		})
 	}
 }
 
@@ -539,4 +555,29 @@ func testSlotsAndSettings(t *testing.T, s baton.Store) {
 		t.Fatalf("settings of a deleted slot remain: %+v", got)
 	}
 	wantCode(t, s.DeleteSlot(ctx, "st", "staging"), baton.ENOTFOUND)
+}
+
+func testFreeze(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "fz")).on(t)
+	if err := s.SetFrozen(ctx, "fz", &baton.Freeze{Reason: "incident 42", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	a := must(s.App(ctx, "fz")).on(t)
+	if a.Frozen == nil || a.Frozen.Reason != "incident 42" || a.Frozen.By != "alice" || a.Frozen.At.IsZero() {
+		t.Fatalf("frozen = %+v", a.Frozen)
+	}
+	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: newDeployment("fz", baton.PolicyQueue)})
+	wantCode(t, err, baton.EFROZEN)
+	if !strings.Contains(baton.ErrorMessage(err), "incident 42") || !strings.Contains(baton.ErrorMessage(err), "alice") {
+		t.Fatalf("freeze refusal does not quote reason and who: %v", err)
+	}
+	if err := s.SetFrozen(ctx, "fz", nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "fz")).on(t); a.Frozen != nil {
+		t.Fatalf("still frozen: %+v", a.Frozen)
+	}
+	enqueue(t, s, newDeployment("fz", baton.PolicyQueue))
+	wantCode(t, s.SetFrozen(ctx, "nope", nil), baton.ENOTFOUND)
 }

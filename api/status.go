@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+func (s *Server) appStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Coord.Status(r.Context(), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, st)
+}
+
+func (s *Server) allStatus(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.Store.Apps(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]baton.AppStatus, 0, len(apps))
+	for _, a := range apps {
+		st, err := s.Coord.Status(r.Context(), a.Name)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, st)
+	}
+	writeJSON(w, 200, out)
+}
+
+func (s *Server) freeze(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason        string `json:"reason"`
+		CancelRunning bool   `json:"cancel_running"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.Reason == "" {
+		s.fail(w, r, baton.Errorf(baton.EINVALID, "a freeze needs a reason (it is shown to everyone whose deployment is refused)"))
+		return
+	}
+	a, err := s.Coord.Freeze(r.Context(), r.PathValue("app"), baton.Freeze{Reason: body.Reason, By: actor(r)}, body.CancelRunning)
+	s.auditf(r, "freeze", r.PathValue("app"), body.Reason, err)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, a)
+}
+
+func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Coord.Unfreeze(r.Context(), r.PathValue("app"))
+	s.auditf(r, "unfreeze", r.PathValue("app"), "", err)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, a)
+}
+
+// waitIdle blocks until the app has nothing running or queued, or the
+// timeout (query, default 60s, at most 10m) passes; it answers
+// {"idle": true|false}. Clients call it again to wait longer.
+func (s *Server) waitIdle(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.Store.App(r.Context(), app); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	timeout := 60 * time.Second
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 10*time.Minute {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, "timeout %q must be a duration up to 10m, like 30s", v))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	err := s.Coord.WaitIdle(ctx, app)
+	if err != nil && ctx.Err() == nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"idle": err == nil})
+}
+
+// actor names who made a request (the token's name once tokens exist).
+func actor(r *http.Request) string {
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		return ua + "@" + r.RemoteAddr
+	}
+	return r.RemoteAddr
+}

@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+func newStatusCmd(e *env) *cobra.Command {
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "status [APP]",
+		Short: "What runs, what is queued, what serves, and any conflicts (with the command that fixes each)",
+		Long: `Show an app's slots, active revisions with traffic and instance health, the
+running operation, the queue, the last 10 deployments and its conflicts.
+Without APP, one line per app.
+
+--check exits 2 when there is any conflict (0 when none), for CI:
+  baton status hello --check || exit 1
+
+` + exitCodesHelp,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var all []baton.AppStatus
+			if len(args) == 1 {
+				st, err := e.client().Status(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				all = []baton.AppStatus{st}
+				if e.asJSON {
+					if err := e.printJSON(st); err != nil {
+						return err
+					}
+				} else {
+					printStatus(e.stdout, st, time.Now())
+				}
+			} else {
+				var err error
+				if all, err = e.client().AllStatus(ctx); err != nil {
+					return err
+				}
+				if e.asJSON {
+					if err := e.printJSON(all); err != nil {
+						return err
+					}
+				} else {
+					printStatusLines(e.stdout, all)
+				}
+			}
+			if check {
+				n := 0
+				for _, st := range all {
+					n += len(st.Conflicts)
+				}
+				if n > 0 {
+					return &exitError{ExitConflicts, fmt.Errorf("%d conflict(s) found", n)}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&check, "check", false, "exit 2 if there is any conflict")
+	addJSON(cmd, e)
+	return cmd
+}
+
+// printStatusLines prints one line per app.
+func printStatusLines(w io.Writer, all []baton.AppStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tLIVE\tRUNNING\tQUEUED\tCONFLICTS")
+	for _, st := range all {
+		var live []string
+		for _, s := range st.Slots {
+			for _, r := range s.Revisions {
+				if r.Weight > 0 {
+					live = append(live, fmt.Sprintf("%s:%s %d%%", s.Name, r.Name, r.Weight))
+				}
+			}
+		}
+		running := "-"
+		if st.Running != nil {
+			running = fmt.Sprintf("%s %s (%s)", st.Running.Kind, st.Running.ID, st.Running.Phase)
+		}
+		conflicts := "-"
+		if len(st.Conflicts) > 0 {
+			var codes []string
+			for _, c := range st.Conflicts {
+				codes = append(codes, c.Code)
+			}
+			conflicts = strings.Join(codes, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", st.App, dash(strings.Join(live, " ")), running, len(st.Queue), conflicts)
+	}
+	tw.Flush()
+}
+
+// printStatus prints one app's status as aligned sections.
+func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
+	fmt.Fprintf(w, "%s  (revision mode %s)\n", st.App, st.RevisionMode)
+	if st.Frozen != nil {
+		fmt.Fprintf(w, "FROZEN since %s by %s: %s\n", st.Frozen.At.Local().Format("2006-01-02 15:04"), st.Frozen.By, st.Frozen.Reason)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSLOT\tHOST\tREVISION\tTRAFFIC\tHEALTHY\tINSTANCES")
+	for _, s := range st.Slots {
+		if len(s.Revisions) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", s.Name, s.Host)
+		}
+		for _, r := range s.Revisions {
+			var inst []string
+			for _, in := range r.Instances {
+				state := "ok"
+				if !in.Healthy {
+					state = "unhealthy"
+				}
+				if in.CrashLooping {
+					state = "crash-looping"
+				}
+				if in.Restarts > 0 {
+					state += fmt.Sprintf(" %d restarts", in.Restarts)
+				}
+				inst = append(inst, in.Addr+" "+state)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%d/%d\t%s\n", s.Name, s.Host, r.Name, r.Weight, r.Healthy, len(r.Instances), dash(strings.Join(inst, "; ")))
+		}
+	}
+	tw.Flush()
+	if d := st.Running; d != nil {
+		fmt.Fprintf(w, "\nRUNNING  %s %s  phase %s  for %ds  by %s  commit %s\n", d.Kind, d.ID, d.Phase, st.RunningForSeconds, dash(d.Author), dash(short(d.Commit, 10)))
+	} else {
+		fmt.Fprintln(w, "\nRUNNING  nothing")
+	}
+	if len(st.Queue) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nQUEUED\tKIND\tAUTHOR\tPOLICY\tSINCE")
+		for _, d := range st.Queue {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Kind, dash(d.Author), d.Policy, d.CreatedAt.Local().Format("15:04:05"))
+		}
+		tw.Flush()
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTIME\tSTATUS\tKIND\tREVISION\tCOMMIT\tDURATION\tMESSAGE")
+	for _, d := range st.Recent {
+		msg := oneLine(d.Message)
+		if d.Error != "" && d.State != baton.StateSucceeded {
+			msg = dash(msg) + " — " + d.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format("01-02 15:04:05"), d.State, d.Kind, dash(d.Revision),
+			dash(short(d.Commit, 10)), durationText(d, now), short(dash(msg), 70))
+	}
+	tw.Flush()
+	if len(st.Conflicts) == 0 {
+		fmt.Fprintln(w, "\nCONFLICTS  none")
+		return
+	}
+	fmt.Fprintln(w, "\nCONFLICTS")
+	for _, c := range st.Conflicts {
+		fmt.Fprintf(w, "  %s: %s\n    fix: %s\n", c.Code, c.Message, c.Fix)
+	}
+}
+
+func newWaitCmd(e *env) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait APP|DEPLOYMENT-ID",
+		Short: "Block until an app has nothing running or queued, or until one deployment ends",
+		Long: `Replace "wait 14 minutes between deployments": 'baton wait APP' returns as
+soon as the app has no running or queued operation; 'baton wait ID' returns
+when that deployment ends and exits with its result.
+
+` + exitCodesHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			target := args[0]
+			if strings.HasPrefix(target, "d-") {
+				d, err := e.client().Follow(ctx, target, func(api.Event) {})
+				if err != nil {
+					if ctx.Err() != nil {
+						return &exitError{ExitTimeout, fmt.Errorf("deployment %s did not end within %s", target, timeout)}
+					}
+					return err
+				}
+				return resultError(d)
+			}
+			if err := e.client().WaitIdle(ctx, target); err != nil {
+				if ctx.Err() != nil {
+					return &exitError{ExitTimeout, fmt.Errorf("%s still has work running or queued after %s; see `baton status %s`", target, timeout, target)}
+				}
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s is idle\n", target)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (exit 6); 0 waits forever")
+	return cmd
+}
+
+func newFreezeCmds(e *env) []*cobra.Command {
+	var reason string
+	var cancelRunning bool
+	freeze := &cobra.Command{
+		Use:   "freeze APP --reason TEXT",
+		Short: "Refuse new deployments of an app (423) until unfreeze; --cancel-running stops the current one",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := e.client().Freeze(cmd.Context(), args[0], reason, cancelRunning)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s is frozen: %s\n", a.Name, a.Frozen.Reason)
+			return nil
+		},
+	}
+	freeze.Flags().StringVar(&reason, "reason", "", "why (quoted to everyone refused)")
+	freeze.Flags().BoolVar(&cancelRunning, "cancel-running", false, "also cancel the running and queued operations (emergency stop)")
+	unfreeze := &cobra.Command{
+		Use:   "unfreeze APP",
+		Short: "Let an app deploy again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := e.client().Unfreeze(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s is no longer frozen\n", args[0])
+			return nil
+		},
+	}
+	return []*cobra.Command{freeze, unfreeze}
+}
+

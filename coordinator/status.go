@@ -1,0 +1,203 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// LongQueue is the queue length from which status reports a conflict.
+const LongQueue = 10
+
+// Status gathers an app's slots, revisions, instances, running operation,
+// queue, recent history and conflicts.
+func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, error) {
+	a, err := c.cfg.Store.App(ctx, app)
+	if err != nil {
+		return baton.AppStatus{}, err
+	}
+	now := c.cfg.Now()
+	st := baton.AppStatus{App: a.Name, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
+	for _, s := range a.Slots {
+		ss := baton.SlotStatus{Name: s.Name, Host: c.host(app, s.Name), AutoSwapTo: s.AutoSwapTo, Revisions: []baton.RevisionStatus{}}
+		for _, rw := range c.slotRouting(app, s.Name) {
+			rs := baton.RevisionStatus{Name: rw.Revision, Weight: rw.Weight, Instances: []baton.InstanceStatus{}}
+			if in := c.runningOf(rw.Revision, s.Name); in != nil {
+				for _, is := range in.group.Status() {
+					rs.Instances = append(rs.Instances, baton.InstanceStatus{Addr: is.Addr, PID: is.PID, Healthy: is.Healthy,
+						Restarts: is.Restarts, CrashLooping: is.CrashLooping, LastError: is.LastError, StartedAt: is.StartedAt})
+					if is.Healthy {
+						rs.Healthy++
+					}
+				}
+			}
+			ss.Revisions = append(ss.Revisions, rs)
+		}
+		st.Slots = append(st.Slots, ss)
+	}
+	active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued, baton.StateRunning}, Oldest: true})
+	if err != nil {
+		return st, err
+	}
+	for i := range active {
+		if active[i].State == baton.StateRunning {
+			st.Running = &active[i]
+			st.RunningForSeconds = int(active[i].Duration(now).Seconds())
+		} else {
+			st.Queue = append(st.Queue, active[i])
+		}
+	}
+	if st.Recent, err = c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, Limit: 10}); err != nil {
+		return st, err
+	}
+	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
+		st.Lease = &l
+	}
+	st.Conflicts = c.conflicts(st, now)
+	return st, nil
+}
+
+// conflicts finds the states that need an operator, each with its fix.
+func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Conflict {
+	out := []baton.Conflict{}
+	add := func(code, fix, format string, args ...any) {
+		out = append(out, baton.Conflict{Code: code, Message: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	app := st.App
+	for _, s := range st.Slots {
+		slotFlag := ""
+		if s.Name != baton.ProductionSlot {
+			slotFlag = " --slot " + s.Name
+		}
+		total, holders := 0, 0
+		var newestHealthy string
+		for _, r := range s.Revisions {
+			total += r.Weight
+			if r.Weight > 0 {
+				holders++
+			}
+			if r.Healthy > 0 && r.Name > newestHealthy {
+				newestHealthy = r.Name
+			}
+		}
+		if st.RevisionMode != baton.RevisionsMultiple && len(s.Revisions) > 1 {
+			add(baton.ConflictMultipleActive, "baton stabilize "+app+slotFlag,
+				"slot %s has %d active revisions but the app is in single revision mode", s.Name, len(s.Revisions))
+		}
+		if len(s.Revisions) > 0 && total != 100 {
+			fix := "baton stabilize " + app + slotFlag
+			if newestHealthy != "" {
+				fix = fmt.Sprintf("baton traffic set %s %s=100%s", app, newestHealthy, slotFlag)
+			}
+			add(baton.ConflictWeightsNot100, fix, "the traffic weights of slot %s sum to %d, not 100", s.Name, total)
+		}
+		for _, r := range s.Revisions {
+			if r.Weight > 0 && r.Healthy == 0 {
+				fix := fmt.Sprintf("baton revisions restart %s %s", app, r.Name)
+				if newestHealthy != "" && newestHealthy != r.Name {
+					fix = fmt.Sprintf("baton stabilize %s --revision %s%s", app, newestHealthy, slotFlag)
+				}
+				add(baton.ConflictTrafficUnhealthy, fix, "revision %s has %d%% of slot %s's traffic and no healthy instance", r.Name, r.Weight, s.Name)
+			}
+			for _, in := range r.Instances {
+				if in.CrashLooping {
+					add(baton.ConflictCrashLooping, fmt.Sprintf("baton revisions restart %s %s", app, r.Name),
+						"an instance of %s (%s) is crash-looping after %d restarts: %s", r.Name, in.Addr, in.Restarts, in.LastError)
+					break
+				}
+			}
+		}
+	}
+	if d := st.Running; d != nil && d.PhaseStartedAt != nil {
+		if limit := c.phaseLimit(d.Phase); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {
+			add(baton.ConflictPastDeadline, "baton deployments cancel "+d.ID,
+				"%s %s has been in phase %s for %s, past its deadline of %s", d.Kind, d.ID, d.Phase, now.Sub(*d.PhaseStartedAt).Round(time.Second), limit)
+		}
+	}
+	if l := st.Lease; l != nil && l.Expired(now) {
+		add(baton.ConflictExpiredLease, "baton locks break "+app,
+			"the lock of %s is held by %s but expired %s ago; its controller stopped renewing it (it is recovered automatically when a controller takes the app over)",
+			app, l.Holder, now.Sub(l.ExpiresAt).Round(time.Second))
+	}
+	if n := len(st.Queue); n > LongQueue {
+		add(baton.ConflictLongQueue, fmt.Sprintf("baton deploy %s PATH --on-conflict supersede", app),
+			"%d operations are queued for %s (more than %d); deploy with supersede to replace them, or cancel some (oldest: %s)", n, app, LongQueue, st.Queue[0].ID)
+	}
+	if f := st.Frozen; f != nil {
+		add(baton.ConflictFrozen, "baton unfreeze "+app, "%s is frozen since %s by %s: %s", app, f.At.Local().Format(time.RFC3339), f.By, f.Reason)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out
+}
+
+// phaseLimit is the longest a phase may take before status calls it
+// overdue: its own deadline plus a margin (0: no limit, e.g. a preview).
+func (c *Coordinator) phaseLimit(p baton.Phase) time.Duration {
+	const margin = time.Minute
+	switch p {
+	case baton.PhaseExtracting:
+		return c.cfg.ExtractTimeout + margin
+	case baton.PhaseBuilding, baton.PhaseReleasing:
+		return baton.DefaultBuildTimeout + margin
+	case baton.PhaseStarting, baton.PhaseHealthChecking, baton.PhaseWarming:
+		return 10*time.Minute + margin
+	case baton.PhaseSwitching:
+		return margin
+	case baton.PhaseDraining:
+		return c.cfg.DrainTimeout + margin
+	}
+	return 0
+}
+
+// Freeze stops new deployments of an app; with cancelRunning the running
+// operation is cancelled too (emergency stop).
+func (c *Coordinator) Freeze(ctx context.Context, app string, f baton.Freeze, cancelRunning bool) (baton.App, error) {
+	f.At = c.cfg.Now()
+	if err := c.cfg.Store.SetFrozen(ctx, app, &f); err != nil {
+		return baton.App{}, err
+	}
+	if cancelRunning {
+		running, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateRunning, baton.StateQueued}})
+		if err != nil {
+			return baton.App{}, err
+		}
+		for _, d := range running {
+			if _, err := c.Cancel(ctx, d.ID, "cancelled by freeze: "+f.Reason); err != nil && baton.ErrorCode(err) != baton.ECONFLICT {
+				return baton.App{}, err
+			}
+		}
+	}
+	c.changes.notify()
+	return c.cfg.Store.App(ctx, app)
+}
+
+// Unfreeze lets an app deploy again.
+func (c *Coordinator) Unfreeze(ctx context.Context, app string) (baton.App, error) {
+	if err := c.cfg.Store.SetFrozen(ctx, app, nil); err != nil {
+		return baton.App{}, err
+	}
+	c.changes.notify()
+	return c.cfg.Store.App(ctx, app)
+}
+
+// WaitIdle blocks until the app has no running or queued operation.
+func (c *Coordinator) WaitIdle(ctx context.Context, app string) error {
+	for {
+		changed := c.Changes()
+		active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued, baton.StateRunning}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(active) == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package baton
+
+import "time"
+
+// AppStatus is everything an operator needs to know about an app at once.
+type AppStatus struct {
+	App          string       `json:"app"`
+	RevisionMode string       `json:"revision_mode"`
+	Frozen       *Freeze      `json:"frozen,omitempty"`
+	Slots        []SlotStatus `json:"slots"`
+	// Running is the operation holding the app's lock, nil when idle.
+	Running *Deployment `json:"running"`
+	// RunningForSeconds is how long Running has run.
+	RunningForSeconds int          `json:"running_for_seconds,omitempty"`
+	Queue             []Deployment `json:"queue"`
+	Recent            []Deployment `json:"recent"`
+	Lease             *Lease       `json:"lease,omitempty"`
+	Conflicts         []Conflict   `json:"conflicts"`
+}
+
+// SlotStatus is one slot: its host and active revisions.
+type SlotStatus struct {
+	Name       string           `json:"name"`
+	Host       string           `json:"host"`
+	AutoSwapTo string           `json:"auto_swap_to,omitempty"`
+	Revisions  []RevisionStatus `json:"revisions"`
+}
+
+// RevisionStatus is an active revision with its traffic and instances.
+type RevisionStatus struct {
+	Name      string           `json:"name"`
+	Weight    int              `json:"traffic"`
+	Healthy   int              `json:"healthy_instances"`
+	Instances []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is one running instance.
+type InstanceStatus struct {
+	Addr         string    `json:"addr"`
+	PID          int       `json:"pid"`
+	Healthy      bool      `json:"healthy"`
+	Restarts     int       `json:"restarts"`
+	CrashLooping bool      `json:"crash_looping"`
+	LastError    string    `json:"last_error,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
+}
+
+// Conflict is a state that needs an operator, with the command that fixes it.
+type Conflict struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fix     string `json:"fix"`
+}
+
+// Conflict codes: stable, for scripts.
+const (
+	ConflictMultipleActive   = "multiple_active_revisions"
+	ConflictWeightsNot100    = "weights_not_100"
+	ConflictTrafficUnhealthy = "traffic_on_unhealthy_revision"
+	ConflictPastDeadline     = "operation_past_deadline"
+	ConflictExpiredLease     = "expired_lease"
+	ConflictLongQueue        = "long_queue"
+	ConflictCrashLooping     = "crash_looping_instance"
+	ConflictFrozen           = "app_frozen"
+)
