@@ -244,4 +244,3 @@ func newFreezeCmds(e *env) []*cobra.Command {
 	}
 	return []*cobra.Command{freeze, unfreeze}
 }
-
