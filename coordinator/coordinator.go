@@ -15,6 +15,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/supervisor"
 )
@@ -30,6 +31,8 @@ type Config struct {
 	// Domain is the proxy's domain: APP.DOMAIN, APP-SLOT.DOMAIN.
 	Domain string
 	Logger *slog.Logger
+	// Metrics records deployments, phases and lease waits (nil: none).
+	Metrics *metrics.Metrics
 
 	LeaseTTL       time.Duration // default 15s; renewed every TTL/3
 	MaxQueue       int           // queued deployments per app; default 100

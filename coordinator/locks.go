@@ -46,6 +46,7 @@ func (c *Coordinator) BreakLock(ctx context.Context, app, why string) (baton.Lea
 	if _, err := c.cfg.Store.FailInterrupted(ctx, []string{app}); err != nil {
 		return l, err
 	}
+	c.cfg.Metrics.LockBroken()
 	c.changes.notify()
 	c.kick(app)
 	return l, nil

@@ -27,11 +27,21 @@ type pipeline struct {
 	rev      string
 	revision baton.Revision
 	dir      string // where the revision's files are now
+	phaseStart time.Time
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
 	group    *supervisor.Group
 	log      *instanceLog
+}
+
+// observePhase records how long the current phase took, as it ends.
+func (p *pipeline) observePhase() {
+	now := time.Now()
+	if !p.phaseStart.IsZero() {
+		p.c.cfg.Metrics.ObservePhase(string(p.d.Phase), now.Sub(p.phaseStart))
+	}
+	p.phaseStart = now
 }
 
 // phaseDeadline is the cause of a phase context that ran out of time.
@@ -61,6 +71,7 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	default:
 		err = c.operate(p)
 	}
+	p.observePhase()
 	if err == nil {
 		c.autoSwap(p)
 		return baton.StateSucceeded, ""
@@ -84,6 +95,7 @@ func (p *pipeline) enter(ph baton.Phase) error {
 	if err := p.r.ctx.Err(); err != nil {
 		return err
 	}
+	p.observePhase()
 	p.d.Phase = ph
 	if err := p.c.cfg.Store.UpdateRunning(p.r.ctx, p.fence, p.d.ID, ph, p.rev); err != nil {
 		return err
@@ -248,6 +260,7 @@ func (p *pipeline) goLive() error {
 
 // enterUncancellable records a phase of the part that always completes.
 func (p *pipeline) enterUncancellable(ctx context.Context, ph baton.Phase) error {
+	p.observePhase()
 	p.d.Phase = ph
 	if err := p.c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, ph, p.rev); err != nil {
 		return err

@@ -127,7 +127,9 @@ func (c *Coordinator) acquire(app, holder string) (baton.Fence, error) {
 }
 
 func (c *Coordinator) runDeployment(d baton.Deployment) {
+	waitStart := time.Now()
 	fence, err := c.acquire(d.App, d.ID)
+	c.cfg.Metrics.ObserveLeaseWait(time.Since(waitStart))
 	if err != nil {
 		if c.ctx.Err() == nil {
 			c.log.Error("acquire app lease", "app", d.App, "err", err)
@@ -187,6 +189,7 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 	if err := c.cfg.Store.FinishDeployment(bg, fence, d.ID, state, reason); err != nil {
 		c.log.Error("record deployment result", "deployment", d.ID, "err", err)
 	}
+	c.cfg.Metrics.ObserveFinished(d.App, string(d.Kind), string(state), d.Duration(c.cfg.Now()))
 	c.log.Info("deployment finished", "deployment", d.ID, "app", d.App, "state", state, "reason", reason)
 	release()
 }

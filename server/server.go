@@ -18,6 +18,7 @@ import (
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/coordinator"
+	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/supervisor"
@@ -48,6 +49,7 @@ type Server struct {
 	sup      *supervisor.Supervisor
 	proxy    *proxy.Proxy
 	coord    *coordinator.Coordinator
+	metrics  *metrics.Metrics
 	apiLn    net.Listener
 	proxyLn  net.Listener
 	apiSrv   *http.Server
@@ -110,7 +112,9 @@ func (s *Server) open(ctx context.Context) error {
 		s.log.Info("stopped instances left by an earlier baton", "count", n)
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain})
+	s.metrics = metrics.New()
 	s.coord = coordinator.New(coordinator.Config{
+		Metrics: s.metrics,
 		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
@@ -119,7 +123,11 @@ func (s *Server) open(ctx context.Context) error {
 		s.coord = nil
 		return err
 	}
-	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: s.mounts()}
+	s.metrics.Registry.MustRegister(s.coord.Collector())
+	mounts := s.mounts()
+	mounts["GET /metrics"] = s.metrics.Handler()
+	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
+		Ready: func() error { return nil }}
 	streams, stop := context.WithCancel(context.Background())
 	s.stopStreams = stop
 	s.apiSrv = &http.Server{
