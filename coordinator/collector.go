@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	queueDesc = prometheus.NewDesc("baton_queue_length", "Operations queued per app.", []string{"app"}, nil)
+	queueDesc    = prometheus.NewDesc("baton_queue_length", "Operations queued per app.", []string{"app"}, nil)
 	restartsDesc = prometheus.NewDesc("baton_instance_restarts_total", "Restarts of each running instance since it was started by this baton.",
 		[]string{"app", "slot", "revision", "instance"}, nil)
 	healthyDesc = prometheus.NewDesc("baton_instance_healthy", "1 when an instance passes its health check.",

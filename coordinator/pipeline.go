@@ -20,13 +20,13 @@ import (
 
 // pipeline is the state of one deployment as it moves through its phases.
 type pipeline struct {
-	c        *Coordinator
-	r        *run
-	fence    baton.Fence
-	d        baton.Deployment
-	rev      string
-	revision baton.Revision
-	dir      string // where the revision's files are now
+	c          *Coordinator
+	r          *run
+	fence      baton.Fence
+	d          baton.Deployment
+	rev        string
+	revision   baton.Revision
+	dir        string // where the revision's files are now
 	phaseStart time.Time
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).

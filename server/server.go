@@ -115,7 +115,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.metrics = metrics.New()
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics: s.metrics,
-		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
+		Store:   s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 	})
