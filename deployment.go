@@ -34,15 +34,17 @@ type Phase string
 
 // Phases of a running deployment, in order.
 const (
-	PhaseNone           Phase = ""
-	PhaseExtracting     Phase = "extracting"
-	PhaseBuilding       Phase = "building"
-	PhaseReleasing      Phase = "releasing"
-	PhaseStarting       Phase = "starting"
-	PhaseHealthChecking Phase = "health-checking"
-	PhaseWarming        Phase = "warming"
-	PhaseSwitching      Phase = "switching"
-	PhaseDraining       Phase = "draining"
+	PhaseNone       Phase = ""
+	PhaseExtracting Phase = "extracting"
+	PhaseBuilding   Phase = "building"
+	PhaseReleasing  Phase = "releasing"
+	// PhaseWaitingForResource: the release step waits for a shared resource's lock.
+	PhaseWaitingForResource Phase = "waiting-for-resource"
+	PhaseStarting           Phase = "starting"
+	PhaseHealthChecking     Phase = "health-checking"
+	PhaseWarming            Phase = "warming"
+	PhaseSwitching          Phase = "switching"
+	PhaseDraining           Phase = "draining"
 	// PhaseAwaitingCompletion: a swap with preview waits for complete or cancel.
 	PhaseAwaitingCompletion Phase = "awaiting-completion"
 )

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/coordinator"
 )
 
 // Client calls a baton server's API. Errors come back as *baton.Error with
@@ -350,6 +351,13 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (baton.Deploymen
 	b, _ := json.Marshal(map[string]string{"reason": reason})
 	_, err := c.do(ctx, "POST", "/api/v1/deployments/"+url.PathEscape(id)+"/cancel", strings.NewReader(string(b)), nil, &d)
 	return d, err
+}
+
+// Resources lists shared resources with their holders and waiters.
+func (c *Client) Resources(ctx context.Context) ([]coordinator.ResourceStatus, error) {
+	var out []coordinator.ResourceStatus
+	_, err := c.do(ctx, "GET", "/api/v1/resources", nil, nil, &out)
+	return out, err
 }
 
 // Locks lists the recorded leases.

@@ -102,3 +102,12 @@ func actor(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.Coord.Resources(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, rs)
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -80,5 +81,36 @@ who must act now. Recorded in the audit log.`,
 	}
 	brk.Flags().StringVar(&reason, "reason", "", "why (recorded)")
 	cmd.AddCommand(list, brk)
+	return cmd
+}
+
+func newResourcesCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "resources", Short: "Shared resources declared by release steps ([release] resources)"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Each resource: who holds its lock and who waits",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rs, err := e.client().Resources(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.asJSON {
+				return e.printJSON(rs)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RESOURCE\tHOLDER\tAPP\tPHASE\tWAITERS")
+			for _, r := range rs {
+				holder, app, phase := "-", "-", "-"
+				if r.Holder != nil {
+					holder, app, phase = r.Holder.ID, r.Holder.App, string(r.Holder.Phase)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, holder, app, phase, dash(strings.Join(r.Waiters, ",")))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(list, e)
+	cmd.AddCommand(list)
 	return cmd
 }

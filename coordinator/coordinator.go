@@ -96,6 +96,8 @@ type Coordinator struct {
 	// and their weights.
 	routes map[slotKey][]baton.RevisionWeight
 	apps   map[string]bool // known apps, for the routing table
+	// waiting lists the deployments waiting for each shared resource.
+	waiting map[string][]string
 	closed bool
 
 	changes  *broadcast

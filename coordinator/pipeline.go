@@ -87,6 +87,11 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	case errors.Is(cause, errLostLease), errors.As(cause, new(lockBroken)):
 		return baton.StateFailed, cause.Error()
 	}
+	if baton.ErrorCode(err) == baton.EINTERNAL {
+		// Operators read this reason; an unexpected error's own text is
+		// what they need (it never reaches API clients as a 500 body).
+		return baton.StateFailed, err.Error()
+	}
 	return baton.StateFailed, baton.ErrorMessage(err)
 }
 
@@ -146,10 +151,10 @@ func (p *pipeline) prepare() error {
 		if err != nil {
 			return err
 		}
-		err = p.runCommand(ctx, m.Build.Command, p.buildEnv())
+		err = p.runCommand(ctx, m.Build.Command, p.buildEnv(), "build")
 		cancel()
 		if err != nil {
-			return asPhaseError(ctx, fmt.Errorf("build command failed: %w", err))
+			return asPhaseError(ctx, baton.Errorf(baton.EUNPROCESSABLE, "build command failed: %v", err))
 		}
 	}
 
@@ -172,6 +177,9 @@ func (p *pipeline) prepare() error {
 		return fmt.Errorf("move revision into place: %w", err)
 	}
 	p.dir = final
+	if err := p.release(m); err != nil {
+		return err
+	}
 
 	ctx, cancel, err = p.phase(baton.PhaseStarting, m.Health.StartTimeout)
 	if err != nil {
@@ -405,14 +413,14 @@ func (p *pipeline) buildEnv() []string {
 
 // runCommand runs a shell command in the revision folder, its output into
 // the deployment log; cancelling ctx kills its whole process group.
-func (p *pipeline) runCommand(ctx context.Context, command string, env []string) error {
+func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Dir = p.dir
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	w := &lineWriter{emit: func(line string) { p.c.logf(p.d.ID, "build: %s", line) }}
+	w := &lineWriter{emit: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	w.flush()

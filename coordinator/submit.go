@@ -62,6 +62,9 @@ func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment) (baton.De
 		var e *baton.Error
 		if errors.As(err, &e) && e.Conflict != nil {
 			e.RetryAfterSeconds = c.estimateWait(ctx, d.App, e.Conflict)
+			if h := e.Conflict.Holder; h != nil && h.Phase == baton.PhaseWaitingForResource {
+				e.Message += "; " + c.resourceWaitNote(h.ID)
+			}
 		}
 		return d, false, err
 	}

@@ -30,6 +30,15 @@ type run struct {
 	switching bool
 	// resume receives the completion of a swap awaiting it (preview).
 	resume chan struct{}
+	// fences are resource leases held besides the app lease; the heartbeat
+	// renews them too.
+	fences []baton.Fence
+}
+
+func (r *run) addFence(f baton.Fence) {
+	r.mu.Lock()
+	r.fences = append(r.fences, f)
+	r.mu.Unlock()
 }
 
 // cancelled is the cause of a run's context when someone cancelled it.
@@ -205,13 +214,18 @@ func (c *Coordinator) heartbeat(r *run, f baton.Fence, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		_, err := c.cfg.Store.RenewLease(context.WithoutCancel(r.ctx), f, c.cfg.LeaseTTL)
-		if errors.Is(err, baton.ErrStaleToken) {
-			r.cancel(errLostLease)
-			return
-		}
-		if err != nil {
-			c.log.Warn("renew lease", "deployment", r.d.ID, "err", err)
+		r.mu.Lock()
+		fences := append([]baton.Fence{f}, r.fences...)
+		r.mu.Unlock()
+		for _, fe := range fences {
+			_, err := c.cfg.Store.RenewLease(context.WithoutCancel(r.ctx), fe, c.cfg.LeaseTTL)
+			if errors.Is(err, baton.ErrStaleToken) && fe == f {
+				r.cancel(errLostLease)
+				return
+			}
+			if err != nil && !errors.Is(err, baton.ErrStaleToken) {
+				c.log.Warn("renew lease", "deployment", r.d.ID, "key", fe.Key, "err", err)
+			}
 		}
 	}
 }

@@ -127,9 +127,7 @@ func TestQueueFIFO(t *testing.T) {
 			t.Fatalf("%s (seq %d) started before %s (seq %d)", ds[i].ID, ds[i].Seq, ds[i-1].ID, ds[i-1].Seq)
 		}
 	}
-	if ls, _ := c.Locks(ctx); len(ls) != 0 {
-		t.Fatalf("locks held after the queue drained: %+v", ls)
-	}
+	noLocks(t, c)
 }
 
 // TestFailPolicy: while one deployment runs, on_conflict=fail answers 409

@@ -304,7 +304,8 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 				reason, now, d.ID); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND holder = ?`, baton.AppLeaseKey(d.App), d.ID); err != nil {
+			// Its app lease and any resource leases it held.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
 				return err
 			}
 			d.State, d.Error = baton.StateFailed, reason
