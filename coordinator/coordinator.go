@@ -98,7 +98,7 @@ type Coordinator struct {
 	apps   map[string]bool // known apps, for the routing table
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
-	closed bool
+	closed  bool
 
 	changes  *broadcast
 	routesMu sync.Mutex // serializes publishRoutes
