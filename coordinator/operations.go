@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"sort"
 	"strings"
 
@@ -233,6 +234,9 @@ func (c *Coordinator) activate(ctx context.Context, p *pipeline, name string) er
 	if r.Active {
 		return baton.Errorf(baton.ECONFLICT, "revision %s is already active in slot %s", name, r.Slot)
 	}
+	if _, err := os.Stat(c.revisionDir(r.App, r.Name)); err != nil {
+		return baton.Errorf(baton.ECONFLICT, "the files of revision %s were removed (only the newest %d inactive revisions are kept); deploy its artifact again", name, KeepInactive)
+	}
 	r.Slot = p.d.Slot
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
@@ -393,4 +397,29 @@ func (c *Coordinator) DeleteSlot(ctx context.Context, app, slot string) error {
 		c.retire(in, "")
 	}
 	return nil
+}
+
+// KeepInactive is how many inactive revisions keep their files for
+// reactivation; older ones are removed after each deployment.
+const KeepInactive = 10
+
+// pruneRevisions removes the files of inactive revisions beyond the newest
+// KeepInactive. Their records stay in history; activating one says its
+// files are gone.
+func (c *Coordinator) pruneRevisions(ctx context.Context, app string) {
+	revs, err := c.cfg.Store.Revisions(ctx, app) // newest first
+	if err != nil {
+		return
+	}
+	kept := 0
+	for _, r := range revs {
+		if r.Active {
+			continue
+		}
+		if kept < KeepInactive {
+			kept++
+			continue
+		}
+		_ = os.RemoveAll(c.revisionDir(app, r.Name))
+	}
 }

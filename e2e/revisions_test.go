@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -225,5 +227,33 @@ func TestStabilize(t *testing.T) {
 	}
 	if _, err := c.RevisionOp(ctx, "st", revs[0], "deactivate", "", ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRevisionRetention: only the newest 10 inactive revisions keep their
+// files; reactivating an older one says why it cannot.
+func TestRevisionRetention(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "ret"); err != nil {
+		t.Fatal(err)
+	}
+	var revs []string
+	for i := 1; i <= 13; i++ {
+		revs = append(revs, mustSucceed(t, c, "ret", appDir(t, fmt.Sprint("v", i))).Revision)
+	}
+	for i, rev := range revs {
+		_, err := os.Stat(filepath.Join(b.data, "apps", "ret", "revisions", rev))
+		if kept := i >= 2; kept != (err == nil) {
+			t.Errorf("revision %s: files kept = %v, want %v", rev, err == nil, kept)
+		}
+	}
+	_, err := c.RevisionOp(ctx, "ret", revs[0], "activate", "", "")
+	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "files") {
+		t.Fatalf("activating a pruned revision: %v", err)
+	}
+	if _, err := c.RevisionOp(ctx, "ret", revs[5], "activate", "", ""); err != nil {
+		t.Fatalf("activating a kept revision: %v", err)
 	}
 }
