@@ -63,7 +63,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, he
 	if resp.StatusCode >= 400 {
 		return resp, decodeProblem(resp)
 	}
-	if out != nil {
+	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			return resp, fmt.Errorf("decode %s %s answer: %w", method, path, err)
 		}
@@ -279,6 +279,21 @@ func (c *Client) WaitIdle(ctx context.Context, app string) error {
 	}
 }
 
+// NextDeployment waits up to a minute for a deployment of app accepted
+// after seq; ok is false when none came.
+func (c *Client) NextDeployment(ctx context.Context, app string, seq int64) (d baton.Deployment, ok bool, err error) {
+	resp, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/apps/%s/deployments/next?after=%d", url.PathEscape(app), seq), nil, nil, &d)
+	if err != nil {
+		return d, false, err
+	}
+	return d, resp.StatusCode == http.StatusOK, nil
+}
+
+// RevisionLog returns the tail of a revision's instance output.
+func (c *Client) RevisionLog(ctx context.Context, app, rev string) (string, error) {
+	return c.text(ctx, "/api/v1/apps/"+url.PathEscape(app)+"/revisions/"+url.PathEscape(rev)+"/log")
+}
+
 // Swap queues a swap of two slots.
 func (c *Client) Swap(ctx context.Context, app, source, target string, preview bool, policy baton.Policy) (baton.Deployment, error) {
 	var d baton.Deployment
@@ -377,7 +392,12 @@ func (c *Client) BreakLock(ctx context.Context, app, reason string) (baton.Lease
 
 // Log returns a deployment's log as plain text.
 func (c *Client) Log(ctx context.Context, id string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/v1/deployments/"+url.PathEscape(id)+"/log", nil)
+	return c.text(ctx, "/api/v1/deployments/"+url.PathEscape(id)+"/log")
+}
+
+// text GETs a plain-text resource.
+func (c *Client) text(ctx context.Context, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+path, nil)
 	if err != nil {
 		return "", err
 	}

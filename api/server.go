@@ -62,6 +62,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", s.allStatus)
 	mux.HandleFunc("GET /api/v1/apps/{app}/status", s.appStatus)
 	mux.HandleFunc("GET /api/v1/apps/{app}/wait", s.waitIdle)
+	mux.HandleFunc("GET /api/v1/apps/{app}/deployments/next", s.nextDeployment)
+	mux.HandleFunc("GET /api/v1/apps/{app}/revisions/{rev}/log", s.revisionLog)
 	mux.HandleFunc("POST /api/v1/apps/{app}/freeze", s.freeze)
 	mux.HandleFunc("POST /api/v1/apps/{app}/unfreeze", s.unfreeze)
 	mux.HandleFunc("POST /api/v1/apps/{app}/swaps", s.createSwap)

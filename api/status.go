@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -110,4 +111,37 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, rs)
+}
+
+func (s *Server) revisionLog(w http.ResponseWriter, r *http.Request) {
+	b, err := s.Coord.RevisionLog(r.PathValue("app"), r.PathValue("rev"), 64<<10)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(b)
+}
+
+// nextDeployment waits (timeout query, default 60s) for a deployment of the
+// app accepted after ?after=SEQ: 200 with it, or 204 when none came.
+func (s *Server) nextDeployment(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.Store.App(r.Context(), app); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+	defer cancel()
+	d, ok, err := s.Coord.NextDeployment(ctx, app, after)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, 200, d)
 }

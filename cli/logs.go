@@ -1,23 +1,38 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/api"
 )
 
 func newLogsCmd(e *env) *cobra.Command {
 	var followFlag bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "logs ID",
-		Short: "A deployment's log: phases with timestamps, build and app output",
-		Long:  "Print a deployment's log. With -f, follow it live until the deployment ends and exit with its result.\n\n" + exitCodesHelp,
-		Args:  cobra.ExactArgs(1),
+		Use:   "logs ID|APP",
+		Short: "A deployment's log (phases, build and app output), or an app's instance output",
+		Long: `baton logs ID prints a deployment's log; with -f it follows it live until the
+deployment ends and exits with its result.
+
+baton logs APP prints the recent output of the app's live instances; with -f
+it follows the app's current deployment, then every next one, until Ctrl-C.
+
+` + exitCodesHelp,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !strings.HasPrefix(args[0], "d-") {
+				if followFlag {
+					return followApp(cmd.Context(), e, args[0])
+				}
+				return appLogs(cmd.Context(), e, args[0])
+			}
 			if followFlag {
 				return follow(cmd.Context(), e, args[0], timeout)
 			}
@@ -113,4 +128,67 @@ func newResourcesCmd(e *env) *cobra.Command {
 	addJSON(list, e)
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// appLogs prints the recent instance output of an app's live revisions.
+func appLogs(ctx context.Context, e *env, app string) error {
+	st, err := e.client().Status(ctx, app)
+	if err != nil {
+		return err
+	}
+	printed := false
+	for _, s := range st.Slots {
+		for _, r := range s.Revisions {
+			text, err := e.client().RevisionLog(ctx, app, r.Name)
+			if err != nil {
+				continue
+			}
+			fmt.Fprintf(e.stdout, "==> %s (%s, %d%%)\n%s", r.Name, s.Name, r.Weight, text)
+			printed = true
+		}
+	}
+	if !printed {
+		fmt.Fprintf(e.stdout, "%s has no running revision; deploy one with: baton deploy %s PATH\n", app, app)
+	}
+	return nil
+}
+
+// followApp follows the app's running operation, then each next one.
+func followApp(ctx context.Context, e *env, app string) error {
+	st, err := e.client().Status(ctx, app)
+	if err != nil {
+		return err
+	}
+	var seq int64
+	next := st.Running
+	if next == nil && len(st.Queue) > 0 {
+		next = &st.Queue[0]
+	}
+	if next == nil && len(st.Recent) > 0 {
+		seq = st.Recent[0].Seq // only what comes after the newest
+	}
+	for {
+		if next == nil {
+			fmt.Fprintf(e.stderr, "waiting for the next deployment of %s (Ctrl-C to stop)\n", app)
+			for next == nil {
+				d, ok, err := e.client().NextDeployment(ctx, app, seq)
+				if err != nil {
+					return err
+				}
+				if ok {
+					next = &d
+				}
+			}
+		}
+		fmt.Fprintf(e.stderr, "==> %s %s\n", next.Kind, next.ID)
+		if _, err := e.client().Follow(ctx, next.ID, func(ev api.Event) {
+			if ev.Name == "log" {
+				fmt.Fprintln(e.stdout, ev.Data)
+			}
+		}); err != nil {
+			return err
+		}
+		seq = next.Seq
+		next = nil
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -421,5 +422,50 @@ func (c *Coordinator) pruneRevisions(ctx context.Context, app string) {
 			continue
 		}
 		_ = os.RemoveAll(c.revisionDir(app, r.Name))
+	}
+}
+
+// RevisionLog returns the last max bytes of a revision's instance output.
+func (c *Coordinator) RevisionLog(app, rev string, max int64) ([]byte, error) {
+	f, err := os.Open(filepath.Join(c.appDir(app), "logs", rev+".log"))
+	if err != nil {
+		return nil, baton.Errorf(baton.ENOTFOUND, "revision %s of %s has no instance output", rev, app)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := st.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	buf := make([]byte, st.Size()-off)
+	_, err = f.ReadAt(buf, off)
+	return buf, err
+}
+
+// NextDeployment waits until the app has a deployment or operation accepted
+// after seq and returns the oldest such; ok is false when ctx ended first.
+func (c *Coordinator) NextDeployment(ctx context.Context, app string, seq int64) (d baton.Deployment, ok bool, err error) {
+	for {
+		changed := c.Changes()
+		recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, Limit: 50})
+		if err != nil {
+			return d, false, err
+		}
+		for _, r := range recent { // newest first: keep the oldest after seq
+			if r.Seq > seq {
+				d, ok = r, true
+			}
+		}
+		if ok {
+			return d, true, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return d, false, nil
+		}
 	}
 }
