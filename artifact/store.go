@@ -94,18 +94,19 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 			"artifact is larger than the %s upload limit; leave out what the app does not need at run time (dependencies it can build, caches, test data) or raise the server's upload limit",
 			formatSize(maxBytes))
 	}
+	digest = hex.EncodeToString(h.Sum(nil))
+	final := s.Path(digest)
+	if _, statErr := os.Lstat(final); statErr == nil {
+		// Already stored (and synced): a repeated upload costs no fsync.
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return digest, size, nil
+	}
 	if err = tmp.Sync(); err != nil {
 		return "", 0, fmt.Errorf("sync upload file: %w", err)
 	}
 	if err = tmp.Close(); err != nil {
 		return "", 0, fmt.Errorf("close upload file: %w", err)
-	}
-
-	digest = hex.EncodeToString(h.Sum(nil))
-	final := s.Path(digest)
-	if _, statErr := os.Lstat(final); statErr == nil {
-		os.Remove(tmp.Name())
-		return digest, size, nil
 	}
 	if err = os.Rename(tmp.Name(), final); err != nil {
 		return "", 0, fmt.Errorf("store artifact: %w", err)

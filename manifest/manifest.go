@@ -1,4 +1,5 @@
-// Package manifest reads baton.toml or a Procfile into a baton.Manifest.
+// Package manifest reads baton.toml or a Procfile into a baton.Manifest, or
+// detects a runnable app by convention when an artifact has neither.
 package manifest
 
 import (
@@ -21,9 +22,12 @@ const (
 const maxFileSize = 1 << 20
 
 // Load reads the manifest at the root of the unpacked artifact in dir:
-// baton.toml if present, else a Procfile with a web: line. The result has
-// defaults applied and Source set. A missing or invalid manifest is
-// EUNPROCESSABLE.
+// baton.toml if present, else a Procfile with a web: line, else the first
+// convention that applies (see convention.go: an executable named app,
+// go.mod + main.go, package.json with a start script, app.py, index.html).
+// The result has defaults applied and Source naming the file or rule it
+// came from. An invalid manifest, or an artifact no rule fits, is
+// EUNPROCESSABLE with a sentence saying why.
 func Load(dir string) (baton.Manifest, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -48,8 +52,7 @@ func Load(dir string) (baton.Manifest, error) {
 			return m, err
 		}
 	}
-	return baton.Manifest{}, baton.Errorf(baton.EUNPROCESSABLE,
-		"no baton.toml or Procfile with a web: line at the artifact root; add one (see README)")
+	return defaultConventions.detect(root)
 }
 
 // readFile reads a small regular file through root, so a symlink in the

@@ -32,7 +32,7 @@ func TestLoad(t *testing.T) {
 		{"baton.toml wins over Procfile", map[string]string{"baton.toml": "[run]\ncommand = \"./a\"", "Procfile": "web: ./b"}, "baton.toml", ""},
 		{"Procfile", map[string]string{"Procfile": "web: ./b"}, "Procfile", ""},
 		{"invalid baton.toml is not skipped", map[string]string{"baton.toml": "[run]\n", "Procfile": "web: ./b"}, "", "[run] command is missing"},
-		{"Procfile without web", map[string]string{"Procfile": "worker: ./w"}, "", "no baton.toml or Procfile with a web: line at the artifact root; add one (see README)"},
+		{"Procfile without web", map[string]string{"Procfile": "worker: ./w"}, "", "no baton.toml or Procfile with a web: line at the artifact root, and no convention applies"},
 		{"invalid Procfile", map[string]string{"Procfile": "web: a\nweb: b"}, "", "second web: line"},
 		{"nothing", map[string]string{"README.md": "hi"}, "", "no baton.toml or Procfile with a web: line"},
 		{"too large", map[string]string{"baton.toml": "[run]\ncommand = \"./a\"\n" + strings.Repeat("#", maxFileSize)}, "", "larger than 1 MiB"},

@@ -95,54 +95,66 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 				return nil
 			}
 		}
-		active, err := queryDeployments(ctx, tx, `WHERE app = ? AND state IN ('queued', 'running') ORDER BY seq`, d.App)
-		if err != nil {
-			return err
-		}
+		// Only what the policy needs: the running one, the queue's length,
+		// and for fail its oldest entry — the queue can be long.
 		var running *baton.Deployment
-		var queued []baton.Deployment
-		for i := range active {
-			if active[i].State == baton.StateRunning {
-				running = &active[i]
-			} else {
-				queued = append(queued, active[i])
-			}
+		if r, err := queryDeployments(ctx, tx, `WHERE app = ? AND state = 'running' LIMIT 1`, d.App); err != nil {
+			return err
+		} else if len(r) > 0 {
+			running = &r[0]
+		}
+		var queuedCount int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deployments WHERE app = ? AND state = 'queued'`, d.App).Scan(&queuedCount); err != nil {
+			return err
 		}
 		switch d.Policy {
 		case baton.PolicyFail:
-			if len(active) > 0 {
+			if running != nil || queuedCount > 0 {
 				holder := running
 				if holder == nil {
-					holder = &queued[0]
+					q, err := queryDeployments(ctx, tx, `WHERE app = ? AND state = 'queued' ORDER BY seq LIMIT 1`, d.App)
+					if err != nil {
+						return err
+					}
+					holder = &q[0]
 				}
 				return &baton.Error{
 					Code: baton.ECONFLICT,
 					Message: fmt.Sprintf("app %q is busy: %s, and %d more queued. Retry later, use `baton wait %s`, or deploy with --on-conflict=queue to wait in line",
-						d.App, holder.Describe(s.Now()), len(queued), d.App),
-					Conflict: &baton.ConflictDetail{App: d.App, Holder: holder, QueueLength: len(queued),
+						d.App, holder.Describe(s.Now()), queuedCount, d.App),
+					Conflict: &baton.ConflictDetail{App: d.App, Holder: holder, QueueLength: queuedCount,
 						RunningForSeconds: int(holder.Duration(s.Now()).Seconds())},
 				}
 			}
 		case baton.PolicyQueue:
-			if req.MaxQueue > 0 && len(queued) >= req.MaxQueue {
-				e := &baton.Error{
+			if req.MaxQueue > 0 && queuedCount >= req.MaxQueue {
+				return &baton.Error{
 					Code:     baton.EQUEUEFULL,
-					Message:  fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, len(queued), d.App),
-					Conflict: &baton.ConflictDetail{App: d.App, Holder: running, QueueLength: len(queued)},
+					Message:  fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, queuedCount, d.App),
+					Conflict: &baton.ConflictDetail{App: d.App, Holder: running, QueueLength: queuedCount},
 				}
-				return e
 			}
 		case baton.PolicyCancel, baton.PolicySupersede:
 			state, reason := baton.StateCancelled, fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID)
 			if d.Policy == baton.PolicySupersede {
 				state, reason = baton.StateSuperseded, fmt.Sprintf("superseded by deployment %s", d.ID)
 			}
-			for _, q := range queued {
-				if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
-					state, reason, now, q.ID); err != nil {
+			rows, err := tx.QueryContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE app = ? AND state = 'queued' RETURNING id`,
+				state, reason, now, d.App)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
 					return err
 				}
-				res.Replaced = append(res.Replaced, q.ID)
+				res.Replaced = append(res.Replaced, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
 			}
 			if d.Policy == baton.PolicyCancel && running != nil {
 				res.CancelRunning = running.ID
@@ -153,7 +165,7 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 		if d.Kind == "" {
 			d.Kind = baton.KindDeploy
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
+		_, err := tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
 			message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.App, d.Slot, d.Kind, d.Params, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
 		if err != nil {

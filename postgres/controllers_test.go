@@ -1,0 +1,167 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+func TestControllers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := open(t)
+	for _, c := range []struct{ id, addr string }{{"c2", "10.0.0.2:7070"}, {"c1", "10.0.0.1:7070"}} {
+		if err := db.RegisterController(ctx, c.id, c.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := db.Controllers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "c1" || list[0].Addr != "10.0.0.1:7070" || list[1].ID != "c2" {
+		t.Fatalf("controllers = %+v", list)
+	}
+	before := list[0]
+	if before.Silence < 0 || before.LastSeen.Before(before.StartedAt) {
+		t.Fatalf("fresh controller = %+v", before)
+	}
+	if err := db.HeartbeatController(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = db.Controllers(ctx)
+	if after := list[0]; !after.LastSeen.After(before.LastSeen) || !after.StartedAt.Equal(before.StartedAt) {
+		t.Fatalf("heartbeat: last seen %v → %v, started %v → %v", before.LastSeen, after.LastSeen, before.StartedAt, after.StartedAt)
+	}
+	if err := db.DeregisterController(ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.HeartbeatController(ctx, "c2"); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Fatalf("heartbeat of a deregistered controller: %v, want ENOTFOUND", err)
+	}
+	if list, _ = db.Controllers(ctx); len(list) != 1 {
+		t.Fatalf("controllers after deregistering one = %+v", list)
+	}
+}
+
+// TestDatabaseClock: leases are timed by the database's clock.
+func TestDatabaseClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := open(t)
+	before, err := db.Clock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := acquire(t, db, "app:clock")
+	after, err := db.Clock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.AcquiredAt.Before(before) || l.AcquiredAt.After(after) || l.ExpiresAt.Sub(l.AcquiredAt) != time.Minute {
+		t.Fatalf("lease %v → %v, database clock read %v and %v around it", l.AcquiredAt, l.ExpiresAt, before, after)
+	}
+}
+
+// TestTwoControllers: two stores on one database — two controllers — see
+// one lock and one queue: racing lease requests from both have one winner
+// at a time, and fail-policy requests sent to both have one winner.
+func TestTwoControllers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	stores := []baton.Store{a, b}
+
+	if _, err := a.CreateApp(ctx, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	startGun := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startGun
+			d := baton.Deployment{ID: baton.NewID("d-"), App: "shared", Slot: baton.ProductionSlot, Policy: baton.PolicyFail, ArtifactDigest: "00", ArtifactType: "zip"}
+			_, errs[i] = stores[i%2].Enqueue(ctx, baton.EnqueueRequest{Deployment: d})
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	accepted := 0
+	for _, err := range errs {
+		if err == nil {
+			accepted++
+		} else if baton.ErrorCode(err) != baton.ECONFLICT {
+			t.Fatal(err)
+		}
+	}
+	if accepted != 1 {
+		t.Fatalf("%d fail-policy requests accepted across two controllers, want 1", accepted)
+	}
+
+	// Lease ping-pong: holders on both controllers take turns; while it
+	// holds the lease, each writes its token with a fenced write and reads
+	// it back — no one else can have written in between.
+	var mu sync.Mutex
+	var holders, maxHolders, turns int
+	errc := make(chan error, n)
+	key := baton.AppLeaseKey("shared")
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[i%2]
+			for range 10 {
+				l, err := s.AcquireLease(ctx, key, "h", time.Minute)
+				if baton.ErrorCode(err) == baton.ECONFLICT {
+					continue
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				mu.Lock()
+				holders++
+				maxHolders = max(maxHolders, holders)
+				turns++
+				mu.Unlock()
+				f := baton.Fence{Key: l.Key, Token: l.Token}
+				mine := fmt.Sprint(l.Token)
+				err = s.PutSetting(ctx, f, baton.Setting{App: "shared", Slot: baton.ProductionSlot, Key: "HOLDER", Value: mine})
+				if err == nil {
+					var got []baton.Setting
+					got, err = s.Settings(ctx, "shared", baton.ProductionSlot)
+					if err == nil && (len(got) != 1 || got[0].Value != mine) {
+						err = fmt.Errorf("holder %s read back %+v", mine, got)
+					}
+				}
+				mu.Lock()
+				holders--
+				mu.Unlock()
+				if err == nil {
+					err = s.ReleaseLease(ctx, f)
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if maxHolders != 1 || turns == 0 {
+		t.Fatalf("%d simultaneous lease holders across two controllers in %d turns, want 1", maxHolders, turns)
+	}
+}
