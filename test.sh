@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs baton's whole test suite: vet, then every package under the race
-# detector. Installs what the tests need when it is missing.
+# Runs baton's whole test suite: vet, gofmt, then every package under the
+# race detector, with a throwaway PostgreSQL cluster and headless Chromium.
+# Installs what the tests need (git, curl, PostgreSQL, Chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,5 +20,14 @@ if [ -n "$unformatted" ]; then
   echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1
 fi
 
+if [ -x scripts/chromium.sh ]; then
+  echo "==> chromium (for the dashboard's browser tests)"
+  scripts/chromium.sh
+fi
+
+echo "==> PostgreSQL (for the PostgreSQL store and multi-controller tests)"
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop' EXIT
+
 echo "==> go test -race"
-go test -race -count=1 -timeout 20m "$@" ./...
+go test -race -count=1 -timeout 25m "$@" ./...

@@ -48,6 +48,7 @@ State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "./baton-data", "data directory (database, artifacts, revisions)")
+	f.StringVar(&cfg.Store, "store", "", "state store: empty for SQLite in --data, or postgres://USER@HOST:PORT/DB to share one PostgreSQL between controllers")
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7070", "API listen address")
 	f.StringVar(&cfg.ProxyAddr, "proxy", "127.0.0.1:8080", "proxy listen address")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "apps are served at APP.DOMAIN and APP-SLOT.DOMAIN")

@@ -12,14 +12,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/proxy"
+	"github.com/batonhq/baton/postgres"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/supervisor"
 )
@@ -27,6 +30,9 @@ import (
 // Config is the configuration of `baton serve`.
 type Config struct {
 	DataDir   string // default ./baton-data
+	// Store is "" for the embedded SQLite database in DataDir, or a
+	// postgres:// URL: several controllers may then share one database.
+	Store     string
 	APIAddr   string // default 127.0.0.1:7070
 	ProxyAddr string // default 127.0.0.1:8080
 	Domain    string // default localhost
@@ -44,7 +50,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *sqlite.DB
+	store    baton.Store
 	arts     *artifact.Store
 	sup      *supervisor.Supervisor
 	proxy    *proxy.Proxy
@@ -97,7 +103,7 @@ func (s *Server) open(ctx context.Context) error {
 	if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
 		return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
 	}
-	if s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "baton.db")); err != nil {
+	if s.store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
 	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
@@ -208,4 +214,16 @@ func (s *Server) Close() error {
 		errs = append(errs, s.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openStore opens the configured store: SQLite in the data directory by
+// default, PostgreSQL for a postgres:// URL.
+func openStore(ctx context.Context, cfg Config) (baton.Store, error) {
+	switch {
+	case cfg.Store == "" || cfg.Store == "sqlite":
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "baton.db"))
+	case strings.HasPrefix(cfg.Store, "postgres://"), strings.HasPrefix(cfg.Store, "postgresql://"):
+		return postgres.Open(ctx, cfg.Store)
+	}
+	return nil, fmt.Errorf("--store %q: use sqlite (the default) or a postgres:// URL", cfg.Store)
 }
