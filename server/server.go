@@ -21,15 +21,15 @@ import (
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/metrics"
-	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/postgres"
+	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/supervisor"
 )
 
 // Config is the configuration of `baton serve`.
 type Config struct {
-	DataDir   string // default ./baton-data
+	DataDir string // default ./baton-data
 	// Store is "" for the embedded SQLite database in DataDir, or a
 	// postgres:// URL: several controllers may then share one database.
 	Store     string
