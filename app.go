@@ -15,6 +15,8 @@ type App struct {
 	Slots        []Slot    `json:"slots,omitempty"`
 	// Frozen is set while new deployments are refused.
 	Frozen *Freeze `json:"frozen,omitempty"`
+	// Controller is the controller that runs the app ("" until one claims it).
+	Controller string `json:"controller,omitempty"`
 }
 
 // Freeze records who stopped an app's deployments, when and why.

@@ -4,7 +4,9 @@ import "time"
 
 // AppStatus is everything an operator needs to know about an app at once.
 type AppStatus struct {
-	App          string       `json:"app"`
+	App string `json:"app"`
+	// Controller runs the app; slots and instances are as it reports them.
+	Controller   string       `json:"controller,omitempty"`
 	RevisionMode string       `json:"revision_mode"`
 	Frozen       *Freeze      `json:"frozen,omitempty"`
 	Slots        []SlotStatus `json:"slots"`

@@ -16,6 +16,8 @@ type Store interface {
 	RevisionStore
 	LeaseStore
 	AuditStore
+	TokenStore
+	ControllerStore
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

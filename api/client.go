@@ -375,6 +375,13 @@ func (c *Client) Resources(ctx context.Context) ([]coordinator.ResourceStatus, e
 	return out, err
 }
 
+// Controllers lists the controllers sharing the store.
+func (c *Client) Controllers(ctx context.Context) ([]baton.Controller, error) {
+	var out []baton.Controller
+	_, err := c.do(ctx, "GET", "/api/v1/controllers", nil, nil, &out)
+	return out, err
+}
+
 // Locks lists the recorded leases.
 func (c *Client) Locks(ctx context.Context) ([]baton.Lease, error) {
 	var out []baton.Lease

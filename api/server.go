@@ -83,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", s.cancel)
 	mux.HandleFunc("GET /api/v1/locks", s.listLocks)
 	mux.HandleFunc("GET /api/v1/resources", s.listResources)
+	mux.HandleFunc("GET /api/v1/controllers", s.listControllers)
 	mux.HandleFunc("POST /api/v1/apps/{app}/lock/break", s.breakLock)
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
 	for pattern, h := range s.Mounts {

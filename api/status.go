@@ -145,3 +145,15 @@ func (s *Server) nextDeployment(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, 200, d)
 }
+
+func (s *Server) listControllers(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.Coord.Controllers(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []baton.Controller{}
+	}
+	writeJSON(w, 200, cs)
+}

@@ -149,7 +149,7 @@ its API (BATON_URL, default http://127.0.0.1:7070).
 	root.PersistentFlags().StringVar(&e.url, "url", defURL, "baton API address (env BATON_URL)")
 	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e),
 		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newSlotsCmd(e), newConfigCmd(e), newSwapCmd(e),
-		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e))
+		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e))
 	root.AddCommand(newFreezeCmds(e)...)
 	return root
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,4 +29,29 @@ another deployment runs.`,
 			return nil
 		},
 	}
+}
+
+func newControllersCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "controllers",
+		Short: "The baton serve processes sharing the store, with their last heartbeat",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cs, err := e.client().Controllers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.asJSON {
+				return e.printJSON(cs)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CONTROLLER\tAPI\tSTARTED\tLAST SEEN")
+			for _, c := range cs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", c.ID, c.Addr, c.StartedAt.Local().Format("2006-01-02 15:04:05"), c.Silence.Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(cmd, e)
+	return cmd
 }

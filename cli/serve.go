@@ -57,5 +57,7 @@ State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long an old revision may finish in-flight requests")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	return cmd
 }

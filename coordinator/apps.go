@@ -17,6 +17,10 @@ func (c *Coordinator) CreateApp(ctx context.Context, name string) (baton.App, er
 	if err != nil {
 		return a, err
 	}
+	if err := c.cfg.Store.AssignApp(ctx, name, "", c.cfg.ControllerID); err != nil {
+		return a, err
+	}
+	a.Controller = c.cfg.ControllerID
 	if err := os.MkdirAll(c.appDir(name), 0o755); err != nil {
 		return a, fmt.Errorf("create app dir: %w", err)
 	}
@@ -30,8 +34,12 @@ func (c *Coordinator) CreateApp(ctx context.Context, name string) (baton.App, er
 // DeleteApp cancels the app's deployments, stops its instances, removes its
 // routes, records and files.
 func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
-	if _, err := c.cfg.Store.App(ctx, name); err != nil {
+	a, err := c.cfg.Store.App(ctx, name)
+	if err != nil {
 		return err
+	}
+	if a.Controller != "" && a.Controller != c.cfg.ControllerID {
+		return baton.Errorf(baton.ECONFLICT, "app %q runs on controller %s, which stops its instances; delete it through that controller's API (see `baton controllers`)", name, a.Controller)
 	}
 	c.mu.Lock()
 	delete(c.apps, name) // no new worker starts for it from now on

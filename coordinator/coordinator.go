@@ -43,6 +43,19 @@ type Config struct {
 	IdempotencyWindow time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// ControllerID names this controller (default "local"); ControllerAddr
+	// is where its API listens.
+	ControllerID, ControllerAddr string
+	// Shared is true when other controllers use the same store: start-up
+	// recovery then fails only deployments whose lease expired, and apps of
+	// controllers that went silent are adopted.
+	Shared bool
+	// Blobs, when set, holds artifacts for other controllers to read.
+	Blobs baton.BlobStore
+	// Wake delivers names of apps with news from other controllers (work
+	// queued, a lock released); nil when there are none.
+	Wake <-chan string
 }
 
 func (c *Config) setDefaults() {
@@ -72,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Domain == "" {
 		c.Domain = "localhost"
+	}
+	if c.ControllerID == "" {
+		c.ControllerID = "local"
 	}
 }
 
@@ -142,7 +158,18 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return fmt.Errorf("create temp dir: %w", err)
 	}
-	interrupted, err := c.cfg.Store.FailInterrupted(ctx, nil)
+	if err := c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr); err != nil {
+		return fmt.Errorf("register controller: %w", err)
+	}
+	// Alone, everything left running was ours and is interrupted; shared,
+	// only what lost its lease is (others are still renewing theirs).
+	var interrupted []baton.Deployment
+	var err error
+	if c.cfg.Shared {
+		interrupted, err = c.cfg.Store.FailExpired(ctx)
+	} else {
+		interrupted, err = c.cfg.Store.FailInterrupted(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("recover interrupted deployments: %w", err)
 	}
@@ -161,17 +188,28 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list apps: %w", err)
 	}
-	c.mu.Lock()
+	var own []string
 	for _, a := range apps {
-		c.apps[a.Name] = true
+		if a.Controller == "" && c.cfg.Store.AssignApp(ctx, a.Name, "", c.cfg.ControllerID) == nil {
+			a.Controller = c.cfg.ControllerID
+		}
+		if a.Controller == c.cfg.ControllerID {
+			own = append(own, a.Name)
+		}
+	}
+	c.mu.Lock()
+	for _, a := range own {
+		c.apps[a] = true
 	}
 	c.mu.Unlock()
 	c.publishRoutes()
-	for _, a := range apps {
+	for _, a := range own {
 		// Each app restores its active revisions, then works its queue; one
 		// slow app does not hold up the others or the API.
-		c.startWorker(a.Name, true)
+		c.startWorker(a, true)
 	}
+	c.wg.Add(1)
+	go c.housekeep()
 	return nil
 }
 
@@ -185,6 +223,12 @@ func (c *Coordinator) Close() error {
 		c.cancel(ErrShutdown)
 	}
 	c.wg.Wait()
+	if c.ctx != nil {
+		// A clean stop hands the apps over at once instead of after silence.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.cfg.Store.DeregisterController(ctx, c.cfg.ControllerID)
+		cancel()
+	}
 	c.mu.Lock()
 	all := make([]*instances, 0, len(c.running))
 	for _, in := range c.running {

@@ -19,6 +19,9 @@ import (
 
 // extract unpacks the deployment's artifact into dir.
 func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
+	if err := c.localArtifact(ctx, d.ArtifactDigest); err != nil {
+		return err
+	}
 	if err := artifact.Extract(ctx, c.cfg.Artifacts.Path(d.ArtifactDigest), d.ArtifactType, dir, c.cfg.ExtractLimits); err != nil {
 		return err
 	}

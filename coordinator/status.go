@@ -20,7 +20,7 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 		return baton.AppStatus{}, err
 	}
 	now := c.cfg.Now()
-	st := baton.AppStatus{App: a.Name, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
+	st := baton.AppStatus{App: a.Name, Controller: a.Controller, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
 	for _, s := range a.Slots {
 		ss := baton.SlotStatus{Name: s.Name, Host: c.host(app, s.Name), AutoSwapTo: s.AutoSwapTo, Revisions: []baton.RevisionStatus{}}
 		for _, rw := range c.slotRouting(app, s.Name) {

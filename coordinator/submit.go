@@ -43,6 +43,12 @@ func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (d baton.De
 	if err != nil {
 		return d, false, err
 	}
+	if c.cfg.Blobs != nil {
+		// The app's controller may be another one: share the artifact.
+		if err := c.shareArtifact(ctx, digest); err != nil {
+			return d, false, err
+		}
+	}
 	return c.enqueue(ctx, baton.Deployment{
 		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: req.Params, Policy: req.Policy,
 		ArtifactDigest: digest, ArtifactType: kind,
@@ -104,4 +110,37 @@ func (c *Coordinator) estimateWait(ctx context.Context, app string, cd *baton.Co
 		return s
 	}
 	return 1
+}
+
+// shareArtifact copies a local artifact into the shared store.
+func (c *Coordinator) shareArtifact(ctx context.Context, digest string) error {
+	f, err := c.cfg.Artifacts.Open(digest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return c.cfg.Blobs.PutArtifact(ctx, digest, f)
+}
+
+// localArtifact makes sure an artifact is on this controller's disk,
+// fetching it from the shared store when another controller accepted it.
+func (c *Coordinator) localArtifact(ctx context.Context, digest string) error {
+	if f, err := c.cfg.Artifacts.Open(digest); err == nil {
+		f.Close()
+		return nil
+	}
+	if c.cfg.Blobs == nil {
+		return baton.Errorf(baton.ENOTFOUND, "artifact %s is missing from this controller", digest)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(c.cfg.Blobs.ReadArtifact(ctx, digest, pw)) }()
+	got, _, err := c.cfg.Artifacts.Put(pr, 0)
+	pr.CloseWithError(err)
+	if err != nil {
+		return fmt.Errorf("fetch artifact %s from the shared store: %w", digest, err)
+	}
+	if got != digest {
+		return fmt.Errorf("artifact %s from the shared store hashes to %s", digest, got)
+	}
+	return nil
 }

@@ -9,17 +9,7 @@ import (
 )
 
 // Controller is one `baton serve` process sharing this database.
-type Controller struct {
-	ID string `json:"id"`
-	// Addr is where other controllers and clients reach its API.
-	Addr      string    `json:"addr"`
-	StartedAt time.Time `json:"started_at"`
-	// LastSeen is its last heartbeat, by the database clock.
-	LastSeen time.Time `json:"last_seen"`
-	// Silence is how long ago LastSeen was, measured by the database clock
-	// too, so that a reader on another host need not trust its own.
-	Silence time.Duration `json:"silence"`
-}
+type Controller = baton.Controller
 
 // RegisterController records controller id at addr as started and seen
 // now. Registering an id again (a restart) resets both times.
@@ -61,4 +51,19 @@ func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 		c.Silence = time.Duration(silence) * time.Microsecond
 		return c, err
 	})
+}
+
+// AssignApp pins an app to a controller if it is still pinned to from.
+func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE apps SET controller = $1 WHERE name = $2 AND controller = $3`, to, app, from)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.App(ctx, app); err != nil {
+			return err
+		}
+		return baton.Errorf(baton.ECONFLICT, "app %q is no longer run by %q", app, from)
+	}
+	return nil
 }

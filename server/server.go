@@ -38,6 +38,10 @@ type Config struct {
 	Domain    string // default localhost
 	Logger    *slog.Logger
 
+	// ControllerID names this controller among those sharing a store
+	// (default: the host name); it must stay the same across restarts.
+	ControllerID string
+
 	MaxUpload    int64         // artifact upload limit; default 1 GiB
 	MaxQueue     int           // queued deployments per app; default 100
 	LeaseTTL     time.Duration // default 15s
@@ -60,6 +64,8 @@ type Server struct {
 	proxyLn  net.Listener
 	apiSrv   *http.Server
 	proxySrv *http.Server
+	// stopSharing ends the wake-ups from other controllers.
+	stopSharing func()
 	// stopStreams ends long-lived API responses (SSE) at shutdown.
 	stopStreams context.CancelFunc
 	wg          sync.WaitGroup
@@ -82,6 +88,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.ControllerID == "" {
+		cfg.ControllerID, _ = os.Hostname()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := s.open(ctx); err != nil {
@@ -106,6 +115,11 @@ func (s *Server) open(ctx context.Context) error {
 	if s.store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
+	sh, err := s.share(ctx, s.store)
+	if err != nil {
+		return fmt.Errorf("listen for other controllers: %w", err)
+	}
+	s.stopSharing = sh.stop
 	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
 		return err
 	}
@@ -120,7 +134,9 @@ func (s *Server) open(ctx context.Context) error {
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain})
 	s.metrics = metrics.New()
 	s.coord = coordinator.New(coordinator.Config{
-		Metrics: s.metrics,
+		Metrics:      s.metrics,
+		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
+		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
 		Store:   s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
@@ -200,6 +216,9 @@ func (s *Server) Close() error {
 	}
 	shutdown(s.apiSrv, s.apiLn)
 	shutdown(s.proxySrv, s.proxyLn)
+	if s.stopSharing != nil {
+		s.stopSharing()
+	}
 	s.wg.Wait()
 	if s.coord != nil {
 		errs = append(errs, s.coord.Close())

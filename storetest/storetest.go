@@ -34,8 +34,11 @@ func Run(t *testing.T, open Opener) {
 		"Log":                    testLog,
 		"Revisions":              testRevisions,
 		"Audit":                  testAudit,
+		"Tokens":                 testTokens,
 		"Routing":                testRouting,
 		"Freeze":                 testFreeze,
+		"Controllers":            testControllers,
+		"FailExpired":            testFailExpired,
 		"SlotsAndSettings":       testSlotsAndSettings,
 
 		"LeaseExpiresByStoreClock":   testLeaseExpiresByStoreClock,

@@ -1,0 +1,101 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// RegisterController records a controller as started and seen now.
+func (s *DB) RegisterController(ctx context.Context, id, addr string) error {
+	now := s.now()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, started_at, last_seen) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_at = excluded.started_at, last_seen = excluded.last_seen`, id, addr, now, now)
+	return err
+}
+
+// HeartbeatController records that a controller is alive.
+func (s *DB) HeartbeatController(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET last_seen = ? WHERE id = ?`, s.now(), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "controller %q is not registered", id)
+	}
+	return nil
+}
+
+// DeregisterController removes a controller on a clean shutdown.
+func (s *DB) DeregisterController(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM controllers WHERE id = ?`, id)
+	return err
+}
+
+// Controllers lists the registered controllers by id.
+func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen FROM controllers ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	now := s.Now()
+	var out []baton.Controller
+	for rows.Next() {
+		var c baton.Controller
+		var started, seen int64
+		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen); err != nil {
+			return nil, err
+		}
+		c.StartedAt, c.LastSeen = fromMicros(started), fromMicros(seen)
+		c.Silence = now.Sub(c.LastSeen)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AssignApp pins an app to a controller if it is still pinned to from.
+func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE apps SET controller = ? WHERE name = ? AND controller = ?`, to, app, from)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.App(ctx, app); err != nil {
+			return err
+		}
+		return baton.Errorf(baton.ECONFLICT, "app %q is no longer run by %q", app, from)
+	}
+	return nil
+}
+
+// FailExpired fails running deployments whose app lease expired or is gone.
+func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
+	var out []baton.Deployment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		running, err := queryDeployments(ctx, tx, `WHERE state = 'running' AND NOT EXISTS (
+			SELECT 1 FROM leases l WHERE l.key = 'app:' || deployments.app AND l.token = deployments.token AND l.expires_at > ?) ORDER BY seq`, now)
+		if err != nil {
+			return err
+		}
+		for _, d := range running {
+			reason := fmt.Sprintf("%s: its controller stopped renewing the lock during phase %s", baton.ReasonInterrupted, d.Phase)
+			if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`, reason, now, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
+				return err
+			}
+			d.State, d.Error = baton.StateFailed, reason
+			t := time.UnixMicro(now).UTC()
+			d.FinishedAt = &t
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,8 @@
+ALTER TABLE apps ADD COLUMN controller TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE controllers (
+	id TEXT PRIMARY KEY,
+	addr TEXT NOT NULL,
+	started_at BIGINT NOT NULL,
+	last_seen BIGINT NOT NULL
+);

@@ -1,0 +1,70 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+func testControllers(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	if err := s.RegisterController(ctx, "c1", "10.0.0.1:7070"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterController(ctx, "c2", "10.0.0.2:7070"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HeartbeatController(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.HeartbeatController(ctx, "nope"), baton.ENOTFOUND)
+	cs := must(s.Controllers(ctx)).on(t)
+	if len(cs) != 2 || cs[0].ID != "c1" || cs[1].Addr != "10.0.0.2:7070" || cs[0].LastSeen.IsZero() || cs[0].Silence < 0 {
+		t.Fatalf("controllers = %+v", cs)
+	}
+	if err := s.DeregisterController(ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if cs := must(s.Controllers(ctx)).on(t); len(cs) != 1 {
+		t.Fatalf("after deregister: %+v", cs)
+	}
+	// Placement is a compare-and-swap.
+	must(s.CreateApp(ctx, "placed")).on(t)
+	if err := s.AssignApp(ctx, "placed", "", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.AssignApp(ctx, "placed", "", "c2"), baton.ECONFLICT)
+	if err := s.AssignApp(ctx, "placed", "c1", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "placed")).on(t); a.Controller != "c2" {
+		t.Fatalf("controller = %q", a.Controller)
+	}
+	wantCode(t, s.AssignApp(ctx, "nope", "", "c1"), baton.ENOTFOUND)
+}
+
+func testFailExpired(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "alive")).on(t)
+	must(s.CreateApp(ctx, "dead")).on(t)
+	alive := enqueue(t, s, newDeployment("alive", baton.PolicyQueue)).Deployment
+	start(t, s, alive)
+	dead := enqueue(t, s, newDeployment("dead", baton.PolicyQueue)).Deployment
+	l := must(s.AcquireLease(ctx, baton.AppLeaseKey("dead"), dead.ID, time.Microsecond)).on(t)
+	must(s.StartDeployment(ctx, baton.Fence{Key: l.Key, Token: l.Token}, dead.ID)).on(t)
+	failed := must(s.FailExpired(ctx)).on(t)
+	if len(failed) != 1 || failed[0].ID != dead.ID {
+		t.Fatalf("FailExpired = %+v, want only %s", failed, dead.ID)
+	}
+	if d := must(s.Deployment(ctx, dead.ID)).on(t); d.State != baton.StateFailed {
+		t.Fatalf("dead deployment: %s", d.State)
+	}
+	if d := must(s.Deployment(ctx, alive.ID)).on(t); d.State != baton.StateRunning {
+		t.Fatalf("a deployment with a live lease was failed: %s", d.State)
+	}
+	if _, err := s.Lease(ctx, baton.AppLeaseKey("dead")); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Fatalf("expired lease kept: %v", err)
+	}
+}
