@@ -137,7 +137,7 @@ func (s *Server) open(ctx context.Context) error {
 		Metrics:      s.metrics,
 		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
-		Store:   s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
+		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 	})
