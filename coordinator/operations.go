@@ -130,15 +130,8 @@ func (c *Coordinator) healthyCount(rev, slot string) int {
 // route records and installs a slot's new routing, then drains and stops
 // what lost its route. Cancels are ignored from here on.
 func (c *Coordinator) route(p *pipeline, slots map[string][]baton.RevisionWeight) error {
-	p.r.mu.Lock()
-	if err := p.r.ctx.Err(); err != nil {
-		p.r.mu.Unlock()
-		return err
-	}
-	p.r.switching = true
-	p.r.mu.Unlock()
-	ctx := context.WithoutCancel(p.r.ctx)
-	if err := p.enterUncancellable(ctx, baton.PhaseSwitching); err != nil {
+	ctx, err := p.beginSwitch()
+	if err != nil {
 		return err
 	}
 	if err := c.cfg.Store.SetRouting(ctx, p.fence, slots); err != nil {
@@ -295,14 +288,15 @@ func (c *Coordinator) restartRevision(ctx context.Context, p *pipeline, name str
 		return err
 	}
 	in.log.Detach()
+	sctx, err := p.beginSwitch()
+	if err != nil {
+		_ = in.stop()
+		return err
+	}
 	in.group.SetLive()
-	p.r.mu.Lock()
-	p.r.switching = true
-	p.r.mu.Unlock()
-	_ = p.enterUncancellable(context.WithoutCancel(ctx), baton.PhaseSwitching)
 	c.addRunning(in) // replaces old in the running table
 	c.publishRoutes()
-	_ = p.enterUncancellable(context.WithoutCancel(ctx), baton.PhaseDraining)
+	_ = p.enterUncancellable(sctx, baton.PhaseDraining)
 	c.retire(old, p.d.ID)
 	return nil
 }

@@ -237,16 +237,8 @@ func (p *pipeline) prepare() error {
 // serves. From the moment switching starts, the deployment completes.
 func (p *pipeline) goLive() error {
 	c := p.c
-	p.r.mu.Lock()
-	if err := p.r.ctx.Err(); err != nil {
-		p.r.mu.Unlock()
-		return err
-	}
-	p.r.switching = true
-	p.r.mu.Unlock()
-
-	ctx := context.WithoutCancel(p.r.ctx)
-	if err := p.enterUncancellable(ctx, baton.PhaseSwitching); err != nil {
+	ctx, err := p.beginSwitch()
+	if err != nil {
 		return err
 	}
 	app, err := c.cfg.Store.App(ctx, p.d.App)
@@ -265,6 +257,21 @@ func (p *pipeline) goLive() error {
 	p.group, p.log = nil, nil // owned by the running table now
 	c.logf(p.d.ID, "%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))
 	return p.drain(ctx, retired)
+}
+
+// beginSwitch starts the part of an operation that always completes: from
+// here a cancel no longer applies (unless it came first) and the phase is
+// switching. It returns the context for the rest, which ignores cancels.
+func (p *pipeline) beginSwitch() (context.Context, error) {
+	p.r.mu.Lock()
+	if err := p.r.ctx.Err(); err != nil {
+		p.r.mu.Unlock()
+		return nil, err
+	}
+	p.r.switching = true
+	p.r.mu.Unlock()
+	ctx := context.WithoutCancel(p.r.ctx)
+	return ctx, p.enterUncancellable(ctx, baton.PhaseSwitching)
 }
 
 // enterUncancellable records a phase of the part that always completes.

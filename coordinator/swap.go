@@ -157,15 +157,8 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
 		slots[sp.Source] = []baton.RevisionWeight{{Revision: tgt, Weight: 100}}
 		add = append(add, newTgt)
 	}
-	p.r.mu.Lock()
-	if err := p.r.ctx.Err(); err != nil {
-		p.r.mu.Unlock()
-		return err
-	}
-	p.r.switching = true
-	p.r.mu.Unlock()
-	sctx := context.WithoutCancel(ctx)
-	if err := p.enterUncancellable(sctx, baton.PhaseSwitching); err != nil {
+	sctx, err := p.beginSwitch()
+	if err != nil {
 		return err
 	}
 	if err := c.cfg.Store.SetRouting(sctx, p.fence, slots); err != nil {
