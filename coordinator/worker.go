@@ -261,6 +261,10 @@ func (c *Coordinator) Cancel(ctx context.Context, id, reason string) (baton.Depl
 		c.mu.Lock()
 		r := c.runs[id]
 		c.mu.Unlock()
+		if r == nil && !c.owns(d.App) {
+			a, _ := c.cfg.Store.App(ctx, d.App)
+			return d, baton.Errorf(baton.ECONFLICT, "deployment %s runs on controller %s, which alone can stop it; cancel it through that controller's API (see `baton controllers`)", id, a.Controller)
+		}
 		if r == nil {
 			// Running but not here: about to be recorded as finished, or
 			// held by a controller that stopped (recovered on its lease's expiry).
