@@ -64,7 +64,7 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 			return
 		}
 		for _, l := range lines {
-			fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, strings.ReplaceAll(strings.TrimRight(formatLogLine(l), "\n"), "\n", " "))
+			writeLogEvent(w, l)
 			after = l.ID
 		}
 		cur, err := s.Store.Deployment(ctx, d.ID)
@@ -81,7 +81,7 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 			// read once more before ending.
 			rest, _ := s.Store.Log(ctx, d.ID, after)
 			for _, l := range rest {
-				fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, strings.TrimRight(formatLogLine(l), "\n"))
+				writeLogEvent(w, l)
 				after = l.ID
 			}
 			writeEvent(w, "end", cur)
@@ -102,4 +102,10 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 func writeEvent(w http.ResponseWriter, event string, v any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+}
+
+// writeLogEvent sends one log line as an SSE "log" event; a line with
+// newlines inside is flattened so it stays one event.
+func writeLogEvent(w http.ResponseWriter, l baton.LogLine) {
+	fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, strings.ReplaceAll(strings.TrimRight(formatLogLine(l), "\n"), "\n", " "))
 }
