@@ -20,9 +20,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// serverDSN is the server the tests create their databases on.
-func serverDSN(t testing.TB) string { return pgtest.ServerDSN(t) }
-
 // newDatabase creates an empty database on the test server for one test.
 func newDatabase(t testing.TB) string { return pgtest.NewDatabase(t) }
 
