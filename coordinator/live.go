@@ -206,6 +206,9 @@ func (c *Coordinator) startGroup(ctx context.Context, r baton.Revision, dir stri
 		Instances: m.Run.Instances,
 		Health:    supervisor.HealthCheck{Path: m.Health.Path, Interval: m.Health.Interval, Timeout: m.Health.Timeout},
 		Output:    out,
+		// Health flips reach the proxy at once: no new requests to an
+		// instance that stopped answering, while another one can take them.
+		OnHealth: c.cfg.Proxy.SetHealthy,
 	})
 }
 

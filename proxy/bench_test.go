@@ -1,11 +1,16 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -30,9 +35,10 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-// BenchmarkProxyGET measures GETs through the proxy (a real listener) to
-// one httptest upstream, in parallel; BenchmarkDirectGET is the same load
-// straight to the upstream, for the ratio.
+// BenchmarkProxyGET measures GETs through ServeHTTP mounted in net/http's
+// server (a real listener) to one httptest upstream, in parallel;
+// BenchmarkDirectGET is the same load straight to the upstream, for the
+// ratio, and BenchmarkServeGET the same through the Serve data plane.
 func BenchmarkProxyGET(b *testing.B) {
 	up := benchUpstream(b)
 	p := newTestProxy(b, Config{})
@@ -78,4 +84,167 @@ func benchGET(b *testing.B, base, host string) {
 			}
 		}
 	})
+}
+
+// BenchmarkServeGET is BenchmarkProxyGET through the Serve data plane.
+func BenchmarkServeGET(b *testing.B) {
+	up := benchUpstream(b)
+	p := newTestProxy(b, Config{})
+	p.SetRoutes([]Route{route1("bench.localhost", "bench", "bench--000001", addrOf(up))})
+	benchGET(b, startServe(b, p), "bench.localhost")
+}
+
+// BenchmarkServeRequestPath measures the data plane alone: a client and an
+// upstream that speak HTTP/1.1 on raw sockets and allocate nothing, so
+// ns/op and allocs/op are the proxy's own (plus the loopback syscalls).
+func BenchmarkServeRequestPath(b *testing.B) {
+	for _, size := range []int{29, 64 << 10} {
+		b.Run(fmt.Sprintf("body=%d", size), func(b *testing.B) {
+			up := startRawUpstream(b, size)
+			p := newTestProxy(b, Config{})
+			p.SetRoutes([]Route{route1("bench.localhost", "bench", "bench--000001", up)})
+			base := startServe(b, p)
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c := newRawClient(b, base, "bench.localhost")
+				defer c.close()
+				for pb.Next() {
+					if err := c.get(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestServeRequestPathDoesNotAllocate: steady keep-alive GETs through the
+// data plane allocate nothing per request.
+func TestServeRequestPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	up := startRawUpstream(t, 29)
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("a.localhost", "a", "a--000001", up)})
+	c := newRawClient(t, startServe(t, p), "a.localhost")
+	defer c.close()
+	for range 100 { // warm the pools
+		if err := c.get(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := c.get(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.1 {
+		t.Errorf("%.2f allocations per request, want 0", allocs)
+	}
+}
+
+// startRawUpstream serves every request on a connection with a fixed
+// response of size bytes, reading heads with a bufio.Reader and no
+// allocation per request.
+func startRawUpstream(t testing.TB, size int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size))
+	resp = append(resp, bytes.Repeat([]byte("x"), size)...)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for { // the request head, to its empty line
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// rawClient sends keep-alive GETs on one connection and reads responses
+// framed by Content-Length, without allocating.
+type rawClient struct {
+	c   net.Conn
+	br  *bufio.Reader
+	req []byte
+}
+
+func newRawClient(t testing.TB, base, host string) *rawClient {
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawClient{c: c, br: bufio.NewReaderSize(c, 64<<10),
+		req: []byte("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n")}
+}
+
+func (c *rawClient) close() { c.c.Close() }
+
+func (c *rawClient) get() error {
+	if _, err := c.c.Write(c.req); err != nil {
+		return err
+	}
+	length := -1
+	for first := true; ; first = false {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if first && !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("status line %q", line)
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			length = int(parseLength(bytes.TrimSpace(v)))
+		}
+	}
+	if length < 0 {
+		return fmt.Errorf("no Content-Length")
+	}
+	_, err := c.br.Discard(length)
+	return err
 }

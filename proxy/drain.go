@@ -40,6 +40,11 @@ func (p *Proxy) Drain(ctx context.Context, addrs []string) error {
 					busy++
 				}
 			}
+			// Upgraded connections would hold the instance forever; the
+			// caller is about to stop it, so end them cleanly now.
+			for _, u := range ups {
+				u.closeTunnels()
+			}
 			p.log.Warn("proxy: drain gave up", "upstreams", addrs, "in_flight", n,
 				"waited", time.Since(start).Round(time.Millisecond), "err", err)
 			return fmt.Errorf("drain: %d %s still in flight on %d of %d upstreams: %w",
@@ -63,6 +68,9 @@ func (p *Proxy) forget(ups []*upstream) {
 	for _, u := range ups {
 		if p.reg[u.addr] == u && t.ups[u.addr] != u {
 			delete(p.reg, u.addr)
+		}
+		if t.ups[u.addr] != u {
+			u.pool.closeIdle(true)
 		}
 	}
 }

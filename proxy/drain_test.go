@@ -17,9 +17,28 @@ import (
 // while the routes move to a new set of instances 50 times, each old set
 // drained and then shut down. Not one request may fail.
 func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
+	for _, name := range []string{"Serve", "ServeHTTP"} {
+		t.Run(name, func(t *testing.T) {
+			p := newTestProxy(t, Config{})
+			base := startServe(t, p)
+			if name == "ServeHTTP" {
+				front := httptest.NewServer(p)
+				t.Cleanup(front.Close)
+				base = front.URL
+			}
+			switchUnderLoad(t, p, base, 16)
+		})
+	}
+}
+
+// TestSwitchUnderLoad64Connections is the contract at 64 connections on
+// the data plane.
+func TestSwitchUnderLoad64Connections(t *testing.T) {
 	p := newTestProxy(t, Config{})
-	front := httptest.NewServer(p)
-	defer front.Close()
+	switchUnderLoad(t, p, startServe(t, p), 64)
+}
+
+func switchUnderLoad(t *testing.T, p *Proxy, base string, clients int) {
 
 	generation := func(i int) ([]*httptest.Server, Route) {
 		name := fmt.Sprintf("gen%d", i)
@@ -44,7 +63,6 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 	cur, rt := generation(0)
 	p.SetRoutes([]Route{rt})
 
-	const clients = 16
 	client := newClient(t, clients)
 	var (
 		stop     = make(chan struct{})
@@ -71,7 +89,7 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 					return
 				default:
 				}
-				status, body, err := getVia(client, front.URL, "hello.localhost")
+				status, body, err := getVia(client, base, "hello.localhost")
 				if err != nil || status != http.StatusOK {
 					mu.Lock()
 					failures = append(failures, fmt.Sprintf("status %d body %q err %v", status, body, err))
@@ -261,7 +279,8 @@ func TestDrainNeverReleasesACountedRequest(t *testing.T) {
 						return
 					default:
 					}
-					u, _, pb := p.acquire("h.localhost", "", "")
+					c, _, pb := p.acquire("h.localhost", "", "", "")
+					u := c.u
 					if pb != nil {
 						t.Errorf("acquire: %s", pb.Detail)
 						return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -99,6 +100,24 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = a.addr
 	pr.SetXForwarded()
+	pr.Out.Header.Set("Forwarded", forwardedValue(pr.In))
+	// Clone copied the request's trailers before the body was read, that
+	// is, without values; share the map that reading the body fills.
+	pr.Out.Trailer = pr.In.Trailer
+}
+
+// forwardedValue is the RFC 7239 Forwarded field for r, replacing any the
+// client sent.
+func forwardedValue(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	ff := "for=" + ip
+	if parsed := net.ParseIP(ip); parsed == nil || parsed.To4() == nil {
+		ff = "for=" + strconv.Quote("["+ip+"]")
+	}
+	return ff + ";host=" + strconv.Quote(r.Host) + ";proto=http"
 }
 
 func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {

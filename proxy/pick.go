@@ -9,43 +9,111 @@ import (
 // a new table starts again at the first instance; that costs nothing.
 type roundRobin struct{ n atomic.Uint64 }
 
+// choice is the outcome of a pick.
+type choice struct {
+	u *upstream
+	b *backend
+	// setCookie: the route splits traffic and the request did not carry a
+	// cookie for the revision that serves it, so the response sets one.
+	setCookie bool
+}
+
 // pick chooses the upstream for one attempt: the pinned revision if pin is
-// set, otherwise a revision by weight, then an instance of it round-robin.
-// It skips draining upstreams and the one at exclude (an instance that just
-// refused a connection). When every instance of the chosen revision is
-// skipped, another live revision serves rather than fail the request.
+// set; else, on a route that splits traffic, the revision in the sticky
+// cookie while it still has weight; else a revision by weight. Within the
+// revision it takes the next instance in turn that is healthy. It skips
+// draining upstreams and the one at exclude (an instance that just refused
+// a connection).
+//
+// Health only ever redirects: when the chosen revision has no healthy
+// instance, the healthy revisions share its weight; when nothing healthy
+// is left, any instance that is not draining is tried rather than fail.
 //
 // It returns a problem for the client when nothing can serve.
-func (rt *route) pick(pin, exclude string) (*upstream, *problem) {
+func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
 	if pin != "" {
 		b := rt.revision(pin)
 		if b == nil {
-			return nil, unknownRevision(rt, pin)
+			return choice{}, unknownRevision(rt, pin)
 		}
-		if u := b.next(exclude); u != nil {
-			return u, nil
+		if u, _ := b.instance(exclude); u != nil {
+			return choice{u: u, b: b}, nil
 		}
-		return nil, noLiveInstance(rt, b.revision)
+		return choice{}, noLiveInstance(rt, b.revision)
 	}
 	if rt.total == 0 {
 		if hasWeight(rt.backends) { // weighted revisions without instances
-			return nil, noLiveInstance(rt, "")
+			return choice{}, noLiveInstance(rt, "")
 		}
-		return nil, noLiveRevision(rt)
+		return choice{}, noLiveRevision(rt)
 	}
+	if len(rt.live) == 1 { // the common case: no split, no cookie
+		b := rt.live[0]
+		if u, _ := b.instance(exclude); u != nil {
+			return choice{u: u, b: b}, nil
+		}
+		return choice{}, noLiveInstance(rt, "")
+	}
+
+	sticky := ""
+	if cookie != "" {
+		sticky = stickyRevision(cookie)
+		if sticky != "" {
+			if b := rt.liveRevision(sticky); b != nil {
+				if u, healthy := b.instance(exclude); healthy {
+					return choice{u: u, b: b}, nil
+				}
+			}
+		}
+	}
+	c := rt.choose(exclude)
+	if c.u == nil {
+		return choice{}, noLiveInstance(rt, "")
+	}
+	c.setCookie = c.b.revision != sticky
+	return c, nil
+}
+
+// choose picks by weight among the live backends that have a healthy
+// instance, falling back to any usable instance.
+func (rt *route) choose(exclude string) choice {
 	b := rt.weighted()
-	if u := b.next(exclude); u != nil {
-		return u, nil
+	u, healthy := b.instance(exclude)
+	if healthy {
+		return choice{u: u, b: b}
 	}
-	for _, other := range rt.live {
-		if other == b {
-			continue
-		}
-		if u := other.next(exclude); u != nil {
-			return u, nil
+	// The chosen revision has no healthy instance: its weight goes to the
+	// revisions that have one, in proportion to theirs.
+	total := 0
+	for _, o := range rt.live {
+		if o.hasHealthy(exclude) {
+			total += o.weight
 		}
 	}
-	return nil, noLiveInstance(rt, "")
+	if total > 0 {
+		n := rand.IntN(total)
+		for _, o := range rt.live {
+			if !o.hasHealthy(exclude) {
+				continue
+			}
+			if n < o.weight {
+				if u, healthy := o.instance(exclude); healthy {
+					return choice{u: u, b: o}
+				}
+				break // turned unhealthy meanwhile; take anything below
+			}
+			n -= o.weight
+		}
+	}
+	if u != nil {
+		return choice{u: u, b: b}
+	}
+	for _, o := range rt.live {
+		if u, _ := o.instance(exclude); u != nil {
+			return choice{u: u, b: o}
+		}
+	}
+	return choice{}
 }
 
 // weighted chooses a live backend with probability weight/total.
@@ -65,21 +133,53 @@ func (rt *route) weighted() *backend {
 	return rt.live[len(rt.live)-1]
 }
 
-// next returns the backend's next instance in turn that is neither draining
-// nor exclude, or nil.
-func (b *backend) next(exclude string) *upstream {
-	n := uint64(len(b.ups))
-	if n == 0 {
-		return nil
-	}
-	start := b.rr.n.Add(1) - 1
-	for i := range n {
-		u := b.ups[(start+i)%n]
-		if u.addr != exclude && !u.draining.Load() {
-			return u
+// liveRevision returns the live (weighted) backend serving the named
+// revision, or nil.
+func (rt *route) liveRevision(name string) *backend {
+	for _, b := range rt.live {
+		if b.revision == name {
+			return b
 		}
 	}
 	return nil
+}
+
+// instance returns the backend's next instance in turn that is neither
+// draining nor exclude, preferring healthy ones; healthy tells which it
+// got. It returns nil when every instance is draining or excluded.
+func (b *backend) instance(exclude string) (u *upstream, healthy bool) {
+	n := uint64(len(b.ups))
+	if n == 0 {
+		return nil, false
+	}
+	start := b.rr.n.Add(1) - 1
+	var fallback *upstream
+	for i := range n {
+		u := b.ups[(start+i)%n]
+		if !usable(u, exclude) {
+			continue
+		}
+		if u.healthy() {
+			return u, true
+		}
+		if fallback == nil {
+			fallback = u
+		}
+	}
+	return fallback, false
+}
+
+func (b *backend) hasHealthy(exclude string) bool {
+	for _, u := range b.ups {
+		if usable(u, exclude) && u.healthy() {
+			return true
+		}
+	}
+	return false
+}
+
+func usable(u *upstream, exclude string) bool {
+	return (exclude == "" || u.addr != exclude) && !u.draining.Load()
 }
 
 func hasWeight(bs []*backend) bool {

@@ -1,12 +1,25 @@
 // Package proxy routes requests by Host to live instances, weighted, with
-// exact draining.
+// exact draining, and forwards them.
 //
-// It has two halves. The routing half (table.go, pick.go, upstream.go,
-// drain.go) decides which instance address serves a request and counts the
-// request so Drain can wait for it. The forwarding half (forward.go) moves
-// bytes to that address and back behind the small forwarder interface, so a
-// faster data plane can replace httputil.ReverseProxy without touching
-// routing or draining.
+// It has two halves. The routing half (table.go, pick.go, sticky.go,
+// health.go, upstream.go, drain.go) decides which instance serves a
+// request and counts the request so Drain can wait for it; its lookup is
+// lock-free and allocation-free.
+//
+// The forwarding half comes in two forms that share the routing half:
+//
+//   - Serve (serve.go, conn.go, roundtrip.go, body.go, tunnel.go) is the
+//     data plane of the proxy listener: its own HTTP/1.1 server and
+//     client, one goroutine per client connection, pooled upstream
+//     connections, no allocation per request, bodies streamed, chunked
+//     framing and trailers passed verbatim, 1xx and upgrades relayed. It
+//     was chosen by measurement: on a 2-core machine the proxy's cost is
+//     mostly syscalls and scheduling, and net/http's server plus
+//     Transport spend about twice the syscalls and three goroutine
+//     hand-offs per request (see bench/ and the README).
+//   - ServeHTTP (forward.go) mounts the proxy in an http.Server through
+//     httputil.ReverseProxy, for TLS and HTTP/2 listeners and in-process
+//     use.
 package proxy
 
 import (
@@ -29,6 +42,14 @@ type Config struct {
 	// headers once the request is sent (60s when zero). Bodies may stream
 	// for longer.
 	UpstreamHeaderTimeout time.Duration
+	// MaxHeaderBytes bounds a request head (431 beyond it), a response head
+	// (502 beyond it) and a chunked body's trailers on the Serve data plane
+	// (64 KiB when zero).
+	MaxHeaderBytes int
+	// IdleTimeout bounds how long a client connection of the Serve data
+	// plane may wait for its next request and send its head (2 minutes
+	// when zero).
+	IdleTimeout time.Duration
 }
 
 // Proxy is an http.Handler that routes each request by its Host header to
@@ -37,7 +58,11 @@ type Proxy struct {
 	log           *slog.Logger
 	domain        string
 	headerTimeout time.Duration
-	fwd           forwarder
+	// maxHeaderBytes and idleTimeout bound client heads and idle keep-alive
+	// connections on the Serve data plane.
+	maxHeaderBytes int
+	idleTimeout    time.Duration
+	fwd            forwarder
 
 	// table is read on every request without locks; SetRoutes replaces it.
 	table atomic.Pointer[table]
@@ -47,6 +72,12 @@ type Proxy struct {
 	// reg holds the state of every upstream address a table references or
 	// a Drain may still wait for, by address.
 	reg map[string]*upstream
+	// unhealthy holds the addresses SetHealthy marked, so the mark reaches
+	// upstreams created later for the same address.
+	unhealthy map[string]bool
+
+	// srv is the state of the data plane's listeners (Serve, Shutdown).
+	srv server
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -68,37 +99,56 @@ func New(cfg Config) *Proxy {
 	if cfg.UpstreamHeaderTimeout <= 0 {
 		cfg.UpstreamHeaderTimeout = 60 * time.Second
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
 	p := &Proxy{
-		log:           cfg.Logger,
-		domain:        cfg.Domain,
-		headerTimeout: cfg.UpstreamHeaderTimeout,
-		fwd:           newReverseProxy(cfg.UpstreamHeaderTimeout, cfg.Logger),
-		reg:           make(map[string]*upstream),
+		log:            cfg.Logger,
+		domain:         cfg.Domain,
+		headerTimeout:  cfg.UpstreamHeaderTimeout,
+		maxHeaderBytes: cfg.MaxHeaderBytes,
+		idleTimeout:    cfg.IdleTimeout,
+		fwd:            newReverseProxy(cfg.UpstreamHeaderTimeout, cfg.Logger),
+		reg:            make(map[string]*upstream),
 	}
 	p.table.Store(emptyTable())
 	return p
 }
 
-// ServeHTTP routes r by its Host header and forwards it to an instance.
-// Errors are RFC 9457 problems: 404 for an unknown host or pinned
-// revision, 503 when nothing is live, 502 when the instance fails, 504 when
-// it does not answer in time.
+// ServeHTTP routes r by its Host header and forwards it to an instance
+// through net/http's ReverseProxy. Errors are RFC 9457 problems: 404 for an
+// unknown host or pinned revision, 503 when nothing is live, 502 when the
+// instance fails, 504 when it does not answer in time.
+//
+// Serve is the faster data plane for a plain HTTP/1.1 listener; ServeHTTP
+// is for mounting the proxy in an http.Server (TLS, HTTP/2, tests).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
 	}
-	var pin string
-	if v := r.Header["Baton-Revision"]; len(v) > 0 {
+	var pin, cookie string
+	if v := r.Header[PinHeader]; len(v) > 0 {
 		pin = v[0]
 	}
+	if v := r.Header["Cookie"]; len(v) > 0 {
+		cookie = v[0]
+		for _, c := range v[1:] {
+			if stickyRevision(c) != "" {
+				cookie = c
+			}
+		}
+	}
 
-	u, rt, pb := p.acquire(host, pin, "")
+	c, rt, pb := p.acquire(host, pin, cookie, "")
 	if pb != nil {
 		pb.write(w)
 		return
 	}
-	err := p.forward(w, r, u)
+	err := p.forward(w, r, c)
 	if err == nil {
 		return
 	}
@@ -106,45 +156,58 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Nothing reached the instance and there is no body to replay, so
 		// another instance may take the request: a crashed instance must not
 		// become a 502 while a healthy one exists.
-		if u.logRefused(time.Now()) {
-			p.log.Warn("proxy: upstream refused connection; retrying on another instance",
-				"host", rt.host, "app", rt.app, "slot", rt.slot, "upstream", u.addr, "err", err)
-		}
-		u2, rt2, pb := p.acquire(host, pin, u.addr)
+		p.refused(rt, c.u, err)
+		c2, rt2, pb := p.acquire(host, pin, cookie, c.u.addr)
 		switch {
 		case rt2 == nil: // the host went away meanwhile
 			pb.write(w)
 			return
 		case pb == nil:
-			u, rt = u2, rt2
-			if err = p.forward(w, r, u); err == nil {
+			c, rt = c2, rt2
+			if err = p.forward(w, r, c); err == nil {
 				return
 			}
 		}
 		// Otherwise no other instance exists: answer for the refusal.
 	}
-	p.upstreamFailed(w, r, rt, u, err)
+	p.upstreamFailed(w, r, rt, c.u, err)
 }
 
-// forward runs one attempt on u and ends its count even when the data
+// refused notes a refused connection to u: passive health keeps requests
+// away from it for a moment, and the log says so once in a while.
+func (p *Proxy) refused(rt *route, u *upstream, err error) {
+	now := time.Now()
+	u.markRefused(now)
+	if u.logRefused(now) {
+		p.log.Warn("proxy: upstream refused connection; retrying on another instance",
+			"host", rt.host, "app", rt.app, "slot", rt.slot, "upstream", u.addr, "err", err)
+	}
+}
+
+// forward runs one attempt on c.u and ends its count even when the data
 // plane aborts the response with a panic; a lost release would make every
 // later Drain of u wait forever.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream) error {
-	defer u.release()
-	return p.fwd.forward(w, r, u.addr)
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error {
+	defer c.u.release()
+	if c.setCookie {
+		w.Header()["Set-Cookie"] = []string{setCookieValue(c.b.revision)}
+	} else {
+		delete(w.Header(), "Set-Cookie")
+	}
+	return p.fwd.forward(w, r, c.u.addr)
 }
 
 // acquire picks an upstream for host and counts a request on it, picking
 // again from the latest table while the one it got is draining. On failure
 // it returns the problem to answer with; rt is nil only for an unknown host.
-func (p *Proxy) acquire(host, pin, exclude string) (*upstream, *route, *problem) {
+func (p *Proxy) acquire(host, pin, cookie, exclude string) (choice, *route, *problem) {
 	var rt *route
 	for range maxPicks {
 		t := p.table.Load()
 		if rt = t.lookup(host); rt == nil {
-			return nil, nil, unknownHost(normalizeHost(host), p.domain)
+			return choice{}, nil, unknownHost(normalizeHost(host), p.domain)
 		}
-		u, pb := rt.pick(pin, exclude)
+		c, pb := rt.pick(pin, cookie, exclude)
 		if pb != nil {
 			// Seeing an upstream draining implies seeing the table that
 			// replaced it (SetRoutes publishes before anything drains), so
@@ -152,13 +215,13 @@ func (p *Proxy) acquire(host, pin, exclude string) (*upstream, *route, *problem)
 			if p.table.Load() != t {
 				continue
 			}
-			return nil, rt, pb
+			return choice{}, rt, pb
 		}
-		if u.acquire() {
-			return u, rt, nil
+		if c.u.acquire() {
+			return c, rt, nil
 		}
 	}
-	return nil, rt, noLiveInstance(rt, pin)
+	return choice{}, rt, noLiveInstance(rt, pin)
 }
 
 // upstreamFailed answers a request whose forward wrote nothing.
@@ -187,8 +250,18 @@ func bodyless(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 }
 
-// Close closes idle upstream connections. The Proxy stays usable.
+// Close closes idle upstream connections. The Proxy stays usable; to stop
+// the listeners of Serve, use Shutdown.
 func (p *Proxy) Close() error {
 	p.fwd.closeIdle()
+	p.mu.Lock()
+	ups := make([]*upstream, 0, len(p.reg))
+	for _, u := range p.reg {
+		ups = append(ups, u)
+	}
+	p.mu.Unlock()
+	for _, u := range ups {
+		u.pool.closeIdle(false)
+	}
 	return nil
 }

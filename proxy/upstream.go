@@ -30,10 +30,22 @@ type upstream struct {
 	// not one per request.
 	refusedLogged atomic.Int64
 
+	// unhealthy is set by SetHealthy; failedUntil (unix nanoseconds) by the
+	// data plane when a connection to the instance is refused. Either keeps
+	// new requests away while another instance can take them (health.go).
+	unhealthy   atomic.Bool
+	failedUntil atomic.Int64
+
+	// pool keeps idle connections for the data plane (Serve).
+	pool connPool
+
 	mu sync.Mutex
 	// idle is closed, and replaced, each time inflight falls to zero while
 	// draining, which wakes every Drain waiting on this upstream.
 	idle chan struct{}
+	// tunnels are the upgraded connections (WebSockets) to this instance;
+	// a Drain that runs out of time closes them.
+	tunnels map[*tunnel]struct{}
 }
 
 func newUpstream(addr string) *upstream {
@@ -102,6 +114,7 @@ func (p *Proxy) upstreamLocked(addr string) *upstream {
 		return u
 	}
 	u := newUpstream(addr)
+	u.unhealthy.Store(p.unhealthy[addr])
 	p.reg[addr] = u
 	return u
 }
@@ -119,6 +132,14 @@ func (p *Proxy) sweepLocked(t *table) {
 		u.draining.Store(true)
 		if u.inflight.Load() == 0 {
 			delete(p.reg, addr)
+			u.pool.closeIdle(true)
+		}
+	}
+	// Health marks follow addresses the table routes to; a port that
+	// leaves the table may come back as another process.
+	for addr := range p.unhealthy {
+		if _, ok := t.ups[addr]; !ok {
+			delete(p.unhealthy, addr)
 		}
 	}
 }

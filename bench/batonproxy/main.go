@@ -1,0 +1,82 @@
+// Command batonproxy runs baton's proxy package alone in front of one
+// upstream, the way `baton serve` runs it, so the benchmarks measure the
+// data plane without the coordinator: proxy.New with one route for -host
+// to -upstream, serving on -addr.
+//
+//	batonproxy -addr 127.0.0.1:8080 -upstream 127.0.0.1:9001 -host bench.localhost
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served on -pprof only
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/batonhq/baton/proxy"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "proxy listen address")
+	upstream := flag.String("upstream", "", "upstream address HOST:PORT")
+	host := flag.String("host", "bench.localhost", "routed Host")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
+	flag.Parse()
+	if err := run(*addr, *upstream, *host, *pprofAddr); err != nil {
+		fmt.Fprintln(os.Stderr, "batonproxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, upstream, host, pprofAddr string) error {
+	if upstream == "" {
+		return errors.New("-upstream is required")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p := proxy.New(proxy.Config{Logger: log})
+	defer p.Close()
+	p.SetRoutes([]proxy.Route{{Host: host, App: "bench", Slot: "production",
+		Backends: []proxy.Backend{{Revision: "bench--000001", Weight: 100, Addrs: []string{upstream}}}}})
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if pprofAddr != "" {
+		pln, err := net.Listen("tcp", pprofAddr)
+		if err != nil {
+			return err
+		}
+		psrv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+		pdone := make(chan struct{})
+		go func() {
+			defer close(pdone)
+			psrv.Serve(pln)
+		}()
+		defer func() {
+			psrv.Close()
+			<-pdone
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- serve(p, ln) }()
+	fmt.Println(ln.Addr().String())
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = shutdown(p, sctx)
+	return errors.Join(err, <-done)
+}

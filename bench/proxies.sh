@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# proxies.sh — the same HTTP/1.1 load, in one run, against an upstream
+# directly and through baton's proxy, HAProxy, nginx and Caddy, all on
+# loopback. Prints a Markdown table and writes it to bench/results.md.
+#
+#   bench/proxies.sh                 # defaults: 3 rounds of 3 s per point
+#   ROUNDS=5 DURATION=5s bench/proxies.sh
+#   ONLY='\|16\|true' LOADER=go bench/proxies.sh   # some workloads, net/http client
+#
+# LOADER=go loads with net/http's Client instead of raw sockets (higher
+# ratios for every proxy: the client then takes a larger share of the CPU).
+#
+# Workloads: a small JSON GET with keep-alive at 1, 16 and 64 connections,
+# without keep-alive at 16, and a 64 KiB response at 16 and 64. Rounds are
+# interleaved (every path once per workload, then again), and each figure
+# is the median over the rounds: on a shared machine, load from elsewhere
+# then hits every path alike. Compare ratios within one run.
+#
+# It installs what is missing: haproxy and nginx-light with apt-get, Caddy
+# with `go install` into a temporary GOBIN (CADDY=path skips that).
+# Everything it starts listens on 127.0.0.1 and is stopped when it exits.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3s}
+WARMUP=${WARMUP:-500ms}
+LOADER=${LOADER:-raw} # raw, or go: net/http's Client (see bench/load)
+CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+OUT=${OUT:-$HERE/results.md}
+
+work=$(mktemp -d /tmp/baton-bench.XXXXXX)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+log() { echo "proxies.sh: $*" >&2; }
+
+# --- tools -------------------------------------------------------------
+if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
+	log "installing haproxy and nginx-light"
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx-light >&2
+fi
+caddy=${CADDY:-} # a prebuilt caddy of $CADDY_VERSION saves the build
+if [ -z "$caddy" ]; then
+	log "building caddy $CADDY_VERSION"
+	mkdir -p "$work/gobin"
+	(cd "$work" && GOBIN="$work/gobin" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION") >&2
+	caddy="$work/gobin/caddy"
+fi
+log "building bench programs"
+(cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy)
+load="$work/load"
+
+# --- processes ---------------------------------------------------------
+read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT < <("$load" -free-ports 5 && printf '\0') || true
+
+start() { # name, command...: runs it in the background, remembered for cleanup
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pids+=("$!")
+}
+
+wait_port() { # name, port
+	for _ in $(seq 1 200); do
+		if curl -s -o /dev/null "http://127.0.0.1:$2/" -H 'Host: bench.localhost'; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	log "$1 did not come up on port $2; its log:"
+	cat "$work/$1.log" >&2
+	exit 1
+}
+
+declare -A pid
+start upstream "$work/upstream" -addr "127.0.0.1:$UP_PORT"
+pid[upstream]=$!
+wait_port upstream "$UP_PORT"
+
+start baton "$work/batonproxy" -addr "127.0.0.1:$BATON_PORT" -upstream "127.0.0.1:$UP_PORT" -host bench.localhost
+pid[baton]=$!
+
+cat >"$work/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    # keep upstream connections alive and share them
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+backend be
+    server up 127.0.0.1:$UP_PORT maxconn 1000
+EOF
+start haproxy haproxy -db -f "$work/haproxy.cfg"
+pid[haproxy]=$!
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream up {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+    }
+}
+EOF
+start nginx nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;'
+pid[nginx]=$!
+
+cat >"$work/Caddyfile" <<EOF
+{
+    admin off
+    auto_https off
+    persist_config off
+}
+http://:$CADDY_PORT {
+    bind 127.0.0.1
+    reverse_proxy 127.0.0.1:$UP_PORT
+}
+EOF
+start caddy env HOME="$work" XDG_DATA_HOME="$work" XDG_CONFIG_HOME="$work" "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+pid[caddy]=$!
+
+wait_port baton "$BATON_PORT"
+wait_port haproxy "$HAPROXY_PORT"
+wait_port nginx "$NGINX_PORT"
+wait_port caddy "$CADDY_PORT"
+
+# --- load ----------------------------------------------------------------
+paths=(direct baton haproxy nginx caddy)
+declare -A port=([direct]=$UP_PORT [baton]=$BATON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT)
+# workload: name|path|conns|keep-alive
+all_workloads=(
+	"small GET, keep-alive|/|1|true"
+	"small GET, keep-alive|/|16|true"
+	"small GET, keep-alive|/|64|true"
+	"small GET, new connection per request|/|16|false"
+	"64 KiB GET, keep-alive|/64k|16|true"
+	"64 KiB GET, keep-alive|/64k|64|true"
+)
+# ONLY=REGEX keeps the workloads whose "name|path|conns|keep-alive" matches.
+workloads=()
+for w in "${all_workloads[@]}"; do
+	if [[ -z ${ONLY:-} || $w =~ ${ONLY:-} ]]; then
+		workloads+=("$w")
+	fi
+done
+
+# CPU time (utime+stime, clock ticks) of a process and its children's
+# threads: nginx's workers are children of its master.
+cputicks() {
+	local p
+	for p in "$1" $(pgrep -P "$1" || true); do
+		awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0
+	done | awk '{s+=$1} END {print s+0}'
+}
+hz=$(getconf CLK_TCK)
+
+log "$ROUNDS rounds x ${#workloads[@]} workloads x ${#paths[@]} paths, $DURATION each"
+for round in $(seq 1 "$ROUNDS"); do
+	for wi in "${!workloads[@]}"; do
+		IFS='|' read -r _ urlpath conns keep <<<"${workloads[$wi]}"
+		for path in "${paths[@]}"; do
+			url="http://127.0.0.1:${port[$path]}$urlpath"
+			"$load" -client "$LOADER" -url "$url" -host bench.localhost -c "$conns" -k="$keep" -d "$WARMUP" -warmup 0 >/dev/null || true
+			proxy=${pid[$path]:-${pid[upstream]}}
+			p0=$(cputicks "$proxy")
+			u0=$(cputicks "${pid[upstream]}")
+			"$load" -client "$LOADER" -url "$url" -host bench.localhost -c "$conns" -k="$keep" -d "$DURATION" -warmup 0 -n 100000000 \
+				>"$work/r.$wi.$path.$round.json" || true
+			p1=$(cputicks "$proxy")
+			u1=$(cputicks "${pid[upstream]}")
+			# CPU microseconds per request, of the proxy (of the upstream
+			# for direct) and of the upstream: unlike req/s, this barely
+			# moves with load from elsewhere on the machine.
+			n=$(jq -r '.requests // 0' "$work/r.$wi.$path.$round.json" 2>/dev/null || echo 0)
+			awk -v p=$((p1 - p0)) -v u=$((u1 - u0)) -v n="$n" -v hz="$hz" \
+				'BEGIN {if (n > 0) printf "{\"proxy_cpu_us\": %.1f, \"upstream_cpu_us\": %.1f}\n", p*1e6/hz/n, u*1e6/hz/n; else print "{}"}' \
+				>"$work/c.$wi.$path.$round.json"
+		done
+	done
+	log "round $round done"
+done
+
+# median of a JSON field over the rounds of one workload and path
+median() { # wi path field [file prefix]
+	for round in $(seq 1 "$ROUNDS"); do
+		jq -r ".$3 // 0" "$work/${4:-r}.$1.$2.$round.json" 2>/dev/null || echo 0
+	done | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+total() { # wi path field: sum over rounds
+	for round in $(seq 1 "$ROUNDS"); do
+		jq -r ".$3 // 0" "$work/r.$1.$2.$round.json" 2>/dev/null || echo 0
+	done | awk '{s+=$1} END {print s+0}'
+}
+
+{
+	echo "# Proxy benchmark"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Upstream: bench/upstream (Go net/http, 29-byte JSON or 64 KiB). Load: bench/load -client $LOADER (closed loop), $ROUNDS interleaved rounds of $DURATION per point, median shown."
+	echo "baton: bench/batonproxy (proxy.New, one route, Serve data plane). $(haproxy -v | head -1 | cut -d' ' -f1-3), 2 threads, http-reuse always; nginx $(nginx -v 2>&1 | cut -d/ -f2), 2 workers, upstream keepalive; Caddy $CADDY_VERSION, reverse_proxy. All on the same 2 cores as the load and the upstream."
+	echo
+	echo "CPU µs/req: CPU time per request of the proxy's processes and of the upstream, measured from /proc; it is the figure least moved by other load on the machine."
+	echo
+	echo "| workload | conns | path | req/s | ratio to direct | p50 ms | p99 ms | p99.9 ms | errors | proxy CPU µs/req | upstream CPU µs/req |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for wi in "${!workloads[@]}"; do
+		IFS='|' read -r name _ conns _ <<<"${workloads[$wi]}"
+		direct=$(median "$wi" direct rps)
+		for path in "${paths[@]}"; do
+			rps=$(median "$wi" "$path" rps)
+			ratio=$(awk -v a="$rps" -v b="$direct" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}')
+			pcpu="$(median "$wi" "$path" proxy_cpu_us c)"
+			[ "$path" = direct ] && pcpu="-"
+			printf '| %s | %s | %s | %.0f | %s | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$name" "$conns" "$path" "$rps" "$ratio" \
+				"$(median "$wi" "$path" p50_ms)" "$(median "$wi" "$path" p99_ms)" "$(median "$wi" "$path" p999_ms)" \
+				"$(total "$wi" "$path" errors)" "$pcpu" "$(median "$wi" "$path" upstream_cpu_us c)"
+		done
+	done
+	echo
+	echo "Reproduce: \`LOADER=$LOADER ROUNDS=$ROUNDS DURATION=$DURATION bench/proxies.sh\`"
+} | tee "$OUT"

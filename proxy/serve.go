@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// server is the state of the data plane's listeners and connections.
+type server struct {
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*clientConn]struct{}
+	// empty is closed when conns becomes empty after shutting is set.
+	empty    chan struct{}
+	shutting atomic.Bool
+	wg       sync.WaitGroup // one per connection goroutine and per Serve
+}
+
+// Serve accepts HTTP/1.x connections on ln and proxies their requests
+// with the proxy's own data plane until Shutdown; it then returns
+// http.ErrServerClosed. It is the fast path: one goroutine per client
+// connection forwards requests over pooled upstream connections with
+// no per-request goroutines or allocations, while streaming bodies,
+// trailers, 1xx responses and upgrades (WebSockets) pass through.
+//
+// Several listeners may be served at once; each Serve call owns its
+// listener and closes it. After Shutdown, Serve returns
+// http.ErrServerClosed at once. TLS and HTTP/2 are not spoken here: mount the
+// Proxy as an http.Handler (ServeHTTP) for those.
+func (p *Proxy) Serve(ln net.Listener) error {
+	s := &p.srv
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*clientConn]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return http.ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait and go on, as
+			// net/http does, rather than stop serving every app.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Warn("proxy: accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		cc := newClientConn(p, c)
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			c.Close()
+			return http.ErrServerClosed
+		}
+		s.conns[cc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			reusable := cc.serve()
+			s.remove(cc)
+			if reusable {
+				cc.release()
+			}
+		}()
+	}
+}
+
+func (s *server) remove(cc *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, cc)
+	if s.shutting.Load() && len(s.conns) == 0 && s.empty != nil {
+		close(s.empty)
+		s.empty = nil
+	}
+	s.mu.Unlock()
+}
+
+// Shutdown stops Serve: it closes the listeners, closes idle client
+// connections, ends upgraded connections (WebSockets get a "going away"
+// close frame), and waits for requests in progress to finish. When ctx
+// ends first it closes every remaining connection and returns ctx's error.
+// It returns once every connection goroutine has ended. The routing side
+// (SetRoutes, Drain, ServeHTTP) keeps working.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	s := &p.srv
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	empty := make(chan struct{})
+	if len(s.conns) == 0 {
+		close(empty)
+	} else {
+		s.empty = empty
+	}
+	// Under s.mu: a connection leaves the set before its buffers are
+	// recycled, so every member is safe to touch here.
+	for cc := range s.conns {
+		cc.closeIfIdle()
+		if t := cc.tun.Load(); t != nil {
+			t.shut()
+		}
+	}
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-empty:
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+		s.mu.Lock()
+		for cc := range s.conns {
+			cc.abort()
+		}
+		s.mu.Unlock()
+	}
+	s.wg.Wait()
+	return err
+}
