@@ -24,6 +24,8 @@ type Client struct {
 	BaseURL   string
 	HTTP      *http.Client
 	UserAgent string
+	// Token is the access token sent as a Bearer credential ("": none).
+	Token string
 }
 
 // NewClient returns a client for the server at baseURL. Requests have no
@@ -42,9 +44,23 @@ func NewClient(baseURL string) *Client {
 	}
 }
 
+// newRequest returns a request to the API with the client's User-Agent
+// and token.
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
 // do sends a request and decodes a JSON answer into out (if non-nil).
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, header http.Header, out any) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	req, err := c.newRequest(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +70,6 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, he
 	if req.Header.Get("Content-Type") == "" && body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("User-Agent", c.UserAgent)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, baton.Errorf(baton.EUNAVAILABLE, "cannot reach the baton server at %s: %v; is `baton serve` running there? (set BATON_URL to point elsewhere)", c.BaseURL, unwrapURLError(err))
@@ -404,7 +419,7 @@ func (c *Client) Log(ctx context.Context, id string) (string, error) {
 
 // text GETs a plain-text resource.
 func (c *Client) text(ctx context.Context, path string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+path, nil)
+	req, err := c.newRequest(ctx, "GET", path, nil)
 	if err != nil {
 		return "", err
 	}
@@ -456,7 +471,7 @@ func (c *Client) Follow(ctx context.Context, id string, fn func(Event)) (baton.D
 
 func (c *Client) followOnce(ctx context.Context, id string, lastID *string, fn func(Event)) (baton.Deployment, bool, error) {
 	var d baton.Deployment
-	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/v1/deployments/"+url.PathEscape(id)+"/log", nil)
+	req, err := c.newRequest(ctx, "GET", "/api/v1/deployments/"+url.PathEscape(id)+"/log", nil)
 	if err != nil {
 		return d, true, err
 	}

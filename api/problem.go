@@ -24,6 +24,7 @@ var statusOf = map[string]int{
 	baton.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	baton.EFROZEN:        http.StatusLocked,
 	baton.EQUEUEFULL:     http.StatusTooManyRequests,
+	baton.ERATELIMITED:   http.StatusTooManyRequests,
 	baton.EINTERNAL:      http.StatusInternalServerError,
 	baton.EUNAVAILABLE:   http.StatusServiceUnavailable,
 }
@@ -38,6 +39,7 @@ var titleOf = map[string]string{
 	baton.EUNPROCESSABLE: "Unusable input",
 	baton.EFROZEN:        "Deployments frozen",
 	baton.EQUEUEFULL:     "Deployment queue full",
+	baton.ERATELIMITED:   "Too many requests",
 	baton.EINTERNAL:      "Internal error",
 	baton.EUNAVAILABLE:   "Unavailable",
 }
@@ -57,6 +59,9 @@ type Problem struct {
 }
 
 func codeOf(status int) string {
+	if status == http.StatusTooManyRequests {
+		return baton.EQUEUEFULL // the 429 baton gave before it had rate limits
+	}
 	for code, s := range statusOf {
 		if s == status {
 			return code

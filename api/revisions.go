@@ -66,6 +66,7 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req coordinator.O
 		req.Author = q.Get("author")
 	}
 	d, err := s.Coord.SubmitOp(r.Context(), req)
+	s.auditf(r, string(req.Kind), req.App+"/"+req.Slot, d.ID+" "+req.Params, err)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -150,6 +151,7 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			err = s.Store.SetRevisionMode(r.Context(), app, mode)
 		}
+		s.auditf(r, "app.revision-mode", app, *body.RevisionMode, err)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,18 @@ type Server struct {
 	// Mounts are more handlers on the same listener, by ServeMux pattern
 	// (the git endpoint, the Kudu-compatible API).
 	Mounts map[string]http.Handler
+	// MountScopes is the scope each mount needs, by the same pattern:
+	// Public for those that are open or check tokens themselves (through
+	// Auth). A mount without an entry needs an admin token.
+	MountScopes map[string]baton.Scope
+	// Auth authenticates requests; default an Auth on Store.
+	Auth *Auth
+	// MaxUploads bounds the artifact uploads in progress at once; default 8.
+	MaxUploads int
+	// UploadWait is how long an upload waits for a slot before 429; default 30s.
+	UploadWait time.Duration
+
+	uploads uploadSlots
 }
 
 // maxJSONBody bounds every JSON request body.
@@ -41,57 +54,29 @@ func (s *Server) Handler() http.Handler {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("POST /api/v1/apps", s.createApp)
-	mux.HandleFunc("GET /api/v1/apps", s.listApps)
-	mux.HandleFunc("GET /api/v1/apps/{app}", s.getApp)
-	mux.HandleFunc("DELETE /api/v1/apps/{app}", s.deleteApp)
-	mux.HandleFunc("POST /api/v1/apps/{app}/slots/{slot}/deployments", s.deploy)
-	mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.deploy)
-	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.listDeployments)
-	mux.HandleFunc("PATCH /api/v1/apps/{app}", s.updateApp)
-	mux.HandleFunc("GET /api/v1/apps/{app}/revisions", s.listRevisionViews)
-	mux.HandleFunc("GET /api/v1/apps/{app}/revisions/{rev}", s.getRevision)
-	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/activate", s.revisionOp(baton.KindActivate))
-	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/deactivate", s.revisionOp(baton.KindDeactivate))
-	mux.HandleFunc("POST /api/v1/apps/{app}/revisions/{rev}/restart", s.revisionOp(baton.KindRestart))
-	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/traffic", s.setTraffic)
-	mux.HandleFunc("POST /api/v1/apps/{app}/stabilize", s.stabilize)
-	mux.HandleFunc("GET /api/v1/status", s.allStatus)
-	mux.HandleFunc("GET /api/v1/apps/{app}/status", s.appStatus)
-	mux.HandleFunc("GET /api/v1/apps/{app}/wait", s.waitIdle)
-	mux.HandleFunc("GET /api/v1/apps/{app}/deployments/next", s.nextDeployment)
-	mux.HandleFunc("GET /api/v1/apps/{app}/revisions/{rev}/log", s.revisionLog)
-	mux.HandleFunc("POST /api/v1/apps/{app}/freeze", s.freeze)
-	mux.HandleFunc("POST /api/v1/apps/{app}/unfreeze", s.unfreeze)
-	mux.HandleFunc("POST /api/v1/apps/{app}/swaps", s.createSwap)
-	mux.HandleFunc("GET /api/v1/swaps/{id}", s.getSwap)
-	mux.HandleFunc("POST /api/v1/swaps/{id}/complete", s.completeSwap)
-	mux.HandleFunc("POST /api/v1/swaps/{id}/cancel", s.cancelSwap)
-	mux.HandleFunc("POST /api/v1/apps/{app}/slots", s.createSlot)
-	mux.HandleFunc("GET /api/v1/apps/{app}/slots", s.listSlots)
-	mux.HandleFunc("PATCH /api/v1/apps/{app}/slots/{slot}", s.updateSlot)
-	mux.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}", s.deleteSlot)
-	mux.HandleFunc("GET /api/v1/apps/{app}/slots/{slot}/settings", s.listSettings)
-	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/settings", s.putSettings)
-	mux.HandleFunc("PUT /api/v1/apps/{app}/slots/{slot}/settings/{key}", s.putSetting)
-	mux.HandleFunc("DELETE /api/v1/apps/{app}/slots/{slot}/settings/{key}", s.deleteSetting)
-	mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
-	mux.HandleFunc("GET /api/v1/deployments/{id}/log", s.deploymentLog)
-	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", s.cancel)
-	mux.HandleFunc("GET /api/v1/locks", s.listLocks)
-	mux.HandleFunc("GET /api/v1/resources", s.listResources)
-	mux.HandleFunc("GET /api/v1/controllers", s.listControllers)
-	mux.HandleFunc("POST /api/v1/apps/{app}/lock/break", s.breakLock)
-	mux.HandleFunc("GET /api/v1/audit", s.audit)
-	for pattern, h := range s.Mounts {
-		mux.Handle(pattern, h)
+	if s.Auth == nil {
+		s.Auth = &Auth{Tokens: s.Store, Audit: s.Store, Logger: s.Logger}
 	}
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, baton.Errorf(baton.ENOTFOUND, "no API route %s %s; see `baton --help` or the README for the routes", r.Method, r.URL.Path))
-	})
+	if s.MaxUploads <= 0 {
+		s.MaxUploads = 8
+	}
+	if s.UploadWait <= 0 {
+		s.UploadWait = 30 * time.Second
+	}
+	s.uploads = uploadSlots{ch: make(chan struct{}, s.MaxUploads), wait: s.UploadWait}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.guard(rt))
+	}
+	for pattern, h := range s.Mounts {
+		scope, ok := s.MountScopes[pattern]
+		if !ok {
+			// A mount nobody classified is for admins until someone does.
+			scope = baton.ScopeAdmin
+			s.Logger.Warn("API mount has no scope; it needs an admin token", "pattern", pattern)
+		}
+		mux.Handle(pattern, s.guard(route{pattern: pattern, scope: scope, handler: h.ServeHTTP}))
+	}
 	return mux
 }
 
@@ -101,10 +86,20 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // decode reads a bounded JSON body into v, refusing unknown fields.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return baton.Errorf(baton.EINVALID, "reading the request body: %v", err)
+	}
+	if len(body) > maxJSONBody {
+		return baton.Errorf(baton.ETOOLARGE, "request body is over %d KiB, the most a JSON request may have", maxJSONBody>>10)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return baton.Errorf(baton.EINVALID, "request body is not the JSON this route takes: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return baton.Errorf(baton.EINVALID, "request body has more after its JSON value")
 	}
 	return nil
 }
@@ -134,6 +129,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.Coord.CreateApp(r.Context(), body.Name)
+	s.auditf(r, "app.create", body.Name, "", err)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -164,7 +160,9 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
-	if err := s.Coord.DeleteApp(r.Context(), r.PathValue("app")); err != nil {
+	err := s.Coord.DeleteApp(r.Context(), r.PathValue("app"))
+	s.auditf(r, "app.delete", r.PathValue("app"), "", err)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -201,6 +199,11 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
+	detail := d.ID
+	if existing {
+		detail += " (repeated Idempotency-Key: the earlier deployment)"
+	}
+	s.auditf(r, "deploy", r.PathValue("app")+"/"+slot, detail, err)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -314,7 +317,16 @@ func (s *Server) breakLock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	es, err := s.Store.Audit(r.Context(), 200)
+	limit := 200
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, "limit %q must be a number from 1 to 10000", v))
+			return
+		}
+		limit = n
+	}
+	es, err := s.Store.Audit(r.Context(), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -327,14 +339,8 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 
 // auditf records a privileged action and its outcome.
 func (s *Server) auditf(r *http.Request, action, target, detail string, err error) {
-	outcome := "ok"
-	if err != nil {
-		outcome = "refused: " + baton.ErrorMessage(err)
-	}
-	e := baton.AuditEntry{Actor: actor(r), Action: action, Target: target, Detail: detail, Outcome: outcome, Remote: r.RemoteAddr}
-	if aerr := s.Store.AddAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
-		s.Logger.Error("write audit entry", "action", action, "err", aerr)
-	}
+	t, _ := TokenOf(r.Context())
+	s.Auth.Record(r, t, action, target, detail, err)
 }
 
 // formatLogLine is the plain-text form of a log line.

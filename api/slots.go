@@ -16,6 +16,7 @@ func (s *Server) createSlot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sl, err := s.Coord.CreateSlot(r.Context(), r.PathValue("app"), body.Name)
+	s.auditf(r, "slot.create", r.PathValue("app")+"/"+body.Name, "", err)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -69,7 +70,9 @@ func (s *Server) updateSlot(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if err := s.Store.SetAutoSwap(r.Context(), sl.App, sl.Name, target); err != nil {
+		err := s.Store.SetAutoSwap(r.Context(), sl.App, sl.Name, target)
+		s.auditf(r, "slot.auto-swap", sl.App+"/"+sl.Name, "auto_swap_to "+target, err)
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -79,7 +82,9 @@ func (s *Server) updateSlot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSlot(w http.ResponseWriter, r *http.Request) {
-	if err := s.Coord.DeleteSlot(r.Context(), r.PathValue("app"), r.PathValue("slot")); err != nil {
+	err := s.Coord.DeleteSlot(r.Context(), r.PathValue("app"), r.PathValue("slot"))
+	s.auditf(r, "slot.delete", r.PathValue("app")+"/"+r.PathValue("slot"), "", err)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

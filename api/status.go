@@ -96,14 +96,6 @@ func (s *Server) waitIdle(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]bool{"idle": err == nil})
 }
 
-// actor names who made a request (the token's name once tokens exist).
-func actor(r *http.Request) string {
-	if ua := r.Header.Get("User-Agent"); ua != "" {
-		return ua + "@" + r.RemoteAddr
-	}
-	return r.RemoteAddr
-}
-
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 	rs, err := s.Coord.Resources(r.Context())
 	if err != nil {

@@ -24,7 +24,7 @@ const (
 	ExitConflicts = 2 // status --check found conflicts
 	ExitFailed    = 3 // the deployment or swap failed
 	ExitCancelled = 4 // cancelled or superseded
-	ExitRefused   = 5 // 409 conflict policy, 423 frozen, 429 queue full
+	ExitRefused   = 5 // 409 conflict policy, 423 frozen, 429 queue full or rate limit
 	ExitTimeout   = 6 // timed out waiting
 )
 
@@ -34,7 +34,7 @@ const exitCodesHelp = `Exit codes:
   2  status --check found conflicts
   3  the deployment or swap failed
   4  cancelled or superseded
-  5  refused (409 conflict policy, 423 frozen, 429 queue full)
+  5  refused (409 conflict policy, 423 frozen, 429 queue full or rate limit)
   6  timed out waiting`
 
 // exitError carries an exit code out of a command.
@@ -49,12 +49,19 @@ func (e *exitError) Unwrap() error { return e.err }
 // env is what every command shares.
 type env struct {
 	url    string
+	token  string // --token
 	asJSON bool
 	stdout io.Writer
 	stderr io.Writer
+	// tokenFrom says where the token came from, for the hint after a 401.
+	tokenFrom string
 }
 
-func (e *env) client() *api.Client { return api.NewClient(e.url) }
+func (e *env) client() *api.Client {
+	c := api.NewClient(e.url)
+	c.Token, e.tokenFrom = resolveToken(e.token, e.url)
+	return c
+}
 
 // printJSON writes v as indented JSON.
 func (e *env) printJSON(v any) error {
@@ -82,13 +89,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = exitFor(err)
 	}
 	fmt.Fprintln(stderr, describeError(err))
+	if baton.ErrorCode(err) == baton.EUNAUTHORIZED {
+		fmt.Fprintln(stderr, tokenHint(e.tokenFrom))
+	}
 	return code
 }
 
 // exitFor picks the exit code of an API error.
 func exitFor(err error) int {
 	switch baton.ErrorCode(err) {
-	case baton.ECONFLICT, baton.EFROZEN, baton.EQUEUEFULL:
+	case baton.ECONFLICT, baton.EFROZEN, baton.EQUEUEFULL, baton.ERATELIMITED:
 		return ExitRefused
 	}
 	return ExitError
@@ -136,7 +146,9 @@ func newRoot(e *env) *cobra.Command {
 		Long: `baton is a deployment coordinator and app host in one binary.
 
 Run the server with 'baton serve'; every other command talks to it through
-its API (BATON_URL, default http://127.0.0.1:7070).
+its API (BATON_URL, default http://127.0.0.1:7070) with an access token:
+--token, else BATON_TOKEN, else, for a server on this machine, the admin
+token in $BATON_DATA/admin.token or ./baton-data/admin.token.
 
 ` + exitCodesHelp,
 		SilenceUsage:  true,
@@ -147,10 +159,12 @@ its API (BATON_URL, default http://127.0.0.1:7070).
 		defURL = "http://127.0.0.1:7070"
 	}
 	root.PersistentFlags().StringVar(&e.url, "url", defURL, "baton API address (env BATON_URL)")
+	root.PersistentFlags().StringVar(&e.token, "token", "", "access token (env BATON_TOKEN; default: the local server's admin token file)")
 	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e),
 		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newSlotsCmd(e), newConfigCmd(e), newSwapCmd(e),
 		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e))
 	root.AddCommand(newFreezeCmds(e)...)
+	root.AddCommand(newTokensCmd(e), newAuditCmd(e))
 	return root
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
@@ -11,24 +12,42 @@ import (
 )
 
 func newGitRemoteCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var withToken bool
+	cmd := &cobra.Command{
 		Use:   "git-remote APP",
 		Short: "Print the git remote URL that deploys APP on push",
 		Long: `Print the URL of APP's git repository on baton. A push of branch main to it
 deploys the pushed commit; the push prints the phases and the URL that now
 serves it. 'git push -o on-conflict=fail' refuses instead of queueing when
-another deployment runs.`,
+another deployment runs.
+
+git authenticates with a baton token (scope deploy) as its password: give it
+to a git credential helper, or put it in the URL with --with-token (git then
+keeps it in .git/config in clear text).`,
 		Example: `  git remote add baton $(baton git-remote hello)
-  git push baton main`,
+  git -c credential.helper='!f() { echo username=baton; echo "password=$BATON_TOKEN"; }; f' push baton main
+  git remote add baton $(baton git-remote hello --with-token)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := e.client().App(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintln(e.stdout, gitdeploy.RemoteURL(e.url, args[0]))
+			remote := gitdeploy.RemoteURL(e.url, args[0])
+			if withToken {
+				u, err := url.Parse(remote)
+				if err != nil {
+					return err
+				}
+				tok, _ := resolveToken(e.token, e.url)
+				u.User = url.UserPassword("baton", tok)
+				remote = u.String()
+			}
+			fmt.Fprintln(e.stdout, remote)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&withToken, "with-token", false, "put the CLI's token in the URL as the password")
+	return cmd
 }
 
 func newControllersCmd(e *env) *cobra.Command {

@@ -21,7 +21,14 @@ func newServeCmd(e *env) *cobra.Command {
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
 		Long: `Run baton: the REST API (--api), the reverse proxy that serves every app at
 APP.DOMAIN (--proxy, --domain), and the coordinator that runs deployments.
-State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
+State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.
+
+Every API call needs an access token. On first start baton creates an admin
+token and writes it to DATA/admin.token (mode 0600; a token already in that
+file is adopted); the CLI on this machine reads it from there, elsewhere set
+BATON_TOKEN. 'baton tokens create' makes more. Settings marked secret are
+encrypted with the key in DATA/secret.key (--secret-key; controllers sharing
+a PostgreSQL store need the same key file).`,
 		Example: `  baton serve
   baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com`,
 		Args: cobra.NoArgs,
@@ -39,8 +46,11 @@ State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "baton serving: API http://%s, apps at http://APP.%s (proxy %s), data in %s\n",
-				srv.APIAddr(), cfg.Domain, srv.ProxyAddr(), cfg.DataDir)
+			fmt.Fprintf(e.stdout, "baton serving: API %s, apps at http://APP.%s (proxy %s), data in %s\n",
+				srv.APIURL(), cfg.Domain, srv.ProxyAddr(), cfg.DataDir)
+			if f := srv.AdminTokenFile(); f != "" {
+				fmt.Fprintf(e.stdout, "admin token in %s (mode 0600); the CLI on this machine reads it, elsewhere set BATON_TOKEN\n", f)
+			}
 			<-ctx.Done()
 			cfg.Logger.Info("shutting down")
 			return srv.Close()
@@ -57,6 +67,11 @@ State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.`,
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long an old revision may finish in-flight requests")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.IntVar(&cfg.MaxUploads, "max-uploads", 8, "artifact uploads in progress at once (more answer 429)")
+	f.IntVar(&cfg.AuthFailLimit, "auth-fail-limit", 10, "failed authentications per address per minute before 429")
+	f.StringVar(&cfg.SecretKeyFile, "secret-key", "", "key file that encrypts secret settings (default DATA/secret.key; controllers sharing a store need the same)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM; with --tls-key)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	return cmd

@@ -15,11 +15,12 @@ import (
 )
 
 // twoControllers starts two `baton serve` sharing one fresh PostgreSQL
-// database, with short leases so failover happens within seconds.
+// database, with short leases so failover happens within seconds (but not
+// so short that a heartbeat delayed by a loaded test machine loses one).
 func twoControllers(t *testing.T) (a, b *batonProc) {
 	dsn := pgtest.NewDatabase(t)
-	a = startBaton(t, "--store", dsn, "--controller-id", "ctl-a", "--lease-ttl", "2s")
-	b = startBaton(t, "--store", dsn, "--controller-id", "ctl-b", "--lease-ttl", "2s")
+	a = startBaton(t, "--store", dsn, "--controller-id", "ctl-a", "--lease-ttl", "5s")
+	b = startBaton(t, "--store", dsn, "--controller-id", "ctl-b", "--lease-ttl", "5s")
 	return a, b
 }
 

@@ -24,9 +24,23 @@ import (
 var (
 	batonBin string // the baton binary under test
 	helloBin string // the example app, built once
+	// adminToken is the admin token of every baton the tests start with
+	// startBaton: it is written to each data directory before the first
+	// start (baton adopts it) and set as BATON_TOKEN in this process's
+	// environment, so CLI runs and raw HTTP requests carry it.
+	adminToken string
 )
 
 func TestMain(m *testing.M) {
+	var err error
+	if adminToken, err = baton.NewTokenSecret(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Every baton child and every CLI run inherits it. baton must not
+	// pass it on to apps (TestAuthInstancesGetNoToken checks).
+	os.Setenv("BATON_TOKEN", adminToken)
+	http.DefaultTransport = &tokenTransport{next: http.DefaultTransport}
 	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -68,10 +82,14 @@ type batonProc struct {
 	apiAddr   string
 	proxyAddr string
 	extra     []string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	logMu     sync.Mutex
-	log       strings.Builder
+	// token is the admin token: adminToken, or whatever a fresh data
+	// directory got (startBatonFresh).
+	token  string
+	fresh  bool
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logMu  sync.Mutex
+	log    strings.Builder
 }
 
 // startBaton runs `baton serve` on fresh ports and data dir and waits until
@@ -79,6 +97,28 @@ type batonProc struct {
 func startBaton(t testing.TB, extra ...string) *batonProc {
 	t.Helper()
 	b := &batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddr(t), extra: extra}
+	return b.launch()
+}
+
+// startBatonFresh is startBaton without a prepared admin token: baton
+// creates its own, which b.token then holds.
+func startBatonFresh(t testing.TB, extra ...string) *batonProc {
+	t.Helper()
+	b := &batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddr(t), extra: extra, fresh: true}
+	return b.launch()
+}
+
+func (b *batonProc) launch() *batonProc {
+	t := b.t
+	t.Helper()
+	if !b.fresh {
+		b.token = adminToken
+		if err := os.WriteFile(filepath.Join(b.data, "admin.token"), []byte(adminToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apiAddrs.Store(b.apiAddr, b)
+	t.Cleanup(func() { apiAddrs.Delete(b.apiAddr) })
 	b.start()
 	t.Cleanup(func() {
 		b.stop(syscall.SIGTERM)
@@ -113,14 +153,21 @@ func (b *batonProc) start() {
 		pw.Close()
 		close(b.exited)
 	}()
-	c := b.client()
 	eventually(b.t, 30*time.Second, "baton serve answers /healthz", func() bool {
 		select {
 		case <-b.exited:
 			b.t.Fatalf("baton serve exited at start:\n%s", b.output())
 		default:
 		}
-		_, err := c.Apps(context.Background())
+		if b.token == "" {
+			// A fresh data directory: the token appears at first start.
+			tok, err := os.ReadFile(filepath.Join(b.data, "admin.token"))
+			if err != nil {
+				return false
+			}
+			b.token = strings.TrimSpace(string(tok))
+		}
+		_, err := b.client().Apps(context.Background())
 		return err == nil
 	})
 }
@@ -155,7 +202,32 @@ func (b *batonProc) restart(sig syscall.Signal) {
 	b.start()
 }
 
-func (b *batonProc) client() *api.Client { return api.NewClient("http://" + b.apiAddr) }
+// client is an API client with the admin token.
+func (b *batonProc) client() *api.Client { return b.clientWith(b.token) }
+
+// clientWith is an API client sending token ("" for none).
+func (b *batonProc) clientWith(token string) *api.Client {
+	c := api.NewClient("http://" + b.apiAddr)
+	c.Token = token
+	return c
+}
+
+// apiAddrs holds the API address of every running baton (→ *batonProc),
+// for tokenTransport.
+var apiAddrs sync.Map
+
+// tokenTransport adds a baton's admin token to requests made with
+// http.DefaultClient to that baton's API that carry no credentials of
+// their own; requests to anything else (the proxy, apps) go unchanged.
+type tokenTransport struct{ next http.RoundTripper }
+
+func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b, ok := apiAddrs.Load(r.URL.Host); ok && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.(*batonProc).token)
+	}
+	return t.next.RoundTrip(r)
+}
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {

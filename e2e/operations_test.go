@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +15,18 @@ import (
 	"github.com/batonhq/baton/api"
 )
 
-// runCLI runs the baton binary against b and returns output and exit code.
+// runCLI runs the baton binary against b with b's admin token and
+// returns output and exit code.
 func runCLI(t testing.TB, b *batonProc, args ...string) (string, int) {
 	t.Helper()
+	return runCLIEnv(t, b, []string{"BATON_TOKEN=" + b.token}, args...)
+}
+
+// runCLIEnv is runCLI with env added to (and overriding) the environment.
+func runCLIEnv(t testing.TB, b *batonProc, env []string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(batonBin, args...)
-	cmd.Env = append(os.Environ(), "BATON_URL=http://"+b.apiAddr)
+	cmd.Env = append(append(os.Environ(), "BATON_URL=http://"+b.apiAddr), env...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -166,12 +173,11 @@ func TestBreakLockAndCancelFinished(t *testing.T) {
 
 func auditEntries(t testing.TB, b *batonProc) string {
 	t.Helper()
-	resp, err := newProxyClient(b.apiAddr).http.Get("http://" + b.apiAddr + "/api/v1/audit")
+	es, err := b.client().Audit(context.Background(), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := json.Marshal(es)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,13 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { srv.Close() })
-	return &benchEnv{srv: srv, client: api.NewClient("http://" + srv.APIAddr()), hello: hello, tmp: tmp}
+	token, err := os.ReadFile(srv.AdminTokenFile())
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := api.NewClient("http://" + srv.APIAddr())
+	client.Token = strings.TrimSpace(string(token))
+	return &benchEnv{srv: srv, client: client, hello: hello, tmp: tmp}
 }
 
 // artifact zips a thin example app folder (manifest + version).

@@ -47,23 +47,34 @@ type Config struct {
 	LeaseTTL     time.Duration // default 15s
 	DrainTimeout time.Duration // default 30s
 	StopGrace    time.Duration // SIGTERM → SIGKILL for instances; default 5s
+
+	MaxUploads    int           // artifact uploads in progress at once; default 8
+	UploadWait    time.Duration // how long an upload waits for a slot before 429; default 30s
+	AuthFailLimit int           // failed authentications per address per minute; default 10
+	SecretKeyFile string        // key of secret settings; default DATA/secret.key
+	// TLSCert and TLSKey, both set, serve the API over HTTPS.
+	TLSCert, TLSKey string
 }
 
 // Server is a running baton: API listener, proxy listener and everything
 // behind them.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    baton.Store
-	arts     *artifact.Store
-	sup      *supervisor.Supervisor
-	proxy    *proxy.Proxy
-	coord    *coordinator.Coordinator
-	metrics  *metrics.Metrics
-	apiLn    net.Listener
-	proxyLn  net.Listener
-	apiSrv   *http.Server
-	proxySrv *http.Server
+	cfg     Config
+	log     *slog.Logger
+	store   baton.Store
+	arts    *artifact.Store
+	sup     *supervisor.Supervisor
+	proxy   *proxy.Proxy
+	coord   *coordinator.Coordinator
+	metrics *metrics.Metrics
+	apiLn   net.Listener
+	proxyLn net.Listener
+	apiSrv  *http.Server
+	// proxyServing is set once the proxy owns proxyLn.
+	proxyServing bool
+	// auth checks tokens for the API, git and Kudu alike.
+	auth   *api.Auth
+	apiTLS bool
 	// stopSharing ends the wake-ups from other controllers.
 	stopSharing func()
 	// stopStreams ends long-lived API responses (SSE) at shutdown.
@@ -120,6 +131,9 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("listen for other controllers: %w", err)
 	}
 	s.stopSharing = sh.stop
+	if err := s.secure(ctx); err != nil {
+		return err
+	}
 	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
 		return err
 	}
@@ -131,7 +145,7 @@ func (s *Server) open(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Info("stopped instances left by an earlier baton", "count", n)
 	}
-	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain})
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
 	s.metrics = metrics.New()
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
@@ -149,6 +163,7 @@ func (s *Server) open(ctx context.Context) error {
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
+		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
 		Ready: func() error { return nil }}
 	streams, stop := context.WithCancel(context.Background())
 	s.stopStreams = stop
@@ -160,15 +175,17 @@ func (s *Server) open(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return streams },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.proxySrv = &http.Server{
-		Handler:           s.proxy,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	// The proxy runs its own HTTP/1.1 data plane on its listener (see
+	// proxy/serve.go and the README's performance section for why).
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.proxy.Serve(s.proxyLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("proxy stopped", "err", err)
+		}
+	}()
+	s.proxyServing = true
 	s.serve(s.apiSrv, s.apiLn)
-	s.serve(s.proxySrv, s.proxyLn)
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "data", cfg.DataDir, "domain", cfg.Domain)
 	return nil
 }
@@ -188,9 +205,6 @@ func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
 
 // ProxyAddr is the bound proxy address.
 func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
-
-// Coordinator exposes the coordinator (for tests and benchmarks).
-func (s *Server) Coordinator() *coordinator.Coordinator { return s.coord }
 
 // Close shuts down in layers: stop taking API requests, let proxied
 // requests finish, stop deployments (recorded as interrupted) and
@@ -215,7 +229,16 @@ func (s *Server) Close() error {
 		s.stopStreams()
 	}
 	shutdown(s.apiSrv, s.apiLn)
-	shutdown(s.proxySrv, s.proxyLn)
+	if s.proxyServing {
+		// Lets in-flight requests finish, closes idle and upgraded connections.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.proxy.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	} else if s.proxyLn != nil {
+		s.proxyLn.Close()
+	}
 	if s.stopSharing != nil {
 		s.stopSharing()
 	}
