@@ -73,6 +73,20 @@ func codeOf(status int) string {
 	return baton.EINVALID
 }
 
+// StatusOf is the HTTP status of a baton error code (500 for an unknown
+// one): the other HTTP adapters (Kudu, git) answer with the same table.
+func StatusOf(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteProblem answers with the RFC 9457 problem for err, as the API does.
+func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err)
+}
+
 // writeError answers with the problem for err. Errors that are not
 // *baton.Error are logged and answered with a generic 500.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {

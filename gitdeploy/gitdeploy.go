@@ -166,8 +166,9 @@ func RemoteURL(apiBase, app string) string {
 	return strings.TrimRight(apiBase, "/") + "/git/" + app + ".git"
 }
 
-// LoopbackOnly refuses requests that do not come from this machine: until
-// baton has access tokens, whoever can reach the git endpoint can deploy.
+// LoopbackOnly refuses requests that do not come from this machine: the
+// default when no Authorize hook is configured (baton serve configures one
+// that checks baton tokens).
 func LoopbackOnly(r *http.Request) error {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -176,7 +177,7 @@ func LoopbackOnly(r *http.Request) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return baton.Errorf(baton.EFORBIDDEN, "git over HTTP is served to clients on this machine only until baton has access tokens; push from the baton host or through an SSH tunnel")
+	return baton.Errorf(baton.EFORBIDDEN, "git over HTTP without an Authorize hook is served to clients on this machine only; push from the baton host or configure token authorization")
 }
 
 // ServeHTTP routes a git request to the app's repository.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 )
 
 // Errors come in two shapes. Where Kudu has an answer (deployment not
@@ -23,22 +24,6 @@ func kuduError(w http.ResponseWriter, status int, message string, extra map[stri
 		body[k] = v
 	}
 	writeJSON(w, status, body)
-}
-
-// problemStatus maps baton's error codes to HTTP statuses. It repeats
-// the table in package api, which keeps its own unexported.
-var problemStatus = map[string]int{
-	baton.EINVALID:       http.StatusBadRequest,
-	baton.EUNAUTHORIZED:  http.StatusUnauthorized,
-	baton.EFORBIDDEN:     http.StatusForbidden,
-	baton.ENOTFOUND:      http.StatusNotFound,
-	baton.ECONFLICT:      http.StatusConflict,
-	baton.ETOOLARGE:      http.StatusRequestEntityTooLarge,
-	baton.EUNPROCESSABLE: http.StatusUnprocessableEntity,
-	baton.EFROZEN:        http.StatusLocked,
-	baton.EQUEUEFULL:     http.StatusTooManyRequests,
-	baton.EINTERNAL:      http.StatusInternalServerError,
-	baton.EUNAVAILABLE:   http.StatusServiceUnavailable,
 }
 
 // problem is an RFC 9457 problem document with baton's members and Kudu's
@@ -58,10 +43,7 @@ type problem struct {
 // *baton.Error are logged and answered with a generic 500.
 func (h *Handler) problem(w http.ResponseWriter, r *http.Request, err error) {
 	code := baton.ErrorCode(err)
-	status, ok := problemStatus[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := api.StatusOf(code) // the API's table: one mapping for every adapter
 	p := problem{
 		Type:     "https://baton.dev/problems/" + code,
 		Title:    http.StatusText(status),

@@ -56,10 +56,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxUpload bounds artifact uploads (bytes); default 1 GiB.
 	MaxUpload int64
-	// Authorize decides whether credentials may use app's Kudu API. nil
-	// accepts any: baton has no tokens yet, and its API listens on
-	// loopback by default. Once tokens exist it checks the password or
-	// bearer token like the rest of the API does.
+	// Authorize decides whether credentials may use app's Kudu API; baton
+	// serve checks the Basic password or bearer token as a baton token,
+	// like the rest of the API. nil accepts any (tests of this package).
 	Authorize func(r *http.Request, app string, c Credentials) error
 	// Policy is the conflict policy of a deployment whose request has no
 	// on_conflict parameter: the hook for the app setting kudu_on_conflict.
