@@ -212,16 +212,8 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	if err != nil {
 		c.log.Error("restore source slot after a cancelled preview", "app", app, "err", err)
 	}
-	c.retireQuietly(newSrc)
+	c.retire(newSrc, "")
 	return context.Cause(ctx)
-}
-
-// retireQuietly drains and stops instances no route uses any more.
-func (c *Coordinator) retireQuietly(in *instances) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.cfg.DrainTimeout)
-	defer cancel()
-	_ = c.cfg.Proxy.Drain(dctx, in.group.Addrs())
-	_ = in.stop()
 }
 
 // install adds running instances and routes in one step (the swap's
