@@ -32,9 +32,9 @@ type ControllerStore interface {
 	// and swap, so two survivors cannot both adopt an orphaned app);
 	// ECONFLICT if the app has moved meanwhile.
 	AssignApp(ctx context.Context, app, from, to string) error
-	// FailExpired fails the running deployments whose lease expired or is
-	// gone (their controller died) and deletes those leases: the recovery
-	// step when controllers share the store.
+	// FailExpired ends the running deployments whose lease expired or is
+	// gone (their controller died) as FailInterrupted does, and deletes
+	// those leases: the recovery step when controllers share the store.
 	FailExpired(ctx context.Context) ([]Deployment, error)
 }
 

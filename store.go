@@ -93,14 +93,19 @@ type DeploymentStore interface {
 	StartDeployment(ctx context.Context, f Fence, id string) (Deployment, error)
 	// UpdateRunning records phase/revision of a running deployment (fenced).
 	UpdateRunning(ctx context.Context, f Fence, id string, phase Phase, revision string) error
-	// FinishDeployment moves a running deployment to a final state (fenced).
+	// FinishDeployment moves a running deployment to a final state and
+	// releases every lease it holds (app and resources) in the same
+	// transaction, so no crash can leave a finished deployment's lease
+	// (fenced).
 	FinishDeployment(ctx context.Context, f Fence, id string, state State, reason string) error
 	// CancelQueued moves a queued deployment to cancelled; ECONFLICT with a
 	// sentence if it is not queued any more.
 	CancelQueued(ctx context.Context, id, reason string) (Deployment, error)
-	// FailInterrupted marks every running deployment of the given apps (all
-	// apps when nil) failed with reason "interrupted: …" and deletes their
-	// app leases. It is the start-up recovery step.
+	// FailInterrupted ends every running deployment of the given apps (all
+	// apps when nil) and deletes their leases. It is the start-up recovery
+	// step. A deployment whose routing change was recorded (SetRouting
+	// under its lease) or that was draining becomes succeeded, because its
+	// revision serves; the others fail with reason "interrupted: …".
 	FailInterrupted(ctx context.Context, apps []string) ([]Deployment, error)
 	AppendLog(ctx context.Context, id string, lines ...string) error
 	// Log returns log lines with ID greater than after.

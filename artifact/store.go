@@ -10,18 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton"
 )
 
-// tempPrefix names uploads in progress; NewStore removes old ones.
+// tempPrefix names uploads in progress; NewStore removes them.
 const tempPrefix = ".upload-"
-
-// staleTempAge is how old an upload in progress must be before NewStore
-// treats it as left over by a crash. An hour keeps NewStore from deleting an
-// upload that another process sharing the folder is still writing.
-const staleTempAge = time.Hour
 
 // Store keeps artifacts by content under DIR/sha256/<hex digest>. Files
 // are written once and never change, so readers need no locks.
@@ -30,19 +24,21 @@ type Store struct {
 }
 
 // NewStore returns a store in dir, creating the folder if needed and
-// removing uploads that a crashed process left behind.
+// removing uploads that a crashed process left half-written. The caller
+// must own dir (baton serve locks its data directory): an upload another
+// process is still writing would be removed too.
 func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o700); err != nil {
 		return nil, fmt.Errorf("create artifact store: %w", err)
 	}
 	s := &Store{dir: dir}
-	if err := s.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
+	if err := s.removeTemps(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) removeStaleTemps(before time.Time) error {
+func (s *Store) removeTemps() error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("read artifact store: %w", err)
@@ -50,10 +46,6 @@ func (s *Store) removeStaleTemps(before time.Time) error {
 	var errs []error
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || info.ModTime().After(before) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -42,14 +42,11 @@ func (c *Coordinator) tick(ctx context.Context) {
 		_ = c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr)
 	}
 	if c.cfg.Shared {
-		failed, err := c.cfg.Store.FailExpired(ctx)
+		ended, err := c.cfg.Store.FailExpired(ctx)
 		if err != nil {
 			c.log.Warn("recover expired deployments", "err", err)
 		}
-		for _, d := range failed {
-			c.log.Warn("deployment interrupted: its controller stopped renewing the lock", "deployment", d.ID, "app", d.App, "phase", d.Phase)
-			_ = c.cfg.Store.AppendLog(ctx, d.ID, "deployment failed: "+d.Error)
-		}
+		c.noteInterrupted(ctx, ended, "its controller going silent")
 		c.adoptOrphans(ctx)
 	}
 	// Work queued through another controller's API, if a wake-up was missed.

@@ -173,10 +173,11 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover interrupted deployments: %w", err)
 	}
+	c.noteInterrupted(ctx, interrupted, "a restart of baton")
 	for _, d := range interrupted {
-		c.log.Warn("deployment interrupted by a restart", "deployment", d.ID, "app", d.App, "phase", d.Phase)
-		_ = c.cfg.Store.AppendLog(ctx, d.ID, "deployment failed: "+d.Error)
-		c.removeFailedRevision(d)
+		if d.State == baton.StateFailed {
+			c.removeFailedRevision(d)
+		}
 	}
 	// Nothing in tmp/ belongs to a running deployment now.
 	if entries, err := os.ReadDir(c.tmpDir()); err == nil {
@@ -252,6 +253,20 @@ func (c *Coordinator) appDir(app string) string { return filepath.Join(c.cfg.Dat
 
 func (c *Coordinator) revisionDir(app, rev string) string {
 	return filepath.Join(c.appDir(app), "revisions", rev)
+}
+
+// noteInterrupted logs, in baton's log and in each deployment's, how the
+// recovery after by (what stopped their controller) ended deployments.
+func (c *Coordinator) noteInterrupted(ctx context.Context, ds []baton.Deployment, by string) {
+	for _, d := range ds {
+		if d.State == baton.StateSucceeded {
+			c.log.Info("deployment interrupted after its switch; it stands", "deployment", d.ID, "app", d.App, "phase", d.Phase, "by", by)
+			_ = c.cfg.Store.AppendLog(ctx, d.ID, fmt.Sprintf("interrupted by %s in phase %s, after the switch: %s serves, so the deployment succeeded", by, d.Phase, d.Revision))
+			continue
+		}
+		c.log.Warn("deployment interrupted", "deployment", d.ID, "app", d.App, "phase", d.Phase, "by", by)
+		_ = c.cfg.Store.AppendLog(ctx, d.ID, "deployment failed: "+d.Error)
+	}
 }
 
 // removeFailedRevision deletes the folder of a revision that never went live.

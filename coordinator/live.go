@@ -131,37 +131,55 @@ func (c *Coordinator) publishRoutes() {
 	c.cfg.Proxy.SetRoutes(out)
 }
 
-// restoreApp starts the app's active revisions again after baton
-// restarted and routes them as the store records.
-func (c *Coordinator) restoreApp(app string) {
+// restoreApp installs the app's routing as the store records it and starts
+// the routed revisions that are not running (all of them after baton
+// restarted). It reports whether every routed revision runs; the app's
+// worker calls it again, backing off, until it does.
+func (c *Coordinator) restoreApp(app string) (complete bool) {
 	a, err := c.cfg.Store.App(c.ctx, app)
 	if err != nil {
-		return
+		return baton.ErrorCode(err) == baton.ENOTFOUND || c.ctx.Err() != nil
 	}
 	revs, err := c.cfg.Store.Revisions(c.ctx, app)
 	if err != nil {
 		c.log.Error("restore: list revisions", "app", app, "err", err)
-		return
+		return c.ctx.Err() != nil
 	}
 	slots := map[string][]baton.RevisionWeight{}
 	for _, s := range a.Slots {
 		slots[s.Name] = nil
 	}
+	var missing []baton.Revision
 	for _, r := range revs {
 		if !r.Active {
 			continue
 		}
+		slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+		if c.runningOf(r.Name, r.Slot) == nil {
+			missing = append(missing, r)
+		}
+	}
+	// Routed before they run, so status shows the traffic that has no
+	// healthy instance yet (and the proxy answers 503 for it).
+	for _, in := range c.applyRouting(app, slots) {
+		c.retire(in, "")
+	}
+	complete = true
+	for _, r := range missing {
 		in, err := c.launch(c.ctx, r, "")
 		if err != nil {
-			c.log.Error("restore revision", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)
+			if c.ctx.Err() == nil {
+				c.log.Error("restore revision; trying again", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)
+				complete = false
+			}
 			continue
 		}
 		in.group.SetLive()
 		c.addRunning(in)
-		slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+		c.publishRoutes()
 		c.log.Info("restored revision", "app", app, "slot", r.Slot, "revision", r.Name, "weight", r.Weight, "addrs", in.group.Addrs())
 	}
-	c.applyRouting(app, slots)
+	return complete
 }
 
 // launch starts a revision's instances in its slot and waits until they are

@@ -277,13 +277,24 @@ func (c *Coordinator) deactivate(ctx context.Context, p *pipeline, name string) 
 // routes to them, and drains the old ones.
 func (c *Coordinator) restartRevision(ctx context.Context, p *pipeline, name string) error {
 	old := c.runningOf(name, p.d.Slot)
-	if old == nil || old.rev.App != p.d.App {
+	var rev baton.Revision
+	switch {
+	case old != nil && old.rev.App == p.d.App:
+		rev = old.rev
+	case contains(c.slotRouting(p.d.App, p.d.Slot), name):
+		// Routed but not running: its start after a restart failed.
+		r, err := c.cfg.Store.Revision(ctx, name)
+		if err != nil {
+			return err
+		}
+		rev = r
+	default:
 		return baton.Errorf(baton.ECONFLICT, "revision %s is not running; activate it instead", name)
 	}
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
 	}
-	in, err := c.launch(ctx, old.rev, p.d.ID)
+	in, err := c.launch(ctx, rev, p.d.ID)
 	if err != nil {
 		return err
 	}
@@ -296,8 +307,10 @@ func (c *Coordinator) restartRevision(ctx context.Context, p *pipeline, name str
 	in.group.SetLive()
 	c.addRunning(in) // replaces old in the running table
 	c.publishRoutes()
-	_ = p.enterUncancellable(sctx, baton.PhaseDraining)
-	c.retire(old, p.d.ID)
+	if old != nil {
+		_ = p.enterUncancellable(sctx, baton.PhaseDraining)
+		c.retire(old, p.d.ID)
+	}
 	return nil
 }
 

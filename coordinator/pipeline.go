@@ -428,14 +428,37 @@ func (p *pipeline) runCommand(ctx context.Context, command string, env []string,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	w := &lineWriter{emit: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }}
+	var last lastLines
+	w := &lineWriter{emit: func(line string) {
+		last.add(line)
+		p.c.logf(p.d.ID, "%s: %s", label, line)
+	}}
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	w.flush()
 	if ctx.Err() != nil {
 		return asPhaseError(ctx, context.Cause(ctx))
 	}
+	if err != nil && len(last) > 0 {
+		// The log may not have them: on a full disk, appending fails.
+		return fmt.Errorf("%w; its last output: %s", err, strings.Join(last, " | "))
+	}
 	return err
+}
+
+// lastLines keeps the last few lines of a command's output, each cut
+// short, for the error that reports the command's failure.
+type lastLines []string
+
+func (l *lastLines) add(line string) {
+	const keep, width = 3, 200
+	if len(line) > width {
+		line = line[:width] + "…"
+	}
+	if len(*l) == keep {
+		*l = append((*l)[:0], (*l)[1:]...)
+	}
+	*l = append(*l, line)
 }
 
 // instanceEnv is the whole environment an app process gets: nothing of

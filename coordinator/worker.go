@@ -14,6 +14,7 @@ import (
 type worker struct {
 	app     string
 	pending bool // guarded by Coordinator.mu: work arrived since the last look
+	wake    chan struct{}
 	done    chan struct{}
 }
 
@@ -49,12 +50,20 @@ func (c cancelled) Error() string { return c.reason }
 // lostLease is the cause when the heartbeat finds the lease taken over.
 var errLostLease = errors.New("the deployment lost its lock: its lease expired and was taken over")
 
+// maxRestoreBackoff bounds the wait between attempts to start a routed
+// revision that failed to start after a restart.
+const maxRestoreBackoff = 30 * time.Second
+
 // kick makes sure a worker looks at app's queue soon.
 func (c *Coordinator) kick(app string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w := c.workers[app]; w != nil {
 		w.pending = true
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 		return
 	}
 	c.startWorkerLocked(app, false)
@@ -70,7 +79,7 @@ func (c *Coordinator) startWorkerLocked(app string, restore bool) {
 	if c.closed || !c.apps[app] || c.workers[app] != nil {
 		return
 	}
-	w := &worker{app: app, done: make(chan struct{})}
+	w := &worker{app: app, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.workers[app] = w
 	c.wg.Add(1)
 	go c.work(w, restore)
@@ -79,9 +88,10 @@ func (c *Coordinator) startWorkerLocked(app string, restore bool) {
 func (c *Coordinator) work(w *worker, restore bool) {
 	defer c.wg.Done()
 	defer close(w.done)
-	if restore {
-		c.restoreApp(w.app)
-	}
+	// A routed revision that failed to start again (its port was taken
+	// meanwhile, say) is retried while the queue is empty, backing off.
+	restoring := restore && !c.restoreApp(w.app)
+	backoff := time.Second
 	for c.ctx.Err() == nil {
 		c.mu.Lock()
 		w.pending = false
@@ -93,6 +103,16 @@ func (c *Coordinator) work(w *worker, restore bool) {
 			if !sleepCtx(c.ctx, time.Second) {
 				break
 			}
+			continue
+		}
+		if len(next) == 0 && restoring {
+			select {
+			case <-c.ctx.Done():
+			case <-w.wake:
+			case <-time.After(backoff):
+				backoff = min(2*backoff, maxRestoreBackoff)
+			}
+			restoring = !c.restoreApp(w.app)
 			continue
 		}
 		if len(next) == 0 {
@@ -195,12 +215,14 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 	} else {
 		c.logf(d.ID, "deployment %s", state)
 	}
+	// Finishing releases the lease in the same write; only if that failed
+	// is the lease released on its own (or left to expire).
 	if err := c.cfg.Store.FinishDeployment(bg, fence, d.ID, state, reason); err != nil {
 		c.log.Error("record deployment result", "deployment", d.ID, "err", err)
+		release()
 	}
 	c.cfg.Metrics.ObserveFinished(d.App, string(d.Kind), string(state), d.Duration(c.cfg.Now()))
 	c.log.Info("deployment finished", "deployment", d.ID, "app", d.App, "state", state, "reason", reason)
-	release()
 }
 
 // heartbeat renews the lease every TTL/3 until stop; if the lease has been

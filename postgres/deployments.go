@@ -102,20 +102,22 @@ func (s *DB) StartDeployment(ctx context.Context, f baton.Fence, id string) (bat
 // deployment id that holds fence f. In set, $1 and $2 are taken (id and
 // token); its own arguments start at $3.
 func (s *DB) runningUpdate(ctx context.Context, f baton.Fence, id, set string, args ...any) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if err := checkFence(ctx, tx, f); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `UPDATE deployments SET `+set+` WHERE id = $1 AND state = 'running' AND token = $2`,
-			append([]any{id, f.Token}, args...)...)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return baton.ErrStaleToken
-		}
-		return nil
-	})
+	return s.tx(ctx, func(tx pgx.Tx) error { return runningUpdateTx(ctx, tx, f, id, set, args...) })
+}
+
+func runningUpdateTx(ctx context.Context, tx pgx.Tx, f baton.Fence, id, set string, args ...any) error {
+	if err := checkFence(ctx, tx, f); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE deployments SET `+set+` WHERE id = $1 AND state = 'running' AND token = $2`,
+		append([]any{id, f.Token}, args...)...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return baton.ErrStaleToken
+	}
+	return nil
 }
 
 // UpdateRunning records the phase and revision of a running deployment.
@@ -125,12 +127,18 @@ func (s *DB) UpdateRunning(ctx context.Context, f baton.Fence, id string, phase 
 		string(phase), revision)
 }
 
-// FinishDeployment moves a running deployment to a final state.
+// FinishDeployment moves a running deployment to a final state, releases
+// the leases it holds and notifies ChannelLeaseReleased for each.
 func (s *DB) FinishDeployment(ctx context.Context, f baton.Fence, id string, state baton.State, reason string) error {
 	if !state.Final() {
 		return fmt.Errorf("finish deployment %s: %s is not a final state", id, state)
 	}
-	return s.runningUpdate(ctx, f, id, `state = $3, error = $4, finished_at = now()`, string(state), reason)
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := runningUpdateTx(ctx, tx, f, id, `state = $3, error = $4, finished_at = now()`, string(state), reason); err != nil {
+			return err
+		}
+		return deleteLeases(ctx, tx, `holder = $1`, id)
+	})
 }
 
 // CancelQueued cancels a deployment that has not started.
@@ -152,9 +160,9 @@ func (s *DB) CancelQueued(ctx context.Context, id, reason string) (baton.Deploym
 	return d, err
 }
 
-// FailInterrupted fails the running deployments of apps (all apps when
-// nil) left by a controller that stopped, deletes their app leases and
-// notifies ChannelLeaseReleased for each.
+// FailInterrupted ends the running deployments of apps (all apps when
+// nil) left by a controller that stopped (see endInterrupted), deletes
+// their app leases and notifies ChannelLeaseReleased for each.
 func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deployment, error) {
 	// nil selects every app; an empty, non-nil slice selects none.
 	var filter any
@@ -169,7 +177,7 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 			ORDER BY key FOR UPDATE`, filter); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE deployments SET state = 'failed', error = $2 || phase, finished_at = now()
+		rows, err := tx.Query(ctx, `UPDATE deployments SET `+endInterrupted("$2")+`
 			WHERE state = 'running' AND ($1::text[] IS NULL OR app = ANY($1)) RETURNING `+deploymentColumns,
 			filter, baton.ReasonInterrupted+": baton stopped while the deployment was in phase ")
 		if err != nil {
@@ -187,6 +195,16 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 		return deleteLeases(ctx, tx, `(key, holder) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, keys, holders)
 	})
 	return out, err
+}
+
+// endInterrupted is the SET clause that ends a running deployment whose
+// controller is gone; reason is the placeholder of the error's start (the
+// phase follows). A deployment whose routing change was recorded (or that
+// was draining) succeeded: its revision serves and the history must say
+// so. The others failed.
+func endInterrupted(reason string) string {
+	return `state = CASE WHEN switched OR phase = 'draining' THEN 'succeeded' ELSE 'failed' END,
+	error = CASE WHEN switched OR phase = 'draining' THEN '' ELSE ` + reason + ` || phase END, finished_at = now()`
 }
 
 // logLock is the first key of the transaction-level advisory lock that

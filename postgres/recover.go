@@ -9,8 +9,8 @@ import (
 )
 
 // FailExpired is the recovery step for several controllers sharing the
-// store: it fails the running deployments whose lease has expired by the
-// database clock or is gone — their controller died or lost the
+// store: it ends (see endInterrupted) the running deployments whose lease
+// has expired by the database clock or is gone — their controller died or lost the
 // database — deletes those leases, and notifies ChannelLeaseReleased for
 // each, so the next queued deployment can run. Deployments whose
 // controller still renews its lease are left alone, which is why this,
@@ -30,7 +30,7 @@ func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 			WHERE d.state = 'running' AND l.expires_at <= now() ORDER BY l.key FOR UPDATE OF l`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE deployments d SET state = 'failed', error = $1 || phase, finished_at = now()
+		rows, err := tx.Query(ctx, `UPDATE deployments d SET `+endInterrupted("$1")+`
 			WHERE state = 'running' AND `+dead+` RETURNING `+deploymentColumns,
 			baton.ReasonInterrupted+": its controller stopped renewing the lock during phase ")
 		if err != nil {

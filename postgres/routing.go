@@ -22,6 +22,11 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 		if err := checkFence(ctx, tx, f); err != nil {
 			return err
 		}
+		// The deployment's routing change is recorded: from here it
+		// completes, even across a crash (see FailInterrupted).
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET switched = true WHERE app = $1 AND token = $2 AND state = 'running'`, app, f.Token); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT name FROM slots WHERE app = $1 AND name = ANY($2) ORDER BY name FOR UPDATE`, app, names)
 		if err != nil {
 			return err

@@ -79,7 +79,9 @@ type Server struct {
 	stopSharing func()
 	// stopStreams ends long-lived API responses (SSE) at shutdown.
 	stopStreams context.CancelFunc
-	wg          sync.WaitGroup
+	// dirLock is held while this baton owns its data directory.
+	dirLock *os.File
+	wg      sync.WaitGroup
 }
 
 // Open starts baton: opens the store, recovers, restores live revisions,
@@ -116,6 +118,9 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	var err error
+	if s.dirLock, err = lockDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	// Listen first: a port already in use is reported before anything starts.
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		return fmt.Errorf("listen for the API on %s: %w (another baton running? pick another with --api)", cfg.APIAddr, err)
@@ -254,6 +259,9 @@ func (s *Server) Close() error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	if s.dirLock != nil {
+		errs = append(errs, s.dirLock.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -72,7 +70,8 @@ func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
 	return nil
 }
 
-// FailExpired fails running deployments whose app lease expired or is gone.
+// FailExpired ends the running deployments whose app lease expired or is
+// gone (see endInterrupted).
 func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 	var out []baton.Deployment
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -82,20 +81,8 @@ func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 		if err != nil {
 			return err
 		}
-		for _, d := range running {
-			reason := fmt.Sprintf("%s: its controller stopped renewing the lock during phase %s", baton.ReasonInterrupted, d.Phase)
-			if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`, reason, now, d.ID); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
-				return err
-			}
-			d.State, d.Error = baton.StateFailed, reason
-			t := time.UnixMicro(now).UTC()
-			d.FinishedAt = &t
-			out = append(out, d)
-		}
-		return nil
+		out, err = s.endInterrupted(ctx, tx, running, "its controller stopped renewing the lock during phase")
+		return err
 	})
 	return out, err
 }

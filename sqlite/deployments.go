@@ -241,20 +241,22 @@ func (s *DB) StartDeployment(ctx context.Context, f baton.Fence, id string) (bat
 
 // runningUpdate runs an UPDATE on a running deployment that holds fence f.
 func (s *DB) runningUpdate(ctx context.Context, f baton.Fence, id, set string, args ...any) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := checkFence(ctx, tx, f); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE deployments SET `+set+` WHERE id = ? AND state = 'running' AND token = ?`,
-			append(args, id, f.Token)...)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return baton.ErrStaleToken
-		}
-		return nil
-	})
+	return s.tx(ctx, func(tx *sql.Tx) error { return runningUpdateTx(ctx, tx, f, id, set, args...) })
+}
+
+func runningUpdateTx(ctx context.Context, tx *sql.Tx, f baton.Fence, id, set string, args ...any) error {
+	if err := checkFence(ctx, tx, f); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE deployments SET `+set+` WHERE id = ? AND state = 'running' AND token = ?`,
+		append(args, id, f.Token)...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return baton.ErrStaleToken
+	}
+	return nil
 }
 
 // UpdateRunning records the phase and revision of a running deployment.
@@ -264,12 +266,19 @@ func (s *DB) UpdateRunning(ctx context.Context, f baton.Fence, id string, phase 
 		string(phase), s.now(), string(phase), revision)
 }
 
-// FinishDeployment moves a running deployment to a final state.
+// FinishDeployment moves a running deployment to a final state and
+// releases the leases it holds.
 func (s *DB) FinishDeployment(ctx context.Context, f baton.Fence, id string, state baton.State, reason string) error {
 	if !state.Final() {
 		return fmt.Errorf("finish deployment %s: %s is not a final state", id, state)
 	}
-	return s.runningUpdate(ctx, f, id, `state = ?, error = ?, finished_at = ?`, string(state), reason, s.now())
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := runningUpdateTx(ctx, tx, f, id, `state = ?, error = ?, finished_at = ?`, string(state), reason, s.now()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, id)
+		return err
+	})
 }
 
 // CancelQueued cancels a deployment that has not started.
@@ -293,8 +302,8 @@ func (s *DB) CancelQueued(ctx context.Context, id, reason string) (baton.Deploym
 	return d, err
 }
 
-// FailInterrupted fails running deployments left by a controller that
-// stopped, and deletes their app leases.
+// FailInterrupted ends the running deployments left by a controller that
+// stopped (see endInterrupted), and deletes their leases.
 func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deployment, error) {
 	var out []baton.Deployment
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -306,28 +315,44 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 		for _, a := range apps {
 			want[a] = true
 		}
-		now := s.now()
+		var mine []baton.Deployment
 		for _, d := range running {
-			if apps != nil && !want[d.App] {
-				continue
+			if apps == nil || want[d.App] {
+				mine = append(mine, d)
 			}
-			reason := fmt.Sprintf("%s: baton stopped while the deployment was in phase %s", baton.ReasonInterrupted, d.Phase)
-			if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?`,
-				reason, now, d.ID); err != nil {
-				return err
-			}
-			// Its app lease and any resource leases it held.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
-				return err
-			}
-			d.State, d.Error = baton.StateFailed, reason
-			t := fromMicros(now)
-			d.FinishedAt = &t
-			out = append(out, d)
 		}
-		return nil
+		out, err = s.endInterrupted(ctx, tx, mine, "baton stopped while the deployment was in phase")
+		return err
 	})
 	return out, err
+}
+
+// endInterrupted ends running deployments whose controller is gone and
+// deletes the leases they held. A deployment whose routing change was
+// recorded (or that was draining) succeeded: its revision serves and the
+// history must say so. The others failed, with why in their error.
+func (s *DB) endInterrupted(ctx context.Context, tx *sql.Tx, running []baton.Deployment, why string) ([]baton.Deployment, error) {
+	now := s.now()
+	out := make([]baton.Deployment, 0, len(running))
+	for _, d := range running {
+		reason := fmt.Sprintf("%s: %s %s", baton.ReasonInterrupted, why, d.Phase)
+		var state string
+		if err := tx.QueryRowContext(ctx, `UPDATE deployments
+			SET state = CASE WHEN switched = 1 OR phase = 'draining' THEN 'succeeded' ELSE 'failed' END,
+			error = CASE WHEN switched = 1 OR phase = 'draining' THEN '' ELSE ? END, finished_at = ?
+			WHERE id = ? RETURNING state, error`, reason, now, d.ID).Scan(&state, &d.Error); err != nil {
+			return nil, err
+		}
+		// Its app lease and any resource leases it held.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
+			return nil, err
+		}
+		d.State = baton.State(state)
+		t := fromMicros(now)
+		d.FinishedAt = &t
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // AppendLog appends lines to a deployment's log.

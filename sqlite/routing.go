@@ -14,6 +14,9 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 		if err := checkFence(ctx, tx, f); err != nil {
 			return err
 		}
+		if err := markSwitched(ctx, tx, app, f.Token); err != nil {
+			return err
+		}
 		for slot := range slots {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM slots WHERE app = ? AND name = ?`, app, slot).Scan(&n); err != nil {
@@ -49,6 +52,14 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 		}
 		return nil
 	})
+}
+
+// markSwitched records that the running deployment holding the app lease
+// with token has changed the routing: from here it completes, even across
+// a crash (see endInterrupted).
+func markSwitched(ctx context.Context, tx *sql.Tx, app string, token int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deployments SET switched = 1 WHERE app = ? AND token = ? AND state = 'running'`, app, token)
+	return err
 }
 
 // SetFrozen freezes or unfreezes an app.

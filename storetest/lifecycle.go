@@ -152,6 +152,7 @@ func testDeploymentTransitions(t *testing.T, s baton.Store) {
 	if next := must(s.Deployment(ctx, d.ID)).on(t); next.Phase != baton.PhaseBuilding || next.PhaseStartedAt.Before(p1) {
 		t.Fatalf("next phase: %s started %v, previous started %v", next.Phase, next.PhaseStartedAt, p1)
 	}
+	must(s.AcquireLease(ctx, baton.ResourceLeaseKey("db"), d.ID, time.Minute)).on(t)
 	if err := s.FinishDeployment(ctx, f, d.ID, baton.StateSucceeded, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +160,89 @@ func testDeploymentTransitions(t *testing.T, s baton.Store) {
 	if final.State != baton.StateSucceeded || final.FinishedAt == nil || final.FinishedAt.Before(*final.StartedAt) {
 		t.Fatalf("finished deployment = %+v", final)
 	}
+	// Finishing released its leases in the same write: no crash between
+	// the two can leave a finished deployment holding the app.
+	for _, key := range []string{baton.AppLeaseKey("tr"), baton.ResourceLeaseKey("db")} {
+		if l, err := s.Lease(ctx, key); baton.ErrorCode(err) != baton.ENOTFOUND {
+			t.Fatalf("lease %s after FinishDeployment: %+v %v, want ENOTFOUND", key, l, err)
+		}
+	}
 	// A finished deployment takes no more writes, even under its own lease.
 	if err := s.UpdateRunning(ctx, f, d.ID, baton.PhaseDraining, ""); !errors.Is(err, baton.ErrStaleToken) {
 		t.Fatalf("UpdateRunning after finish: %v, want ErrStaleToken", err)
+	}
+}
+
+// testRecoveryAfterSwitch: a deployment that recorded its routing change
+// (or was draining) when its controller died succeeded — its revision
+// serves — while one that had not yet switched failed. Both recovery paths
+// (FailInterrupted alone, FailExpired shared) say the same.
+func testRecoveryAfterSwitch(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	recoveries := map[string]func() ([]baton.Deployment, error){
+		"interrupted": func() ([]baton.Deployment, error) { return s.FailInterrupted(ctx, nil) },
+		"expired":     func() ([]baton.Deployment, error) { return s.FailExpired(ctx) },
+	}
+	for name, recover := range recoveries {
+		switched, draining, early := name+"-switched", name+"-draining", name+"-early"
+		ids := map[string]string{}
+		for _, app := range []string{switched, draining, early} {
+			must(s.CreateApp(ctx, app)).on(t)
+			d := enqueue(t, s, newDeployment(app, baton.PolicyQueue)).Deployment
+			l := must(s.AcquireLease(ctx, baton.AppLeaseKey(app), d.ID, time.Millisecond)).on(t)
+			f := baton.Fence{Key: l.Key, Token: l.Token}
+			must(s.StartDeployment(ctx, f, d.ID)).on(t)
+			r := must(s.CreateRevision(ctx, f, baton.Revision{App: app, Slot: baton.ProductionSlot, Deployment: d.ID})).on(t)
+			switch app {
+			case switched:
+				if err := s.UpdateRunning(ctx, f, d.ID, baton.PhaseSwitching, r.Name); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{baton.ProductionSlot: {{Revision: r.Name, Weight: 100}}}); err != nil {
+					t.Fatal(err)
+				}
+			case draining:
+				if err := s.UpdateRunning(ctx, f, d.ID, baton.PhaseDraining, r.Name); err != nil {
+					t.Fatal(err)
+				}
+			case early:
+				if err := s.UpdateRunning(ctx, f, d.ID, baton.PhaseSwitching, r.Name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids[app] = d.ID
+		}
+		// The leases were taken for a millisecond: let them expire.
+		for _, app := range []string{switched, draining, early} {
+			for {
+				l, err := s.Lease(ctx, baton.AppLeaseKey(app))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.ExpiresAt.Before(time.Now().Add(-50 * time.Millisecond)) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		ended := must(recover()).on(t)
+		if len(ended) != 3 {
+			t.Fatalf("%s: recovery ended %d deployments, want 3: %+v", name, len(ended), ended)
+		}
+		want := map[string]baton.State{switched: baton.StateSucceeded, draining: baton.StateSucceeded, early: baton.StateFailed}
+		for app, state := range want {
+			d := must(s.Deployment(ctx, ids[app])).on(t)
+			if d.State != state || d.FinishedAt == nil || (state == baton.StateSucceeded) != (d.Error == "") {
+				t.Errorf("%s: %s after recovery = %s %q, want %s", name, app, d.State, d.Error, state)
+			}
+			if _, err := s.Lease(ctx, baton.AppLeaseKey(app)); baton.ErrorCode(err) != baton.ENOTFOUND {
+				t.Errorf("%s: lease of %s after recovery: %v, want ENOTFOUND", name, app, err)
+			}
+		}
+		for _, d := range ended {
+			if d.State != want[d.App] {
+				t.Errorf("%s: recovery returned %s as %s, want %s", name, d.App, d.State, want[d.App])
+			}
+		}
 	}
 }

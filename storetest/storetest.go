@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		"LeaseExpiresByStoreClock":   testLeaseExpiresByStoreClock,
 		"DeleteAppKeepsFences":       testDeleteAppKeepsFences,
 		"FailInterruptedSelectsApps": testFailInterruptedSelectsApps,
+		"RecoveryAfterSwitch":        testRecoveryAfterSwitch,
 		"DeploymentTransitions":      testDeploymentTransitions,
 		"EnqueueFailConcurrent":      testEnqueueFailConcurrent,
 		"EnqueueQueueFullConcurrent": testEnqueueQueueFullConcurrent,

@@ -35,7 +35,19 @@ func (in *instance) startProcess() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("/bin/sh", "-c", spec.Command)
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	defer gateW.Close()
+	// The shell waits at the gate (fd 3) until the process is recorded: if
+	// baton dies before it could write the record, the gate's write end
+	// closes with it, the read ends at EOF and the shell exits instead of
+	// running an app that nobody knows of.
+	cmd := exec.Command("/bin/sh", "-c", "read -r _ <&3 || exit 111; exec 3<&-\n"+spec.Command)
+	cmd.ExtraFiles = []*os.File{gateR}
 	cmd.Dir = spec.Dir
 	// Never nil: a nil Env would hand the app baton's own environment.
 	cmd.Env = append(append(make([]string, 0, len(spec.Env)+1), spec.Env...), "PORT="+strconv.Itoa(in.port))
@@ -46,6 +58,7 @@ func (in *instance) startProcess() (*process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
 	_ = w.Close()
+	_ = gateR.Close()
 	if err != nil {
 		_ = r.Close()
 		return nil, err
@@ -58,6 +71,7 @@ func (in *instance) startProcess() (*process, error) {
 		started: time.Now(),
 	}
 	in.recordProcess(p)
+	_, _ = gateW.Write([]byte("\n")) // an error means the shell is gone already
 	go func() {
 		defer close(p.outDone)
 		copyLines(r, in.emit)

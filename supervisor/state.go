@@ -20,8 +20,10 @@ import (
 // With Config.StateDir set, every running instance process has a record
 // file there, so that a baton killed without stopping its apps (SIGKILL, a
 // crash, the OOM killer) can find and kill them on its next start with
-// ReapOrphans. Records are only a best effort: a process started just as
-// baton dies, or one whose record could not be written, is not found.
+// ReapOrphans. A process started just as baton dies never runs the app: it
+// waits at a gate until its record is written (see startProcess) and exits
+// when baton's end of the gate closes. Only a process whose record could
+// not be written (the error is logged) is not found.
 
 const (
 	// recordSuffix ends the name of a record file: "<pgid>.pid".
