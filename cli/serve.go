@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +23,14 @@ func newServeCmd(e *env) *cobra.Command {
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
 		Long: `Run baton: the REST API (--api), the reverse proxy that serves every app at
 APP.DOMAIN (--proxy, --domain), and the coordinator that runs deployments.
-State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM.
+State lives in --data (SQLite). Stops gracefully on SIGINT/SIGTERM, apps
+included.
+
+SIGUSR2 restarts baton in place, with the executable now at its path (an
+upgrade): the new process inherits the listening sockets and adopts the
+running app instances, so no request is refused and no app restarts. A
+running deployment finishes first; queued ones run in the new process. The
+pid is in DATA/baton.lock:  kill -USR2 $(cat DATA/baton.lock)
 
 Every API call needs an access token. On first start baton creates an admin
 token and writes it to DATA/admin.token (mode 0600; a token already in that
@@ -51,9 +60,28 @@ a PostgreSQL store need the same key file).`,
 			if f := srv.AdminTokenFile(); f != "" {
 				fmt.Fprintf(e.stdout, "admin token in %s (mode 0600); the CLI on this machine reads it, elsewhere set BATON_TOKEN\n", f)
 			}
-			<-ctx.Done()
-			cfg.Logger.Info("shutting down")
-			return srv.Close()
+			restart := make(chan os.Signal, 1)
+			signal.Notify(restart, syscall.SIGUSR2)
+			defer signal.Stop(restart)
+			for {
+				select {
+				case <-ctx.Done():
+					cfg.Logger.Info("shutting down")
+					return srv.Close()
+				case <-restart:
+				}
+				cfg.Logger.Info("restarting in place (SIGUSR2): handing the sockets and the running apps to a new process")
+				rctx, cancel := context.WithTimeout(ctx, server.RestartTimeout)
+				err := srv.Restart(rctx)
+				cancel()
+				if err == nil {
+					return srv.Close() // the new process serves; finish what is in flight
+				}
+				cfg.Logger.Error("restart in place failed", "err", err)
+				if srv.HandedOff() {
+					return errors.Join(err, srv.Close())
+				}
+			}
 		},
 	}
 	f := cmd.Flags()

@@ -56,6 +56,10 @@ type Config struct {
 	// Wake delivers names of apps with news from other controllers (work
 	// queued, a lock released); nil when there are none.
 	Wake <-chan string
+	// Adopt lists the instances an earlier baton process handed to this
+	// one (see Handoff); Open adopts those of routed revisions instead of
+	// starting them again.
+	Adopt []HandedGroup
 }
 
 func (c *Config) setDefaults() {
@@ -115,6 +119,9 @@ type Coordinator struct {
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
 	closed  bool
+	// pausing makes workers stop after their current deployment (Handoff);
+	// handedOff is set once the instances belong to the next process.
+	pausing, handedOff bool
 
 	changes  *broadcast
 	routesMu sync.Mutex // serializes publishRoutes
@@ -203,6 +210,8 @@ func (c *Coordinator) Open(ctx context.Context) error {
 		c.apps[a] = true
 	}
 	c.mu.Unlock()
+	// Handed instances serve as soon as this process accepts requests.
+	c.adoptHanded(ctx)
 	c.publishRoutes()
 	for _, a := range own {
 		// Each app restores its active revisions, then works its queue; one
@@ -224,7 +233,7 @@ func (c *Coordinator) Close() error {
 		c.cancel(ErrShutdown)
 	}
 	c.wg.Wait()
-	if c.ctx != nil {
+	if c.ctx != nil && !c.handedOff {
 		// A clean stop hands the apps over at once instead of after silence.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.cfg.Store.DeregisterController(ctx, c.cfg.ControllerID)

@@ -136,25 +136,16 @@ func (c *Coordinator) publishRoutes() {
 // restarted). It reports whether every routed revision runs; the app's
 // worker calls it again, backing off, until it does.
 func (c *Coordinator) restoreApp(app string) (complete bool) {
-	a, err := c.cfg.Store.App(c.ctx, app)
-	if err != nil {
-		return baton.ErrorCode(err) == baton.ENOTFOUND || c.ctx.Err() != nil
+	slots, active, err := c.storeRouting(app)
+	if baton.ErrorCode(err) == baton.ENOTFOUND {
+		return true // deleted meanwhile
 	}
-	revs, err := c.cfg.Store.Revisions(c.ctx, app)
 	if err != nil {
-		c.log.Error("restore: list revisions", "app", app, "err", err)
+		c.log.Error("restore: read routing", "app", app, "err", err)
 		return c.ctx.Err() != nil
 	}
-	slots := map[string][]baton.RevisionWeight{}
-	for _, s := range a.Slots {
-		slots[s.Name] = nil
-	}
 	var missing []baton.Revision
-	for _, r := range revs {
-		if !r.Active {
-			continue
-		}
-		slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+	for _, r := range active {
 		if c.runningOf(r.Name, r.Slot) == nil {
 			missing = append(missing, r)
 		}
@@ -182,26 +173,41 @@ func (c *Coordinator) restoreApp(app string) (complete bool) {
 	return complete
 }
 
+// storeRouting reads an app's routing as the store records it: every slot
+// (nil when nothing serves there) and the active revisions.
+func (c *Coordinator) storeRouting(app string) (map[string][]baton.RevisionWeight, []baton.Revision, error) {
+	a, err := c.cfg.Store.App(c.ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	revs, err := c.cfg.Store.Revisions(c.ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	slots := map[string][]baton.RevisionWeight{}
+	for _, s := range a.Slots {
+		slots[s.Name] = nil
+	}
+	var active []baton.Revision
+	for _, r := range revs {
+		if r.Active {
+			slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+			active = append(active, r)
+		}
+	}
+	return slots, active, nil
+}
+
 // launch starts a revision's instances in its slot and waits until they are
 // healthy (bounded by start_timeout). dep, if set, receives their output.
 func (c *Coordinator) launch(ctx context.Context, r baton.Revision, dep string) (*instances, error) {
-	dir := c.revisionDir(r.App, r.Name)
-	m, err := manifest.Load(dir)
+	spec, m, out, err := c.revisionSpec(ctx, r, dep)
 	if err != nil {
-		return nil, err
-	}
-	out, err := openInstanceLog(c, r.App, r.Name, dep)
-	if err != nil {
-		return nil, err
-	}
-	env, err := c.revisionEnv(ctx, r, dir)
-	if err != nil {
-		out.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
 	defer cancel()
-	g, err := c.startGroup(ctx, r, dir, m, env, out)
+	g, err := c.cfg.Supervisor.Start(ctx, spec)
 	if err == nil {
 		if err = g.WaitHealthy(ctx); err != nil {
 			_ = g.Stop(context.WithoutCancel(ctx))
@@ -214,9 +220,33 @@ func (c *Coordinator) launch(ctx context.Context, r baton.Revision, dep string) 
 	return &instances{rev: r, group: g, log: out}, nil
 }
 
+// revisionSpec is how the supervisor runs a revision from its folder, with
+// its output going to the revision log (and to deployment dep, if set).
+// The caller closes the log if it does not hand it to instances.
+func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep string) (supervisor.Spec, baton.Manifest, *instanceLog, error) {
+	dir := c.revisionDir(r.App, r.Name)
+	m, err := manifest.Load(dir)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	env, err := c.revisionEnv(ctx, r, dir)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	out, err := openInstanceLog(c, r.App, r.Name, dep)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	return c.groupSpec(r, dir, m, env, out), m, out, nil
+}
+
 // startGroup starts a revision's instances without waiting for health.
 func (c *Coordinator) startGroup(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) (*supervisor.Group, error) {
-	return c.cfg.Supervisor.Start(ctx, supervisor.Spec{
+	return c.cfg.Supervisor.Start(ctx, c.groupSpec(r, dir, m, env, out))
+}
+
+func (c *Coordinator) groupSpec(r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) supervisor.Spec {
+	return supervisor.Spec{
 		Name:      r.Name,
 		Dir:       dir,
 		Command:   m.Run.Command,
@@ -227,7 +257,7 @@ func (c *Coordinator) startGroup(ctx context.Context, r baton.Revision, dir stri
 		// Health flips reach the proxy at once: no new requests to an
 		// instance that stopped answering, while another one can take them.
 		OnHealth: c.cfg.Proxy.SetHealthy,
-	})
+	}
 }
 
 // revisionEnv is the environment of a revision's instances: baton's own

@@ -95,6 +95,10 @@ func (c *Coordinator) work(w *worker, restore bool) {
 	for c.ctx.Err() == nil {
 		c.mu.Lock()
 		w.pending = false
+		if c.pausing {
+			c.mu.Unlock()
+			break // Handoff: the next process works the queue
+		}
 		c.mu.Unlock()
 		next, err := c.cfg.Store.Deployments(c.ctx, baton.DeploymentFilter{
 			App: w.app, States: []baton.State{baton.StateQueued}, Oldest: true, Limit: 1})

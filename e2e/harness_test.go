@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,8 +89,11 @@ type batonProc struct {
 	fresh  bool
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logMu  sync.Mutex
-	log    strings.Builder
+	// handedPID is the process serving after a restart in place (SIGUSR2);
+	// it inherited cmd's output, so exited still closes when it ends.
+	handedPID int
+	logMu     sync.Mutex
+	log       strings.Builder
 }
 
 // startBaton runs `baton serve` on fresh ports and data dir and waits until
@@ -133,7 +137,7 @@ func (b *batonProc) start() {
 	b.t.Helper()
 	args := append([]string{"serve", "--data", b.data, "--api", b.apiAddr, "--proxy", b.proxyAddr,
 		"--drain-timeout", "10s", "--stop-grace", "3s"}, b.extra...)
-	b.cmd = exec.Command(batonBin, args...)
+	b.cmd, b.handedPID = exec.Command(batonBin, args...), 0
 	pr, pw := io.Pipe()
 	b.cmd.Stdout, b.cmd.Stderr = pw, pw
 	if err := b.cmd.Start(); err != nil {
@@ -185,14 +189,46 @@ func (b *batonProc) stop(sig syscall.Signal) {
 		return
 	default:
 	}
-	_ = b.cmd.Process.Signal(sig)
+	pid := b.pid()
+	_ = syscall.Kill(pid, sig)
 	select {
 	case <-b.exited:
 	case <-time.After(60 * time.Second):
-		_ = b.cmd.Process.Kill()
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-b.exited
 		b.t.Errorf("baton serve did not exit within 60s of %v", sig)
 	}
+}
+
+// pid is the process of baton serving now.
+func (b *batonProc) pid() int {
+	if b.handedPID != 0 {
+		return b.handedPID
+	}
+	return b.cmd.Process.Pid
+}
+
+// restartInPlace sends SIGUSR2 and waits until the process it started has
+// taken over (it records its pid in DATA/baton.lock) and the old one is
+// gone.
+func (b *batonProc) restartInPlace() {
+	b.t.Helper()
+	old := b.pid()
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		b.t.Fatal(err)
+	}
+	eventually(b.t, 90*time.Second, "a new baton process took over and the old one exited", func() bool {
+		data, err := os.ReadFile(filepath.Join(b.data, "baton.lock"))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid == 0 || pid == old {
+			return false
+		}
+		if st := processState(old); st != "" && st != "Z" {
+			return false
+		}
+		b.handedPID = pid
+		return true
+	})
 }
 
 // restart stops baton with sig and starts it again on the same data and ports.

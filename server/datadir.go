@@ -33,8 +33,14 @@ func lockDataDir(dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	writePID(f)
+	return f, nil
+}
+
+// writePID records this process's pid in the lock file, for the error of
+// a second baton and for `kill -USR2 $(cat DATA/baton.lock)`.
+func writePID(f *os.File) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return f, nil
 }

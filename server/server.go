@@ -81,7 +81,17 @@ type Server struct {
 	stopStreams context.CancelFunc
 	// dirLock is held while this baton owns its data directory.
 	dirLock *os.File
-	wg      sync.WaitGroup
+	// apiTCP and proxyTCP are the listening sockets under any TLS, which
+	// Restart hands to the next process.
+	apiTCP, proxyTCP *net.TCPListener
+	// apiHandler serves the API (startAPI serves it again after a failed
+	// Restart).
+	apiHandler http.Handler
+	// handedOff is set once Restart handed everything to a new process;
+	// ready, in that new process, tells the old one it serves.
+	handedOff bool
+	ready     *os.File
+	wg        sync.WaitGroup
 }
 
 // Open starts baton: opens the store, recovers, restores live revisions,
@@ -117,16 +127,28 @@ func (s *Server) open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	var err error
-	if s.dirLock, err = lockDataDir(cfg.DataDir); err != nil {
+	handoff, err := s.inheritHandoff()
+	if err != nil {
 		return err
 	}
-	// Listen first: a port already in use is reported before anything starts.
-	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-		return fmt.Errorf("listen for the API on %s: %w (another baton running? pick another with --api)", cfg.APIAddr, err)
+	if handoff == nil {
+		if s.dirLock, err = lockDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+		// Listen first: a port already in use is reported before anything starts.
+		if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			return fmt.Errorf("listen for the API on %s: %w (another baton running? pick another with --api)", cfg.APIAddr, err)
+		}
+		if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+			return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
+		}
 	}
-	if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
-		return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
+	var ok bool
+	if s.apiTCP, ok = s.apiLn.(*net.TCPListener); !ok {
+		return fmt.Errorf("the API listener is a %T, not TCP", s.apiLn)
+	}
+	if s.proxyTCP, ok = s.proxyLn.(*net.TCPListener); !ok {
+		return fmt.Errorf("the proxy listener is a %T, not TCP", s.proxyLn)
 	}
 	if s.store, err = openStore(ctx, cfg); err != nil {
 		return err
@@ -144,11 +166,10 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run")})
 	// Instances left running by a baton that was killed hold ports and
-	// serve nothing: stop them before the live revisions start again.
-	if n, err := s.sup.ReapOrphans(ctx); err != nil {
-		s.log.Warn("stop orphaned instances", "err", err)
-	} else if n > 0 {
-		s.log.Info("stopped instances left by an earlier baton", "count", n)
+	// serve nothing: stop them before the live revisions start again. In a
+	// restart, the handed instances are adopted first (coordinator.Open).
+	if handoff == nil {
+		s.reapOrphans(ctx)
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
 	s.metrics = metrics.New()
@@ -159,10 +180,14 @@ func (s *Server) open(ctx context.Context) error {
 		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
+		Adopt: handoff.groups(),
 	})
 	if err := s.coord.Open(ctx); err != nil {
 		s.coord = nil
 		return err
+	}
+	if handoff != nil {
+		s.reapOrphans(ctx)
 	}
 	s.metrics.Registry.MustRegister(s.coord.Collector())
 	mounts := s.mounts()
@@ -170,16 +195,7 @@ func (s *Server) open(ctx context.Context) error {
 	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
 		Ready: func() error { return nil }}
-	streams, stop := context.WithCancel(context.Background())
-	s.stopStreams = stop
-	s.apiSrv = &http.Server{
-		Handler:           s.wrapAPI(apiHandler.Handler()),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return streams },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.apiHandler = s.wrapAPI(apiHandler.Handler())
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why).
 	s.wg.Add(1)
@@ -190,9 +206,55 @@ func (s *Server) open(ctx context.Context) error {
 		}
 	}()
 	s.proxyServing = true
-	s.serve(s.apiSrv, s.apiLn)
+	s.startAPI()
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "data", cfg.DataDir, "domain", cfg.Domain)
+	s.signalReady()
 	return nil
+}
+
+// startAPI serves the API on apiLn.
+func (s *Server) startAPI() {
+	streams, stop := context.WithCancel(context.Background())
+	s.stopStreams = stop
+	s.apiSrv = &http.Server{
+		Handler:           s.apiHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.serve(s.apiSrv, s.apiLn)
+}
+
+// stopAPI ends long-lived responses (SSE), stops accepting API connections
+// and lets the requests in flight finish (up to 10s).
+func (s *Server) stopAPI() {
+	if s.stopStreams != nil {
+		s.stopStreams()
+	}
+	if s.apiSrv == nil {
+		if s.apiLn != nil {
+			s.apiLn.Close()
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.apiSrv.Shutdown(ctx); err != nil {
+		s.log.Warn("stop the API", "err", err)
+		s.apiSrv.Close()
+	}
+	s.apiSrv = nil
+}
+
+// reapOrphans stops the instances a killed baton left running.
+func (s *Server) reapOrphans(ctx context.Context) {
+	if n, err := s.sup.ReapOrphans(ctx); err != nil {
+		s.log.Warn("stop orphaned instances", "err", err)
+	} else if n > 0 {
+		s.log.Info("stopped instances left by an earlier baton", "count", n)
+	}
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -216,24 +278,10 @@ func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
 // instances, close the store. It reports every error.
 func (s *Server) Close() error {
 	var errs []error
-	shutdown := func(srv *http.Server, ln net.Listener) {
-		if srv == nil {
-			if ln != nil {
-				ln.Close()
-			}
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-			srv.Close()
-		}
+	s.stopAPI()
+	if s.ready != nil {
+		s.ready.Close() // the previous process learns this one failed
 	}
-	if s.stopStreams != nil {
-		s.stopStreams()
-	}
-	shutdown(s.apiSrv, s.apiLn)
 	if s.proxyServing {
 		// Lets in-flight requests finish, closes idle and upgraded connections.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -46,6 +46,7 @@ type Group struct {
 	changed      chan struct{} // closed and replaced on every state change
 	live         bool
 	stopping     bool
+	handedOff    bool // see Handoff
 	stopDeadline time.Time // when SIGKILL follows SIGTERM
 	loops        int       // run loops still going
 	stopErrs     []error
@@ -196,6 +197,12 @@ func (g *Group) SetLive() {
 // call concurrently; every call waits. The error reports signals that could
 // not be delivered.
 func (g *Group) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	handedOff := g.handedOff
+	g.mu.Unlock()
+	if handedOff {
+		return nil // its processes belong to the next baton now
+	}
 	deadline := g.beginStop()
 	grace := time.NewTimer(time.Until(deadline))
 	defer grace.Stop()

@@ -43,8 +43,8 @@ func (in *instance) run(p *process) {
 	defer in.g.loopExited()
 	for {
 		ranFor := in.runProcess(p)
-		if !in.waitLive() {
-			return
+		if in.g.ctx.Err() != nil || !in.waitLive() {
+			return // stopping (or handed off): no restart
 		}
 		var ok bool
 		if p, ok = in.restart(ranFor); !ok {
@@ -64,9 +64,17 @@ func (in *instance) runProcess(p *process) time.Duration {
 		in.healthLoop(healthCtx)
 	}()
 
-	err := p.cmd.Wait()
+	err := p.wait()
 	ranFor := time.Since(p.started)
 	g.mu.Lock()
+	if g.handedOff {
+		// Another baton process owns the process now (or saw it end):
+		// nothing of it is ours to clean up or restart.
+		g.mu.Unlock()
+		stopHealth()
+		<-healthDone
+		return ranFor
+	}
 	in.proc = nil // from here on Stop must not signal this group id
 	g.mu.Unlock()
 	// Whatever the shell left behind dies with it; a restart starts clean

@@ -51,6 +51,25 @@ func (p *portSet) allocate(n int) ([]int, error) {
 	return ports, nil
 }
 
+// reserve marks the given ports owned (adopted instances keep theirs); it
+// fails if one is owned already.
+func (p *portSet) reserve(ports []int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.owned == nil {
+		p.owned = make(map[int]struct{})
+	}
+	for _, port := range ports {
+		if _, taken := p.owned[port]; taken {
+			return fmt.Errorf("reserve port %d: another group owns it", port)
+		}
+	}
+	for _, port := range ports {
+		p.owned[port] = struct{}{}
+	}
+	return nil
+}
+
 // release gives ports back once nothing listens on them any more.
 func (p *portSet) release(ports []int) {
 	p.mu.Lock()

@@ -18,7 +18,10 @@ const outputDrainTimeout = time.Second
 // process is one run of an instance: the shell, its process group, and the
 // goroutine copying its output.
 type process struct {
-	cmd     *exec.Cmd
+	// wait blocks until the process exits: exec.Cmd.Wait for a process
+	// started here, a pidfd for one adopted from an earlier baton (it is
+	// not our child, so wait(2) cannot see it).
+	wait    func() error
 	pid     int // also the process group id (Setpgid)
 	output  *os.File
 	outDone chan struct{} // closed when the output goroutine returned
@@ -64,7 +67,7 @@ func (in *instance) startProcess() (*process, error) {
 		return nil, err
 	}
 	p := &process{
-		cmd:     cmd,
+		wait:    cmd.Wait,
 		pid:     cmd.Process.Pid,
 		output:  r,
 		outDone: make(chan struct{}),
