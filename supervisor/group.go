@@ -46,7 +46,7 @@ type Group struct {
 	changed      chan struct{} // closed and replaced on every state change
 	live         bool
 	stopping     bool
-	handedOff    bool // see Handoff
+	handedOff    bool      // see Handoff
 	stopDeadline time.Time // when SIGKILL follows SIGTERM
 	loops        int       // run loops still going
 	stopErrs     []error
