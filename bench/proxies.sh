@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # proxies.sh — the same HTTP/1.1 load, in one run, against an upstream
 # directly and through baton's proxy, HAProxy, nginx and Caddy, all on
-# loopback. Prints a Markdown table and writes it to bench/results.md.
+# loopback. Prints a Markdown table and writes it to bench/results.md, the
+# same figures as JSON to bench/results.json, and draws them with
+# bench/chart into docs/proxy-bench.svg.
 #
 #   bench/proxies.sh                 # defaults: 3 rounds of 3 s per point
 #   ROUNDS=5 DURATION=5s bench/proxies.sh
 #   ONLY='\|16\|true' LOADER=go bench/proxies.sh   # some workloads, net/http client
+#   OUT=/tmp/run.md CHART= bench/proxies.sh         # /tmp/run.md and /tmp/run.json, no chart
 #
 # LOADER=go loads with net/http's Client instead of raw sockets (higher
 # ratios for every proxy: the client then takes a larger share of the CPU).
 #
 # Workloads: a small JSON GET with keep-alive at 1, 16 and 64 connections,
-# without keep-alive at 16, and a 64 KiB response at 16 and 64. Rounds are
-# interleaved (every path once per workload, then again), and each figure
-# is the median over the rounds: on a shared machine, load from elsewhere
-# then hits every path alike. Compare ratios within one run.
+# without keep-alive at 16, a 1 KiB response at 16, and a 64 KiB response
+# at 16 and 64. Rounds are interleaved (every path once per workload, then
+# again), and each figure is the median over the rounds: on a shared
+# machine, load from elsewhere then hits every path alike. Compare ratios
+# within one run.
 #
 # It installs what is missing: haproxy and nginx-light with apt-get, Caddy
 # with `go install` into a temporary GOBIN (CADDY=path skips that).
@@ -29,6 +33,8 @@ CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 OUT=${OUT:-$HERE/results.md}
+JSON=${JSON:-${OUT%.md}.json}             # the table as JSON, next to OUT
+CHART=${CHART-$ROOT/docs/proxy-bench.svg} # CHART= (empty): no chart
 
 work=$(mktemp -d /tmp/baton-bench.XXXXXX)
 pids=()
@@ -59,7 +65,7 @@ if [ -z "$caddy" ]; then
 	caddy="$work/gobin/caddy"
 fi
 log "building bench programs"
-(cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy)
+(cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy ./bench/chart)
 load="$work/load"
 
 # --- processes ---------------------------------------------------------
@@ -173,6 +179,7 @@ all_workloads=(
 	"small GET, keep-alive|/|16|true"
 	"small GET, keep-alive|/|64|true"
 	"small GET, new connection per request|/|16|false"
+	"1 KiB GET, keep-alive|/1k|16|true"
 	"64 KiB GET, keep-alive|/64k|16|true"
 	"64 KiB GET, keep-alive|/64k|64|true"
 )
@@ -232,12 +239,17 @@ total() { # wi path field: sum over rounds
 	done | awk '{s+=$1} END {print s+0}'
 }
 
+when=$(date -u '+%Y-%m-%d %H:%M UTC')
+machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+haproxy_version=$(haproxy -v | head -1 | cut -d' ' -f3)
+nginx_version=$(nginx -v 2>&1 | cut -d/ -f2)
+: >"$work/points.jsonl"
 {
 	echo "# Proxy benchmark"
 	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
-	echo "Upstream: bench/upstream (Go net/http, 29-byte JSON or 64 KiB). Load: bench/load -client $LOADER (closed loop), $ROUNDS interleaved rounds of $DURATION per point, median shown."
-	echo "baton: bench/batonproxy (proxy.New, one route, Serve data plane). $(haproxy -v | head -1 | cut -d' ' -f1-3), 2 threads, http-reuse always; nginx $(nginx -v 2>&1 | cut -d/ -f2), 2 workers, upstream keepalive; Caddy $CADDY_VERSION, reverse_proxy. All on the same 2 cores as the load and the upstream."
+	echo "$when, $machine."
+	echo "Upstream: bench/upstream (Go net/http, 29-byte JSON, 1 KiB or 64 KiB). Load: bench/load -client $LOADER (closed loop), $ROUNDS interleaved rounds of $DURATION per point, median shown."
+	echo "baton: bench/batonproxy (proxy.New, one route, Serve data plane). HAProxy version $haproxy_version, 2 threads, http-reuse always; nginx $nginx_version, 2 workers, upstream keepalive; Caddy $CADDY_VERSION, reverse_proxy. All on the same 2 cores as the load and the upstream."
 	echo
 	echo "CPU µs/req: CPU time per request of the proxy's processes and of the upstream, measured from /proc; it is the figure least moved by other load on the machine."
 	echo
@@ -251,11 +263,31 @@ total() { # wi path field: sum over rounds
 			ratio=$(awk -v a="$rps" -v b="$direct" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}')
 			pcpu="$(median "$wi" "$path" proxy_cpu_us c)"
 			[ "$path" = direct ] && pcpu="-"
-			printf '| %s | %s | %s | %.0f | %s | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$name" "$conns" "$path" "$rps" "$ratio" \
-				"$(median "$wi" "$path" p50_ms)" "$(median "$wi" "$path" p99_ms)" "$(median "$wi" "$path" p999_ms)" \
-				"$(total "$wi" "$path" errors)" "$pcpu" "$(median "$wi" "$path" upstream_cpu_us c)"
+			# The same figures, as printed, in the table and in the JSON.
+			row=("$name" "$conns" "$path" "$(printf '%.0f' "$rps")" "$ratio"
+				"$(printf '%.2f' "$(median "$wi" "$path" p50_ms)")" "$(printf '%.2f' "$(median "$wi" "$path" p99_ms)")"
+				"$(printf '%.2f' "$(median "$wi" "$path" p999_ms)")" "$(total "$wi" "$path" errors)" "$pcpu"
+				"$(median "$wi" "$path" upstream_cpu_us c)")
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${row[@]}"
+			jq -cn --arg loader "$LOADER" --arg workload "${row[0]}" --argjson conns "${row[1]}" --arg path "${row[2]}" \
+				--argjson rps "${row[3]}" --arg ratio "${row[4]}" --argjson p50 "${row[5]}" --argjson p99 "${row[6]}" \
+				--argjson p999 "${row[7]}" --argjson errors "${row[8]}" --arg pcpu "${row[9]}" --argjson ucpu "${row[10]}" \
+				'{loader: $loader, workload: $workload, conns: $conns, path: $path, rps: $rps,
+				  ratio: ($ratio | tonumber? // null), p50_ms: $p50, p99_ms: $p99, p999_ms: $p999, errors: $errors,
+				  proxy_cpu_us: ($pcpu | tonumber? // null), upstream_cpu_us: $ucpu}' >>"$work/points.jsonl"
 		done
 	done
 	echo
 	echo "Reproduce: \`LOADER=$LOADER ROUNDS=$ROUNDS DURATION=$DURATION bench/proxies.sh\`"
 } | tee "$OUT"
+
+# bench/chart's Results: the run, then one object per row of the table.
+jq -s --arg date "$when" --arg machine "$machine" --arg loader "$LOADER" --argjson rounds "$ROUNDS" \
+	--arg duration "$DURATION" --arg caddy "$CADDY_VERSION" --arg haproxy "$haproxy_version" --arg nginx "$nginx_version" \
+	'{date: $date, machine: $machine, loader: $loader, rounds: $rounds, duration: $duration,
+	  versions: {caddy: $caddy, haproxy: $haproxy, nginx: $nginx}, points: .}' "$work/points.jsonl" >"$JSON"
+log "wrote $OUT and $JSON"
+if [ -n "$CHART" ]; then
+	"$work/chart" -in "$JSON" -out "$CHART"
+	log "wrote $CHART"
+fi

@@ -1,6 +1,7 @@
 // Command upstream is the app the proxy benchmarks send traffic to: a tiny
 // Go net/http server, like a typical instance baton runs. GET / answers a
-// small JSON body; GET /64k answers 64 KiB.
+// small JSON body; GET /1k answers 1 KiB and GET /64k 64 KiB, both with a
+// Content-Length.
 //
 //	upstream -addr 127.0.0.1:9001
 package main
@@ -34,21 +35,7 @@ func run(addr string) error {
 	if err != nil {
 		return err
 	}
-	small := []byte(`{"ok":true,"service":"probe"}`)
-	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(small)
-	})
-	mux.HandleFunc("/64k", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		// An explicit length: net/http would otherwise chunk a body larger
-		// than its buffer, and the proxies would then differ in framing.
-		w.Header().Set("Content-Length", strconv.Itoa(len(big)))
-		w.Write(big)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -67,4 +54,32 @@ func run(addr string) error {
 		err = errors.Join(err, e)
 	}
 	return err
+}
+
+// newHandler serves the benchmark's responses: a small JSON body at /, and
+// fixed bodies of 1 KiB at /1k and 64 KiB at /64k.
+func newHandler() http.Handler {
+	small := []byte(`{"ok":true,"service":"probe"}`)
+	kib := bytes.Repeat([]byte("0123456789abcdef"), 1<<10/16)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(small)
+	})
+	mux.HandleFunc("/1k", fixed(kib))
+	mux.HandleFunc("/64k", fixed(big))
+	return mux
+}
+
+// fixed answers body with an explicit Content-Length: net/http would
+// otherwise chunk a body larger than its buffer, and the proxies would then
+// differ in framing.
+func fixed(body []byte) http.HandlerFunc {
+	length := strconv.Itoa(len(body))
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", length)
+		w.Write(body)
+	}
 }
