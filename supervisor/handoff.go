@@ -13,8 +13,6 @@ import (
 	"sort"
 	"syscall"
 	"time"
-
-	"github.com/batonhq/baton"
 )
 
 // HandedInstance is one instance of a group handed to another process.
@@ -111,15 +109,10 @@ func (s *Supervisor) Adopt(spec Spec, handed []HandedInstance) (*Group, error) {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	spec.Instances = len(handed)
-	g := newGroup(s, spec, ports)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.ports.release(ports)
-		return nil, baton.Errorf(baton.EUNAVAILABLE, "supervisor is closed")
+	g, err := s.register(spec, ports)
+	if err != nil {
+		return nil, err
 	}
-	s.groups[g] = struct{}{}
-	s.mu.Unlock()
 
 	g.mu.Lock()
 	g.live = true

@@ -115,16 +115,10 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
-	g := newGroup(s, spec, ports)
-
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.ports.release(ports)
-		return nil, baton.Errorf(baton.EUNAVAILABLE, "supervisor is closed")
+	g, err := s.register(spec, ports)
+	if err != nil {
+		return nil, err
 	}
-	s.groups[g] = struct{}{}
-	s.mu.Unlock()
 
 	for _, in := range g.instances {
 		err := ctx.Err()
@@ -139,6 +133,20 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
 			return nil, err
 		}
 	}
+	return g, nil
+}
+
+// register creates a group on ports (owned already) and records it, unless
+// the Supervisor is closed (then the ports are released).
+func (s *Supervisor) register(spec Spec, ports []int) (*Group, error) {
+	g := newGroup(s, spec, ports)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.ports.release(ports)
+		return nil, baton.Errorf(baton.EUNAVAILABLE, "supervisor is closed")
+	}
+	s.groups[g] = struct{}{}
 	return g, nil
 }
 
