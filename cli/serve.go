@@ -37,9 +37,15 @@ token and writes it to DATA/admin.token (mode 0600; a token already in that
 file is adopted); the CLI on this machine reads it from there, elsewhere set
 BATON_TOKEN. 'baton tokens create' makes more. Settings marked secret are
 encrypted with the key in DATA/secret.key (--secret-key; controllers sharing
-a PostgreSQL store need the same key file).`,
+a PostgreSQL store need the same key file).
+
+With --proxy-tls-cert and --proxy-tls-key the proxy serves apps over HTTPS
+only, offering HTTP/2 and HTTP/1.1 (WebSockets over HTTP/1.1); instances
+still get plain HTTP/1.1, with X-Forwarded-Proto: https. The files are read
+once, at start.`,
 		Example: `  baton serve
-  baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com`,
+  baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com
+  baton serve --proxy 0.0.0.0:443 --domain apps.example.com --proxy-tls-cert apps.pem --proxy-tls-key apps-key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var h slog.Handler = slog.NewTextHandler(e.stderr, nil)
@@ -55,8 +61,8 @@ a PostgreSQL store need the same key file).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "baton serving: API %s, apps at http://APP.%s (proxy %s), data in %s\n",
-				srv.APIURL(), cfg.Domain, srv.ProxyAddr(), cfg.DataDir)
+			fmt.Fprintf(e.stdout, "baton serving: API %s, apps at %s://APP.%s (proxy %s), data in %s\n",
+				srv.APIURL(), srv.ProxyScheme(), cfg.Domain, srv.ProxyAddr(), cfg.DataDir)
 			if f := srv.AdminTokenFile(); f != "" {
 				fmt.Fprintf(e.stdout, "admin token in %s (mode 0600); the CLI on this machine reads it, elsewhere set BATON_TOKEN\n", f)
 			}
@@ -100,6 +106,8 @@ a PostgreSQL store need the same key file).`,
 	f.StringVar(&cfg.SecretKeyFile, "secret-key", "", "key file that encrypts secret settings (default DATA/secret.key; controllers sharing a store need the same)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	f.StringVar(&cfg.ProxyTLSCert, "proxy-tls-cert", "", "serve apps over HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM; with --proxy-tls-key); read once at start")
+	f.StringVar(&cfg.ProxyTLSKey, "proxy-tls-key", "", "private key of --proxy-tls-cert (PEM)")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	return cmd

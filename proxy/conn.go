@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -73,7 +74,8 @@ func newClientConn(p *Proxy, c net.Conn) *clientConn {
 	cc.rd.reset(c)
 	cc.br.Reset(cc.rd)
 	cc.out.reset(c)
-	cc.addr = newClientAddr(c.RemoteAddr())
+	_, https := c.(*tls.Conn)
+	cc.addr = newClientAddr(c.RemoteAddr(), https)
 	cc.state.Store(stateActive)
 	return cc
 }
@@ -312,5 +314,15 @@ func badRequest(pe *parseError) *problem {
 		Title:  http.StatusText(pe.status),
 		Status: pe.status,
 		Detail: "the request cannot be forwarded: " + pe.detail,
+	}
+}
+
+// httpsRequired answers a plain HTTP request sent to a TLS listener.
+func httpsRequired() *problem {
+	return &problem{
+		Type:   problemType("https-required"),
+		Title:  "HTTPS required",
+		Status: http.StatusBadRequest,
+		Detail: "this address serves apps over HTTPS only: send the request with https://",
 	}
 }

@@ -39,6 +39,12 @@ func TestSwitchUnderLoad64Connections(t *testing.T) {
 }
 
 func switchUnderLoad(t *testing.T, p *Proxy, base string, clients int) {
+	switchUnderLoadWith(t, p, base, newClient(t, clients), clients)
+}
+
+// switchUnderLoadWith runs the contract with clients goroutines sending
+// through client.
+func switchUnderLoadWith(t *testing.T, p *Proxy, base string, client *http.Client, clients int) {
 
 	generation := func(i int) ([]*httptest.Server, Route) {
 		name := fmt.Sprintf("gen%d", i)
@@ -63,7 +69,6 @@ func switchUnderLoad(t *testing.T, p *Proxy, base string, clients int) {
 	cur, rt := generation(0)
 	p.SetRoutes([]Route{rt})
 
-	client := newClient(t, clients)
 	var (
 		stop     = make(chan struct{})
 		progress = make(chan struct{}, 4*clients)

@@ -117,7 +117,11 @@ func forwardedValue(r *http.Request) string {
 	if parsed := net.ParseIP(ip); parsed == nil || parsed.To4() == nil {
 		ff = "for=" + strconv.Quote("["+ip+"]")
 	}
-	return ff + ";host=" + strconv.Quote(r.Host) + ";proto=http"
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	return ff + ";host=" + strconv.Quote(r.Host) + ";proto=" + proto
 }
 
 func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {

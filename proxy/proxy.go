@@ -18,8 +18,8 @@
 //     Transport spend about twice the syscalls and three goroutine
 //     hand-offs per request (see bench/ and the README).
 //   - ServeHTTP (forward.go) mounts the proxy in an http.Server through
-//     httputil.ReverseProxy, for TLS and HTTP/2 listeners and in-process
-//     use.
+//     httputil.ReverseProxy: Serve hands it the TLS connections that
+//     negotiated HTTP/2 (tls.go), and it serves in-process use.
 package proxy
 
 import (
@@ -123,9 +123,15 @@ func New(cfg Config) *Proxy {
 // unknown host or pinned revision, 503 when nothing is live, 502 when the
 // instance fails, 504 when it does not answer in time.
 //
-// Serve is the faster data plane for a plain HTTP/1.1 listener; ServeHTTP
-// is for mounting the proxy in an http.Server (TLS, HTTP/2, tests).
+// Serve is the faster data plane for HTTP/1.1, plain or over TLS; ServeHTTP
+// is for mounting the proxy in an http.Server (HTTP/2, tests).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		// Apps are origins, not tunnels (as on the data plane); this also
+		// refuses WebSockets over HTTP/2 (RFC 8441), which are not offered.
+		badRequest(&parseError{http.StatusMethodNotAllowed, "CONNECT is not served"}).write(w)
+		return
+	}
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host

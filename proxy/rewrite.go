@@ -43,12 +43,15 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr) []byte {
 	b = append(b, fwd.ip...)
 	b = append(b, "\r\nX-Forwarded-Host: "...)
 	b = append(b, r.host...)
-	b = append(b, "\r\nX-Forwarded-Proto: http\r\nForwarded: "...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, fwd.proto...)
+	b = append(b, "\r\nForwarded: "...)
 	b = append(b, fwd.forwardedFor...)
 	b = append(b, ";host=\""...)
 	b = appendQuotedContent(b, r.host)
-	b = append(b, "\";proto=http\r\n\r\n"...)
-	return b
+	b = append(b, "\";proto="...)
+	b = append(b, fwd.proto...)
+	return append(b, "\r\n\r\n"...)
 }
 
 func hasHostField(r *request) bool {
@@ -234,9 +237,14 @@ func appendSwitchingProtocols(b []byte, resp *response) []byte {
 type clientAddr struct {
 	ip           []byte // X-Forwarded-For value
 	forwardedFor []byte // `for=...` of the Forwarded field
+	proto        string // "https" on a TLS connection, else "http"
 }
 
-func newClientAddr(a net.Addr) clientAddr {
+func newClientAddr(a net.Addr, https bool) clientAddr {
+	proto := "http"
+	if https {
+		proto = "https"
+	}
 	var ip string
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ip = ta.IP.String()
@@ -250,5 +258,5 @@ func newClientAddr(a net.Addr) clientAddr {
 		// IPv6 (and anything odd) must be a quoted string (RFC 7239 6).
 		ff = "for=" + strconv.Quote("["+ip+"]")
 	}
-	return clientAddr{ip: []byte(ip), forwardedFor: []byte(ff)}
+	return clientAddr{ip: []byte(ip), forwardedFor: []byte(ff), proto: proto}
 }

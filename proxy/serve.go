@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -18,7 +19,10 @@ type server struct {
 	// empty is closed when conns becomes empty after shutting is set.
 	empty    chan struct{}
 	shutting atomic.Bool
-	wg       sync.WaitGroup // one per connection goroutine and per Serve
+	wg       sync.WaitGroup // one per connection goroutine, per Serve and for h2
+	// h2 serves the TLS connections that negotiated HTTP/2 (tls.go); it
+	// starts with the first of them.
+	h2 *h2Server
 }
 
 // Serve accepts HTTP/1.x connections on ln and proxies their requests
@@ -30,8 +34,10 @@ type server struct {
 //
 // Several listeners may be served at once; each Serve call owns its
 // listener and closes it. After Shutdown, Serve returns
-// http.ErrServerClosed at once. TLS and HTTP/2 are not spoken here: mount the
-// Proxy as an http.Handler (ServeHTTP) for those.
+// http.ErrServerClosed at once. A listener that returns *tls.Conn (see
+// ServeTLS) gets each handshake done on the connection's goroutine; then
+// HTTP/1.1 runs on this data plane and h2 on net/http's HTTP/2 server with
+// ServeHTTP as the handler (tls.go).
 func (p *Proxy) Serve(ln net.Listener) error {
 	s := &p.srv
 	s.mu.Lock()
@@ -85,6 +91,11 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			if tc, ok := c.(*tls.Conn); ok && !cc.handshake(tc) {
+				s.remove(cc)
+				cc.release()
+				return
+			}
 			reusable := cc.serve()
 			s.remove(cc)
 			if reusable {
@@ -106,16 +117,22 @@ func (s *server) remove(cc *clientConn) {
 
 // Shutdown stops Serve: it closes the listeners, closes idle client
 // connections, ends upgraded connections (WebSockets get a "going away"
-// close frame), and waits for requests in progress to finish. When ctx
-// ends first it closes every remaining connection and returns ctx's error.
-// It returns once every connection goroutine has ended. The routing side
-// (SetRoutes, Drain, ServeHTTP) keeps working.
+// close frame), sends HTTP/2 connections a GOAWAY, and waits for requests
+// in progress to finish. When ctx ends first it closes every remaining
+// connection and returns ctx's error. It returns once every connection
+// goroutine and handler has ended. The routing side (SetRoutes, Drain,
+// ServeHTTP) keeps working.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	s := &p.srv
 	s.mu.Lock()
 	s.shutting.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
+	}
+	var h2done chan error
+	if s.h2 != nil {
+		h2done = make(chan error, 1)
+		go func(h *h2Server) { h2done <- h.shutdown(ctx) }(s.h2) // waited for below
 	}
 	empty := make(chan struct{})
 	if len(s.conns) == 0 {
@@ -143,6 +160,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			cc.abort()
 		}
 		s.mu.Unlock()
+	}
+	if h2done != nil {
+		if h2err := <-h2done; err == nil {
+			err = h2err
+		}
 	}
 	s.wg.Wait()
 	return err

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,9 @@ type Config struct {
 	SecretKeyFile string        // key of secret settings; default DATA/secret.key
 	// TLSCert and TLSKey, both set, serve the API over HTTPS.
 	TLSCert, TLSKey string
+	// ProxyTLSCert and ProxyTLSKey, both set, serve the apps over HTTPS
+	// (HTTP/2 and HTTP/1.1) on ProxyAddr; upstreams stay plain HTTP/1.1.
+	ProxyTLSCert, ProxyTLSKey string
 }
 
 // Server is a running baton: API listener, proxy listener and everything
@@ -75,6 +79,8 @@ type Server struct {
 	// auth checks tokens for the API, git and Kudu alike.
 	auth   *api.Auth
 	apiTLS bool
+	// proxyTLS, when set, is the proxy listener's TLS configuration.
+	proxyTLS *tls.Config
 	// stopSharing ends the wake-ups from other controllers.
 	stopSharing func()
 	// stopStreams ends long-lived API responses (SSE) at shutdown.
@@ -124,6 +130,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 
 func (s *Server) open(ctx context.Context) error {
 	cfg := s.cfg
+	// A certificate that cannot be used stops baton before anything starts.
+	var err error
+	if s.proxyTLS, err = s.loadProxyTLS(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -197,17 +208,25 @@ func (s *Server) open(ctx context.Context) error {
 		Ready: func() error { return nil }}
 	s.apiHandler = s.wrapAPI(apiHandler.Handler())
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
-	// proxy/serve.go and the README's performance section for why).
+	// proxy/serve.go and the README's performance section for why); over
+	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.proxy.Serve(s.proxyLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.proxyTLS != nil {
+			err = s.proxy.ServeTLS(s.proxyLn, s.proxyTLS)
+		} else {
+			err = s.proxy.Serve(s.proxyLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("proxy stopped", "err", err)
 		}
 	}()
 	s.proxyServing = true
 	s.startAPI()
-	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "data", cfg.DataDir, "domain", cfg.Domain)
+	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "proxy_tls", s.proxyTLS != nil,
+		"data", cfg.DataDir, "domain", cfg.Domain)
 	s.signalReady()
 	return nil
 }
@@ -272,6 +291,36 @@ func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
 
 // ProxyAddr is the bound proxy address.
 func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+
+// ProxyScheme is "https" when the proxy serves TLS, else "http".
+func (s *Server) ProxyScheme() string {
+	if s.proxyTLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// loadProxyTLS reads the proxy's certificate and key once, at start. Both
+// or neither must be configured; an error names the flag and the problem.
+func (s *Server) loadProxyTLS() (*tls.Config, error) {
+	cert, key := s.cfg.ProxyTLSCert, s.cfg.ProxyTLSKey
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "":
+		return nil, errors.New("--proxy-tls-key needs --proxy-tls-cert: give both PEM files to serve apps over HTTPS, or neither")
+	case key == "":
+		return nil, errors.New("--proxy-tls-cert needs --proxy-tls-key: give both PEM files to serve apps over HTTPS, or neither")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("load the proxy's TLS certificate (--proxy-tls-cert %s, --proxy-tls-key %s): %w; give the certificate chain and its private key as PEM files", cert, key, err)
+	}
+	if leaf := pair.Leaf; leaf != nil && time.Now().After(leaf.NotAfter) {
+		s.log.Warn("the proxy's TLS certificate has expired: clients will refuse it", "file", cert, "not_after", leaf.NotAfter)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Close shuts down in layers: stop taking API requests, let proxied
 // requests finish, stop deployments (recorded as interrupted) and

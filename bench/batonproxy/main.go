@@ -1,13 +1,18 @@
 // Command batonproxy runs baton's proxy package alone in front of one
 // upstream, the way `baton serve` runs it, so the benchmarks measure the
 // data plane without the coordinator: proxy.New with one route for -host
-// to -upstream, serving on -addr.
+// to -upstream, serving on -addr. With -tls (a certificate it makes
+// itself) or -tls-cert/-tls-key it serves HTTPS as `baton serve
+// --proxy-tls-cert` does: HTTP/1.1 over TLS on the data plane, h2 on
+// net/http's HTTP/2 server.
 //
 //	batonproxy -addr 127.0.0.1:8080 -upstream 127.0.0.1:9001 -host bench.localhost
+//	batonproxy -addr 127.0.0.1:8443 -upstream 127.0.0.1:9001 -tls
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,14 +33,21 @@ func main() {
 	upstream := flag.String("upstream", "", "upstream address HOST:PORT")
 	host := flag.String("host", "bench.localhost", "routed Host")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
+	selfSigned := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate made at start")
+	certFile := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM; with -tls-key)")
+	keyFile := flag.String("tls-key", "", "private key of -tls-cert (PEM)")
 	flag.Parse()
-	if err := run(*addr, *upstream, *host, *pprofAddr); err != nil {
+	tlsConfig, err := tlsConfig(*selfSigned, *certFile, *keyFile)
+	if err == nil {
+		err = run(*addr, *upstream, *host, *pprofAddr, tlsConfig)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "batonproxy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, upstream, host, pprofAddr string) error {
+func run(addr, upstream, host, pprofAddr string, tlsConfig *tls.Config) error {
 	if upstream == "" {
 		return errors.New("-upstream is required")
 	}
@@ -68,7 +80,7 @@ func run(addr, upstream, host, pprofAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- serve(p, ln) }()
+	go func() { done <- serve(p, ln, tlsConfig) }()
 	fmt.Println(ln.Addr().String())
 	select {
 	case err := <-done:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -9,9 +10,16 @@ import (
 	"github.com/batonhq/baton/proxy"
 )
 
-// serve runs the proxy's own data plane on ln, as baton serve does.
-func serve(p *proxy.Proxy, ln net.Listener) error {
-	if err := p.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+// serve runs the proxy's own data plane on ln, as baton serve does; with
+// a TLS configuration, as baton serve --proxy-tls-cert does.
+func serve(p *proxy.Proxy, ln net.Listener, config *tls.Config) error {
+	var err error
+	if config != nil {
+		err = p.ServeTLS(ln, config)
+	} else {
+		err = p.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,39 +12,62 @@ import (
 // on it do. It costs the machine about as much per request as a Go
 // server, which leaves the proxies less of the shared CPU and so reports
 // higher ratios to direct; -client=go exists to compare with such
-// measurements.
+// measurements, and to speak https (HTTP/1.1 over TLS, or HTTP/2 with
+// -h2).
 type goClient struct {
-	c   *http.Client
-	tr  *http.Transport
-	url string
-	o   options
+	// clients has one client per worker, or one shared by all: HTTP/2
+	// multiplexes a Transport's requests on one connection, so -h2 gives
+	// every worker its own Transport (-c connections, one stream each)
+	// unless -h2-shared asks for -c streams on one connection.
+	clients []*http.Client
+	trs     []*http.Transport
+	url     string
+	o       options
 }
 
 func newGoClient(o options, deadline time.Time) *goClient {
-	tr := &http.Transport{
-		Proxy:               nil, // loopback only, never an environment proxy
-		MaxIdleConnsPerHost: o.conns,
-		MaxConnsPerHost:     o.conns,
-		DisableKeepAlives:   !o.keepAlive,
-		DisableCompression:  true,
+	g := &goClient{url: o.scheme + "://" + o.addr + o.path, o: o}
+	n := 1
+	if o.h2 && !o.h2Shared {
+		n = o.conns
 	}
-	return &goClient{
-		c:   &http.Client{Transport: tr, Timeout: time.Until(deadline) + 5*time.Second},
-		tr:  tr,
-		url: "http://" + o.addr + o.path,
-		o:   o,
+	for range n {
+		tr := &http.Transport{
+			Proxy:               nil, // loopback only, never an environment proxy
+			MaxIdleConnsPerHost: o.conns,
+			MaxConnsPerHost:     o.conns,
+			DisableKeepAlives:   !o.keepAlive,
+			DisableCompression:  true,
+			// Targets are loopback only (loopbackOnly), typically with a
+			// self-signed certificate: there is nothing to verify.
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		}
+		tr.Protocols = new(http.Protocols)
+		if o.h2 {
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetHTTP1(true)
+		}
+		g.trs = append(g.trs, tr)
+		g.clients = append(g.clients, &http.Client{Transport: tr, Timeout: time.Until(deadline) + 5*time.Second})
+	}
+	return g
+}
+
+func (g *goClient) close() {
+	for _, tr := range g.trs {
+		tr.CloseIdleConnections()
 	}
 }
 
-func (g *goClient) close() { g.tr.CloseIdleConnections() }
-
-func (g *goClient) do() error {
+// do sends one request as worker i.
+func (g *goClient) do(i int) error {
 	req, err := http.NewRequest(http.MethodGet, g.url, nil)
 	if err != nil {
 		return err
 	}
 	req.Host = g.o.host
-	resp, err := g.c.Do(req)
+	resp, err := g.clients[i%len(g.clients)].Do(req)
 	if err != nil {
 		return err
 	}
@@ -54,6 +78,9 @@ func (g *goClient) do() error {
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if want := map[bool]int{true: 2, false: 1}[g.o.h2]; resp.ProtoMajor != want {
+		return fmt.Errorf("answered in %s, want HTTP/%d", resp.Proto, want)
 	}
 	return nil
 }

@@ -6,9 +6,12 @@
 // It speaks HTTP/1.1 on raw sockets with a prepared request and a minimal
 // response parser, so it spends as little of the shared CPU as possible:
 // on a 2-core machine a heavy client would measure itself, not the proxy.
-// It refuses targets outside the loopback range.
+// It refuses targets outside the loopback range. With -client go it also
+// speaks https: HTTP/1.1 over TLS, or HTTP/2 with -h2 (certificates are
+// not verified: targets are loopback only).
 //
 //	load -url http://127.0.0.1:8080/ -host hello.localhost -c 16 -n 200000 -d 5s
+//	load -client go -h2 -url https://127.0.0.1:8443/ -host hello.localhost -c 16
 package main
 
 import (
@@ -32,6 +35,7 @@ import (
 // Result is what one run prints.
 type Result struct {
 	Client    string  `json:"client"`
+	Proto     string  `json:"proto"`
 	Conns     int     `json:"conns"`
 	KeepAlive bool    `json:"keepalive"`
 	Requests  int64   `json:"requests"`
@@ -45,13 +49,15 @@ type Result struct {
 }
 
 type options struct {
-	addr, path, host string
+	scheme, addr, path, host string
 	// goClient: load with net/http's Client instead of raw sockets.
-	goClient  bool
-	conns     int
-	n         int64
-	d, warmup time.Duration
-	keepAlive bool
+	goClient bool
+	// h2: HTTP/2 (https only); h2Shared: every worker on one connection.
+	h2, h2Shared bool
+	conns        int
+	n            int64
+	d, warmup    time.Duration
+	keepAlive    bool
 }
 
 func main() {
@@ -64,6 +70,8 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "load before measuring (not counted)")
 	flag.BoolVar(&o.keepAlive, "k", true, "keep connections alive (false: one connection per request)")
 	client := flag.String("client", "raw", "raw: minimal HTTP/1.1 on sockets; go: net/http's Client (heavier, as many Go load tools)")
+	flag.BoolVar(&o.h2, "h2", false, "with -client go and an https URL: HTTP/2, one connection per -c (default: HTTP/1.1 over TLS)")
+	flag.BoolVar(&o.h2Shared, "h2-shared", false, "with -h2: the -c workers share one connection (concurrent streams)")
 	freePorts := flag.Int("free-ports", 0, "print this many free loopback ports and exit (for scripts)")
 	flag.Parse()
 	if *freePorts > 0 {
@@ -74,19 +82,25 @@ func main() {
 	}
 
 	u, err := url.Parse(*target)
-	if err != nil || u.Scheme != "http" {
-		fail(fmt.Errorf("-url %q: want http://HOST:PORT/PATH", *target))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		fail(fmt.Errorf("-url %q: want http://HOST:PORT/PATH or https://…", *target))
 	}
 	if err := loopbackOnly(u.Host); err != nil {
 		fail(err)
 	}
-	o.addr, o.path = u.Host, u.RequestURI()
+	o.scheme, o.addr, o.path = u.Scheme, u.Host, u.RequestURI()
 	switch *client {
 	case "raw":
 	case "go":
 		o.goClient = true
 	default:
 		fail(fmt.Errorf("-client %q: want raw or go", *client))
+	}
+	if o.scheme == "https" && !o.goClient {
+		fail(errors.New("https needs -client go: the raw client speaks plain HTTP/1.1 only"))
+	}
+	if o.h2 && o.scheme != "https" {
+		fail(errors.New("-h2 needs an https:// URL (HTTP/2 over TLS)"))
 	}
 	if o.host == "" {
 		o.host = u.Host
@@ -176,7 +190,7 @@ func run(o options) Result {
 			w := worker{o: o, req: req, lat: make([]time.Duration, 0, 1<<16)}
 			do := w.do
 			if gc != nil {
-				do = func(time.Time) error { return gc.do() }
+				do = func(time.Time) error { return gc.do(i) }
 			}
 			for left.Add(-1) >= 0 && time.Now().Before(deadline) {
 				t0 := time.Now()
@@ -198,7 +212,7 @@ func run(o options) Result {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	res := Result{
-		Client: "raw", Conns: o.conns, KeepAlive: o.keepAlive,
+		Client: "raw", Proto: "HTTP/1.1", Conns: o.conns, KeepAlive: o.keepAlive,
 		Requests: int64(len(all)), Errors: errs.Load(),
 		Seconds: elapsed.Seconds(),
 		RPS:     float64(len(all)) / elapsed.Seconds(),
@@ -209,6 +223,14 @@ func run(o options) Result {
 	}
 	if o.goClient {
 		res.Client = "go"
+	}
+	switch {
+	case o.h2 && o.h2Shared:
+		res.Proto = "h2 (one connection)"
+	case o.h2:
+		res.Proto = "h2"
+	case o.scheme == "https":
+		res.Proto = "HTTP/1.1+TLS"
 	}
 	return res
 }

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writePEM writes a self-signed certificate and its key, and a key that
+// belongs to no certificate; it returns their paths.
+func writePEM(t *testing.T) (cert, key, otherKey string) {
+	t.Helper()
+	dir := t.TempDir()
+	keyPEM := func() ([]byte, *ecdsa.PrivateKey) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: b}), k
+	}
+	kb, k := keyPEM()
+	other, _ := keyPEM()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "apps.localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"*.localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, otherKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "other-key.pem")
+	for f, b := range map[string][]byte{cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: kb, otherKey: other} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, key, otherKey
+}
+
+// TestServeProxyTLSFlagsRefusedAtStart: a half-given or unusable proxy
+// certificate stops `baton serve` before it touches anything, with a
+// message that says what is wrong.
+func TestServeProxyTLSFlagsRefusedAtStart(t *testing.T) {
+	cert, key, otherKey := writePEM(t)
+	garbage := filepath.Join(t.TempDir(), "garbage.pem")
+	os.WriteFile(garbage, []byte("not a certificate\n"), 0o600)
+	tests := []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"cert without key", []string{"--proxy-tls-cert", cert}, []string{"--proxy-tls-cert needs --proxy-tls-key"}},
+		{"key without cert", []string{"--proxy-tls-key", key}, []string{"--proxy-tls-key needs --proxy-tls-cert"}},
+		{"missing file", []string{"--proxy-tls-cert", cert + ".nope", "--proxy-tls-key", key}, []string{cert + ".nope", "no such file"}},
+		{"not PEM", []string{"--proxy-tls-cert", garbage, "--proxy-tls-key", key}, []string{garbage, "PEM"}},
+		{"key of another certificate", []string{"--proxy-tls-cert", cert, "--proxy-tls-key", otherKey}, []string{"private key does not match"}},
+		{"files swapped", []string{"--proxy-tls-cert", key, "--proxy-tls-key", cert}, []string{"--proxy-tls-cert " + key}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"serve", "--data", data, "--api", "127.0.0.1:0", "--proxy", "127.0.0.1:0"}, tt.flags...)
+			if code := Run(context.Background(), args, &stdout, &stderr); code != ExitError {
+				t.Fatalf("exit %d, want %d; stderr %s", code, ExitError, &stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q does not say %q", stderr.String(), w)
+				}
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Errorf("the data directory was created before the certificate was checked (%v)", err)
+			}
+		})
+	}
+}
