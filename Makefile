@@ -31,3 +31,13 @@ bench-deploy:
 	go build -o bin/hello ./examples/hello
 	go build -o bin/deployload ./bench/deployload
 	bin/deployload -baton bin/baton -hello bin/hello $(ARGS)
+
+# 1,000 apps × 3 slots registered through the API; status of all and of one
+# app; restart of baton serve until /readyz and the proxy answer; memory
+# (VmRSS, VmHWM) between stages; 1,000 concurrent deployment requests to one
+# app, each followed to its final state. Writes bench/results-scale.md.
+bench-scale:
+	go build -o bin/baton ./cmd/baton
+	go build -o bin/hello ./examples/hello
+	go build -o bin/scale ./bench/scale
+	bin/scale -baton bin/baton -hello bin/hello $(ARGS)

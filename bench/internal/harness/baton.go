@@ -55,7 +55,6 @@ type Baton struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-	logFile *os.File
 	// Started is when the current process was started.
 	Started time.Time
 	http    *http.Client
@@ -124,8 +123,20 @@ func freeAddr() (string, error) {
 // StartProcess starts `baton serve` on the data directory and ports and
 // waits for /readyz; it returns how long that took from the fork.
 func (b *Baton) StartProcess(ctx context.Context) (time.Duration, error) {
+	if err := b.Launch(); err != nil {
+		return 0, err
+	}
+	if err := b.WaitHTTP(ctx, b.cfg.StartTimeout, "http://"+b.APIAddr+"/readyz", "", nil); err != nil {
+		return 0, fmt.Errorf("baton serve did not become ready: %w\n%s", err, b.LogTail(20))
+	}
+	return time.Since(b.Started), nil
+}
+
+// Launch starts `baton serve` on the data directory and ports without
+// waiting for it; Started is when.
+func (b *Baton) Launch() error {
 	if b.cmd != nil && !b.Exited() {
-		return 0, errors.New("baton serve is already running")
+		return errors.New("baton serve is already running")
 	}
 	args := append([]string{"serve", "--data", b.Data, "--api", b.APIAddr, "--proxy", b.ProxyAddr}, b.cfg.Args...)
 	cmd := exec.Command(b.cfg.Bin, args...)
@@ -136,30 +147,28 @@ func (b *Baton) StartProcess(ctx context.Context) (time.Duration, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	f, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	b.Started = time.Now()
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return 0, fmt.Errorf("start %s serve: %w", b.cfg.Bin, err)
+		return fmt.Errorf("start %s serve: %w", b.cfg.Bin, err)
 	}
-	b.cmd, b.logFile, b.exited = cmd, f, make(chan struct{})
+	exited := make(chan struct{})
+	b.cmd, b.exited = cmd, exited
 	go func() {
 		b.waitErr = cmd.Wait()
 		f.Close()
-		close(b.exited)
+		close(exited)
 	}()
-	if err := b.WaitHTTP(ctx, b.cfg.StartTimeout, "http://"+b.APIAddr+"/readyz", "", nil); err != nil {
-		return 0, fmt.Errorf("baton serve did not become ready: %w\n%s", err, b.LogTail(20))
-	}
-	return time.Since(b.Started), nil
+	return nil
 }
 
-// WaitHTTP polls url (with Host header host if not "") until it answers
-// 200 and check (if not nil) accepts the body, baton exits, ctx ends or
-// within passes. It polls every 5 ms so it can time start-ups.
-func (b *Baton) WaitHTTP(ctx context.Context, within time.Duration, url, host string, check func([]byte) bool) error {
+// WaitHTTP polls url (with Host header host if not "") until accept
+// takes the answer (nil: any 200), baton exits, ctx ends or within
+// passes. It polls every 5 ms so it can time start-ups.
+func (b *Baton) WaitHTTP(ctx context.Context, within time.Duration, url, host string, accept func(status int, body []byte) bool) error {
 	deadline := time.Now().Add(within)
 	last := errors.New("no answer yet")
 	for {
@@ -177,7 +186,7 @@ func (b *Baton) WaitHTTP(ctx context.Context, within time.Duration, url, host st
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 && (check == nil || check(body)) {
+			if accept == nil && resp.StatusCode == 200 || accept != nil && accept(resp.StatusCode, body) {
 				return nil
 			}
 			last = fmt.Errorf("%s answered %d: %.200s", url, resp.StatusCode, bytes.TrimSpace(body))
