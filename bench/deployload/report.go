@@ -20,6 +20,15 @@ const (
 )
 
 // report is everything the run measured.
+// slowRequest is one of the slowest successful requests, with what baton
+// was doing when it was due.
+type slowRequest struct {
+	due     time.Time
+	latency time.Duration
+	offset  time.Duration // from the nearest switch
+	doing   string
+}
+
 type report struct {
 	o        options
 	started  time.Time
@@ -34,12 +43,16 @@ type report struct {
 	switches  []switchEvent
 	revisions int
 	splits    map[opKind][]split
-	ops       map[opKind]int
-	loadAvg   string
+	slowest   []slowRequest
+	// byPart is the latency of successful requests by what ran when they
+	// were due (partAt).
+	byPart  map[string][]time.Duration
+	ops     map[opKind]int
+	loadAvg string
 }
 
 func (r *runner) report(l *load, samples []sample) (*report, error) {
-	rep := &report{o: r.o, requests: len(samples), newConns: l.newConns.Load(), splits: map[opKind][]split{}, ops: map[opKind]int{}}
+	rep := &report{o: r.o, requests: len(samples), newConns: l.newConns.Load(), splits: map[opKind][]split{}, ops: map[opKind]int{}, byPart: map[string][]time.Duration{}}
 	rep.failures = append(rep.failures, l.failures...)
 	// The production switches in order: the initial deployment, then
 	// every deployment to production and every swap.
@@ -83,6 +96,7 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 		return steadyState
 	}
 	rep.revisions = len(l.revNames)
+	var good []slowRequest // every successful request
 	var first, last time.Duration = 1<<63 - 1, 0
 	for _, s := range samples {
 		first, last = min(first, s.due), max(last, s.done)
@@ -110,6 +124,24 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 			continue
 		}
 		rep.lat[b] = append(rep.lat[b], s.done-s.due)
+		_, part := r.partAt(l.at(s.due))
+		rep.byPart[part] = append(rep.byPart[part], s.done-s.due)
+		good = append(good, slowRequest{due: l.at(s.due), latency: s.done - s.due})
+	}
+	// The slowest request of each of the 10 worst moments (operation and
+	// part): a stall delays every request due during it.
+	sort.Slice(good, func(i, j int) bool { return good[i].latency > good[j].latency })
+	seen := map[string]bool{}
+	for _, sr := range good {
+		if len(rep.slowest) == 10 {
+			break
+		}
+		if sr.doing = r.doingAt(sr.due); seen[sr.doing] {
+			continue
+		}
+		seen[sr.doing] = true
+		sr.offset = idx.nearest(sr.due)
+		rep.slowest = append(rep.slowest, sr)
 	}
 	if last > first {
 		rep.started, rep.duration = l.at(first), last-first
@@ -124,6 +156,46 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 		rep.loadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	return rep, nil
+}
+
+// doingAt says which operation and phase ran at t.
+func (r *runner) doingAt(t time.Time) string {
+	o, part := r.partAt(t)
+	if o == nil {
+		return part
+	}
+	return fmt.Sprintf("%s (%s): %s", o.kind, o.version, part)
+}
+
+// Parts of an operation besides its phases, for partAt.
+const (
+	partNone     = "no operation"
+	partUpload   = "request → queued (upload)"
+	partQueued   = "queued → first phase"
+	partFinished = "finished → client told"
+)
+
+// partAt returns the operation running at t and its part then: a phase
+// name or one of the part constants.
+func (r *runner) partAt(t time.Time) (*op, string) {
+	i := sort.Search(len(r.ops), func(i int) bool { return !r.ops[i].t2.Before(t) })
+	if i == len(r.ops) || t.Before(r.ops[i].t0) {
+		return nil, partNone
+	}
+	o := r.ops[i]
+	part := partUpload
+	if !t.Before(o.d.CreatedAt) {
+		part = partQueued
+	}
+	for _, p := range o.phases {
+		if !p.at.After(t) {
+			part = p.phase
+		}
+	}
+	if o.d.FinishedAt != nil && t.After(*o.d.FinishedAt) {
+		part = partFinished
+	}
+	return o, part
 }
 
 func (rep *report) anyFailed() bool { return len(rep.failures) > 0 }
@@ -164,6 +236,26 @@ func (rep *report) markdown() string {
 		}
 		w.WriteString("\n")
 	}
+
+	fmt.Fprintf(&w, "By what ran when the request was due (any operation kind):\n\n")
+	fmt.Fprintf(&w, "| running then | requests | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|\n")
+	for _, part := range []string{partNone, partUpload, partQueued, "extracting", "starting", "health-checking", "warming", "switching", "draining", partFinished} {
+		lat := rep.byPart[part]
+		if len(lat) == 0 {
+			continue
+		}
+		s := harness.Sorted(lat)
+		fmt.Fprintf(&w, "| %s | %d | %s | %s | %s | %s |\n", part, len(s),
+			harness.Ms(harness.Percentile(s, 0.5)), harness.Ms(harness.Percentile(s, 0.99)), harness.Ms(harness.Percentile(s, 0.999)), harness.Ms(harness.Percentile(s, 1)))
+	}
+	w.WriteString("\n")
+
+	fmt.Fprintf(&w, "Slowest requests, one per operation and part (latency from when due; offset of that moment from the nearest switch; what ran then):\n\n")
+	fmt.Fprintf(&w, "| latency ms | from switch ms | operation and phase |\n|---|---|---|\n")
+	for _, sr := range rep.slowest {
+		fmt.Fprintf(&w, "| %s | %+d | %s |\n", harness.Ms(sr.latency), sr.offset.Milliseconds(), sr.doing)
+	}
+	w.WriteString("\n")
 
 	fmt.Fprintf(&w, "## Operation time, split (ms: mean / p50 / p99)\n\n")
 	kinds := []opKind{deployProduction, deployStaging, swapToProduction}
