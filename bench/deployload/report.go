@@ -71,18 +71,8 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 		rep.splits[o.kind] = append(rep.splits[o.kind], s)
 	}
 	// Each answer must come from a revision that served production at
-	// some moment while the request was in flight: revision k serves from
-	// switch k (not before its switching phase began) until switch k+1
-	// (at the latest when its "now serves" line was written).
-	type span struct{ from, until time.Time }
-	live := map[string][]span{}
-	for k, ev := range rep.switches {
-		until := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-		if k+1 < len(rep.switches) {
-			until = rep.switches[k+1].hi
-		}
-		live[ev.rev] = append(live[ev.rev], span{ev.lo, until})
-	}
+	// some moment while the request was in flight.
+	live := liveSpans(rep.switches)
 	idx := newSwitchIndex(rep.switches[1:]) // the initial deployment was before the load
 	bucket := func(due time.Time) int {
 		if idx.near(due, r.o.window) {
@@ -106,14 +96,7 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 			continue
 		}
 		name := l.revNames[s.rev]
-		ok := false
-		for _, sp := range live[name] {
-			if !l.at(s.done).Before(sp.from) && !l.at(s.sent).After(sp.until) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !servedLive(live[name], l.at(s.sent), l.at(s.done)) {
 			reason := fmt.Sprintf("200 from %s, which never served production", name)
 			if sps := live[name]; len(sps) > 0 {
 				reason = fmt.Sprintf("200 from %s, which served production only from %s to %s", name,

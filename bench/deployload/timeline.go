@@ -105,6 +105,36 @@ func (o *op) switchOf(host string, index int) (switchEvent, bool) {
 	return switchEvent{}, false
 }
 
+// span is a time in which a revision may serve the loaded host.
+type span struct{ from, until time.Time }
+
+// liveSpans returns, per revision, when it may have served the host:
+// revision k from switch k (not before its switching phase began) until
+// switch k+1 (at the latest when that one's "now serves" line was
+// written); the last one until the end.
+func liveSpans(switches []switchEvent) map[string][]span {
+	live := map[string][]span{}
+	for k, ev := range switches {
+		until := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+		if k+1 < len(switches) {
+			until = switches[k+1].hi
+		}
+		live[ev.rev] = append(live[ev.rev], span{ev.lo, until})
+	}
+	return live
+}
+
+// servedLive reports whether a request in flight from sent to done may
+// have been served by a revision live during spans.
+func servedLive(spans []span, sent, done time.Time) bool {
+	for _, sp := range spans {
+		if !done.Before(sp.from) && !sent.After(sp.until) {
+			return true
+		}
+	}
+	return false
+}
+
 // split is an operation's time cut into parts that add up to its total.
 type split struct {
 	upload    time.Duration // request → recorded as queued (created_at): send, store the artifact, apply the policy
