@@ -152,7 +152,7 @@ func (r *runner) doingAt(t time.Time) string {
 
 // Parts of an operation besides its phases, for partAt.
 const (
-	partNone     = "no operation"
+	partNone     = "no operation (steady state, gaps between operations)"
 	partUpload   = "request → queued (upload)"
 	partQueued   = "queued → first phase"
 	partFinished = "finished → client told"
@@ -187,9 +187,9 @@ func (rep *report) markdown() string {
 	var w strings.Builder
 	o := rep.o
 	fmt.Fprintf(&w, "# deployload: requests during %d deployments and %d swaps\n\n", o.deploys, o.swaps)
-	fmt.Fprintf(&w, "`go run ./bench/deployload` on %s: %d CPUs, %s, load average %s at the end (other work shares the machine). ",
-		rep.started.Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), rep.loadAvg)
-	fmt.Fprintf(&w, "Load: %d keep-alive connections (Go net/http), %s, for %s; %d production switches (the first %d deployments and %d swaps after the initial deployment), %d revisions answered.\n\n",
+	fmt.Fprintf(&w, "`deployload -deploys %d -swaps %d -conns %d -rate %g -window %s -steady %s` (`make bench-deploy`) on %s: %d CPUs, %s, load average %s at the end (other work shares the machine). ",
+		o.deploys, o.swaps, o.conns, o.rate, o.window, o.steady, rep.started.Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), rep.loadAvg)
+	fmt.Fprintf(&w, "Load: %d keep-alive connections (Go net/http), %s, for %s; %d production switches under load (%d deployments and %d swaps, after the initial deployment), %d revisions answered.\n\n",
 		o.conns, rateText(o.rate), rep.duration.Round(time.Millisecond), len(rep.switches)-1, o.deploys, o.swaps, rep.revisions)
 
 	var all []time.Duration
