@@ -137,14 +137,14 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&w, `
 Why %s: with the default policy `+"`queue`"+` each of the %d requests would run
-in turn (about %s each here, %s in all), and `+"`--max-queue`"+` (100 by
+in turn (those that ran here took %s on average, under the storm), and `+"`--max-queue`"+` (100 by
 default) would refuse most of them with 429. `+"`supersede`"+` keeps the same
 guarantee a CI system wants from a burst, that the newest accepted request
 is what ends up live, in bounded time: each accepted request marks the ones
 still queued `+"`superseded`"+` in the transaction that queues it, so at most
 one runs and one waits. Uploads beyond `+"`--max-uploads`"+` (8) wait for a slot
 (up to 30 s) rather than being refused.
-`, st.policy, st.n, st.runMean.Round(time.Millisecond), (st.runMean * time.Duration(st.n)).Round(time.Second))
+`, st.policy, st.n, st.runMean.Round(time.Millisecond))
 	}
 	return w.String()
 }
