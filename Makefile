@@ -1,4 +1,4 @@
-.PHONY: demo test build bench
+.PHONY: demo test build bench bench-deploy bench-scale
 
 # Build baton and the example app, serve, deploy and redeploy the example.
 demo:
@@ -20,3 +20,24 @@ build:
 # to e2e/reliability-summary.txt.
 reliability:
 	go test -race -count=1 -timeout 3h -run Reliability ./e2e/ -v -reliability.long -reliability.seed $(or $(RELIABILITY_SEED),0)
+
+# 100 back-to-back deployments and 20 slot swaps of examples/hello under a
+# steady load through baton's proxy: failed requests (must be 0), latency in
+# steady state and around each switch, each deployment's time split into
+# baton's overhead and the app's start. Writes bench/results-deploy.md.
+# ARGS passes flags, e.g. make bench-deploy ARGS='-deploys 10 -swaps 2'.
+bench-deploy:
+	go build -o bin/baton ./cmd/baton
+	go build -o bin/hello ./examples/hello
+	go build -o bin/deployload ./bench/deployload
+	bin/deployload -baton bin/baton -hello bin/hello $(ARGS)
+
+# 1,000 apps × 3 slots registered through the API; status of all and of one
+# app; restart of baton serve until /readyz and the proxy answer; memory
+# (VmRSS, VmHWM) between stages; 1,000 concurrent deployment requests to one
+# app, each followed to its final state. Writes bench/results-scale.md.
+bench-scale:
+	go build -o bin/baton ./cmd/baton
+	go build -o bin/hello ./examples/hello
+	go build -o bin/scale ./bench/scale
+	bin/scale -baton bin/baton -hello bin/hello $(ARGS)
