@@ -124,7 +124,7 @@ type Coordinator struct {
 	pausing, handedOff bool
 
 	changes  *broadcast
-	routesMu sync.Mutex // serializes publishRoutes
+	pub publisher // publishRoutes: one table build at a time, shared by callers
 }
 
 type slotKey struct{ app, slot string }

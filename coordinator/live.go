@@ -99,12 +99,52 @@ func (c *Coordinator) addRunning(in *instances) *instances {
 	return old
 }
 
-// publishRoutes rebuilds the proxy's routing table from the routes and the
-// running instances. Serialized so an older table can never be published
-// after a newer one.
-func (c *Coordinator) publishRoutes() {
-	c.routesMu.Lock()
-	defer c.routesMu.Unlock()
+// publishRoutes installs in the proxy a routing table built from the
+// routes and running instances as they are now (or later) and returns once
+// it is installed: a caller that changed them can rely on the proxy
+// routing by them (draining depends on it). Callers arriving while a table
+// is being built share the next build, so a thousand apps restored at once
+// cost a few builds, not a thousand; builds are serialized, so an older
+// table is never installed after a newer one.
+func (c *Coordinator) publishRoutes() { c.pub.publish(c.buildRoutes) }
+
+// publisher coalesces table builds: see publishRoutes.
+type publisher struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	requested uint64 // publish calls so far
+	built     uint64 // the requests covered by the last installed table
+	building  bool
+}
+
+// publish returns once a build that started after this call has installed
+// its table, running that build itself if no other caller is.
+func (p *publisher) publish(build func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cond == nil {
+		p.cond = sync.NewCond(&p.mu)
+	}
+	p.requested++
+	mine := p.requested
+	for p.built < mine {
+		if p.building {
+			p.cond.Wait()
+			continue
+		}
+		p.building = true
+		covers := p.requested // every change made before these calls is visible to build
+		p.mu.Unlock()
+		build()
+		p.mu.Lock()
+		p.building = false
+		p.built = covers
+		p.cond.Broadcast()
+	}
+}
+
+// buildRoutes builds the routing table and installs it in the proxy.
+func (c *Coordinator) buildRoutes() {
 	c.mu.Lock()
 	byHost := map[string]proxy.Route{}
 	for app := range c.apps {
