@@ -241,7 +241,8 @@ total() { # wi path field: sum over rounds
 
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-haproxy_version=$(haproxy -v | head -1 | cut -d' ' -f3)
+# sed, not head: head exits early, haproxy gets SIGPIPE, and pipefail ends the script.
+haproxy_version=$(haproxy -v | sed -n "1s/^[^ ]* [^ ]* \([^ ]*\).*/\1/p")
 nginx_version=$(nginx -v 2>&1 | cut -d/ -f2)
 : >"$work/points.jsonl"
 {
