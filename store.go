@@ -69,6 +69,26 @@ type EnqueueRequest struct {
 	MaxQueue int
 	// IdempotencyWindow is how far back an Idempotency-Key matches.
 	IdempotencyWindow time.Duration
+	// IfUnchanged, when set, asks Enqueue to record nothing and answer
+	// Unchanged if what the caller compared is still what serves the slot:
+	// no deployment of the app is queued or running or newer than Seq, and
+	// the revision is still active in the slot with the same weight. Every
+	// change to an app's revisions, routing and settings is made by one of
+	// its deployments (or deletes the slot, which deactivates its
+	// revisions), so nothing the caller compared can have changed since.
+	// It is decided after the freeze and the Idempotency-Key, before the
+	// conflict policy; with an Idempotency-Key the answer is kept, so a
+	// repeat within the window gets it again.
+	IfUnchanged *LiveCheck
+}
+
+// LiveCheck is what a caller saw when it found that a deploy request would
+// change nothing: Revision serving the slot with Weight %, while no
+// deployment of the app was queued or running and Seq was the app's newest.
+type LiveCheck struct {
+	Revision string
+	Weight   int
+	Seq      int64
 }
 
 // EnqueueResult says what Enqueue did.
@@ -81,6 +101,11 @@ type EnqueueResult struct {
 	Replaced []string
 	// CancelRunning is the running deployment that policy cancel asks to stop.
 	CancelRunning string
+	// Unchanged is true when IfUnchanged held, or a repeated
+	// Idempotency-Key found such an answer: nothing was recorded, and
+	// Deployment is the one that created the revision that serves
+	// (Deployment.Revision).
+	Unchanged bool
 }
 
 // DeploymentStore keeps deployments and their logs.

@@ -151,12 +151,29 @@ type DeployOptions struct {
 	// Weight asks for a share of the slot's traffic (multiple revision mode);
 	// nil leaves the default.
 	Weight *int
+	// Force deploys even when the artifact and the slot's settings are
+	// already live (otherwise the answer is Unchanged).
+	Force bool
 	// ContentType is application/zip or application/gzip.
 	ContentType string
 }
 
-// Deploy uploads an artifact and returns the queued deployment.
-func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o DeployOptions) (baton.Deployment, error) {
+// DeployResult is the answer to a deploy request: the deployment it
+// queued (202 Accepted); or the one a repeated Idempotency-Key names (200);
+// or, when the artifact and the settings a new revision would carry
+// already serve the slot and nothing queued or running would change that,
+// the deployment that created the revision that serves, Revision (200,
+// Unchanged): no deployment was recorded.
+type DeployResult struct {
+	baton.Deployment
+	// Unchanged: nothing was deployed; Detail says why in a sentence.
+	Unchanged bool   `json:"unchanged,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+// Deploy uploads an artifact and returns the queued deployment, or says
+// that the artifact and settings are already live (DeployResult.Unchanged).
+func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o DeployOptions) (DeployResult, error) {
 	slot := o.Slot
 	if slot == "" {
 		slot = baton.ProductionSlot
@@ -170,15 +187,18 @@ func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o D
 	if o.Weight != nil {
 		q.Set("weight", strconv.Itoa(*o.Weight))
 	}
+	if o.Force {
+		q.Set("force", "true")
+	}
 	h := http.Header{}
 	h.Set("Content-Type", o.ContentType)
 	if o.IdempotencyKey != "" {
 		h.Set("Idempotency-Key", o.IdempotencyKey)
 	}
-	var d baton.Deployment
+	var res DeployResult
 	path := fmt.Sprintf("/api/v1/apps/%s/slots/%s/deployments?%s", url.PathEscape(app), url.PathEscape(slot), q.Encode())
-	_, err := c.do(ctx, "POST", path, artifact, h, &d)
-	return d, err
+	_, err := c.do(ctx, "POST", path, artifact, h, &res)
+	return res, err
 }
 
 // Deployment returns one deployment.

@@ -193,15 +193,26 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		}
 		weightParams = fmt.Sprintf(`{"weight":%d}`, n)
 	}
-	d, existing, err := s.Coord.Submit(r.Context(), coordinator.SubmitRequest{
+	force := false
+	if v := q.Get("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, "force %q is not true or false", v))
+			return
+		}
+	}
+	res, err := s.Coord.Submit(r.Context(), coordinator.SubmitRequest{
 		Params: weightParams,
 		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,
 	})
+	d := res.Deployment
 	detail := d.ID
-	if existing {
-		detail += " (repeated Idempotency-Key: the earlier deployment)"
+	if res.Unchanged {
+		detail = "unchanged: " + d.Revision + " already live (created by " + d.ID + ")"
+	}
+	if res.Existing {
+		detail += " (repeated Idempotency-Key: the earlier answer)"
 	}
 	s.auditf(r, "deploy", r.PathValue("app")+"/"+slot, detail, err)
 	if err != nil {
@@ -209,11 +220,15 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/deployments/"+d.ID)
-	if existing {
-		writeJSON(w, http.StatusOK, d)
-		return
+	switch {
+	case res.Unchanged:
+		writeJSON(w, http.StatusOK, DeployResult{Deployment: d, Unchanged: true,
+			Detail: coordinator.UnchangedSentence(d.App, slot, d.Revision) + "; nothing to do (force=true deploys it again)"})
+	case res.Existing:
+		writeJSON(w, http.StatusOK, DeployResult{Deployment: d})
+	default:
+		writeJSON(w, http.StatusAccepted, DeployResult{Deployment: d})
 	}
-	writeJSON(w, http.StatusAccepted, d)
 }
 
 func acceptedArtifactType(ct string) bool {

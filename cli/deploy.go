@@ -15,6 +15,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/coordinator"
 )
 
 func newDeployCmd(e *env) *cobra.Command {
@@ -33,6 +34,10 @@ deployment is queued, so it does not depend on this command staying connected.
 Commit, author and message default to the working directory's git metadata,
 or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 
+A deploy of what is already live (the same artifact, and the slot's settings
+unchanged since) records no deployment: it says so and exits 0. --force
+deploys it anyway, as a new revision.
+
 --on-conflict says what happens when the app is busy:
   queue      wait in line (default)
   fail       refuse at once (exit 5) naming the running deployment
@@ -41,7 +46,8 @@ or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 
 ` + exitCodesHelp,
 		Example: `  baton deploy hello ./examples/hello --wait
-  baton deploy hello build.tar.gz --on-conflict fail -m "hotfix"`,
+  baton deploy hello build.tar.gz --on-conflict fail -m "hotfix"
+  baton deploy hello ./examples/hello --force   # again, though it is live`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, path := args[0], args[1]
@@ -61,9 +67,17 @@ or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 			defer cleanup()
 			o.ContentType = contentType
 			ctx := cmd.Context()
-			d, err := e.client().Deploy(ctx, app, body, o)
+			res, err := e.client().Deploy(ctx, app, body, o)
 			if err != nil {
 				return err
+			}
+			d := res.Deployment
+			if res.Unchanged {
+				if e.asJSON {
+					return e.printJSON(res)
+				}
+				fmt.Fprintf(e.stdout, "%s; nothing to do (use --force to deploy it again)\n", coordinator.UnchangedSentence(app, o.Slot, d.Revision))
+				return nil
 			}
 			if !wait {
 				if e.asJSON {
@@ -83,6 +97,7 @@ or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
 	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
 	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
 	f.StringVar(&policy, "on-conflict", "queue", "queue | fail | cancel | supersede")
+	f.BoolVar(&o.Force, "force", false, "deploy even if this artifact and the slot's settings are already live")
 	f.IntVar(&weight, "weight", 0, "multiple revision mode: traffic percent for the new revision (default 0, or 100 when nothing has traffic)")
 	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up waiting after this long (exit 6); 0 waits forever")

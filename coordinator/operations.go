@@ -33,11 +33,11 @@ func (c *Coordinator) SubmitOp(ctx context.Context, req OpRequest) (baton.Deploy
 	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
 		return baton.Deployment{}, err
 	}
-	d, _, err := c.enqueue(ctx, baton.Deployment{
+	res, err := c.enqueue(ctx, baton.Deployment{
 		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: req.Kind, Params: req.Params,
 		Policy: req.Policy, Author: req.Author, Message: req.Message,
-	})
-	return d, err
+	}, nil)
+	return res.Deployment, err
 }
 
 // Wait blocks until the deployment or operation id is final and returns it.

@@ -23,46 +23,71 @@ type SubmitRequest struct {
 	IdempotencyKey string
 	// Params: {"weight": N} asks for N % of the slot in multiple revision mode.
 	Params string
+	// Force deploys even when the artifact and settings already serve the slot.
+	Force bool
+}
+
+// SubmitResult says what Submit did with a request.
+type SubmitResult struct {
+	// Deployment is the queued deployment; or the earlier one a repeated
+	// Idempotency-Key matched; or, when Unchanged, the one that created
+	// the revision that serves (Deployment.Revision).
+	Deployment baton.Deployment
+	// Existing: the request repeated an Idempotency-Key, and this is the
+	// answer the first one got.
+	Existing bool
+	// Unchanged: the artifact and the settings a new revision would carry
+	// already serve the slot, and nothing queued or running would change
+	// that; no deployment was recorded.
+	Unchanged bool
 }
 
 // Submit stores the artifact content-addressed, then queues the deployment
-// under its conflict policy. existing is true when an Idempotency-Key
-// matched an earlier deployment, which is returned instead.
-func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (d baton.Deployment, existing bool, err error) {
+// under its conflict policy — unless it would change nothing (see
+// unchanged.go) and the request does not Force it.
+func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
 	if req.Slot == "" {
 		req.Slot = baton.ProductionSlot
 	}
 	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
-		return d, false, err
+		return SubmitResult{}, err
 	}
 	digest, _, err := c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload)
 	if err != nil {
-		return d, false, err
+		return SubmitResult{}, err
 	}
 	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(digest))
 	if err != nil {
-		return d, false, err
+		return SubmitResult{}, err
 	}
 	if c.cfg.Blobs != nil {
 		// The app's controller may be another one: share the artifact.
 		if err := c.shareArtifact(ctx, digest); err != nil {
-			return d, false, err
+			return SubmitResult{}, err
 		}
 	}
-	return c.enqueue(ctx, baton.Deployment{
+	d := baton.Deployment{
 		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: req.Params, Policy: req.Policy,
 		ArtifactDigest: digest, ArtifactType: kind,
 		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
-	})
+	}
+	var check *baton.LiveCheck
+	if !req.Force {
+		check = c.unchanged(ctx, req.App, req.Slot, digest, requestedWeight(d))
+	}
+	res, err := c.enqueue(ctx, d, check)
+	return SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err
 }
 
 // enqueue records a deployment or operation under its conflict policy and
-// wakes the app's worker.
-func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment) (baton.Deployment, bool, error) {
+// wakes the app's worker; with check, it records nothing if what check
+// describes still serves (baton.EnqueueRequest.IfUnchanged).
+func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment, check *baton.LiveCheck) (baton.EnqueueResult, error) {
 	res, err := c.cfg.Store.Enqueue(ctx, baton.EnqueueRequest{
 		Deployment:        d,
 		MaxQueue:          c.cfg.MaxQueue,
 		IdempotencyWindow: c.cfg.IdempotencyWindow,
+		IfUnchanged:       check,
 	})
 	if err != nil {
 		var e *baton.Error
@@ -72,10 +97,10 @@ func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment) (baton.De
 				e.Message += "; " + c.resourceWaitNote(h.ID)
 			}
 		}
-		return d, false, err
+		return baton.EnqueueResult{Deployment: d}, err
 	}
-	if res.Existing {
-		return res.Deployment, true, nil
+	if res.Existing || res.Unchanged {
+		return res, nil
 	}
 	d = res.Deployment
 	_ = c.cfg.Store.AppendLog(ctx, d.ID, fmt.Sprintf("queued %s (%s policy)", d.Kind, d.Policy))
@@ -87,7 +112,7 @@ func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment) (baton.De
 	}
 	c.changes.notify()
 	c.kick(d.App)
-	return d, false, nil
+	return res, nil
 }
 
 // estimateWait guesses how long until the app is free, from the durations

@@ -87,7 +87,7 @@ func TestBadArtifacts(t *testing.T) {
 	p := newProxyClient(b.proxyAddr)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := c.Deploy(ctx, "hello", bytes.NewReader(tc.body), api.DeployOptions{ContentType: tc.contentType})
+			res, err := c.Deploy(ctx, "hello", bytes.NewReader(tc.body), api.DeployOptions{ContentType: tc.contentType})
 			if tc.wantUpload != "" {
 				if baton.ErrorCode(err) != tc.wantUpload || !strings.Contains(baton.ErrorMessage(err), tc.wantText) {
 					t.Fatalf("upload error = %v, want code %s mentioning %q", err, tc.wantUpload, tc.wantText)
@@ -97,7 +97,7 @@ func TestBadArtifacts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("upload refused: %v", err)
 			}
-			d = waitFinal(t, c, d.ID)
+			d := waitFinal(t, c, res.ID)
 			if d.State != baton.StateFailed || !strings.Contains(d.Error, tc.wantText) {
 				t.Fatalf("deployment = %s %q, want failed mentioning %q", d.State, d.Error, tc.wantText)
 			}

@@ -348,19 +348,19 @@ func withManifest(m string) func(string) {
 // deploy uploads dir (zipped) and returns the queued deployment.
 func deploy(t testing.TB, c *api.Client, app, dir string, o api.DeployOptions) baton.Deployment {
 	t.Helper()
-	d, err := deployErr(c, app, dir, o)
+	res, err := deployErr(c, app, dir, o)
 	if err != nil {
 		t.Fatalf("deploy %s: %v", app, err)
 	}
-	return d
+	return res.Deployment
 }
 
 // deployErr uploads path: a folder is zipped, a .tar.gz file sent as is.
-func deployErr(c *api.Client, app, path string, o api.DeployOptions) (baton.Deployment, error) {
+func deployErr(c *api.Client, app, path string, o api.DeployOptions) (api.DeployResult, error) {
 	if strings.HasSuffix(path, ".tar.gz") {
 		f, err := os.Open(path)
 		if err != nil {
-			return baton.Deployment{}, err
+			return api.DeployResult{}, err
 		}
 		defer f.Close()
 		o.ContentType = "application/gzip"
@@ -368,7 +368,7 @@ func deployErr(c *api.Client, app, path string, o api.DeployOptions) (baton.Depl
 	}
 	body, err := zipDir(path)
 	if err != nil {
-		return baton.Deployment{}, err
+		return api.DeployResult{}, err
 	}
 	o.ContentType = "application/zip"
 	return c.Deploy(context.Background(), app, bytes.NewReader(body), o)

@@ -30,6 +30,10 @@ type fakeBaton struct {
 	// afterSuccess runs before a deployment is recorded as succeeded, so
 	// the push sees what it did.
 	afterSuccess func(d baton.Deployment)
+	// sameCommitUnchanged answers a push of the commit that serves (the
+	// newest succeeded deployment's) as Unchanged, as the coordinator
+	// does for the same artifact, unless it is forced.
+	sameCommitUnchanged bool
 }
 
 func newFakeBaton(t *testing.T, apps ...string) *fakeBaton {
@@ -54,18 +58,23 @@ func (f *fakeBaton) notifyLocked() {
 
 // Submit records the deployment as queued and finishes it from another
 // goroutine, so the push has to wait for it like for the real one.
-func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (baton.Deployment, bool, error) {
+func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error) {
 	art, err := io.ReadAll(req.Artifact)
 	if err != nil {
-		return baton.Deployment{}, false, err
+		return coordinator.SubmitResult{}, err
 	}
 	state, reason := baton.StateSucceeded, ""
 	f.mu.Lock()
 	decide := f.decide
+	if live, ok := f.liveLocked(req.App, req.Slot); ok && f.sameCommitUnchanged && !req.Force && live.Commit == req.Commit {
+		f.requests = append(f.requests, req)
+		f.mu.Unlock()
+		return coordinator.SubmitResult{Deployment: live, Unchanged: true}, nil
+	}
 	f.mu.Unlock()
 	if decide != nil {
 		if state, reason, err = decide(req); err != nil {
-			return baton.Deployment{}, false, err
+			return coordinator.SubmitResult{}, err
 		}
 	}
 	f.mu.Lock()
@@ -81,7 +90,32 @@ func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (
 		defer f.wg.Done()
 		f.finish(d.ID, state, reason)
 	}()
-	return d, false, nil
+	return coordinator.SubmitResult{Deployment: d}, nil
+}
+
+// liveLocked returns the newest succeeded deployment of app's slot: the
+// one whose revision serves.
+func (f *fakeBaton) liveLocked(app, slot string) (baton.Deployment, bool) {
+	for i := len(f.deps) - 1; i >= 0; i-- {
+		if d := f.deps[i]; d.App == app && d.Slot == slot && d.State == baton.StateSucceeded {
+			return d, true
+		}
+	}
+	return baton.Deployment{}, false
+}
+
+// Revision returns a revision of a succeeded deployment, active if it
+// serves.
+func (f *fakeBaton) Revision(_ context.Context, name string) (baton.Revision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.deps {
+		if d.Revision == name {
+			live, _ := f.liveLocked(d.App, d.Slot)
+			return baton.Revision{Name: name, App: d.App, Slot: d.Slot, Deployment: d.ID, Active: live.ID == d.ID}, nil
+		}
+	}
+	return baton.Revision{}, baton.Errorf(baton.ENOTFOUND, "revision %q does not exist", name)
 }
 
 // addLocked records a deployment with the next id and sequence number.
@@ -143,8 +177,10 @@ func (f *fakeBaton) succeeded(app, commit string) baton.Deployment {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := f.addLocked(baton.Deployment{App: app, Slot: baton.ProductionSlot, State: baton.StateSucceeded, Commit: commit})
+	i := f.index(d.ID)
+	f.deps[i].Revision = fmt.Sprintf("%s--%06d", app, d.Seq)
 	f.notifyLocked()
-	return d
+	return f.deps[i]
 }
 
 func (f *fakeBaton) App(_ context.Context, name string) (baton.App, error) {

@@ -50,7 +50,7 @@ import (
 
 // Deployer queues deployments and signals their progress.
 type Deployer interface {
-	Submit(ctx context.Context, req coordinator.SubmitRequest) (d baton.Deployment, existing bool, err error)
+	Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error)
 	// Changes returns a channel closed at the next change of any deployment.
 	Changes() <-chan struct{}
 }
@@ -63,6 +63,7 @@ type Store interface {
 	Deployment(ctx context.Context, id string) (baton.Deployment, error)
 	Deployments(ctx context.Context, f baton.DeploymentFilter) ([]baton.Deployment, error)
 	Log(ctx context.Context, id string, after int64) ([]baton.LogLine, error)
+	Revision(ctx context.Context, name string) (baton.Revision, error)
 }
 
 var _ Store = baton.Store(nil)

@@ -273,6 +273,50 @@ func TestBranchNamesNewestLiveCommit(t *testing.T) {
 	}
 }
 
+// TestPushOfLiveCommit: a push of the commit that already serves (here
+// deployed before the branch could move) deploys nothing, says so, and
+// succeeds, moving the branch to it; -o force deploys anyway.
+func TestPushOfLiveCommit(t *testing.T) {
+	f := newFakeBaton(t, "web")
+	f.sameCommitUnchanged = true
+	base, _ := serveGit(t, f)
+	remote := RemoteURL(base, "web")
+	dir := workRepo(t)
+	first := commitFiles(t, dir, "v1", map[string]string{"v": "1"})
+	live := f.succeeded("web", first)
+
+	out, err := git(t, dir, "push", remote, "main")
+	if err != nil {
+		t.Fatalf("push of the live commit: %v\n%s", err, out)
+	}
+	for _, want := range []string{"remote: baton: " + live.Revision + " is already live in web/production with this artifact and these settings; nothing to do",
+		"remote: baton: " + live.Revision + " is live: http://web.example.test:8080/", "* [new branch]      main -> main"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("push output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := serverBranch(t, dir, remote, "main"); got != first {
+		t.Fatalf("server main = %q, want %s", got, first)
+	}
+	if ds, _ := f.Deployments(context.Background(), baton.DeploymentFilter{App: "web"}); len(ds) != 1 {
+		t.Fatalf("deployments %+v, want only the one that made it live", ds)
+	}
+
+	second := commitFiles(t, dir, "v2", map[string]string{"v": "2"})
+	f.succeeded("web", second)
+	out, err = git(t, dir, "push", "-o", "force", remote, "main")
+	if err != nil || !strings.Contains(out, "deployment succeeded") {
+		t.Fatalf("push -o force: %v\n%s", err, out)
+	}
+	reqs := f.submitted()
+	if len(reqs) != 2 || reqs[0].Force || !reqs[1].Force {
+		t.Fatalf("submitted %+v, want the second forced", reqs)
+	}
+	if got := serverBranch(t, dir, remote, "main"); got != second {
+		t.Fatalf("server main = %q, want %s", got, second)
+	}
+}
+
 func TestUnknownAppsAndRemoteClientsAreRefused(t *testing.T) {
 	f := newFakeBaton(t, "web")
 	base, data := serveGit(t, f)
@@ -334,9 +378,14 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"ci.skip", "on-conflict=cancel"}, baton.PolicyCancel, 1, false},
 		{[]string{"on-conflict="}, "", 0, true},
 		{[]string{"on-conflict=wait"}, "", 0, true},
+		{[]string{"force"}, "", 0, false},
+		{[]string{"force=true", "on-conflict=fail"}, baton.PolicyFail, 0, false},
+		{[]string{"force=false"}, "", 0, false},
+		{[]string{"force=often"}, "", 0, true},
 	} {
 		po, err := parseOptions(tc.opts)
-		if (err != nil) != tc.err || po.Policy != tc.policy || len(po.Ignored) != tc.ignored {
+		wantForce := len(tc.opts) > 0 && (tc.opts[0] == "force" || tc.opts[0] == "force=true")
+		if (err != nil) != tc.err || po.Policy != tc.policy || len(po.Ignored) != tc.ignored || (err == nil && po.Force != wantForce) {
 			t.Errorf("parseOptions(%q) = %+v, %v", tc.opts, po, err)
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/coordinator"
 )
 
 // refUpdate is one line of a push: ref moves from Old to New.
@@ -38,11 +40,14 @@ func parseUpdates(s string) ([]refUpdate, error) {
 type pushOptions struct {
 	// Policy is the on-conflict option, "" when not given.
 	Policy baton.Policy
+	// Force deploys the commit even if it is live already.
+	Force bool
 	// Ignored are options baton does not know, to tell the pusher.
 	Ignored []string
 }
 
-// parseOptions reads git push -o options: on-conflict=queue|fail|cancel|supersede.
+// parseOptions reads git push -o options: on-conflict=queue|fail|cancel|supersede
+// and force (or force=true|false).
 func parseOptions(opts []string) (pushOptions, error) {
 	var po pushOptions
 	for _, o := range opts {
@@ -54,6 +59,15 @@ func parseOptions(opts []string) (pushOptions, error) {
 				return po, baton.Errorf(baton.EINVALID, "push option %q: on-conflict takes queue, fail, cancel or supersede", o)
 			}
 			po.Policy = p
+		case "force":
+			force, err := strconv.ParseBool(strings.TrimSpace(v))
+			if v == "" {
+				force, err = true, nil
+			}
+			if err != nil {
+				return po, baton.Errorf(baton.EINVALID, "push option %q: force takes true or false, or nothing", o)
+			}
+			po.Force = force
 		default:
 			po.Ignored = append(po.Ignored, o)
 		}
@@ -76,7 +90,7 @@ func (h *Handler) preReceive(ctx context.Context, s *session, form url.Values, o
 		return 1
 	}
 	for _, o := range opts.Ignored {
-		out.say("baton: ignoring push option %q (baton knows on-conflict=queue|fail|cancel|supersede)", o)
+		out.say("baton: ignoring push option %q (baton knows on-conflict=queue|fail|cancel|supersede and force)", o)
 	}
 	var deploys []refUpdate
 	var target Target
@@ -106,7 +120,7 @@ func (h *Handler) preReceive(ctx context.Context, s *session, form url.Values, o
 			return 1
 		}
 	}
-	return h.deploy(ctx, s, deploys[0], target, policy, form.Get("quarantine"), out)
+	return h.deploy(ctx, s, deploys[0], target, policy, opts.Force, form.Get("quarantine"), out)
 }
 
 // targetOf returns the target whose branch is ref.
@@ -129,7 +143,7 @@ func describeTargets(targets []Target) string {
 
 // deploy exports the pushed commit, submits it and follows the deployment
 // to its end. The push is refused (1) unless the deployment succeeded.
-func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target, policy baton.Policy, quarantine string, out *reply) int {
+func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target, policy baton.Policy, force bool, quarantine string, out *reply) int {
 	qenv, err := quarantineEnv(s.repo, quarantine)
 	if err != nil {
 		h.log.Error("git pre-receive", "app", s.app, "err", err)
@@ -142,10 +156,19 @@ func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target,
 		return 1
 	}
 	out.say("baton: deploying %s %q by %s to %s (%s), on conflict %s", short(c.Sha), c.Subject, c.Author, s.app, t.Slot, policy)
-	d, err := h.submit(ctx, s, t, policy, c, qenv)
+	res, err := h.submit(ctx, s, t, policy, force, c, qenv)
 	if err != nil {
 		h.sayRefused(out, s.app, u, policy, err)
 		return 1
+	}
+	d := res.Deployment
+	if res.Unchanged {
+		// The push succeeds: what it asks for serves. The branch moves
+		// to it, as after a deployment.
+		out.say("baton: %s; nothing to do (a push with -o force deploys even what is live)", coordinator.UnchangedSentence(s.app, t.Slot, d.Revision))
+		s.setDeployed(&deployedRef{update: u, target: t, deployment: d.ID, unchanged: d.Revision})
+		out.say("baton: %s is live: %s", d.Revision, h.slotURL(s.app, t.Slot))
+		return 0
 	}
 	out.say("baton: deployment %s", d.ID)
 	if d.State == baton.StateQueued {

@@ -38,7 +38,8 @@ func (h *Handler) procReceive(ctx context.Context, s *session, out *reply) int {
 // recordDeployed moves the deploy branch to the pushed commit if its
 // deployment is still the newest to have gone live in the slot. A newer
 // one can exist when two pushes ran close together: then the branch
-// already names (or will name) that newer commit and stays.
+// already names (or will name) that newer commit and stays. A push whose
+// commit was live already moves the branch if that revision still serves.
 func (h *Handler) recordDeployed(ctx context.Context, s *session, dr *deployedRef, out *reply) error {
 	h.refMu.Lock()
 	defer h.refMu.Unlock()
@@ -48,13 +49,24 @@ func (h *Handler) recordDeployed(ctx context.Context, s *session, dr *deployedRe
 		return err
 	}
 	current := strings.TrimSpace(string(cur))
-	newest, err := h.newestDeploy(ctx, s.app, dr.target.Slot)
-	if err != nil {
-		return err
-	}
-	if newest.ID != dr.deployment {
-		out.say("baton: %s stays at %s: deployment %s of commit %s went live after this push's", ref, orDash(short(current)), newest.ID, orDash(short(newest.Commit)))
-		return nil
+	if dr.unchanged != "" {
+		r, err := h.cfg.Store.Revision(ctx, dr.unchanged)
+		if err != nil {
+			return err
+		}
+		if !r.Active || r.Slot != dr.target.Slot {
+			out.say("baton: %s stays at %s: %s, which this push found live, no longer serves %s", ref, orDash(short(current)), r.Name, dr.target.Slot)
+			return nil
+		}
+	} else {
+		newest, err := h.newestDeploy(ctx, s.app, dr.target.Slot)
+		if err != nil {
+			return err
+		}
+		if newest.ID != dr.deployment {
+			out.say("baton: %s stays at %s: deployment %s of commit %s went live after this push's", ref, orDash(short(current)), newest.ID, orDash(short(newest.Commit)))
+			return nil
+		}
 	}
 	if current == sha {
 		return nil

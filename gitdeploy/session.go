@@ -38,11 +38,16 @@ type session struct {
 	deployed *deployedRef
 }
 
-// deployedRef is a deploy-branch update that went live.
+// deployedRef is a deploy-branch update that went live, or that was live
+// already.
 type deployedRef struct {
 	update     refUpdate
 	target     Target
 	deployment string
+	// unchanged is set when the pushed commit was live already (no
+	// deployment ran): the revision that serves it, which must still be
+	// active in the slot for the branch to move.
+	unchanged string
 }
 
 // openSession starts the hook callback server of one push.

@@ -31,6 +31,7 @@ type pushRequest struct {
 	author   string // name <email>
 	commit   string
 	policy   string // on_conflict, "" when absent
+	force    string // force: deploy even what is already live
 }
 
 // zipDeploy is POST /api/zipdeploy: the body is the zip; isAsync=true
@@ -49,6 +50,7 @@ func (h *Handler) zipDeploy(w http.ResponseWriter, r *http.Request) {
 		author:   author(orDefault(q.Get("author"), basicUser(r)), q.Get("authorEmail")),
 		commit:   q.Get("commit"),
 		policy:   q.Get("on_conflict"),
+		force:    q.Get("force"),
 	})
 }
 
@@ -80,6 +82,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		author:   author(orDefault(q.Get("author"), basicUser(r)), q.Get("authorEmail")),
 		commit:   q.Get("commit"),
 		policy:   q.Get("on_conflict"),
+		force:    q.Get("force"),
 	})
 }
 
@@ -97,22 +100,46 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 		h.problem(w, r, err)
 		return
 	}
-	d, existing, err := h.cfg.Deployer.Submit(ctx, coordinator.SubmitRequest{
+	force, err := boolParam(pr.force, "force")
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	res, err := h.cfg.Deployer.Submit(ctx, coordinator.SubmitRequest{
 		App: s.app, Slot: baton.ProductionSlot, Artifact: r.Body, MaxUpload: h.cfg.MaxUpload, Policy: policy,
 		Message: pr.message, Commit: pr.commit, Author: pr.author,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,
 	})
 	if err != nil {
 		h.submitError(w, r, err)
 		return
 	}
-	if !existing {
+	d := res.Deployment
+	if !res.Existing && !res.Unchanged {
 		if err := h.cfg.Store.AppendLog(context.WithoutCancel(ctx), d.ID, deployerLine(pr.endpoint, pr.deployer)); err != nil {
 			h.log.Warn("kudu api: record deployer", "deployment", d.ID, "err", err)
 		}
 	}
 	url := s.base + "/api/deployments/" + d.ID
 	w.Header().Set("SCM-DEPLOYMENT-ID", d.ID)
+	if res.Unchanged {
+		// A success for Kudu clients: what they push already runs. They
+		// get the deployment that created the live revision, as if it had
+		// just finished; an asynchronous one polls it and reads status 4.
+		kres, err := h.resultOf(ctx, s, d)
+		if err != nil {
+			h.problem(w, r, err)
+			return
+		}
+		kres.StatusText = "Nothing to deploy: " + coordinator.UnchangedSentence(s.app, baton.ProductionSlot, d.Revision) + " (force=true deploys it again)"
+		status := http.StatusOK
+		if pr.async {
+			w.Header().Set("Location", url)
+			status = http.StatusAccepted
+		}
+		writeJSON(w, status, kres)
+		return
+	}
 	if pr.async {
 		// Kudu points at /api/deployments/latest; baton queues, so "latest"
 		// may be someone else's deployment: point at this one.

@@ -145,10 +145,12 @@ func (s *fakeStore) put(d baton.Deployment) baton.Deployment {
 	return d
 }
 
-// fakeDeployer queues deployments in a fakeStore, or refuses with err.
+// fakeDeployer queues deployments in a fakeStore, or refuses with err, or
+// answers that live (a deployment in the store) is unchanged.
 type fakeDeployer struct {
 	store     *fakeStore
 	err       error
+	live      string
 	submitted chan coordinator.SubmitRequest // each request, its artifact read into a strings.Reader
 
 	mu      sync.Mutex
@@ -160,12 +162,17 @@ func newFakeDeployer(s *fakeStore) *fakeDeployer {
 	return &fakeDeployer{store: s, submitted: make(chan coordinator.SubmitRequest, 10), changed: make(chan struct{})}
 }
 
-func (f *fakeDeployer) Submit(_ context.Context, req coordinator.SubmitRequest) (baton.Deployment, bool, error) {
+func (f *fakeDeployer) Submit(_ context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error) {
 	body, _ := io.ReadAll(req.Artifact)
 	req.Artifact = strings.NewReader(string(body))
 	if f.err != nil {
 		f.submitted <- req
-		return baton.Deployment{}, false, f.err
+		return coordinator.SubmitResult{}, f.err
+	}
+	if f.live != "" && !req.Force {
+		f.submitted <- req
+		d, err := f.store.Deployment(context.Background(), f.live)
+		return coordinator.SubmitResult{Deployment: d, Unchanged: true}, err
 	}
 	f.mu.Lock()
 	f.n++
@@ -175,7 +182,7 @@ func (f *fakeDeployer) Submit(_ context.Context, req coordinator.SubmitRequest) 
 		Message: req.Message, Author: req.Author, Commit: req.Commit})
 	f.store.AppendLog(context.Background(), id, "queued ("+string(req.Policy)+" policy)")
 	f.submitted <- req
-	return d, false, nil
+	return coordinator.SubmitResult{Deployment: d}, nil
 }
 
 func (f *fakeDeployer) Changes() <-chan struct{} {

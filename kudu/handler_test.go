@@ -118,6 +118,41 @@ func TestZipDeploySync(t *testing.T) {
 	}
 }
 
+// TestZipDeployUnchanged: a zip whose artifact and settings already serve
+// is a success for Kudu clients: status 4 at once (sync) or at the first
+// poll of the Location (async), naming the deployment that created it,
+// whose log gains nothing; force=true deploys it anyway.
+func TestZipDeployUnchanged(t *testing.T) {
+	s := newTestSite(t, Config{})
+	done := time.Now()
+	live := s.store.put(baton.Deployment{ID: "d-live", App: "hello", Slot: baton.ProductionSlot, State: baton.StateSucceeded,
+		Revision: "hello--000003", StartedAt: &done, FinishedAt: &done})
+	s.dep.live = live.ID
+
+	resp, body := s.do("POST", "/api/zipdeploy", "zip")
+	<-s.dep.submitted
+	res := decodeJSON[Result](t, body)
+	if resp.StatusCode != 200 || res.ID != live.ID || res.Status != StatusSuccess || !res.Complete ||
+		!strings.Contains(res.StatusText, "Nothing to deploy: hello--000003 is already live in hello/production") {
+		t.Fatalf("sync zip deploy of what is live: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do("POST", "/api/zipdeploy?isAsync=true", "zip")
+	<-s.dep.submitted
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 202 || loc != s.srv.URL+"/kudu/hello/api/deployments/"+live.ID {
+		t.Fatalf("async zip deploy of what is live: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if lines, _ := s.store.Log(context.Background(), live.ID, 0); len(lines) != 0 {
+		t.Fatalf("the live deployment's log gained %v", lines)
+	}
+	resp, body = s.do("POST", "/api/zipdeploy?isAsync=true&force=true", "zip")
+	if req := <-s.dep.submitted; !req.Force || resp.StatusCode != 202 || decodeJSON[Result](t, body).ID == live.ID {
+		t.Fatalf("force=true: %d %s (force %v)", resp.StatusCode, body, req.Force)
+	}
+	if resp, body := s.do("POST", "/api/zipdeploy?force=maybe", "zip"); resp.StatusCode != 400 {
+		t.Fatalf("force=maybe: %d %s", resp.StatusCode, body)
+	}
+}
+
 func TestConflictNamesHolder(t *testing.T) {
 	s := newTestSite(t, Config{Now: func() time.Time { return time.Date(2026, 5, 1, 10, 0, 42, 0, time.UTC) }})
 	started := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)

@@ -21,7 +21,7 @@ import (
 
 // Deployer is what the Kudu API needs of the coordinator.
 type Deployer interface {
-	Submit(ctx context.Context, req coordinator.SubmitRequest) (baton.Deployment, bool, error)
+	Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error)
 	// Changes returns a channel closed at the next change of any deployment.
 	Changes() <-chan struct{}
 }

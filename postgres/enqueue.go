@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,10 +49,44 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 				res.Deployment, res.Existing = prev[0], true
 				return nil
 			}
+			var rev string
+			err = tx.QueryRow(ctx, `SELECT revision FROM unchanged_requests WHERE app = $1 AND idempotency_key = $2
+				AND created_at >= now() - $3::bigint * interval '1 microsecond'`,
+				d.App, d.IdempotencyKey, micros(req.IdempotencyWindow)).Scan(&rev)
+			if err == nil {
+				res.Deployment, err = creatorQ(ctx, tx, rev)
+				res.Existing, res.Unchanged = true, true
+				return err
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
 		}
 		active, err := queryDeployments(ctx, tx, `WHERE app = $1 AND state IN ('queued', 'running') ORDER BY seq`, d.App)
 		if err != nil {
 			return err
+		}
+		if c := req.IfUnchanged; c != nil && len(active) == 0 {
+			unchanged, err := stillServes(ctx, tx, d, c)
+			if err != nil {
+				return err
+			}
+			if unchanged {
+				if d.IdempotencyKey != "" {
+					if _, err := tx.Exec(ctx, `DELETE FROM unchanged_requests WHERE app = $1
+						AND created_at < now() - $2::bigint * interval '1 microsecond'`, d.App, micros(req.IdempotencyWindow)); err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES ($1, $2, $3, now())
+						ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
+						d.App, d.IdempotencyKey, c.Revision); err != nil {
+						return err
+					}
+				}
+				res.Deployment, err = creatorQ(ctx, tx, c.Revision)
+				res.Unchanged = true
+				return err
+			}
 		}
 		var running *baton.Deployment
 		var queued []baton.Deployment
@@ -125,4 +160,26 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 		return err
 	})
 	return res, err
+}
+
+// stillServes reports whether what a caller compared still serves (see
+// baton.EnqueueRequest.IfUnchanged), with nothing of the app queued or
+// running (the caller checked): no deployment of the app newer than c.Seq,
+// and c.Revision active in the slot with c.Weight. Enqueue holds the app's
+// row, so no deployment of the app can be accepted meanwhile.
+func stillServes(ctx context.Context, tx pgx.Tx, d baton.Deployment, c *baton.LiveCheck) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM deployments WHERE app = $1 AND seq > $2)
+		AND EXISTS (SELECT 1 FROM revisions WHERE app = $1 AND name = $3 AND slot = $4 AND active AND weight = $5)`,
+		d.App, c.Seq, c.Revision, d.Slot, c.Weight).Scan(&ok)
+	return ok, err
+}
+
+// creatorQ returns the deployment that created a revision.
+func creatorQ(ctx context.Context, q querier, revision string) (baton.Deployment, error) {
+	var id string
+	if err := q.QueryRow(ctx, `SELECT deployment FROM revisions WHERE name = $1`, revision).Scan(&id); err != nil {
+		return baton.Deployment{}, notFound(err, "revision %q does not exist", revision)
+	}
+	return deploymentQ(ctx, q, id)
 }

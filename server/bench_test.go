@@ -101,11 +101,12 @@ func BenchmarkDeployOverhead(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		d, err := e.client.Deploy(ctx, "bench", bytes.NewReader(arts[i]), api.DeployOptions{ContentType: "application/zip"})
+		res, err := e.client.Deploy(ctx, "bench", bytes.NewReader(arts[i]), api.DeployOptions{ContentType: "application/zip"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if d, err = e.client.Follow(ctx, d.ID, func(api.Event) {}); err != nil || d.State != baton.StateSucceeded {
+		d, err := e.client.Follow(ctx, res.ID, func(api.Event) {})
+		if err != nil || d.State != baton.StateSucceeded {
 			b.Fatalf("deploy: %v %s %s", err, d.State, d.Error)
 		}
 		total += time.Since(start)

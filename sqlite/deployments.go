@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -94,6 +95,39 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 				res.Deployment, res.Existing = prev[0], true
 				return nil
 			}
+			var rev string
+			err = tx.QueryRowContext(ctx, `SELECT revision FROM unchanged_requests WHERE app = ? AND idempotency_key = ? AND created_at >= ?`,
+				d.App, d.IdempotencyKey, now-req.IdempotencyWindow.Microseconds()).Scan(&rev)
+			if err == nil {
+				res.Deployment, err = creatorTx(ctx, tx, rev)
+				res.Existing, res.Unchanged = true, true
+				return err
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if c := req.IfUnchanged; c != nil {
+			unchanged, err := stillServes(ctx, tx, d, c)
+			if err != nil {
+				return err
+			}
+			if unchanged {
+				if d.IdempotencyKey != "" {
+					if _, err := tx.ExecContext(ctx, `DELETE FROM unchanged_requests WHERE app = ? AND created_at < ?`,
+						d.App, now-req.IdempotencyWindow.Microseconds()); err != nil {
+						return err
+					}
+					if _, err := tx.ExecContext(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES (?, ?, ?, ?)
+						ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
+						d.App, d.IdempotencyKey, c.Revision, now); err != nil {
+						return err
+					}
+				}
+				res.Deployment, err = creatorTx(ctx, tx, c.Revision)
+				res.Unchanged = true
+				return err
+			}
 		}
 		// Only what the policy needs: the running one, the queue's length,
 		// and for fail its oldest entry — the queue can be long.
@@ -175,6 +209,28 @@ func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.Enque
 		return err
 	})
 	return res, err
+}
+
+// stillServes reports whether what a caller compared still serves (see
+// baton.EnqueueRequest.IfUnchanged): nothing of the app queued, running or
+// newer than c.Seq, and c.Revision active in the slot with c.Weight.
+func stillServes(ctx context.Context, tx *sql.Tx, d baton.Deployment, c *baton.LiveCheck) (bool, error) {
+	var moved, serving int
+	err := tx.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM deployments WHERE app = ? AND (seq > ? OR state IN ('queued', 'running'))),
+		(SELECT COUNT(*) FROM revisions WHERE app = ? AND name = ? AND slot = ? AND active = 1 AND weight = ?)`,
+		d.App, c.Seq, d.App, c.Revision, d.Slot, c.Weight).Scan(&moved, &serving)
+	return moved == 0 && serving == 1, err
+}
+
+// creatorTx returns the deployment that created a revision.
+func creatorTx(ctx context.Context, tx *sql.Tx, revision string) (baton.Deployment, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT deployment FROM revisions WHERE name = ?`, revision).Scan(&id)
+	if err != nil {
+		return baton.Deployment{}, notFound(err, "revision %q does not exist", revision)
+	}
+	return deploymentTx(ctx, tx, id)
 }
 
 // Deployment returns one deployment.

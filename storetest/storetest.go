@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		"EnqueueQueueFull":       testEnqueueQueueFull,
 		"EnqueueCancelSupersede": testEnqueueCancelSupersede,
 		"Idempotency":            testIdempotency,
+		"EnqueueUnchanged":       testEnqueueUnchanged,
 		"FailInterrupted":        testFailInterrupted,
 		"Log":                    testLog,
 		"Revisions":              testRevisions,
@@ -49,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		"EnqueueFailConcurrent":      testEnqueueFailConcurrent,
 		"EnqueueQueueFullConcurrent": testEnqueueQueueFullConcurrent,
 		"IdempotencyConcurrent":      testIdempotencyConcurrent,
+		"EnqueueUnchangedConcurrent": testEnqueueUnchangedConcurrent,
 		"LogConcurrentTail":          testLogConcurrentTail,
 	}
 	for name, fn := range tests {

@@ -244,8 +244,10 @@ func (r *runner) do(ctx context.Context, kind opKind) (*op, error) {
 			return nil, zerr
 		}
 		o.t0 = time.Now()
-		o.d, err = r.c.Deploy(ctx, r.o.app, bytes.NewReader(art), api.DeployOptions{Slot: slot, ContentType: "application/zip",
+		var res api.DeployResult
+		res, err = r.c.Deploy(ctx, r.o.app, bytes.NewReader(art), api.DeployOptions{Slot: slot, ContentType: "application/zip",
 			Message: "deployload " + o.version, Author: "deployload"})
+		o.d = res.Deployment
 	case swapToProduction:
 		o.t0 = time.Now()
 		o.d, err = r.c.Swap(ctx, r.o.app, "staging", baton.ProductionSlot, false, baton.PolicyQueue)

@@ -306,11 +306,12 @@ func (s *scale) deployHandful(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d, err := s.c.Deploy(ctx, appName(i), bytes.NewReader(art), api.DeployOptions{ContentType: "application/zip", Message: "scale"})
+		res, err := s.c.Deploy(ctx, appName(i), bytes.NewReader(art), api.DeployOptions{ContentType: "application/zip", Message: "scale"})
 		if err != nil {
 			return fmt.Errorf("deploy %s: %w", appName(i), err)
 		}
-		if d, err = s.c.Follow(ctx, d.ID, func(api.Event) {}); err != nil {
+		d, err := s.c.Follow(ctx, res.ID, func(api.Event) {})
+		if err != nil {
 			return fmt.Errorf("follow %s: %w", d.ID, err)
 		}
 		if d.State != baton.StateSucceeded {
