@@ -123,8 +123,8 @@ type Coordinator struct {
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool
 
-	changes  *broadcast
-	pub publisher // publishRoutes: one table build at a time, shared by callers
+	changes *broadcast
+	pub     publisher // publishRoutes: one table build at a time, shared by callers
 }
 
 type slotKey struct{ app, slot string }
