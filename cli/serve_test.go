@@ -3,18 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/batonhq/baton/internal/selfsigned"
 )
 
 // writePEM writes a self-signed certificate and its key, and a key that
@@ -22,30 +16,20 @@ import (
 func writePEM(t *testing.T) (cert, key, otherKey string) {
 	t.Helper()
 	dir := t.TempDir()
-	keyPEM := func() ([]byte, *ecdsa.PrivateKey) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: b}), k
-	}
-	kb, k := keyPEM()
-	other, _ := keyPEM()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "apps.localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"*.localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	c, err := selfsigned.New("apps.localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key, otherKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "other-key.pem")
-	for f, b := range map[string][]byte{cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: kb, otherKey: other} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	other, err := selfsigned.New("another")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, key, err = c.WriteFiles(dir, "cert"); err != nil {
+		t.Fatal(err)
+	}
+	otherKey = filepath.Join(dir, "other-key.pem")
+	if err := os.WriteFile(otherKey, other.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	return cert, key, otherKey
 }
