@@ -86,22 +86,11 @@ func run(ctx context.Context, o options) int {
 		return fail(err)
 	}
 
-	step("starting baton serve (%s, SQLite, temporary data directory)", o.baton)
-	b, err := harness.Start(ctx, harness.Config{Bin: o.baton})
+	b, stopBaton, err := harness.StartAnnounced(ctx, harness.Config{Bin: o.baton}, "deployload", o.keep)
 	if err != nil {
 		return fail(err)
 	}
-	b.Keep = o.keep
-	defer func() {
-		step("stopping baton serve (SIGTERM; it stops the app's instances)")
-		if err := b.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "deployload:", err)
-		}
-		if b.Keep {
-			step("kept %s (data and serve.log)", b.Root)
-		}
-	}()
-	step("baton serve pid %d: API %s, proxy %s, data %s", b.PID(), b.APIAddr, b.ProxyAddr, b.Data)
+	defer stopBaton()
 	c := b.Client(2)
 
 	r := &runner{o: o, c: c, ex: ex, host: o.app + ".localhost"}
@@ -282,9 +271,7 @@ func (r *runner) do(ctx context.Context, kind opKind) (*op, error) {
 	return o, nil
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
+var step = harness.Step
 
 func fail(err error) int {
 	msg := err.Error()

@@ -77,22 +77,11 @@ func main() {
 func run(ctx context.Context, o options) int {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than -timeout %s", o.timeout))
 	defer cancel()
-	step("starting baton serve (%s, SQLite, temporary data directory)", o.baton)
-	b, err := harness.Start(ctx, harness.Config{Bin: o.baton, StartTimeout: 2 * time.Minute})
+	b, stopBaton, err := harness.StartAnnounced(ctx, harness.Config{Bin: o.baton, StartTimeout: 2 * time.Minute}, "scale", o.keep)
 	if err != nil {
 		return fail(err)
 	}
-	b.Keep = o.keep
-	defer func() {
-		step("stopping baton serve (SIGTERM; it stops the app instances)")
-		if err := b.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "scale:", err)
-		}
-		if b.Keep {
-			step("kept %s (data and serve.log)", b.Root)
-		}
-	}()
-	step("baton serve pid %d: API %s, proxy %s, data %s", b.PID(), b.APIAddr, b.ProxyAddr, b.Data)
+	defer stopBaton()
 	s := &scale{o: o, b: b, c: b.Client(o.workers), rep: &report{o: o}}
 	if err := s.stages(ctx); err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, harness.ErrInterrupted) {
@@ -366,9 +355,7 @@ feed:
 	return nil
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
+var step = harness.Step
 
 func fail(err error) int {
 	msg := err.Error()

@@ -359,3 +359,30 @@ func (b *Baton) Memory() (Memory, error) {
 	}
 	return m, nil
 }
+
+// Step prints one stage line of a bench program, with the time.
+func Step(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// StartAnnounced is Start for a bench program named prog: it prints the
+// stages (Step) and returns, besides baton, the func to defer that stops
+// it and says where the data stayed when keep is set.
+func StartAnnounced(ctx context.Context, cfg Config, prog string, keep bool) (*Baton, func(), error) {
+	Step("starting baton serve (%s, SQLite, temporary data directory)", cfg.Bin)
+	b, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Keep = keep
+	Step("baton serve pid %d: API %s, proxy %s, data %s", b.PID(), b.APIAddr, b.ProxyAddr, b.Data)
+	return b, func() {
+		Step("stopping baton serve (SIGTERM; it stops the app instances)")
+		if err := b.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		}
+		if b.Keep {
+			Step("kept %s (data and serve.log)", b.Root)
+		}
+	}, nil
+}
