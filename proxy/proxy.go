@@ -196,7 +196,7 @@ func (p *Proxy) refused(rt *route, u *upstream, err error) {
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error {
 	defer c.u.release()
 	if c.setCookie {
-		w.Header()["Set-Cookie"] = []string{setCookieValue(c.b.revision)}
+		w.Header()["Set-Cookie"] = []string{setCookieValue(c.b.revision, r.TLS != nil)}
 	} else {
 		delete(w.Header(), "Set-Cookie")
 	}

@@ -157,8 +157,9 @@ const (
 )
 
 // appendClientResponse appends the head sent to the client for resp.
-// cookieRev, when set, is the revision the sticky cookie is set to.
-func appendClientResponse(b []byte, resp *response, framing respFraming, keepAlive, http10 bool, cookieRev string) []byte {
+// cookieRev, when set, is the revision the sticky cookie is set to (Secure
+// when secure: the client connection is TLS).
+func appendClientResponse(b []byte, resp *response, framing respFraming, keepAlive, http10 bool, cookieRev string, secure bool) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = append(b, resp.statusLine...)
 	b = append(b, "\r\n"...)
@@ -172,7 +173,7 @@ func appendClientResponse(b []byte, resp *response, framing respFraming, keepAli
 		b = append(b, "\r\n"...)
 	}
 	if cookieRev != "" {
-		b = appendSetCookie(b, cookieRev)
+		b = appendSetCookie(b, cookieRev, secure)
 	}
 	switch {
 	case !keepAlive:

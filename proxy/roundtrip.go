@@ -153,7 +153,7 @@ func (cc *clientConn) forward(c choice) (res result) {
 	if c.setCookie {
 		cookieRev = c.b.revision
 	}
-	cc.out.b = appendClientResponse(cc.out.b, resp, framing, keep, r.http10, cookieRev)
+	cc.out.b = appendClientResponse(cc.out.b, resp, framing, keep, r.http10, cookieRev, cc.addr.proto == "https")
 	res.wrote = true
 	var stopWatch func() bool
 	if framing != frameNone && !(framing == frameLength && int64(uc.br.Buffered()) >= resp.length) {
@@ -311,7 +311,7 @@ func (cc *clientConn) awaitResponse(uc *upConn, deadline time.Time, watch bool) 
 		// 100 Continue lets the client send its body; 103 Early Hints lets
 		// it preload. HTTP/1.0 clients know neither.
 		if !cc.req.http10 {
-			cc.out.b = appendClientResponse(cc.out.b, resp, frameNone, true, false, "")
+			cc.out.b = appendClientResponse(cc.out.b, resp, frameNone, true, false, "", false)
 			if err := cc.out.flush(); err != nil {
 				return true, err
 			}

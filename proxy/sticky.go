@@ -39,15 +39,26 @@ func stickyRevision(cookie string) string {
 	return ""
 }
 
-// appendSetCookie appends the Set-Cookie field line for revision.
-func appendSetCookie(b []byte, revision string) []byte {
+// secureSuffix ends the cookie on a TLS connection: the browser then never
+// sends it over plain HTTP.
+const secureSuffix = "; Secure"
+
+// appendSetCookie appends the Set-Cookie field line for revision; secure
+// on a TLS connection.
+func appendSetCookie(b []byte, revision string, secure bool) []byte {
 	b = append(b, "Set-Cookie: "+CookieName+"="...)
 	b = append(b, revision...)
 	b = append(b, cookieSuffix...)
+	if secure {
+		b = append(b, secureSuffix...)
+	}
 	return append(b, "\r\n"...)
 }
 
 // setCookieValue is the Set-Cookie value for revision (net/http path).
-func setCookieValue(revision string) string {
+func setCookieValue(revision string, secure bool) string {
+	if secure {
+		return CookieName + "=" + revision + cookieSuffix + secureSuffix
+	}
 	return CookieName + "=" + revision + cookieSuffix
 }

@@ -207,9 +207,13 @@ func TestServeTLSStickyCookieAndPin(t *testing.T) {
 	for _, f := range tlsFronts(t, p) {
 		t.Run(f.name, func(t *testing.T) {
 			resp, body := doTLS(t, f, "GET", "s.localhost")
-			rev, _ := parseSetCookie(t, resp.Header.Values("Set-Cookie"))
+			rev, attrs := parseSetCookie(t, resp.Header.Values("Set-Cookie"))
 			if revOf[rev] != body {
 				t.Fatalf("cookie names %q but %q served", rev, body)
+			}
+			// Over TLS the browser must never send it over plain HTTP.
+			if cs := resp.Cookies(); len(cs) != 1 || !cs[0].Secure {
+				t.Fatalf("sticky cookie over TLS is not Secure: %q", attrs)
 			}
 			for range 20 {
 				resp, body := doTLS(t, f, "GET", "s.localhost", "Cookie", "other=1; "+CookieName+"="+rev)
