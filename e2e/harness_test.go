@@ -89,6 +89,8 @@ type batonProc struct {
 	fresh  bool
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// bin is the baton executable to run (default batonBin).
+	bin string
 	// handedPID is the process serving after a restart in place (SIGUSR2);
 	// it inherited cmd's output, so exited still closes when it ends.
 	handedPID int
@@ -137,7 +139,11 @@ func (b *batonProc) start() {
 	b.t.Helper()
 	args := append([]string{"serve", "--data", b.data, "--api", b.apiAddr, "--proxy", b.proxyAddr,
 		"--drain-timeout", "10s", "--stop-grace", "3s"}, b.extra...)
-	b.cmd, b.handedPID = exec.Command(batonBin, args...), 0
+	bin := batonBin
+	if b.bin != "" {
+		bin = b.bin
+	}
+	b.cmd, b.handedPID = exec.Command(bin, args...), 0
 	pr, pw := io.Pipe()
 	b.cmd.Stdout, b.cmd.Stderr = pw, pw
 	if err := b.cmd.Start(); err != nil {

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -120,4 +123,65 @@ func TestReliabilityRestartInPlaceFinishesRunningDeployment(t *testing.T) {
 	checkInvariants(t, b, counts, "ipr")
 	ds, _ := c.Deployments(ctx, "ipr", 1000)
 	counts.deployments(ds)
+}
+
+// TestReliabilityRestartInPlaceRefusesBrokenBinary: an upgrade whose binary
+// does not run is refused before anything is handed over — baton goes on
+// serving every request and deployment — and once a working binary is in
+// place, SIGUSR2 upgrades to it.
+func TestReliabilityRestartInPlaceRefusesBrokenBinary(t *testing.T) {
+	counts := scenarioCounts(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "baton")
+	install := func(content []byte, mode os.FileMode) {
+		// As a package manager does: a new file renamed over the old (the
+		// running executable cannot be written in place).
+		tmp := bin + ".new"
+		if err := os.WriteFile(tmp, content, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, err := os.ReadFile(batonBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	install(good, 0o755)
+	b := (&batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddr(t), bin: bin}).launch()
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "up"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "up", appDir(t, "v1"))
+	load := startRelLoad(t, b.proxyAddr, []string{"up.localhost"}, 4, 5*time.Millisecond)
+
+	install([]byte("#!/bin/sh\necho 'this build is broken' >&2\nexit 3\n"), 0o755)
+	pid := b.pid()
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "baton reports the refused restart", func() bool {
+		return strings.Contains(b.output(), "this build is broken")
+	})
+	if st := processState(pid); st == "" || st == "Z" {
+		t.Fatalf("baton (pid %d) exited after a refused restart:\n%s", pid, b.output())
+	}
+	mustSucceed(t, c, "up", appDir(t, "v2"))
+
+	install(good, 0o755)
+	b.restartInPlace()
+	if b.pid() == pid {
+		t.Fatal("the restart with a working binary did not hand over")
+	}
+	c = b.client()
+	mustSucceed(t, c, "up", appDir(t, "v3"))
+	requests, failed := load.report(t, counts)
+	counts.add(func(c *relCounts) { c.Runs++ })
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed across a refused and a good restart in place", failed, requests)
+	}
+	checkInvariants(t, b, counts, "up")
 }

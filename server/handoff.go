@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/coordinator"
@@ -44,13 +45,23 @@ const RestartTimeout = 2 * time.Minute
 // with the same arguments) and returns once that process serves; then call
 // Close, which finishes the requests in flight here and stops nothing
 // else. Deployments running here finish first; queued ones stay queued for
-// the new process. If a deployment does not finish in time, Restart fails
-// and this process goes on serving. If the new process fails to start,
-// the error says so and this process cannot go on: Close it and start
-// baton again (the next start stops the instances left running).
+// the new process. If the executable does not run, or a deployment does
+// not finish in time, Restart fails and this process goes on serving. If
+// the new process fails once started, the error says so and this process
+// cannot go on: Close it and start baton again (the next start stops the
+// instances left running).
 func (s *Server) Restart(ctx context.Context) error {
 	if s.handedOff {
 		return errors.New("already handed off")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: find baton's executable: %w", err)
+	}
+	// A binary that does not even run (a broken or wrong upgrade) is
+	// refused while this process still serves everything.
+	if out, err := exec.CommandContext(ctx, exe, "serve", "--help").CombinedOutput(); err != nil {
+		return fmt.Errorf("restart: %s does not run (%v: %.200s); nothing was handed over and this baton goes on serving: fix the binary and send SIGUSR2 again", exe, err, strings.TrimSpace(string(out)))
 	}
 	apiFile, err := s.apiTCP.File()
 	if err != nil {
@@ -108,11 +119,6 @@ func (s *Server) Restart(ctx context.Context) error {
 	if err != nil {
 		readyW.Close()
 		return fmt.Errorf("restart: write %s: %w", path, err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		readyW.Close()
-		return fmt.Errorf("restart: find baton's executable: %w", err)
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), handoffEnv+"="+path)
