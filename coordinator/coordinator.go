@@ -157,7 +157,7 @@ func New(cfg Config) *Coordinator {
 	}
 }
 
-// Open recovers from an earlier stop (fails interrupted deployments,
+// Open recovers from an earlier stop (ends interrupted deployments,
 // releases their leases, removes temp files), restores the live revisions,
 // and resumes the queues.
 func (c *Coordinator) Open(ctx context.Context) error {

@@ -300,13 +300,13 @@ func (s *Store) CancelQueued(ctx context.Context, id, reason string) (baton.Depl
 	return d, err
 }
 
-// FailInterrupted fails interrupted deployments; secret values are masked.
+// FailInterrupted ends interrupted deployments (see baton.Store); secret values are masked.
 func (s *Store) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deployment, error) {
 	ds, err := s.Store.FailInterrupted(ctx, apps)
 	return maskAll(ds), err
 }
 
-// FailExpired fails deployments whose lease expired; secret values are masked.
+// FailExpired ends deployments whose lease expired; secret values are masked.
 func (s *Store) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 	ds, err := s.Store.FailExpired(ctx)
 	return maskAll(ds), err
