@@ -10,8 +10,15 @@
 #   ONLY='\|16\|true' LOADER=go bench/proxies.sh   # some workloads, net/http client
 #   OUT=/tmp/run.md CHART= bench/proxies.sh         # /tmp/run.md and /tmp/run.json, no chart
 #
-# LOADER=go loads with net/http's Client instead of raw sockets (higher
-# ratios for every proxy: the client then takes a larger share of the CPU).
+# LOADER picks the load generator: raw (bench/load's minimal HTTP/1.1 on
+# sockets, the default), go (bench/load with net/http's Client), wrk (the
+# C tool, from apt-get) or hey (a common Go tool, go install'ed). A heavier
+# client takes a larger share of the CPU and raises every proxy's ratio.
+#
+# Besides HAProxy, nginx and Caddy, two references run: fasthttp, the
+# minimal Go proxy on valyala/fasthttp of ../shared/BENCHMARKS.md, and
+# floor, a TCP relay in an epoll loop with no HTTP in it: no proxy can do
+# less per request, so its ratio bounds every proxy's on the machine.
 #
 # Workloads: a small JSON GET with keep-alive at 1, 16 and 64 connections,
 # without keep-alive at 16, a 1 KiB response at 16, and a 64 KiB response
@@ -28,7 +35,8 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3s}
 WARMUP=${WARMUP:-500ms}
-LOADER=${LOADER:-raw} # raw, or go: net/http's Client (see bench/load)
+LOADER=${LOADER:-raw} # raw, go, wrk or hey (see above)
+HEY_VERSION=${HEY_VERSION:-v0.1.5}
 CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -57,6 +65,15 @@ if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
 	apt-get update -qq >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx-light >&2
 fi
+if [ "$LOADER" = wrk ] && ! command -v wrk >/dev/null; then
+	log "installing wrk"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
+fi
+if [ "$LOADER" = hey ]; then
+	log "building hey $HEY_VERSION"
+	mkdir -p "$work/gobin"
+	(cd "$work" && GOBIN="$work/gobin" go install "github.com/rakyll/hey@$HEY_VERSION") >&2
+fi
 caddy=${CADDY:-} # a prebuilt caddy of $CADDY_VERSION saves the build
 if [ -z "$caddy" ]; then
 	log "building caddy $CADDY_VERSION"
@@ -65,11 +82,12 @@ if [ -z "$caddy" ]; then
 	caddy="$work/gobin/caddy"
 fi
 log "building bench programs"
-(cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy ./bench/chart)
+(cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy ./bench/floorproxy ./bench/chart)
+(cd "$ROOT/bench/fasthttpproxy" && go build -o "$work/" .) # a module of its own
 load="$work/load"
 
 # --- processes ---------------------------------------------------------
-read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT < <("$load" -free-ports 5 && printf '\0') || true
+read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT FASTHTTP_PORT FLOOR_PORT < <("$load" -free-ports 7 && printf '\0') || true
 
 start() { # name, command...: runs it in the background, remembered for cleanup
 	local name=$1
@@ -165,14 +183,22 @@ EOF
 start caddy env HOME="$work" XDG_DATA_HOME="$work" XDG_CONFIG_HOME="$work" "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
 pid[caddy]=$!
 
+start fasthttp "$work/fasthttpproxy" -addr "127.0.0.1:$FASTHTTP_PORT" -upstream "127.0.0.1:$UP_PORT"
+pid[fasthttp]=$!
+start floor "$work/floorproxy" -addr "127.0.0.1:$FLOOR_PORT" -upstream "127.0.0.1:$UP_PORT"
+pid[floor]=$!
+
 wait_port baton "$BATON_PORT"
 wait_port haproxy "$HAPROXY_PORT"
 wait_port nginx "$NGINX_PORT"
 wait_port caddy "$CADDY_PORT"
+wait_port fasthttp "$FASTHTTP_PORT"
+wait_port floor "$FLOOR_PORT"
 
 # --- load ----------------------------------------------------------------
-paths=(direct baton haproxy nginx caddy)
-declare -A port=([direct]=$UP_PORT [baton]=$BATON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT)
+paths=(direct baton haproxy nginx caddy fasthttp floor)
+declare -A port=([direct]=$UP_PORT [baton]=$BATON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT
+	[fasthttp]=$FASTHTTP_PORT [floor]=$FLOOR_PORT)
 # workload: name|path|conns|keep-alive
 all_workloads=(
 	"small GET, keep-alive|/|1|true"
@@ -201,18 +227,61 @@ cputicks() {
 }
 hz=$(getconf CLK_TCK)
 
+# loadrun URL CONNS KEEPALIVE DURATION: one closed-loop run of $LOADER,
+# printed as bench/load prints it: one JSON object with requests, errors,
+# seconds, rps, p50_ms, p99_ms and p999_ms.
+cat >"$work/wrk.lua" <<'EOF'
+done = function(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format('{"requests": %d, "errors": %d, "seconds": %f, "rps": %f, "p50_ms": %f, "p99_ms": %f, "p999_ms": %f}\n',
+		summary.requests, e.connect + e.read + e.write + e.status + e.timeout, summary.duration / 1e6,
+		summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+		latency:percentile(99.9) / 1e3))
+end
+EOF
+loadrun() {
+	local url=$1 conns=$2 keep=$3 d=$4
+	case $LOADER in
+	raw | go)
+		"$load" -client "$LOADER" -url "$url" -host bench.localhost -c "$conns" -k="$keep" -d "$d" -warmup 0 -n 100000000
+		;;
+	wrk)
+		local close=()
+		[ "$keep" = true ] || close=(-H 'Connection: close')
+		wrk -t "$((conns < 2 ? conns : 2))" -c "$conns" -d "$d" -H 'Host: bench.localhost' "${close[@]}" -s "$work/wrk.lua" "$url" | grep '^{'
+		;;
+	hey)
+		local nokeep=()
+		[ "$keep" = true ] || nokeep=(-disable-keepalive)
+		# One CSV row per request: response time (s) 1st, status code 7th,
+		# start offset (s) 8th; the run lasted until the last one ended.
+		"$work/gobin/hey" -z "$d" -c "$conns" -host bench.localhost "${nokeep[@]}" -o csv "$url" | awk -F, '
+			NR > 1 { n++; if ($7 != 200) e++; else print $1 * 1000; if ($8 + $1 > s) s = $8 + $1 }
+			END { printf "# %d %d %f\n", n, e, s }' | sort -g | awk '
+			/^#/ { n = $2; e = $3; s = $4; next }
+			{ v[++k] = $1 }
+			function pct(p) { return k ? v[int((k - 1) * p / 100) + 1] : 0 }
+			END { printf "{\"requests\": %d, \"errors\": %d, \"seconds\": %f, \"rps\": %f, \"p50_ms\": %f, \"p99_ms\": %f, \"p999_ms\": %f}\n",
+				n, e, s, (s > 0 ? n / s : 0), pct(50), pct(99), pct(99.9) }'
+		;;
+	*)
+		log "LOADER must be raw, go, wrk or hey, not $LOADER"
+		exit 2
+		;;
+	esac
+}
+
 log "$ROUNDS rounds x ${#workloads[@]} workloads x ${#paths[@]} paths, $DURATION each"
 for round in $(seq 1 "$ROUNDS"); do
 	for wi in "${!workloads[@]}"; do
 		IFS='|' read -r _ urlpath conns keep <<<"${workloads[$wi]}"
 		for path in "${paths[@]}"; do
 			url="http://127.0.0.1:${port[$path]}$urlpath"
-			"$load" -client "$LOADER" -url "$url" -host bench.localhost -c "$conns" -k="$keep" -d "$WARMUP" -warmup 0 >/dev/null || true
+			loadrun "$url" "$conns" "$keep" "$WARMUP" >/dev/null || true
 			proxy=${pid[$path]:-${pid[upstream]}}
 			p0=$(cputicks "$proxy")
 			u0=$(cputicks "${pid[upstream]}")
-			"$load" -client "$LOADER" -url "$url" -host bench.localhost -c "$conns" -k="$keep" -d "$DURATION" -warmup 0 -n 100000000 \
-				>"$work/r.$wi.$path.$round.json" || true
+			loadrun "$url" "$conns" "$keep" "$DURATION" >"$work/r.$wi.$path.$round.json" || true
 			p1=$(cputicks "$proxy")
 			u1=$(cputicks "${pid[upstream]}")
 			# CPU microseconds per request, of the proxy (of the upstream
@@ -244,13 +313,19 @@ machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | x
 # sed, not head: head exits early, haproxy gets SIGPIPE, and pipefail ends the script.
 haproxy_version=$(haproxy -v | sed -n "1s/^[^ ]* [^ ]* \([^ ]*\).*/\1/p")
 nginx_version=$(nginx -v 2>&1 | cut -d/ -f2)
+fasthttp_version=$(cd "$ROOT/bench/fasthttpproxy" && go list -m -f '{{.Version}}' github.com/valyala/fasthttp)
+case $LOADER in
+raw | go) loader_desc="bench/load -client $LOADER" ;;
+wrk) loader_desc="$( (wrk -v 2>&1 || true) | sed -n '1s/^\(wrk [^ ]*\).*/\1/p'), 2 threads" ;;
+hey) loader_desc="hey $HEY_VERSION (net/http client)" ;;
+esac
 : >"$work/points.jsonl"
 {
 	echo "# Proxy benchmark"
 	echo
 	echo "$when, $machine."
-	echo "Upstream: bench/upstream (Go net/http, 29-byte JSON, 1 KiB or 64 KiB). Load: bench/load -client $LOADER (closed loop), $ROUNDS interleaved rounds of $DURATION per point, median shown."
-	echo "baton: bench/batonproxy (proxy.New, one route, Serve data plane). HAProxy version $haproxy_version, 2 threads, http-reuse always; nginx $nginx_version, 2 workers, upstream keepalive; Caddy $CADDY_VERSION, reverse_proxy. All on the same 2 cores as the load and the upstream."
+	echo "Upstream: bench/upstream (Go net/http, 29-byte JSON, 1 KiB or 64 KiB). Load: $loader_desc (closed loop), $ROUNDS interleaved rounds of $DURATION per point, median shown."
+	echo "baton: bench/batonproxy (proxy.New, one route, Serve data plane). HAProxy version $haproxy_version, 2 threads, http-reuse always; nginx $nginx_version, 2 workers, upstream keepalive; Caddy $CADDY_VERSION, reverse_proxy. References: fasthttp, bench/fasthttpproxy (valyala/fasthttp $fasthttp_version, HostClient); floor, bench/floorproxy (a TCP relay in epoll loops, no HTTP: the least any proxy does). All on the same 2 cores as the load and the upstream."
 	echo
 	echo "CPU µs/req: CPU time per request of the proxy's processes and of the upstream, measured from /proc; it is the figure least moved by other load on the machine."
 	echo
