@@ -360,8 +360,9 @@ esac
 # bench/chart's Results: the run, then one object per row of the table.
 jq -s --arg date "$when" --arg machine "$machine" --arg loader "$LOADER" --argjson rounds "$ROUNDS" \
 	--arg duration "$DURATION" --arg caddy "$CADDY_VERSION" --arg haproxy "$haproxy_version" --arg nginx "$nginx_version" \
+	--arg fasthttp "$fasthttp_version" \
 	'{date: $date, machine: $machine, loader: $loader, rounds: $rounds, duration: $duration,
-	  versions: {caddy: $caddy, haproxy: $haproxy, nginx: $nginx}, points: .}' "$work/points.jsonl" >"$JSON"
+	  versions: {caddy: $caddy, haproxy: $haproxy, nginx: $nginx, fasthttp: $fasthttp}, points: .}' "$work/points.jsonl" >"$JSON"
 log "wrote $OUT and $JSON"
 if [ -n "$CHART" ]; then
 	"$work/chart" -in "$JSON" -out "$CHART"

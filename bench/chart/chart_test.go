@@ -264,32 +264,40 @@ Reproduce: ` + "`LOADER=go ROUNDS=1 DURATION=1s bench/proxies.sh`" + `
 	}
 }
 
-// TestCommittedResults keeps what the repository shows consistent: the
-// table in bench/results.md, its JSON and the chart in docs/.
+// TestCommittedResults keeps what the repository shows consistent: each
+// table in bench/ (hey's run and the raw client's), its JSON and its
+// chart in docs/.
 func TestCommittedResults(t *testing.T) {
-	const regen = "regenerate with: go run ./bench/chart -from-md bench/results.md -json bench/results.json -out docs/proxy-bench.svg (or run bench/proxies.sh)"
-	f, err := os.Open("../results.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fromMD, err := parseMarkdown(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromJSON, err := readResults("../results.json")
-	if err != nil {
-		t.Fatalf("%v; %s", err, regen)
-	}
-	if !reflect.DeepEqual(fromMD, fromJSON) {
-		t.Errorf("bench/results.json does not hold the figures of bench/results.md; %s", regen)
-	}
-	svg, err := os.ReadFile("../../docs/proxy-bench.svg")
-	if err != nil {
-		t.Fatalf("%v; %s", err, regen)
-	}
-	if !bytes.Equal(svg, render(t, fromJSON, defaultOptions())) {
-		t.Errorf("docs/proxy-bench.svg is not the chart of bench/results.json; %s", regen)
+	for _, c := range []struct{ md, json, svg string }{
+		{"results.md", "results.json", "proxy-bench.svg"},
+		{"results-raw.md", "results-raw.json", "proxy-bench-raw.svg"},
+	} {
+		t.Run(c.md, func(t *testing.T) {
+			regen := fmt.Sprintf("regenerate with: go run ./bench/chart -from-md bench/%s -json bench/%s -out docs/%s (or run bench/proxies.sh)", c.md, c.json, c.svg)
+			f, err := os.Open("../" + c.md)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fromMD, err := parseMarkdown(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromJSON, err := readResults("../" + c.json)
+			if err != nil {
+				t.Fatalf("%v; %s", err, regen)
+			}
+			if !reflect.DeepEqual(fromMD, fromJSON) {
+				t.Errorf("bench/%s does not hold the figures of bench/%s; %s", c.json, c.md, regen)
+			}
+			svg, err := os.ReadFile("../../docs/" + c.svg)
+			if err != nil {
+				t.Fatalf("%v; %s", err, regen)
+			}
+			if !bytes.Equal(svg, render(t, fromJSON, defaultOptions())) {
+				t.Errorf("docs/%s is not the chart of bench/%s; %s", c.svg, c.json, regen)
+			}
+		})
 	}
 }
 

@@ -21,7 +21,8 @@ type Results struct {
 	Loader   string `json:"loader"`
 	Rounds   int    `json:"rounds"`
 	Duration string `json:"duration"`
-	// Versions of the other proxies, by path: haproxy, nginx, caddy.
+	// Versions of the other proxies, by path: haproxy, nginx, caddy,
+	// fasthttp.
 	Versions map[string]string `json:"versions,omitempty"`
 	Points   []Point           `json:"points"`
 }
@@ -85,9 +86,10 @@ var (
 	mdRounds   = regexp.MustCompile(`ROUNDS=(\d+)`)
 	mdDuration = regexp.MustCompile(`DURATION=(\S+)`)
 	mdVersions = map[string]*regexp.Regexp{
-		"haproxy": regexp.MustCompile(`HAProxy version ([^\s,]+)`),
-		"nginx":   regexp.MustCompile(`nginx (\d\S*),`),
-		"caddy":   regexp.MustCompile(`Caddy (v\S+),`),
+		"haproxy":  regexp.MustCompile(`HAProxy version ([^\s,]+)`),
+		"nginx":    regexp.MustCompile(`nginx (\d\S*),`),
+		"caddy":    regexp.MustCompile(`Caddy (v\S+),`),
+		"fasthttp": regexp.MustCompile(`valyala/fasthttp (v\S+),`),
 	}
 )
 

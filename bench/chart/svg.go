@@ -46,11 +46,14 @@ var pathColours = map[string]string{
 	"haproxy": "#E69F00",
 	"nginx":   "#009E73",
 	"caddy":   "#CC79A7",
+	// the references: fasthttp, and the floor no proxy can go below
+	"fasthttp": "#56B4E9",
+	"floor":    "#000000",
 }
 
-var spareColours = []string{"#56B4E9", "#F0E442", "#D55E00", "#000000"}
+var spareColours = []string{"#F0E442", "#D55E00", "#882255", "#44AA99"}
 
-var pathNames = map[string]string{"haproxy": "HAProxy", "caddy": "Caddy"}
+var pathNames = map[string]string{"haproxy": "HAProxy", "caddy": "Caddy", "floor": "floor (TCP relay)"}
 
 // group is one workload at one connection count: a group of bars.
 type group struct {
@@ -118,20 +121,31 @@ func renderSVG(w io.Writer, r *Results, o chartOptions) error {
 	y += 16
 	text(&b, 24, y, labelSize, "start", mutedText, "", runLine(r, loader))
 
-	// Legend: one swatch per bar colour, then the two reference lines.
+	// Legend: one swatch per bar colour, then the two reference lines,
+	// wrapped onto more rows when they do not fit the width.
 	y += 26
 	x := 24.0
-	for _, p := range proxies {
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/>`+"\n", x, y-10, colours[p])
-		name := displayName(p, r.Versions)
-		text(&b, x+17, y, labelSize, "start", textColour, "", name)
-		x += 17 + textWidth(name, labelSize) + 22
+	item := func(w float64) (float64, float64) {
+		if x+w > width-24 && x > 24 {
+			x, y = 24, y+20
+		}
+		ix := x
+		x += w + 22
+		return ix, y
 	}
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333" stroke-width="2"/>`+"\n", x, y-4, x+18, y-4)
-	text(&b, x+23, y, labelSize, "start", textColour, "", "direct = 1.0")
-	x += 23 + textWidth("direct = 1.0", labelSize) + 22
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#D55E00" stroke-width="2" stroke-dasharray="5 3"/>`+"\n", x, y-4, x+18, y-4)
-	text(&b, x+23, y, labelSize, "start", textColour, "", fmt.Sprintf("target %s×", trimFloat(o.Target)))
+	for _, p := range proxies {
+		name := displayName(p, r.Versions)
+		ix, iy := item(17 + textWidth(name, labelSize))
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/>`+"\n", ix, iy-10, colours[p])
+		text(&b, ix+17, iy, labelSize, "start", textColour, "", name)
+	}
+	ix, iy := item(23 + textWidth("direct = 1.0", labelSize))
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333" stroke-width="2"/>`+"\n", ix, iy-4, ix+18, iy-4)
+	text(&b, ix+23, iy, labelSize, "start", textColour, "", "direct = 1.0")
+	target := fmt.Sprintf("target %s×", trimFloat(o.Target))
+	ix, iy = item(23 + textWidth(target, labelSize))
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#D55E00" stroke-width="2" stroke-dasharray="5 3"/>`+"\n", ix, iy-4, ix+18, iy-4)
+	text(&b, ix+23, iy, labelSize, "start", textColour, "", target)
 
 	// Ratio panel.
 	maxRatio := 1.0
@@ -289,8 +303,13 @@ func axis(b *strings.Builder, top, bottom, xMax, step float64, scale func(float6
 // runLine says how the figures were taken.
 func runLine(r *Results, loader string) string {
 	client := "raw HTTP/1.1 client (bench/load)"
-	if loader == "go" {
+	switch loader {
+	case "go":
 		client = "Go net/http client (bench/load -client go)"
+	case "wrk":
+		client = "wrk"
+	case "hey":
+		client = "hey (Go net/http client)"
 	}
 	s := "Load: " + client + ", closed loop, all programs on the same cores"
 	switch {
