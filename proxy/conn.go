@@ -30,6 +30,9 @@ type clientConn struct {
 	uhead []byte
 	addr  clientAddr
 
+	// probing: TCP keep-alive probes are on (keepAliveProbes).
+	probing bool
+
 	// linger: the connection ends with request body bytes unread, so it
 	// closes gently (see lingerClose).
 	linger bool
@@ -77,6 +80,7 @@ func newClientConn(p *Proxy, c net.Conn) *clientConn {
 	_, https := c.(*tls.Conn)
 	cc.addr = newClientAddr(c.RemoteAddr(), https)
 	cc.state.Store(stateActive)
+	cc.probing = false
 	return cc
 }
 

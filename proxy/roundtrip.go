@@ -329,6 +329,7 @@ var (
 // next request also ends the watch (its bytes stay buffered).
 func (cc *clientConn) watchClient(uc *upConn) (stop func() bool) {
 	cc.c.SetReadDeadline(time.Time{})
+	cc.keepAliveProbes() // a client that vanishes silently is found too
 	done := make(chan bool, 1)
 	go func() {
 		_, err := cc.br.Peek(1)

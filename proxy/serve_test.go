@@ -20,7 +20,7 @@ import (
 // test ends, and returns its base URL.
 func startServe(t testing.TB, p *Proxy) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,7 @@ func (cc *clientConn) handshake(tc *tls.Conn) (h1 bool) {
 	}
 	tc.SetDeadline(time.Time{}) // the data plane and the HTTP/2 server set their own
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		cc.keepAliveProbes() // one connection for everything, often long-lived
 		p.serveH2(tc)
 		return false
 	}

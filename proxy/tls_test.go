@@ -36,7 +36,7 @@ func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 func startServeTLS(t testing.TB, p *Proxy) (string, *x509.CertPool) {
 	t.Helper()
 	cfg, pool := testCert(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

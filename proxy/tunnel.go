@@ -87,6 +87,7 @@ func (cc *clientConn) tunnel(u *upstream, uc *upConn, resp *response) {
 		cc.out.write(b)
 		uc.br.Discard(n)
 	}
+	cc.keepAliveProbes() // a tunnel may go quiet for hours
 	if cc.out.flush() != nil {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -222,4 +223,87 @@ func TestUpgradeNotAcceptedIsAnOrdinaryResponse(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != "plain" {
 		t.Errorf("%d %q", resp.StatusCode, b)
 	}
+}
+
+// TestKeepAliveProbesOnlyOnLongLivedConnections: connections from Listen
+// go without TCP keep-alive probes (four syscalls fewer per connection),
+// until they become a tunnel or an open-ended stream, which may go quiet
+// for long and whose client may vanish without closing.
+func TestKeepAliveProbesOnlyOnLongLivedConnections(t *testing.T) {
+	sse := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // streams until the client leaves
+	})
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{
+		route1("up.localhost", "up", "up--000001", addrOf(startUpstream(t, "up"))),
+		route1("ws.localhost", "ws", "ws--000001", startWebSocketEcho(t, "ws")),
+		route1("sse.localhost", "sse", "sse--000001", addrOf(sse)),
+	})
+	base := startServe(t, p)
+
+	plain, br := rawConn(t, base)
+	io.WriteString(plain, "GET / HTTP/1.1\r\nHost: up.localhost\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := serverKeepAlive(t, p, plain); got != 0 {
+		t.Errorf("plain keep-alive connection: SO_KEEPALIVE = %d, want 0", got)
+	}
+
+	ws, wbr := dialWebSocket(t, base, "ws.localhost")
+	if got := serverKeepAlive(t, p, ws); got != 1 {
+		t.Errorf("WebSocket: SO_KEEPALIVE = %d, want 1", got)
+	}
+	if got := echo(t, ws, wbr, "hi"); got != "ws:hi" {
+		t.Errorf("echo = %q", got)
+	}
+
+	stream, sbr := rawConn(t, base)
+	io.WriteString(stream, "GET /events HTTP/1.1\r\nHost: sse.localhost\r\n\r\n")
+	resp, err = http.ReadResponse(sbr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not resp.Body.Close: that would read the endless stream; the
+	// connection's cleanup ends it.
+	if resp.StatusCode != 200 {
+		t.Fatalf("SSE: %d", resp.StatusCode)
+	}
+	if got := serverKeepAlive(t, p, stream); got != 1 {
+		t.Errorf("Server-Sent Events: SO_KEEPALIVE = %d, want 1", got)
+	}
+}
+
+// serverKeepAlive reads SO_KEEPALIVE of the proxy's end of client.
+func serverKeepAlive(t *testing.T, p *Proxy, client net.Conn) int {
+	t.Helper()
+	p.srv.mu.Lock()
+	var sc net.Conn
+	for cc := range p.srv.conns {
+		if cc.c.RemoteAddr().String() == client.LocalAddr().String() {
+			sc = cc.c
+		}
+	}
+	p.srv.mu.Unlock()
+	if sc == nil {
+		t.Fatalf("the proxy has no connection from %s", client.LocalAddr())
+	}
+	rc, err := sc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := -1
+	rc.Control(func(fd uintptr) {
+		v, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -178,6 +178,9 @@ func (s *Server) inheritHandoff() (*handoff, error) {
 	if s.apiLn, err = net.FileListener(os.NewFile(uintptr(h.API), "api")); err != nil {
 		return nil, fmt.Errorf("inherit the API socket: %w", err)
 	}
+	// net.FileListener has no keep-alive setting: after a restart in
+	// place, accepted connections get Go's TCP keep-alive probes, as
+	// net.Listen's would (proxy.Listen's do not; four syscalls apart).
 	if s.proxyLn, err = net.FileListener(os.NewFile(uintptr(h.Proxy), "proxy")); err != nil {
 		return nil, fmt.Errorf("inherit the proxy socket: %w", err)
 	}

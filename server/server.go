@@ -150,7 +150,7 @@ func (s *Server) open(ctx context.Context) error {
 		if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 			return fmt.Errorf("listen for the API on %s: %w (another baton running? pick another with --api)", cfg.APIAddr, err)
 		}
-		if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+		if s.proxyLn, err = proxy.Listen(cfg.ProxyAddr); err != nil {
 			return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
 		}
 	}

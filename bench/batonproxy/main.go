@@ -57,7 +57,7 @@ func run(addr, upstream, host, pprofAddr string, tlsConfig *tls.Config) error {
 	p.SetRoutes([]proxy.Route{{Host: host, App: "bench", Slot: "production",
 		Backends: []proxy.Backend{{Revision: "bench--000001", Weight: 100, Addrs: []string{upstream}}}}})
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := proxy.Listen(addr)
 	if err != nil {
 		return err
 	}
