@@ -1,4 +1,4 @@
-.PHONY: demo test build bench bench-deploy bench-scale
+.PHONY: demo test build bench bench-proxies bench-deploy bench-scale
 
 # Build baton and the example app, serve, deploy and redeploy the example.
 demo:
@@ -20,6 +20,19 @@ build:
 # to e2e/reliability-summary.txt.
 reliability:
 	go test -race -count=1 -timeout 3h -run Reliability ./e2e/ -v -reliability.long -reliability.seed $(or $(RELIABILITY_SEED),0)
+
+# Go benchmarks of the proxy: routing lookup and request path (ns/op, allocs/op).
+bench:
+	go test -run '^$$' -bench . -benchmem ./proxy/
+
+# baton's proxy side by side with HAProxy, nginx, Caddy, fasthttp and a TCP
+# relay, in one run per load client: the two committed runs, hey
+# (bench/results.md) and the raw client (bench/results-raw.md), with their
+# charts in docs/. About 20 minutes; installs haproxy and nginx-light with
+# apt-get and builds Caddy and hey when missing.
+bench-proxies:
+	LOADER=hey bench/proxies.sh
+	LOADER=raw OUT=bench/results-raw.md CHART=docs/proxy-bench-raw.svg bench/proxies.sh
 
 # 100 back-to-back deployments and 20 slot swaps of examples/hello under a
 # steady load through baton's proxy: failed requests (must be 0), latency in
