@@ -25,13 +25,6 @@ type server struct {
 	h2 *h2Server
 }
 
-// Serve accepts HTTP/1.x connections on ln and proxies their requests
-// with the proxy's own data plane until Shutdown; it then returns
-// http.ErrServerClosed. It is the fast path: one goroutine per client
-// connection forwards requests over pooled upstream connections with
-// no per-request goroutines or allocations, while streaming bodies,
-// trailers, 1xx responses and upgrades (WebSockets) pass through.
-//
 // Listen opens a listening socket for Serve on addr. Unlike net.Listen's,
 // its connections go without TCP keep-alive probes, which cost four
 // setsockopt calls per accepted connection, a tenth of the proxy's CPU
@@ -63,6 +56,13 @@ func (cc *clientConn) keepAliveProbes() {
 	}
 }
 
+// Serve accepts HTTP/1.x connections on ln and proxies their requests
+// with the proxy's own data plane until Shutdown; it then returns
+// http.ErrServerClosed. It is the fast path: one goroutine per client
+// connection forwards requests over pooled upstream connections with
+// no per-request goroutines or allocations, while streaming bodies,
+// trailers, 1xx responses and upgrades (WebSockets) pass through.
+//
 // Several listeners may be served at once; each Serve call owns its
 // listener and closes it. After Shutdown, Serve returns
 // http.ErrServerClosed at once. A listener that returns *tls.Conn (see
