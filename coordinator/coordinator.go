@@ -223,9 +223,9 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close cancels running deployments (they fail as interrupted), stops the
-// workers and every instance, and waits for all of it.
-func (c *Coordinator) Close() error {
+// stopBackground refuses new work and ends the workers and every other
+// background goroutine, waiting for them.
+func (c *Coordinator) stopBackground() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
@@ -233,6 +233,12 @@ func (c *Coordinator) Close() error {
 		c.cancel(ErrShutdown)
 	}
 	c.wg.Wait()
+}
+
+// Close cancels running deployments (they fail as interrupted), stops the
+// workers and every instance, and waits for all of it.
+func (c *Coordinator) Close() error {
+	c.stopBackground()
 	if c.ctx != nil && !c.handedOff {
 		// A clean stop hands the apps over at once instead of after silence.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

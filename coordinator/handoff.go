@@ -61,11 +61,7 @@ func (c *Coordinator) Pause(ctx context.Context) error {
 // stopping them, for the next process to adopt (Config.Adopt). The
 // coordinator can only be closed afterwards.
 func (c *Coordinator) Handoff() []HandedGroup {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel(ErrShutdown)
-	c.wg.Wait()
+	c.stopBackground()
 
 	c.mu.Lock()
 	keys := make([]runKey, 0, len(c.running))
@@ -123,18 +119,21 @@ func (c *Coordinator) adoptHanded(ctx context.Context) {
 		c.mu.Unlock()
 		r, err := c.cfg.Store.Revision(ctx, h.Revision)
 		if err != nil || !own {
+			closeOutputs(h.Instances)
 			c.log.Warn("handed instances of an unknown revision or app; they will be stopped", "app", h.App, "revision", h.Revision, "err", err)
 			continue
 		}
 		r.Slot = h.Slot
 		spec, _, out, err := c.revisionSpec(ctx, r, "")
 		if err != nil {
+			closeOutputs(h.Instances)
 			c.log.Warn("adopt handed instances; they will be stopped", "revision", h.Revision, "err", err)
 			continue
 		}
 		g, err := c.cfg.Supervisor.Adopt(spec, h.Instances)
 		if err != nil {
 			out.Close()
+			closeOutputs(h.Instances) // Adopt has let go of them: its group stopped
 			c.log.Warn("adopt handed instances; they will be stopped", "revision", h.Revision, "err", err)
 			continue
 		}
@@ -150,6 +149,16 @@ func (c *Coordinator) adoptHanded(ctx context.Context) {
 		}
 		for _, in := range c.applyRouting(app, slots) {
 			_ = in.stop() // handed, but no longer routed
+		}
+	}
+}
+
+// closeOutputs closes the output pipes of handed instances nobody adopts;
+// ReapOrphans stops their processes.
+func closeOutputs(handed []supervisor.HandedInstance) {
+	for _, h := range handed {
+		if h.Output != nil {
+			h.Output.Close()
 		}
 	}
 }

@@ -116,7 +116,12 @@ func (c *Coordinator) work(w *worker, restore bool) {
 			case <-time.After(backoff):
 				backoff = min(2*backoff, maxRestoreBackoff)
 			}
-			restoring = !c.restoreApp(w.app)
+			c.mu.Lock()
+			pausing := c.pausing
+			c.mu.Unlock()
+			if !pausing && c.ctx.Err() == nil { // else the loop ends the worker
+				restoring = !c.restoreApp(w.app)
+			}
 			continue
 		}
 		if len(next) == 0 {

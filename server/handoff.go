@@ -80,7 +80,9 @@ func (s *Server) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	// New API connections wait in the socket's backlog for the new process.
-	s.stopAPI()
+	if err := s.stopAPI(); err != nil {
+		s.log.Warn("restart", "err", err)
+	}
 	groups := s.coord.Handoff()
 	s.handedOff = true
 	if s.stopSharing != nil {

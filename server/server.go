@@ -90,9 +90,6 @@ type Server struct {
 	// apiTCP and proxyTCP are the listening sockets under any TLS, which
 	// Restart hands to the next process.
 	apiTCP, proxyTCP *net.TCPListener
-	// apiHandler serves the API (startAPI serves it again after a failed
-	// Restart).
-	apiHandler http.Handler
 	// handedOff is set once Restart handed everything to a new process;
 	// ready, in that new process, tells the old one it serves.
 	handedOff bool
@@ -203,10 +200,9 @@ func (s *Server) open(ctx context.Context) error {
 	s.metrics.Registry.MustRegister(s.coord.Collector())
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
-	apiHandler := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
+	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
 		Ready: func() error { return nil }}
-	s.apiHandler = s.wrapAPI(apiHandler.Handler())
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
 	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
@@ -224,19 +220,19 @@ func (s *Server) open(ctx context.Context) error {
 		}
 	}()
 	s.proxyServing = true
-	s.startAPI()
+	s.startAPI(s.wrapAPI(apiServer.Handler()))
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "proxy_tls", s.proxyTLS != nil,
 		"data", cfg.DataDir, "domain", cfg.Domain)
 	s.signalReady()
 	return nil
 }
 
-// startAPI serves the API on apiLn.
-func (s *Server) startAPI() {
+// startAPI serves the API with h on apiLn.
+func (s *Server) startAPI(h http.Handler) {
 	streams, stop := context.WithCancel(context.Background())
 	s.stopStreams = stop
 	s.apiSrv = &http.Server{
-		Handler:           s.apiHandler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -247,8 +243,9 @@ func (s *Server) startAPI() {
 }
 
 // stopAPI ends long-lived responses (SSE), stops accepting API connections
-// and lets the requests in flight finish (up to 10s).
-func (s *Server) stopAPI() {
+// and lets the requests in flight finish (up to 10s); it reports requests
+// it had to cut off.
+func (s *Server) stopAPI() error {
 	if s.stopStreams != nil {
 		s.stopStreams()
 	}
@@ -256,15 +253,17 @@ func (s *Server) stopAPI() {
 		if s.apiLn != nil {
 			s.apiLn.Close()
 		}
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.apiSrv.Shutdown(ctx); err != nil {
-		s.log.Warn("stop the API", "err", err)
+	err := s.apiSrv.Shutdown(ctx)
+	if err != nil {
 		s.apiSrv.Close()
+		err = fmt.Errorf("stop the API: %w", err)
 	}
 	s.apiSrv = nil
+	return err
 }
 
 // reapOrphans stops the instances a killed baton left running.
@@ -327,7 +326,9 @@ func (s *Server) loadProxyTLS() (*tls.Config, error) {
 // instances, close the store. It reports every error.
 func (s *Server) Close() error {
 	var errs []error
-	s.stopAPI()
+	if err := s.stopAPI(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.ready != nil {
 		s.ready.Close() // the previous process learns this one failed
 	}

@@ -197,13 +197,10 @@ func (g *Group) SetLive() {
 // call concurrently; every call waits. The error reports signals that could
 // not be delivered.
 func (g *Group) Stop(ctx context.Context) error {
-	g.mu.Lock()
-	handedOff := g.handedOff
-	g.mu.Unlock()
+	deadline, handedOff := g.beginStop()
 	if handedOff {
 		return nil // its processes belong to the next baton now
 	}
-	deadline := g.beginStop()
 	grace := time.NewTimer(time.Until(deadline))
 	defer grace.Stop()
 	select {
@@ -224,9 +221,15 @@ func (g *Group) Stop(ctx context.Context) error {
 	return errors.Join(g.stopErrs...)
 }
 
-// beginStop starts stopping the group once and returns when SIGKILL is due.
-func (g *Group) beginStop() time.Time {
+// beginStop starts stopping the group once and returns when SIGKILL is due;
+// handedOff, and nothing done, when the group's processes belong to the
+// next baton (checked under the same lock as Handoff sets it).
+func (g *Group) beginStop() (deadline time.Time, handedOff bool) {
 	g.mu.Lock()
+	if g.handedOff {
+		g.mu.Unlock()
+		return time.Time{}, true
+	}
 	first := !g.stopping
 	if first {
 		g.stopping = true
@@ -237,13 +240,13 @@ func (g *Group) beginStop() time.Time {
 		}
 		g.broadcastLocked()
 	}
-	deadline := g.stopDeadline
+	deadline = g.stopDeadline
 	g.mu.Unlock()
 	if first {
 		g.log.Info("stopping group", "grace", g.cfg.StopGrace)
 		g.signalAll(syscall.SIGTERM, "stop")
 	}
-	return deadline
+	return deadline, false
 }
 
 // signalAll signals the process group of every running instance.

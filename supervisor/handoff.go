@@ -114,10 +114,7 @@ func (s *Supervisor) Adopt(spec Spec, handed []HandedInstance) (*Group, error) {
 		return nil, err
 	}
 
-	g.mu.Lock()
-	g.live = true
-	close(g.liveCh)
-	g.mu.Unlock()
+	g.SetLive()
 	var down []*instance
 	for i, h := range handed {
 		in := g.instances[i]
