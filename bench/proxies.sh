@@ -47,11 +47,11 @@ CHART=${CHART-$ROOT/docs/proxy-bench.svg} # CHART= (empty): no chart
 work=$(mktemp -d /tmp/baton-bench.XXXXXX)
 pids=()
 cleanup() {
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
 	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
 	done
 	rm -rf "$work"
 }
@@ -88,6 +88,10 @@ load="$work/load"
 
 # --- processes ---------------------------------------------------------
 read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT FASTHTTP_PORT FLOOR_PORT < <("$load" -free-ports 7 && printf '\0') || true
+if [ -z "$FLOOR_PORT" ]; then
+	log "could not get 7 free loopback ports"
+	exit 1
+fi
 
 start() { # name, command...: runs it in the background, remembered for cleanup
 	local name=$1
@@ -255,6 +259,8 @@ loadrun() {
 		[ "$keep" = true ] || nokeep=(-disable-keepalive)
 		# One CSV row per request: response time (s) 1st, status code 7th,
 		# start offset (s) 8th; the run lasted until the last one ended.
+		# hey writes no row for a request that failed without an answer,
+		# so with hey the errors column counts non-200 answers only.
 		"$work/gobin/hey" -z "$d" -c "$conns" -host bench.localhost "${nokeep[@]}" -o csv "$url" | awk -F, '
 			NR > 1 { n++; if ($7 != 200) e++; else print $1 * 1000; if ($8 + $1 > s) s = $8 + $1 }
 			END { printf "# %d %d %f\n", n, e, s }' | sort -g | awk '
@@ -281,9 +287,15 @@ for round in $(seq 1 "$ROUNDS"); do
 			proxy=${pid[$path]:-${pid[upstream]}}
 			p0=$(cputicks "$proxy")
 			u0=$(cputicks "${pid[upstream]}")
-			loadrun "$url" "$conns" "$keep" "$DURATION" >"$work/r.$wi.$path.$round.json" || true
+			r="$work/r.$wi.$path.$round.json"
+			loadrun "$url" "$conns" "$keep" "$DURATION" >"$r" || true
 			p1=$(cputicks "$proxy")
 			u1=$(cputicks "${pid[upstream]}")
+			if ! jq -e .requests "$r" >/dev/null 2>&1; then
+				# Counted as a run with an error, not left out of the medians unseen.
+				log "$path, workload $wi, round $round: $LOADER printed no result"
+				echo '{"requests": 0, "errors": 1}' >"$r"
+			fi
 			# CPU microseconds per request, of the proxy (of the upstream
 			# for direct) and of the upstream: unlike req/s, this barely
 			# moves with load from elsewhere on the machine.

@@ -261,7 +261,7 @@ func (r *runner) do(ctx context.Context, kind opKind) (*op, error) {
 		return nil, fmt.Errorf("log of %s: %w", d.ID, err)
 	}
 	if kind != deployStaging {
-		if _, ok := o.switchOf(r.host, 0); !ok {
+		if _, ok := o.switchOf(r.host); !ok {
 			return nil, fmt.Errorf("%s %s succeeded but its log has no line saying what now serves %s:\n%s", kind, d.ID, r.host, text)
 		}
 	}

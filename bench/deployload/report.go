@@ -56,12 +56,12 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 	rep.failures = append(rep.failures, l.failures...)
 	// The production switches in order: the initial deployment, then
 	// every deployment to production and every swap.
-	if ev, ok := r.initial.switchOf(r.host, -1); ok {
+	if ev, ok := r.initial.switchOf(r.host); ok {
 		rep.switches = append(rep.switches, ev)
 	}
-	for i, o := range r.ops {
+	for _, o := range r.ops {
 		rep.ops[o.kind]++
-		if ev, ok := o.switchOf(r.host, i); ok {
+		if ev, ok := o.switchOf(r.host); ok {
 			rep.switches = append(rep.switches, ev)
 		}
 		s, err := splitOf(o)

@@ -85,11 +85,10 @@ func parseLog(text string) (phases []phaseMark, serves []servesMark, err error) 
 type switchEvent struct {
 	rev    string
 	lo, hi time.Time
-	op     int // index into the run's ops
 }
 
 // switchOf returns the switch of host an operation made, if it made one.
-func (o *op) switchOf(host string, index int) (switchEvent, bool) {
+func (o *op) switchOf(host string) (switchEvent, bool) {
 	for _, s := range o.serves {
 		if s.host != host {
 			continue
@@ -100,7 +99,7 @@ func (o *op) switchOf(host string, index int) (switchEvent, bool) {
 				lo = p.at
 			}
 		}
-		return switchEvent{rev: s.rev, lo: lo, hi: s.at.Add(time.Millisecond), op: index}, true
+		return switchEvent{rev: s.rev, lo: lo, hi: s.at.Add(time.Millisecond)}, true
 	}
 	return switchEvent{}, false
 }

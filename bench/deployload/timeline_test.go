@@ -48,7 +48,7 @@ func TestSwitchOfDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := &op{phases: phases, serves: serves}
-	ev, ok := o.switchOf("bench.localhost", 0)
+	ev, ok := o.switchOf("bench.localhost")
 	if !ok {
 		t.Fatal("no switch of bench.localhost found")
 	}
@@ -56,7 +56,7 @@ func TestSwitchOfDeployment(t *testing.T) {
 	if ev != want {
 		t.Errorf("switch = %+v, want %+v", ev, want)
 	}
-	if _, ok := o.switchOf("bench-staging.localhost", 0); ok {
+	if _, ok := o.switchOf("bench-staging.localhost"); ok {
 		t.Error("a deployment to production switched staging")
 	}
 }
@@ -68,7 +68,7 @@ func TestSwitchOfSwap(t *testing.T) {
 	}
 	o := &op{phases: phases, serves: serves}
 	for host, rev := range map[string]string{"bench.localhost": "bench--000004", "bench-staging.localhost": "bench--000003"} {
-		ev, ok := o.switchOf(host, 0)
+		ev, ok := o.switchOf(host)
 		if !ok || ev.rev != rev || !ev.lo.Equal(at("2026-11-28T14:47:11.410Z")) {
 			t.Errorf("switch of %s = %+v, %v; want %s from 14:47:11.410", host, ev, ok, rev)
 		}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -33,62 +34,80 @@ func main() {
 	if err != nil || !up.Addr().Is4() {
 		log.Fatalf("floorproxy: -upstream must be an IPv4 HOST:PORT: %q", *upstream)
 	}
-	r, err := listen(*addr, up, *loops)
+	bound, stop, err := listen(*addr, up, *loops)
 	if err != nil {
 		log.Fatalf("floorproxy: %v", err)
 	}
-	fmt.Println(r.addr) // for scripts that listen on port 0
+	fmt.Println(bound) // for scripts that listen on port 0
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
-}
-
-// relay is the running proxy: its address and its loops.
-type relay struct {
-	addr  string
-	loops []*loop
+	stop()
 }
 
 // listen opens one SO_REUSEPORT listening socket per loop on addr (the
-// kernel spreads connections over them) and starts the loops. They run
-// until the process ends.
-func listen(addr string, up netip.AddrPort, loops int) (*relay, error) {
+// kernel spreads connections over them), starts the loops and returns
+// the address bound. stop ends the loops, closing every socket, and
+// returns once they have.
+func listen(addr string, up netip.AddrPort, loops int) (bound string, stop func(), err error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().Is4() {
-		return nil, fmt.Errorf("-addr must be an IPv4 HOST:PORT: %q", addr)
+		return "", nil, fmt.Errorf("-addr must be an IPv4 HOST:PORT: %q", addr)
 	}
-	r := &relay{}
+	// Closing the pipe's write end wakes every loop (its read end turns
+	// readable) to end.
+	var quit [2]int
+	if err := syscall.Pipe2(quit[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		return "", nil, err
+	}
+	var wg sync.WaitGroup
+	stop = func() {
+		syscall.Close(quit[1])
+		wg.Wait()
+		syscall.Close(quit[0])
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	for i := 0; i < max(loops, 1); i++ {
 		lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-		if err := syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, soReusePort, 1); err != nil {
-			return nil, err
-		}
-		if err := syscall.Bind(lfd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
-			return nil, err
-		}
-		if err := syscall.Listen(lfd, 1024); err != nil {
-			return nil, err
-		}
-		if ap.Port() == 0 { // the others share the port the first one got
-			sa, err := syscall.Getsockname(lfd)
-			if err != nil {
-				return nil, err
-			}
-			ap = netip.AddrPortFrom(ap.Addr(), uint16(sa.(*syscall.SockaddrInet4).Port))
-		}
-		l, err := newLoop(lfd, &syscall.SockaddrInet4{Port: int(up.Port()), Addr: up.Addr().As4()})
+		l, err := newLoop(lfd, quit[0], &syscall.SockaddrInet4{Port: int(up.Port()), Addr: up.Addr().As4()})
 		if err != nil {
-			return nil, err
+			syscall.Close(lfd)
+			return "", nil, err
 		}
-		r.loops = append(r.loops, l)
-		go l.run()
+		if ap, err = l.listen(ap); err != nil {
+			l.shut()
+			return "", nil, err
+		}
+		wg.Go(l.run)
 	}
-	r.addr = ap.String()
-	return r, nil
+	return ap.String(), stop, nil
+}
+
+// listen binds the loop's socket to ap and listens. Port 0 picks one; the
+// returned address has the port every further loop then shares.
+func (l *loop) listen(ap netip.AddrPort) (netip.AddrPort, error) {
+	syscall.SetsockoptInt(l.lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.SetsockoptInt(l.lfd, syscall.SOL_SOCKET, soReusePort, 1); err != nil {
+		return ap, err
+	}
+	if err := syscall.Bind(l.lfd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		return ap, err
+	}
+	if err := syscall.Listen(l.lfd, 1024); err != nil {
+		return ap, err
+	}
+	sa, err := syscall.Getsockname(l.lfd)
+	if err != nil {
+		return ap, err
+	}
+	return netip.AddrPortFrom(ap.Addr(), uint16(sa.(*syscall.SockaddrInet4).Port)), nil
 }
 
 // soReusePort is SO_REUSEPORT, which package syscall does not name.
@@ -106,18 +125,34 @@ type end struct {
 // loop is one event loop: a thread, an epoll set, the connections in it.
 type loop struct {
 	ep, lfd int
+	quit    int // readable when the loop must end
 	up      *syscall.SockaddrInet4
 	ends    map[int]*end
 	buf     []byte
 }
 
-func newLoop(lfd int, up *syscall.SockaddrInet4) (*loop, error) {
+func newLoop(lfd, quit int, up *syscall.SockaddrInet4) (*loop, error) {
 	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	l := &loop{ep: ep, lfd: lfd, up: up, ends: map[int]*end{}, buf: make([]byte, 64<<10)}
-	return l, l.watch(lfd, syscall.EPOLLIN, syscall.EPOLL_CTL_ADD)
+	l := &loop{ep: ep, lfd: lfd, quit: quit, up: up, ends: map[int]*end{}, buf: make([]byte, 64<<10)}
+	for _, fd := range []int{lfd, quit} {
+		if err := l.watch(fd, syscall.EPOLLIN, syscall.EPOLL_CTL_ADD); err != nil {
+			syscall.Close(ep)
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// shut closes the loop's sockets and its epoll set.
+func (l *loop) shut() {
+	for fd := range l.ends {
+		syscall.Close(fd)
+	}
+	syscall.Close(l.lfd)
+	syscall.Close(l.ep)
 }
 
 func (l *loop) watch(fd int, events uint32, op int) error {
@@ -125,9 +160,12 @@ func (l *loop) watch(fd int, events uint32, op int) error {
 	return syscall.EpollCtl(l.ep, op, fd, &ev)
 }
 
-// run serves the loop's connections on a thread of its own.
+// run serves the loop's connections on a thread of its own until the
+// quit pipe turns readable.
 func (l *loop) run() {
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.shut()
 	events := make([]syscall.EpollEvent, 256)
 	for {
 		n, err := syscall.EpollWait(l.ep, events, -1)
@@ -139,6 +177,9 @@ func (l *loop) run() {
 		}
 		for _, ev := range events[:n] {
 			fd := int(ev.Fd)
+			if fd == l.quit {
+				return
+			}
 			if fd == l.lfd {
 				l.accept()
 				continue
@@ -208,7 +249,7 @@ func (l *loop) relay(e *end) {
 			continue
 		}
 		if n <= 0 { // end of stream or an error: the pair ends
-			l.close(e)
+			l.closePair(e)
 			return
 		}
 		if !l.write(e.peer, l.buf[:n]) {
@@ -227,11 +268,11 @@ func (l *loop) write(e *end, b []byte) bool {
 		}
 		if errors.Is(err, syscall.EAGAIN) {
 			e.out = append(e.out[:0], b...)
-			l.watch(e.fd, syscall.EPOLLIN|syscall.EPOLLOUT, syscall.EPOLL_CTL_MOD)
+			l.rearm(e)
 			return false
 		}
 		if err != nil {
-			l.close(e)
+			l.closePair(e)
 			return false
 		}
 		b = b[n:]
@@ -244,16 +285,33 @@ func (l *loop) write(e *end, b []byte) bool {
 func (l *loop) flush(e *end) bool {
 	b := e.out
 	e.out = nil
-	l.watch(e.fd, syscall.EPOLLIN, syscall.EPOLL_CTL_MOD)
 	if !l.write(e, b) {
 		return l.ends[e.fd] == e
 	}
+	l.rearm(e)
 	l.relay(e.peer)
 	return l.ends[e.fd] == e
 }
 
-// close ends both sides of a pair.
-func (l *loop) close(e *end) {
+// rearm sets what the loop waits for after e's held bytes changed: e is
+// watched for room while it holds bytes, and its peer is not read
+// meanwhile (a level-triggered EPOLLIN on it would wake the loop in vain
+// for as long as e's reader does not read).
+func (l *loop) rearm(e *end) {
+	for _, x := range []*end{e, e.peer} {
+		var ev uint32
+		if len(x.peer.out) == 0 {
+			ev |= syscall.EPOLLIN
+		}
+		if len(x.out) > 0 {
+			ev |= syscall.EPOLLOUT
+		}
+		l.watch(x.fd, ev, syscall.EPOLL_CTL_MOD)
+	}
+}
+
+// closePair ends both sides of a pair.
+func (l *loop) closePair(e *end) {
 	for _, x := range []*end{e, e.peer} {
 		if l.ends[x.fd] == x {
 			delete(l.ends, x.fd)

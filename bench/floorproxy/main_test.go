@@ -33,11 +33,12 @@ func TestRelayPassesRequestsAndLargeBodies(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	r, err := listen("127.0.0.1:0", netip.MustParseAddrPort(strings.TrimPrefix(up.URL, "http://")), 2)
+	addr, stop, err := listen("127.0.0.1:0", netip.MustParseAddrPort(strings.TrimPrefix(up.URL, "http://")), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + r.addr
+	t.Cleanup(stop)
+	base := "http://" + addr
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 
 	var wg sync.WaitGroup

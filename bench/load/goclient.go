@@ -23,10 +23,15 @@ type goClient struct {
 	trs     []*http.Transport
 	url     string
 	o       options
+	// major is the HTTP major version every answer must come in.
+	major int
 }
 
 func newGoClient(o options, deadline time.Time) *goClient {
-	g := &goClient{url: o.scheme + "://" + o.addr + o.path, o: o}
+	g := &goClient{url: o.scheme + "://" + o.addr + o.path, o: o, major: 1}
+	if o.h2 {
+		g.major = 2
+	}
 	n := 1
 	if o.h2 && !o.h2Shared {
 		n = o.conns
@@ -79,8 +84,8 @@ func (g *goClient) do(i int) error {
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-	if want := map[bool]int{true: 2, false: 1}[g.o.h2]; resp.ProtoMajor != want {
-		return fmt.Errorf("answered in %s, want HTTP/%d", resp.Proto, want)
+	if resp.ProtoMajor != g.major {
+		return fmt.Errorf("answered in %s, want HTTP/%d", resp.Proto, g.major)
 	}
 	return nil
 }

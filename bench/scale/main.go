@@ -60,8 +60,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scale: -baton and -hello are required; `make bench-scale` builds both and runs this")
 		os.Exit(2)
 	}
-	if o.apps < 1 || o.slots < 1 || o.workers < 1 || o.deployed < 1 || o.deployed > o.apps || o.storm < 1 {
-		fmt.Fprintln(os.Stderr, "scale: want -apps, -slots, -workers, -storm ≥ 1 and 1 ≤ -deployed ≤ -apps")
+	if o.apps < 1 || o.slots < 1 || o.workers < 1 || o.deployed < 1 || o.deployed >= o.apps || o.storm < 1 {
+		// The restart stage times the 503 of the last app, which must not be deployed.
+		fmt.Fprintln(os.Stderr, "scale: want -apps, -slots, -workers, -storm ≥ 1 and 1 ≤ -deployed < -apps")
 		os.Exit(2)
 	}
 	if _, err := baton.ParsePolicy(o.policy); err != nil {
@@ -301,7 +302,7 @@ func (s *scale) deployHandful(ctx context.Context) error {
 		}
 		d, err := s.c.Follow(ctx, res.ID, func(api.Event) {})
 		if err != nil {
-			return fmt.Errorf("follow %s: %w", d.ID, err)
+			return fmt.Errorf("follow %s: %w", res.ID, err)
 		}
 		if d.State != baton.StateSucceeded {
 			return fmt.Errorf("deployment %s of %s ended %s: %s", d.ID, appName(i), d.State, d.Error)

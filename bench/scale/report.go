@@ -135,7 +135,8 @@ func (r *report) markdown() string {
 				fmt.Fprintf(&w, "- %d × %s\n", st.problems[k], k)
 			}
 		}
-		fmt.Fprintf(&w, `
+		if st.policy == "supersede" {
+			fmt.Fprintf(&w, `
 Why %s: with the default policy `+"`queue`"+` each of the %d requests would run
 in turn (those that ran here took %s on average, under the storm), and `+"`--max-queue`"+` (100 by
 default) would refuse most of them with 429. `+"`supersede`"+` keeps the same
@@ -145,6 +146,7 @@ still queued `+"`superseded`"+` in the transaction that queues it, so at most
 one runs and one waits. Uploads beyond `+"`--max-uploads`"+` (8) wait for a slot
 (up to 30 s) rather than being refused.
 `, st.policy, st.n, st.runMean.Round(time.Millisecond))
+		}
 	}
 	return w.String()
 }
