@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/internal/selfsigned"
 )
@@ -58,7 +59,11 @@ func TestServeProxyTLSFlagsRefusedAtStart(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"serve", "--data", data, "--api", "127.0.0.1:0", "--proxy", "127.0.0.1:0"}, tt.flags...)
-			if code := Run(context.Background(), args, &stdout, &stderr); code != ExitError {
+			// Bounded: a serve that started despite the bad flags must fail
+			// the test, not hang it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if code := Run(ctx, args, &stdout, &stderr); code != ExitError {
 				t.Fatalf("exit %d, want %d; stderr %s", code, ExitError, &stderr)
 			}
 			for _, w := range tt.want {

@@ -19,7 +19,7 @@ func TestBackToBackDeploysUnderLoad(t *testing.T) {
 	p := newProxyClient(b.proxyAddr)
 	version := 0
 	for _, conns := range []int{16, 64} {
-		l := startLoad(p, "btb.localhost", conns)
+		l := startLoad(t, p, "btb.localhost", conns)
 		for i := 0; i < 3; i++ {
 			version++
 			v := fmt.Sprintf("v%d", version)

@@ -36,7 +36,7 @@ func TestDeployZeroDowntime(t *testing.T) {
 		t.Fatalf("after v1: %d %q %v", status, body, err)
 	}
 
-	l := startLoad(p, "hello.localhost", 8)
+	l := startLoad(t, p, "hello.localhost", 8)
 	eventually(t, 10e9, "load sees v1", func() bool { return l.count("v1") > 50 })
 	d2 := mustSucceed(t, c, "hello", appDir(t, "v2", withBinary))
 	eventually(t, 10e9, "load sees v2", func() bool { return l.count("v2") > 50 })
@@ -77,7 +77,7 @@ func TestUnhealthyRevisionFails(t *testing.T) {
 	}
 	mustSucceed(t, c, "hello", appDir(t, "v2"))
 	p := newProxyClient(b.proxyAddr)
-	l := startLoad(p, "hello.localhost", 4)
+	l := startLoad(t, p, "hello.localhost", 4)
 	bad := appDir(t, "v3", unhealthy, withManifest(`[run]
 command = "`+helloBin+`"
 [health]

@@ -214,15 +214,27 @@ func (b *batonProc) pid() int {
 	return b.cmd.Process.Pid
 }
 
+// signal sends sig to the baton process serving now.
+func (b *batonProc) signal(sig syscall.Signal) error {
+	return syscall.Kill(b.pid(), sig)
+}
+
 // restartInPlace sends SIGUSR2 and waits until the process it started has
 // taken over (it records its pid in DATA/baton.lock) and the old one is
 // gone.
 func (b *batonProc) restartInPlace() {
 	b.t.Helper()
 	old := b.pid()
-	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+	if err := b.signal(syscall.SIGUSR2); err != nil {
 		b.t.Fatal(err)
 	}
+	b.awaitHandover(old)
+}
+
+// awaitHandover waits until the process that old started on SIGUSR2 has
+// taken over and old is gone.
+func (b *batonProc) awaitHandover(old int) {
+	b.t.Helper()
 	eventually(b.t, 90*time.Second, "a new baton process took over and the old one exited", func() bool {
 		data, err := os.ReadFile(filepath.Join(b.data, "baton.lock"))
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
@@ -447,11 +459,15 @@ type load struct {
 	versions map[string]int
 	failures []string
 	stop     chan struct{}
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
-func startLoad(p *proxyClient, host string, n int) *load {
+// startLoad sends requests for host on n workers until finish, or until
+// the test ends if a check stops it before.
+func startLoad(t testing.TB, p *proxyClient, host string, n int) *load {
 	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
+	t.Cleanup(func() { l.finish() })
 	for i := 0; i < n; i++ {
 		l.wg.Add(1)
 		go func() {
@@ -486,7 +502,7 @@ func (l *load) count(v string) int {
 }
 
 func (l *load) finish() (map[string]int, []string) {
-	close(l.stop)
+	l.stopOnce.Do(func() { close(l.stop) })
 	l.wg.Wait()
 	return l.versions, l.failures
 }

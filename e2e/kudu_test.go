@@ -232,7 +232,7 @@ func TestKuduBrokenZip(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("sync zipdeploy of v1: %v %v %s", resp, err, body)
 	}
-	l := startLoad(newProxyClient(b.proxyAddr), "br.localhost", 4)
+	l := startLoad(t, newProxyClient(b.proxyAddr), "br.localhost", 4)
 	eventually(t, 10*time.Second, "load sees v1", func() bool { return l.count("v1") > 20 })
 
 	good := kuduZip(t, kuduAppDir(t, "v2"))

@@ -136,10 +136,8 @@ func TestRedeployAfterSettingsChange(t *testing.T) {
 	p := newProxyClient(b.proxyAddr)
 	servesWith := func(app, key, value string) {
 		t.Helper()
-		status, page, err := p.get(app+".localhost", "/")
-		var got struct{ Settings map[string]string }
-		if json.Unmarshal([]byte(page), &got); err != nil || status != 200 || got.Settings[key] != value {
-			t.Fatalf("%s runs with settings %v (%d %v), want %s=%q", app, got.Settings, status, err, key, value)
+		if got := ask(t, p, app+".localhost").Settings; got[key] != value {
+			t.Fatalf("%s runs with settings %v, want %s=%q", app, got, key, value)
 		}
 	}
 	redeploys := func(app, dir string) {
@@ -191,18 +189,13 @@ func TestRedeployAfterSettingsChange(t *testing.T) {
 	}
 	// Instances listen once the gate exists: without it, a restart holds in
 	// phase starting.
-	gate := filepath.Join(t.TempDir(), "gate")
-	openGate := func() {
-		if err := os.WriteFile(gate, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	openGate()
-	dir := appDir(t, "v1", withListenGate(gate))
+	gate := newGate(t)
+	gate.open(t)
+	dir := appDir(t, "v1", withListenGate(string(gate)))
 	mustSucceed(t, c, "cfg", dir)
 
 	for _, s := range []baton.Setting{{Key: "FEATURE", Value: "on"}, {Key: "TIER", Value: "gold", Sticky: true}} {
-		if err := os.Remove(gate); err != nil {
+		if err := os.Remove(string(gate)); err != nil {
 			t.Fatal(err)
 		}
 		op, err := c.SetSettings(ctx, "cfg", baton.ProductionSlot, []baton.Setting{s}, baton.PolicyQueue)
@@ -219,7 +212,7 @@ func TestRedeployAfterSettingsChange(t *testing.T) {
 		if d := waitFinal(t, c, op.ID); d.State != baton.StateCancelled {
 			t.Fatalf("settings change %s: %s %s", op.ID, d.State, d.Error)
 		}
-		openGate()
+		gate.open(t)
 		servesWith("cfg", s.Key, "")
 		redeploys("cfg", dir)
 		servesWith("cfg", s.Key, s.Value)

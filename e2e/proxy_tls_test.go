@@ -100,7 +100,7 @@ func TestProxyTLS(t *testing.T) {
 		t.Errorf("plain HTTP to the TLS listener: %d %q %v, want a 400 https-required problem", status, body, err)
 	}
 
-	l := startLoad(h2, "hello.localhost", 8)
+	l := startLoad(t, h2, "hello.localhost", 8)
 	eventually(t, 10*time.Second, "h2 load sees v1", func() bool { return l.count("v1") > 50 })
 	mustSucceed(t, c, "hello", appDir(t, "v2", withBinary))
 	eventually(t, 10*time.Second, "h2 load sees v2", func() bool { return l.count("v2") > 50 })

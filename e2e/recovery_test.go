@@ -3,8 +3,8 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,36 +14,74 @@ import (
 	"github.com/batonhq/baton/api"
 )
 
-// processesOf returns the PIDs of processes started for a revision (their
-// environment names it).
-func processesOf(rev string) []int {
-	var pids []int
+// revProcess is a live process started for a revision: its environment
+// names the revision (BATON_REVISION) and its HOME (under a data
+// directory).
+type revProcess struct {
+	rev, home string
+	pid, pgid int
+}
+
+// revisionProcessesAll scans /proc once for the live (not zombie)
+// processes of every revision, of any baton.
+func revisionProcessesAll() []revProcess {
+	var out []revProcess
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		pid := 0
-		for _, ch := range e.Name() {
-			if ch < '0' || ch > '9' {
-				pid = -1
-				break
-			}
-			pid = pid*10 + int(ch-'0')
-		}
-		if pid <= 0 {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		if err != nil {
+			continue // gone, or not ours to read
+		}
+		p := revProcess{pid: pid}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "BATON_REVISION="); ok {
+				p.rev = v
+			} else if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+				p.home = v
+			}
+		}
+		if p.rev == "" {
 			continue
 		}
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if kv == "BATON_REVISION="+rev {
-				// A zombie still lists its environment as empty; only live
-				// processes count.
-				stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-				if !strings.Contains(string(stat), ") Z ") {
-					pids = append(pids, pid)
-				}
-			}
+		// A zombie still lists its environment as empty; only live
+		// processes count.
+		state, pgid := procStat(pid)
+		if state == "" || state == "Z" || state == "X" {
+			continue
+		}
+		p.pgid = pgid
+		out = append(out, p)
+	}
+	return out
+}
+
+// procStat returns a process's state letter ("R", "S", "T", "Z", …) and
+// process group, or "" if there is no such process.
+func procStat(pid int) (state string, pgid int) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0
+	}
+	// pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 3 {
+		return "", 0
+	}
+	pgid, _ = strconv.Atoi(f[2])
+	return f[0], pgid
+}
+
+// processesOf returns the PIDs of processes started for a revision.
+func processesOf(rev string) []int {
+	var pids []int
+	for _, p := range revisionProcessesAll() {
+		if p.rev == rev {
+			pids = append(pids, p.pid)
 		}
 	}
 	return pids
@@ -54,22 +92,7 @@ func processesOf(rev string) []int {
 // the race-instrumented test binary does not spend minutes compressing it.
 func bigArtifact(t testing.TB, version string) string {
 	t.Helper()
-	dir := appDir(t, version)
-	if err := os.Truncate(filepath.Join(dir, "version.txt"), 0); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "version.txt"), []byte(version+"\n"), 0o644)
-	f, err := os.Create(filepath.Join(dir, "zeros"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Truncate(400 << 20)
-	f.Close()
-	out := filepath.Join(t.TempDir(), "big.tar.gz")
-	if b, err := exec.Command("tar", "-C", dir, "-czf", out, ".").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, b)
-	}
-	return out
+	return tarWithZeros(t, appDir(t, version), 400<<20)
 }
 
 // assertClean checks a cancelled or interrupted deployment left nothing:
@@ -115,7 +138,7 @@ func TestCancelInEachPhase(t *testing.T) {
 	p := newProxyClient(b.proxyAddr)
 	for phase, setup := range phaseSetups(t) {
 		t.Run(string(phase), func(t *testing.T) {
-			l := startLoad(p, "hello.localhost", 4)
+			l := startLoad(t, p, "hello.localhost", 4)
 			d := deploy(t, c, "hello", setup("v2"), api.DeployOptions{})
 			waitPhase(t, c, d.ID, phase)
 			start := time.Now()

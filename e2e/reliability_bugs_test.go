@@ -172,8 +172,8 @@ func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
 	// (an app writing to the pipe of a dead baton would die of SIGPIPE).
 	twelve := "[run]\ncommand = \"exec " + helloBin + " 2>>app.log\"\ninstances = 12\n[health]\npath = \"/healthz\"\ninterval = \"100ms\"\nstart_timeout = \"30s\"\n"
 	// unrecorded returns the instance processes without a record.
-	unrecorded := func() []relProcess {
-		var out []relProcess
+	unrecorded := func() []revProcess {
+		var out []revProcess
 		for _, ps := range revisionProcesses(b.data) {
 			for _, p := range ps {
 				if !fileExists(filepath.Join(b.data, "run", strconv.Itoa(p.pgid)+".pid")) {
@@ -187,7 +187,7 @@ func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join(b.data, "run", "*.pid"))
 		return len(m)
 	}
-	var caught []relProcess
+	var caught []revProcess
 	samples := 0
 	attempts := 3
 	if reliabilityConfig().long {
@@ -197,13 +197,13 @@ func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
 		before := records()
 		d := deploy(t, c, "orph", appDir(t, fmt.Sprintf("v%d", attempt), withManifest(twelve)), api.DeployOptions{})
 		counts.add(func(c *relCounts) { c.Runs++ })
-		proc := b.cmd.Process
+		pid := b.pid()
 		deadline := time.Now().Add(60 * time.Second)
 		for caught == nil && records() < before+12 && time.Now().Before(deadline) {
-			if err := proc.Signal(syscall.SIGSTOP); err != nil {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
-			for processState(proc.Pid) != "T" {
+			for processState(pid) != "T" {
 				if time.Now().After(deadline) {
 					t.Fatal("baton does not pause on SIGSTOP")
 				}
@@ -214,7 +214,7 @@ func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
 				caught = ps
 				break
 			}
-			if err := proc.Signal(syscall.SIGCONT); err != nil {
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -251,16 +251,8 @@ func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
 // processState returns the state letter of a process ("R", "S", "T", "Z",
 // …), or "" if there is none.
 func processState(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
+	state, _ := procStat(pid)
+	return state
 }
 
 // TestReliabilityKillAfterFinishLeavesNoLease: kill -9 of baton just after
@@ -284,12 +276,11 @@ func TestReliabilityKillAfterFinishLeavesNoLease(t *testing.T) {
 	}
 	for attempt := 1; attempt <= attempts; attempt++ {
 		d := deploy(t, c, "fl", appDir(t, fmt.Sprintf("v%d", attempt)), api.DeployOptions{})
-		proc := b.cmd.Process
 		var once sync.Once
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		c.Follow(fctx, d.ID, func(ev api.Event) {
 			if ev.Name == "end" {
-				once.Do(func() { proc.Signal(syscall.SIGKILL) })
+				once.Do(func() { b.signal(syscall.SIGKILL) })
 			}
 		})
 		cancel()

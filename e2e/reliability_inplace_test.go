@@ -108,7 +108,7 @@ func TestReliabilityRestartInPlaceFinishesRunningDeployment(t *testing.T) {
 	// Paused for the handoff, baton still takes deployments: this one queues.
 	queued := deploy(t, c, "ipr", appDir(t, "v3"), api.DeployOptions{})
 	gate.open(t)
-	b.restartInPlace()
+	b.awaitHandover(oldPID)
 	c = b.client()
 	for _, id := range []string{running.ID, queued.ID} {
 		if d := waitFinal(t, c, id); d.State != baton.StateSucceeded {

@@ -16,52 +16,17 @@ import (
 	"github.com/batonhq/baton/api"
 )
 
-// relProcess is a live process started for a revision: its id, process
+// revProcess is a live process started for a revision: its id, process
 // group and HOME (the revision folder, inside baton's data directory).
-type relProcess struct {
-	pid, pgid int
-	home      string
-}
-
-// revisionProcesses scans /proc once and returns the live (not zombie)
-// processes of every revision whose HOME lies in dataDir, found like
-// processesOf by the BATON_REVISION variable of their environment, with
-// their process group. (Other tests' batons may run apps of the same name.)
-func revisionProcesses(dataDir string) map[string][]relProcess {
-	out := map[string][]relProcess{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
+// revisionProcesses returns the live processes of every revision whose
+// HOME lies in dataDir, by revision. (Other tests' batons may run apps of
+// the same name.)
+func revisionProcesses(dataDir string) map[string][]revProcess {
+	out := map[string][]revProcess{}
+	for _, p := range revisionProcessesAll() {
+		if strings.HasPrefix(p.home, dataDir+string(filepath.Separator)) {
+			out[p.rev] = append(out[p.rev], p)
 		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		rev, home := "", ""
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if v, ok := strings.CutPrefix(kv, "BATON_REVISION="); ok {
-				rev = v
-			} else if v, ok := strings.CutPrefix(kv, "HOME="); ok {
-				home = v
-			}
-		}
-		if rev == "" || !strings.HasPrefix(home, dataDir+string(filepath.Separator)) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		pgid, _ := strconv.Atoi(fields[2])
-		out[rev] = append(out[rev], relProcess{pid: pid, pgid: pgid, home: home})
 	}
 	return out
 }
@@ -296,9 +261,8 @@ func checkProcesses(t testing.TB, b *batonProc, apps []string, live map[string]s
 	t.Helper()
 	c := b.client()
 	var problems []string
-	var unrecorded []relProcess
-	start := time.Now()
-	deadline := start.Add(15 * time.Second)
+	var unrecorded []revProcess
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		problems, unrecorded = nil, nil
 		procs := revisionProcesses(b.data)
@@ -325,18 +289,17 @@ func checkProcesses(t testing.TB, b *batonProc, apps []string, live map[string]s
 				}
 			}
 		}
-		// Unrecorded orphans never go away; a second is enough to tell
-		// them from instances just started.
-		onlyUnrecorded := len(problems) == len(unrecorded) && time.Since(start) > time.Second
-		if len(problems) == 0 || onlyUnrecorded || time.Now().After(deadline) {
+		// An instance just started is recorded within moments, and one
+		// started as baton died exits at its gate; what is left at the
+		// deadline is an orphan, whatever the machine's speed.
+		if len(problems) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// An instance started as baton died waits at its gate and exits, so an
-	// unrecorded process must not outlive that second
-	// (TestReliabilityKillDuringInstanceStartLeavesNoOrphan). Killed after
-	// reporting, so that the next checks see only new problems.
+	// Unrecorded orphans (TestReliabilityKillDuringInstanceStartLeavesNoOrphan)
+	// are killed after reporting, so that the next checks see only new
+	// problems.
 	for _, p := range unrecorded {
 		syscall.Kill(p.pid, syscall.SIGKILL)
 	}
@@ -390,7 +353,7 @@ func startRelBaton(t testing.TB, extra ...string) *batonProc {
 		if ps := b.cmd.ProcessState; ps != nil && !ps.Success() && t.Failed() {
 			t.Logf("the last baton process ended: %s", ps)
 		}
-		var left []relProcess
+		var left []revProcess
 		for _, ps := range revisionProcesses(b.data) {
 			left = append(left, ps...)
 		}

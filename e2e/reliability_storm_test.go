@@ -84,6 +84,10 @@ func TestReliabilityDeployStorm(t *testing.T) {
 	stopSampler := make(chan struct{})
 	samplerDone := make(chan struct{})
 	var samples atomic.Int64
+	// Stopped when the storm's checks are done, or by the cleanup if a
+	// check ends the test first: it must not outlive the test.
+	stopSampling := sync.OnceFunc(func() { close(stopSampler); <-samplerDone })
+	t.Cleanup(stopSampling)
 	go func() {
 		defer close(samplerDone)
 		tick := time.NewTicker(50 * time.Millisecond)
@@ -161,8 +165,7 @@ func TestReliabilityDeployStorm(t *testing.T) {
 	counts.check()
 
 	checkInvariants(t, b, counts, apps...)
-	close(stopSampler)
-	<-samplerDone
+	stopSampling()
 	counts.add(func(c *relCounts) { c.InvariantChecks += int(samples.Load()); c.Runs++ })
 	counts.note("sampler looks at running deployments", int(samples.Load()))
 

@@ -102,23 +102,6 @@ type relCounts struct {
 	InvariantChecks          int
 	// Notes are scenario-specific counts ("kills in phase building": 3).
 	Notes map[string]int
-	// seen holds the things noteDistinct counted already.
-	seen map[string]bool
-}
-
-// noteDistinct adds 1 to a named count the first time it sees key for it
-// (a leftover seen by several checks counts once).
-func (c *relCounts) noteDistinct(name, key string) {
-	c.mu.Lock()
-	if c.seen == nil {
-		c.seen = map[string]bool{}
-	}
-	seen := c.seen[name+"\x00"+key]
-	c.seen[name+"\x00"+key] = true
-	c.mu.Unlock()
-	if !seen {
-		c.note(name, 1)
-	}
 }
 
 // note adds n to a named count.

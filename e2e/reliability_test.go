@@ -71,12 +71,12 @@ func phaseOfEvent(ev api.Event) baton.Phase {
 // before any, or "after the deployment ended". The caller restarts baton.
 func signalBatonAtEvent(t testing.TB, b *batonProc, c *api.Client, id string, k int, sig syscall.Signal) string {
 	t.Helper()
-	proc := b.cmd.Process
+	pid := b.pid()
 	signalled := make(chan string, 1)
 	var once sync.Once
 	send := func(at string) {
 		once.Do(func() {
-			if err := proc.Signal(sig); err != nil {
+			if err := syscall.Kill(pid, sig); err != nil {
 				t.Errorf("signal baton: %v", err)
 			}
 			signalled <- at
@@ -162,7 +162,7 @@ func killDuringUpload(t testing.TB, b *batonProc, c *api.Client, app string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := b.signal(syscall.SIGKILL); err != nil {
 		t.Errorf("kill -9 baton: %v", err)
 	}
 	if err := <-result; err == nil {
@@ -184,7 +184,7 @@ func killDuringRestore(t testing.TB, b *batonProc) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := b.signal(syscall.SIGKILL); err != nil {
 		t.Errorf("kill -9 baton: %v", err)
 	}
 }

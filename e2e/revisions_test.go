@@ -195,7 +195,7 @@ func TestStabilize(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProxyClient(b.proxyAddr)
-	l := startLoad(p, "st.localhost", 8)
+	l := startLoad(t, p, "st.localhost", 8)
 	eventually(t, 10*time.Second, "load sees all three", func() bool {
 		return l.count("v1") > 0 && l.count("v2") > 0 && l.count("v3") > 0
 	})

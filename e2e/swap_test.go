@@ -81,7 +81,7 @@ func TestSwapStickySettings(t *testing.T) {
 	if a := ask(t, p, "sw-staging.localhost"); a.Version != "v2" || a.Settings["DB_URL"] != "postgres://staging" || a.Settings["FEATURE"] != "new" {
 		t.Fatalf("staging before: %+v", a)
 	}
-	l := startLoad(p, "sw.localhost", 8)
+	l := startLoad(t, p, "sw.localhost", 8)
 	eventually(t, 10*time.Second, "load running", func() bool { return l.count("v1") > 20 })
 	out, code := runCLI(t, b, "swap", "sw", "--from", "staging", "--wait")
 	if code != 0 {
