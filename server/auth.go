@@ -154,11 +154,11 @@ func (s *Server) APIURL() string {
 // listenSecurely serves the API over TLS when a certificate is configured,
 // and warns when tokens would cross a network in clear text.
 func (s *Server) listenSecurely() error {
-	cert, key := s.cfg.TLSCert, s.cfg.TLSKey
-	if (cert == "") != (key == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+	config, err := s.loadKeyPair("--tls", "the API's", "serve the API over HTTPS", s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return err
 	}
-	if cert == "" {
+	if config == nil {
 		if host, _, err := net.SplitHostPort(s.APIAddr()); err == nil {
 			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 				s.log.Warn("the API listens beyond this machine without TLS: tokens cross the network in clear text; use --tls-cert and --tls-key, or a TLS proxy", "api", s.APIAddr())
@@ -166,11 +166,7 @@ func (s *Server) listenSecurely() error {
 		}
 		return nil
 	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		return fmt.Errorf("load the TLS certificate: %w", err)
-	}
-	s.apiLn = tls.NewListener(s.apiLn, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+	s.apiLn = tls.NewListener(s.apiLn, config)
 	s.apiTLS = true
 	return nil
 }

@@ -302,21 +302,28 @@ func (s *Server) ProxyScheme() string {
 // loadProxyTLS reads the proxy's certificate and key once, at start. Both
 // or neither must be configured; an error names the flag and the problem.
 func (s *Server) loadProxyTLS() (*tls.Config, error) {
-	cert, key := s.cfg.ProxyTLSCert, s.cfg.ProxyTLSKey
+	return s.loadKeyPair("--proxy-tls", "the proxy's", "serve apps over HTTPS", s.cfg.ProxyTLSCert, s.cfg.ProxyTLSKey)
+}
+
+// loadKeyPair reads the certificate and private key that the flags
+// prefix-cert and prefix-key name (both or neither: nil for neither), for
+// a TLS 1.2+ listener; whose and purpose word its errors.
+func (s *Server) loadKeyPair(prefix, whose, purpose, cert, key string) (*tls.Config, error) {
+	certFlag, keyFlag := prefix+"-cert", prefix+"-key"
 	switch {
 	case cert == "" && key == "":
 		return nil, nil
 	case cert == "":
-		return nil, errors.New("--proxy-tls-key needs --proxy-tls-cert: give both PEM files to serve apps over HTTPS, or neither")
+		return nil, fmt.Errorf("%s needs %s: give both PEM files to %s, or neither", keyFlag, certFlag, purpose)
 	case key == "":
-		return nil, errors.New("--proxy-tls-cert needs --proxy-tls-key: give both PEM files to serve apps over HTTPS, or neither")
+		return nil, fmt.Errorf("%s needs %s: give both PEM files to %s, or neither", certFlag, keyFlag, purpose)
 	}
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
-		return nil, fmt.Errorf("load the proxy's TLS certificate (--proxy-tls-cert %s, --proxy-tls-key %s): %w; give the certificate chain and its private key as PEM files", cert, key, err)
+		return nil, fmt.Errorf("load %s TLS certificate (%s %s, %s %s): %w; give the certificate chain and its private key as PEM files", whose, certFlag, cert, keyFlag, key, err)
 	}
 	if leaf := pair.Leaf; leaf != nil && time.Now().After(leaf.NotAfter) {
-		s.log.Warn("the proxy's TLS certificate has expired: clients will refuse it", "file", cert, "not_after", leaf.NotAfter)
+		s.log.Warn(whose+" TLS certificate has expired: clients will refuse it", "file", cert, "not_after", leaf.NotAfter)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

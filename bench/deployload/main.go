@@ -129,14 +129,8 @@ func run(ctx context.Context, o options) int {
 		b.Keep = true
 		return fail(err)
 	}
-	md := rep.markdown()
-	fmt.Println()
-	fmt.Print(md)
-	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
-			return fail(err)
-		}
-		step("wrote %s", o.out)
+	if err := harness.WriteReport(rep.markdown(), o.out); err != nil {
+		return fail(err)
 	}
 	if rep.anyFailed() {
 		b.Keep = true

@@ -135,9 +135,7 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 		fmt.Fprintf(os.Stderr, "FAILED request (conn %d) sent %s, answered %s (%+dms from the nearest switch): %s\n",
 			f.conn, f.sent.Format("15:04:05.000"), f.done.Format("15:04:05.000"), idx.nearest(f.sent).Milliseconds(), f.reason)
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		rep.loadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	rep.loadAvg = harness.LoadAvg()
 	return rep, nil
 }
 

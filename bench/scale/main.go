@@ -93,14 +93,8 @@ func run(ctx context.Context, o options) int {
 		fmt.Fprintf(os.Stderr, "scale: %v\n%s\nscale: data and baton's log kept in %s\n", err, b.LogTail(15), b.Root)
 		return 1
 	}
-	md := s.rep.markdown()
-	fmt.Println()
-	fmt.Print(md)
-	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
-			return fail(err)
-		}
-		step("wrote %s", o.out)
+	if err := harness.WriteReport(s.rep.markdown(), o.out); err != nil {
+		return fail(err)
 	}
 	if problems := s.rep.problems(); len(problems) > 0 {
 		b.Keep = true

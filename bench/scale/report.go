@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -65,10 +64,7 @@ func (r *report) problems() []string {
 func (r *report) markdown() string {
 	var w strings.Builder
 	o := r.o
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	load := harness.LoadAvg()
 	fmt.Fprintf(&w, "# scale: %d apps × %d slots\n\n", o.apps, o.slots)
 	fmt.Fprintf(&w, "`scale -apps %d -slots %d -workers %d -deployed %d -restarts %d -storm %d -storm-policy %s` (`make bench-scale`) on %s: %d CPUs, %s, SQLite store, load average %s at the end (other work shares the machine).\n\n",
 		o.apps, o.slots, o.workers, o.deployed, o.restarts, o.storm, o.policy, time.Now().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), load)

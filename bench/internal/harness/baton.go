@@ -360,6 +360,31 @@ func (b *Baton) Memory() (Memory, error) {
 	return m, nil
 }
 
+// LoadAvg is the machine's load average over 1, 5 and 15 minutes, as
+// /proc/loadavg says it ("" if it cannot be read).
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
+}
+
+// WriteReport prints a bench program's Markdown report and, when out is
+// not "", writes it there too.
+func WriteReport(md, out string) error {
+	fmt.Println()
+	fmt.Print(md)
+	if out == "" {
+		return nil
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	Step("wrote %s", out)
+	return nil
+}
+
 // Step prints one stage line of a bench program, with the time.
 func Step(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
