@@ -51,6 +51,23 @@ const (
 
 func (p Phase) String() string { return string(p) }
 
+// AfterSwitch reports whether a deployment in phase p has already switched
+// routing to its revision: the phases that follow PhaseSwitching.
+func (p Phase) AfterSwitch() bool { return p == PhaseDraining }
+
+// InterruptedOutcome is the final state of a running deployment whose
+// controller stopped (crashed, restarted, or lost its lease). If its
+// revision serves — its routing change was recorded under its lease
+// (switched) or its phase comes after the switch — it succeeded, and the
+// history must say so; otherwise it failed, and the previous revision
+// still serves.
+func InterruptedOutcome(p Phase, switched bool) State {
+	if switched || p.AfterSwitch() {
+		return StateSucceeded
+	}
+	return StateFailed
+}
+
 // Kind is the operation a deployment record stands for. Every operation
 // that changes what serves an app goes through the same queue and lock.
 type Kind string
@@ -66,28 +83,6 @@ const (
 	KindDeactivate Kind = "deactivate" // stop a revision without traffic
 	KindRestart    Kind = "restart"    // restart a revision's instances
 )
-
-// Policy says what a new deployment does when its app is busy.
-type Policy string
-
-// Conflict policies.
-const (
-	PolicyQueue     Policy = "queue"     // wait in FIFO order
-	PolicyFail      Policy = "fail"      // refuse with 409 if anything runs or waits
-	PolicyCancel    Policy = "cancel"    // cancel running and queued, then run
-	PolicySupersede Policy = "supersede" // supersede queued ones, run after the current one
-)
-
-// ParsePolicy parses an on_conflict value; "" means queue.
-func ParsePolicy(s string) (Policy, error) {
-	switch p := Policy(s); p {
-	case "":
-		return PolicyQueue, nil
-	case PolicyQueue, PolicyFail, PolicyCancel, PolicySupersede:
-		return p, nil
-	}
-	return "", Errorf(EINVALID, "on_conflict %q is not one of queue, fail, cancel, supersede", s)
-}
 
 // AutoSwapPrefix starts the log line naming the swap a deployment queued
 // (auto_swap_to), so a client following the deployment can follow the swap.

@@ -96,7 +96,7 @@ deploys it anyway, as a new revision.
 	f.StringVar(&o.Commit, "commit", "", "commit id (default: git HEAD or the CI's commit variable)")
 	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
 	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
-	f.StringVar(&policy, "on-conflict", "queue", "queue | fail | cancel | supersede")
+	f.StringVar(&policy, "on-conflict", string(baton.PolicyQueue), baton.PolicyChoices())
 	f.BoolVar(&o.Force, "force", false, "deploy even if this artifact and the slot's settings are already live")
 	f.IntVar(&weight, "weight", 0, "multiple revision mode: traffic percent for the new revision (default 0, or 100 when nothing has traffic)")
 	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")

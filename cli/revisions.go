@@ -13,7 +13,7 @@ import (
 
 // policyFlag adds --on-conflict to an operation command.
 func policyFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("on-conflict", "queue", "when the app is busy: queue | fail | cancel | supersede")
+	return cmd.Flags().String("on-conflict", string(baton.PolicyQueue), "when the app is busy: "+baton.PolicyChoices())
 }
 
 func newRevisionsCmd(e *env) *cobra.Command {

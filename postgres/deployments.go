@@ -177,17 +177,11 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 			ORDER BY key FOR UPDATE`, filter); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE deployments SET `+endInterrupted("$2")+`
-			WHERE state = 'running' AND ($1::text[] IS NULL OR app = ANY($1)) RETURNING `+deploymentColumns,
-			filter, baton.ReasonInterrupted+": baton stopped while the deployment was in phase ")
+		var err error
+		out, err = endInterrupted(ctx, tx, `($1::text[] IS NULL OR d.app = ANY($1))`, "baton stopped while the deployment was in phase", filter)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.Deployment, error) { return scanDeployment(row) })
-		if err != nil {
-			return err
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 		keys, holders := make([]string, len(out)), make([]string, len(out))
 		for i, d := range out {
 			keys[i], holders[i] = baton.AppLeaseKey(d.App), d.ID
@@ -197,14 +191,40 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 	return out, err
 }
 
-// endInterrupted is the SET clause that ends a running deployment whose
-// controller is gone; reason is the placeholder of the error's start (the
-// phase follows). A deployment whose routing change was recorded (or that
-// was draining) succeeded: its revision serves and the history must say
-// so. The others failed.
-func endInterrupted(reason string) string {
-	return `state = CASE WHEN switched OR phase = 'draining' THEN 'succeeded' ELSE 'failed' END,
-	error = CASE WHEN switched OR phase = 'draining' THEN '' ELSE ` + reason + ` || phase END, finished_at = now()`
+// endInterrupted ends the running deployments d that match where (in
+// which args start at $1), whose controller is gone, and returns them in
+// queue order. baton.InterruptedOutcome decides each one's final state; a
+// failed one's error says why. The caller has locked their leases' rows.
+func endInterrupted(ctx context.Context, tx pgx.Tx, where, why string, args ...any) ([]baton.Deployment, error) {
+	rows, err := tx.Query(ctx, `SELECT d.id, d.phase, d.switched FROM deployments d WHERE d.state = 'running' AND `+where+`
+		ORDER BY d.seq FOR UPDATE OF d`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ids, states, reasons []string
+	var id string
+	var phase baton.Phase
+	var switched bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &phase, &switched}, func() error {
+		state, reason := baton.InterruptedOutcome(phase, switched), ""
+		if state == baton.StateFailed {
+			reason = fmt.Sprintf("%s: %s %s", baton.ReasonInterrupted, why, phase)
+		}
+		ids, states, reasons = append(ids, id), append(states, string(state)), append(reasons, reason)
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `UPDATE deployments SET state = u.new_state, error = u.new_error, finished_at = now()
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS u(ended, new_state, new_error)
+		WHERE id = u.ended RETURNING `+deploymentColumns, ids, states, reasons)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.Deployment, error) { return scanDeployment(row) })
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, err
 }
 
 // logLock is the first key of the transaction-level advisory lock that

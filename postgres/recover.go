@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"sort"
 
 	"github.com/batonhq/baton"
 	"github.com/jackc/pgx/v5"
@@ -30,17 +29,11 @@ func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 			WHERE d.state = 'running' AND l.expires_at <= now() ORDER BY l.key FOR UPDATE OF l`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE deployments d SET `+endInterrupted("$1")+`
-			WHERE state = 'running' AND `+dead+` RETURNING `+deploymentColumns,
-			baton.ReasonInterrupted+": its controller stopped renewing the lock during phase ")
+		var err error
+		out, err = endInterrupted(ctx, tx, dead, "its controller stopped renewing the lock during phase")
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.Deployment, error) { return scanDeployment(row) })
-		if err != nil {
-			return err
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 		keys, tokens := make([]string, len(out)), make([]int64, len(out))
 		for i, d := range out {
 			keys[i], tokens[i] = baton.AppLeaseKey(d.App), d.Token

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -55,172 +54,168 @@ func deploymentTx(ctx context.Context, tx *sql.Tx, id string) (baton.Deployment,
 	return d, notFound(err, "deployment %q does not exist", id)
 }
 
-// Enqueue applies the conflict policy and records a queued deployment, in
-// one transaction.
+// Enqueue reads the app's queue state, lets baton.Admit decide, and
+// applies the decision, in one transaction. The transaction takes SQLite's
+// write lock at BEGIN (_txlock=immediate), so decisions for one app are
+// made one after another.
 func (s *DB) Enqueue(ctx context.Context, req baton.EnqueueRequest) (baton.EnqueueResult, error) {
 	var res baton.EnqueueResult
-	d := req.Deployment
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		var slotCount int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM slots WHERE app = ? AND name = ?`, d.App, d.Slot).Scan(&slotCount); err != nil {
-			return err
-		}
-		if slotCount == 0 {
-			var appCount int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM apps WHERE name = ?`, d.App).Scan(&appCount); err != nil {
-				return err
-			}
-			if appCount == 0 {
-				return baton.Errorf(baton.ENOTFOUND, "app %q does not exist; create it with `baton apps create %s`", d.App, d.App)
-			}
-			return baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist", d.Slot, d.App)
-		}
-		var frozenReason, frozenBy string
-		var frozenAt sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT frozen_reason, frozen_by, frozen_at FROM apps WHERE name = ?`, d.App).Scan(&frozenReason, &frozenBy, &frozenAt); err != nil {
-			return err
-		}
-		if frozenAt.Valid {
-			return baton.Errorf(baton.EFROZEN, "app %q is frozen since %s by %s: %q; new deployments are refused until `baton unfreeze %s`",
-				d.App, fromMicros(frozenAt.Int64).Format(time.RFC3339), frozenBy, frozenReason, d.App)
-		}
-		if d.IdempotencyKey != "" {
-			prev, err := queryDeployments(ctx, tx, `WHERE app = ? AND idempotency_key = ? AND created_at >= ? ORDER BY seq DESC LIMIT 1`,
-				d.App, d.IdempotencyKey, now-req.IdempotencyWindow.Microseconds())
-			if err != nil {
-				return err
-			}
-			if len(prev) > 0 {
-				res.Deployment, res.Existing = prev[0], true
-				return nil
-			}
-			var rev string
-			err = tx.QueryRowContext(ctx, `SELECT revision FROM unchanged_requests WHERE app = ? AND idempotency_key = ? AND created_at >= ?`,
-				d.App, d.IdempotencyKey, now-req.IdempotencyWindow.Microseconds()).Scan(&rev)
-			if err == nil {
-				res.Deployment, err = creatorTx(ctx, tx, rev)
-				res.Existing, res.Unchanged = true, true
-				return err
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		if c := req.IfUnchanged; c != nil {
-			unchanged, err := stillServes(ctx, tx, d, c)
-			if err != nil {
-				return err
-			}
-			if unchanged {
-				if d.IdempotencyKey != "" {
-					if _, err := tx.ExecContext(ctx, `DELETE FROM unchanged_requests WHERE app = ? AND created_at < ?`,
-						d.App, now-req.IdempotencyWindow.Microseconds()); err != nil {
-						return err
-					}
-					if _, err := tx.ExecContext(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES (?, ?, ?, ?)
-						ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
-						d.App, d.IdempotencyKey, c.Revision, now); err != nil {
-						return err
-					}
-				}
-				res.Deployment, err = creatorTx(ctx, tx, c.Revision)
-				res.Unchanged = true
-				return err
-			}
-		}
-		// Only what the policy needs: the running one, the queue's length,
-		// and for fail its oldest entry — the queue can be long.
-		var running *baton.Deployment
-		if r, err := queryDeployments(ctx, tx, `WHERE app = ? AND state = 'running' LIMIT 1`, d.App); err != nil {
-			return err
-		} else if len(r) > 0 {
-			running = &r[0]
-		}
-		var queuedCount int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deployments WHERE app = ? AND state = 'queued'`, d.App).Scan(&queuedCount); err != nil {
-			return err
-		}
-		switch d.Policy {
-		case baton.PolicyFail:
-			if running != nil || queuedCount > 0 {
-				holder := running
-				if holder == nil {
-					q, err := queryDeployments(ctx, tx, `WHERE app = ? AND state = 'queued' ORDER BY seq LIMIT 1`, d.App)
-					if err != nil {
-						return err
-					}
-					holder = &q[0]
-				}
-				return &baton.Error{
-					Code: baton.ECONFLICT,
-					Message: fmt.Sprintf("app %q is busy: %s, and %d more queued. Retry later, use `baton wait %s`, or deploy with --on-conflict=queue to wait in line",
-						d.App, holder.Describe(s.Now()), queuedCount, d.App),
-					Conflict: &baton.ConflictDetail{App: d.App, Holder: holder, QueueLength: queuedCount,
-						RunningForSeconds: int(holder.Duration(s.Now()).Seconds())},
-				}
-			}
-		case baton.PolicyQueue:
-			if req.MaxQueue > 0 && queuedCount >= req.MaxQueue {
-				return &baton.Error{
-					Code:     baton.EQUEUEFULL,
-					Message:  fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, queuedCount, d.App),
-					Conflict: &baton.ConflictDetail{App: d.App, Holder: running, QueueLength: queuedCount},
-				}
-			}
-		case baton.PolicyCancel, baton.PolicySupersede:
-			state, reason := baton.StateCancelled, fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID)
-			if d.Policy == baton.PolicySupersede {
-				state, reason = baton.StateSuperseded, fmt.Sprintf("superseded by deployment %s", d.ID)
-			}
-			rows, err := tx.QueryContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE app = ? AND state = 'queued' RETURNING id`,
-				state, reason, now, d.App)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				res.Replaced = append(res.Replaced, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if d.Policy == baton.PolicyCancel && running != nil {
-				res.CancelRunning = running.ID
-			}
-		default:
-			return baton.Errorf(baton.EINVALID, "unknown conflict policy %q", d.Policy)
-		}
-		if d.Kind == "" {
-			d.Kind = baton.KindDeploy
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
-			message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.App, d.Slot, d.Kind, d.Params, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
+		q, err := queueState(ctx, tx, req)
 		if err != nil {
 			return err
 		}
-		res.Deployment, err = deploymentTx(ctx, tx, d.ID)
+		adm, err := baton.Admit(req, q, fromMicros(now))
+		if err != nil {
+			return err
+		}
+		res, err = s.applyAdmission(ctx, tx, req, adm, now)
 		return err
 	})
 	return res, err
 }
 
-// stillServes reports whether what a caller compared still serves (see
-// baton.EnqueueRequest.IfUnchanged): nothing of the app queued, running or
-// newer than c.Seq, and c.Revision active in the slot with c.Weight.
-func stillServes(ctx context.Context, tx *sql.Tx, d baton.Deployment, c *baton.LiveCheck) (bool, error) {
-	var moved, serving int
-	err := tx.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM deployments WHERE app = ? AND (seq > ? OR state IN ('queued', 'running'))),
-		(SELECT COUNT(*) FROM revisions WHERE app = ? AND name = ? AND slot = ? AND active = 1 AND weight = ?)`,
-		d.App, c.Seq, d.App, c.Revision, d.Slot, c.Weight).Scan(&moved, &serving)
-	return moved == 0 && serving == 1, err
+// queueState reads what baton.Admit needs to decide req.
+func queueState(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest) (baton.QueueState, error) {
+	var q baton.QueueState
+	d := req.Deployment
+	var slotCount int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM slots WHERE app = ? AND name = ?`, d.App, d.Slot).Scan(&slotCount); err != nil {
+		return q, err
+	}
+	if slotCount == 0 {
+		var appCount int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM apps WHERE name = ?`, d.App).Scan(&appCount); err != nil {
+			return q, err
+		}
+		if appCount == 0 {
+			return q, baton.Errorf(baton.ENOTFOUND, "app %q does not exist; create it with `baton apps create %s`", d.App, d.App)
+		}
+		return q, baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist", d.Slot, d.App)
+	}
+	var frozenReason, frozenBy string
+	var frozenAt sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT frozen_reason, frozen_by, frozen_at FROM apps WHERE name = ?`, d.App).Scan(&frozenReason, &frozenBy, &frozenAt); err != nil {
+		return q, err
+	}
+	if frozenAt.Valid {
+		q.Frozen = &baton.Freeze{Reason: frozenReason, By: frozenBy, At: fromMicros(frozenAt.Int64)}
+	}
+	if d.IdempotencyKey != "" {
+		prev, err := queryDeployments(ctx, tx, `WHERE app = ? AND idempotency_key = ? ORDER BY seq DESC LIMIT 1`, d.App, d.IdempotencyKey)
+		if err != nil {
+			return q, err
+		}
+		if len(prev) > 0 {
+			q.Repeat = &prev[0]
+		}
+		var u baton.UnchangedAnswer
+		var at int64
+		err = tx.QueryRowContext(ctx, `SELECT revision, created_at FROM unchanged_requests WHERE app = ? AND idempotency_key = ?`,
+			d.App, d.IdempotencyKey).Scan(&u.Revision, &at)
+		if err == nil {
+			u.At = fromMicros(at)
+			q.RepeatUnchanged = &u
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return q, err
+		}
+	}
+	active, err := queryDeployments(ctx, tx, `WHERE app = ? AND state IN ('queued', 'running') ORDER BY seq`, d.App)
+	if err != nil {
+		return q, err
+	}
+	for i := range active {
+		if active[i].State == baton.StateRunning {
+			q.Running = &active[i]
+		} else {
+			q.Queued = append(q.Queued, active[i])
+		}
+	}
+	if c := req.IfUnchanged; c != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE app = ?`, d.App).Scan(&q.NewestSeq); err != nil {
+			return q, err
+		}
+		if q.Serving, err = servingTx(ctx, tx, d.App, d.Slot); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+// servingTx lists the revisions active in a slot, with their weights.
+func servingTx(ctx context.Context, tx *sql.Tx, app, slot string) ([]baton.RevisionWeight, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, weight FROM revisions WHERE app = ? AND slot = ? AND active = 1`, app, slot)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []baton.RevisionWeight
+	for rows.Next() {
+		var rw baton.RevisionWeight
+		if err := rows.Scan(&rw.Revision, &rw.Weight); err != nil {
+			return nil, err
+		}
+		out = append(out, rw)
+	}
+	return out, rows.Err()
+}
+
+// applyAdmission records what baton.Admit decided.
+func (s *DB) applyAdmission(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest, adm baton.Admission, now int64) (baton.EnqueueResult, error) {
+	var res baton.EnqueueResult
+	var err error
+	switch adm.Verdict {
+	case baton.VerdictRepeat:
+		return baton.EnqueueResult{Deployment: adm.Deployment, Existing: true}, nil
+	case baton.VerdictRepeatUnchanged:
+		res.Deployment, err = creatorTx(ctx, tx, adm.Revision)
+		res.Existing, res.Unchanged = true, true
+		return res, err
+	case baton.VerdictUnchanged:
+		if req.Deployment.IdempotencyKey != "" {
+			if err := rememberUnchanged(ctx, tx, req, adm.Revision, now); err != nil {
+				return res, err
+			}
+		}
+		res.Deployment, err = creatorTx(ctx, tx, adm.Revision)
+		res.Unchanged = true
+		return res, err
+	case baton.VerdictQueue:
+	default:
+		return res, fmt.Errorf("enqueue: unknown verdict %s", adm.Verdict)
+	}
+	for _, id := range adm.Replace {
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
+			string(adm.ReplaceState), adm.ReplaceReason, now, id); err != nil {
+			return res, err
+		}
+	}
+	res.Replaced, res.CancelRunning = adm.Replace, adm.CancelRunning
+	d := adm.Deployment
+	_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
+		message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.App, d.Slot, d.Kind, d.Params, d.State, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
+	if err != nil {
+		return res, err
+	}
+	res.Deployment, err = deploymentTx(ctx, tx, d.ID)
+	return res, err
+}
+
+// rememberUnchanged keeps an Unchanged answer under the request's
+// Idempotency-Key, so a repeat within the window gets it again; answers
+// older than the window are dropped on the way.
+func rememberUnchanged(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest, revision string, now int64) error {
+	d := req.Deployment
+	if _, err := tx.ExecContext(ctx, `DELETE FROM unchanged_requests WHERE app = ? AND created_at < ?`,
+		d.App, now-req.IdempotencyWindow.Microseconds()); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
+		d.App, d.IdempotencyKey, revision, now)
+	return err
 }
 
 // creatorTx returns the deployment that created a revision.
@@ -384,26 +379,28 @@ func (s *DB) FailInterrupted(ctx context.Context, apps []string) ([]baton.Deploy
 }
 
 // endInterrupted ends running deployments whose controller is gone and
-// deletes the leases they held. A deployment whose routing change was
-// recorded (or that was draining) succeeded: its revision serves and the
-// history must say so. The others failed, with why in their error.
+// deletes the leases they held. baton.InterruptedOutcome decides each
+// one's final state; a failed one's error says why.
 func (s *DB) endInterrupted(ctx context.Context, tx *sql.Tx, running []baton.Deployment, why string) ([]baton.Deployment, error) {
 	now := s.now()
 	out := make([]baton.Deployment, 0, len(running))
 	for _, d := range running {
-		reason := fmt.Sprintf("%s: %s %s", baton.ReasonInterrupted, why, d.Phase)
-		var state string
-		if err := tx.QueryRowContext(ctx, `UPDATE deployments
-			SET state = CASE WHEN switched = 1 OR phase = 'draining' THEN 'succeeded' ELSE 'failed' END,
-			error = CASE WHEN switched = 1 OR phase = 'draining' THEN '' ELSE ? END, finished_at = ?
-			WHERE id = ? RETURNING state, error`, reason, now, d.ID).Scan(&state, &d.Error); err != nil {
+		var switched bool
+		if err := tx.QueryRowContext(ctx, `SELECT switched FROM deployments WHERE id = ?`, d.ID).Scan(&switched); err != nil {
+			return nil, err
+		}
+		d.State, d.Error = baton.InterruptedOutcome(d.Phase, switched), ""
+		if d.State == baton.StateFailed {
+			d.Error = fmt.Sprintf("%s: %s %s", baton.ReasonInterrupted, why, d.Phase)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, error = ?, finished_at = ? WHERE id = ?`,
+			string(d.State), d.Error, now, d.ID); err != nil {
 			return nil, err
 		}
 		// Its app lease and any resource leases it held.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE holder = ?`, d.ID); err != nil {
 			return nil, err
 		}
-		d.State = baton.State(state)
 		t := fromMicros(now)
 		d.FinishedAt = &t
 		out = append(out, d)

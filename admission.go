@@ -1,0 +1,253 @@
+package baton
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Policy says what a new deployment does when its app is busy (the
+// request's on_conflict). Admit is where each policy's rule lives.
+type Policy string
+
+// Conflict policies.
+const (
+	PolicyQueue     Policy = "queue"     // wait in FIFO order
+	PolicyFail      Policy = "fail"      // refuse with 409 if anything runs or waits
+	PolicyCancel    Policy = "cancel"    // cancel running and queued, then run
+	PolicySupersede Policy = "supersede" // supersede queued ones, run after the current one
+)
+
+// Policies lists every conflict policy, the default first.
+func Policies() []Policy {
+	return []Policy{PolicyQueue, PolicyFail, PolicyCancel, PolicySupersede}
+}
+
+// PolicyChoices is the policies for a flag's help: "queue | fail | …".
+func PolicyChoices() string {
+	names := make([]string, 0, 4)
+	for _, p := range Policies() {
+		names = append(names, string(p))
+	}
+	return strings.Join(names, " | ")
+}
+
+// ParsePolicy parses an on_conflict value; "" means queue.
+func ParsePolicy(s string) (Policy, error) {
+	if s == "" {
+		return PolicyQueue, nil
+	}
+	for _, p := range Policies() {
+		if Policy(s) == p {
+			return p, nil
+		}
+	}
+	return "", Errorf(EINVALID, "on_conflict %q is not one of %s", s, strings.ReplaceAll(PolicyChoices(), " | ", ", "))
+}
+
+// QueueState is what a store reads about an app, inside the transaction
+// that holds the app's lock, so that Admit can decide an EnqueueRequest.
+// The store reads facts; every rule that turns them into an answer is
+// Admit's.
+type QueueState struct {
+	// Frozen is the app's freeze; nil when deployments are allowed.
+	Frozen *Freeze
+	// Running is the app's running deployment; nil when none runs.
+	Running *Deployment
+	// Queued are the app's queued deployments, oldest first.
+	Queued []Deployment
+	// Repeat is the app's newest deployment recorded under the request's
+	// Idempotency-Key, however old; nil without a key or a match.
+	Repeat *Deployment
+	// RepeatUnchanged is the Unchanged answer recorded under the request's
+	// Idempotency-Key, however old; nil without a key or a record.
+	RepeatUnchanged *UnchangedAnswer
+	// NewestSeq is the Seq of the app's newest deployment (0 if none).
+	// Read only for a request with IfUnchanged.
+	NewestSeq int64
+	// Serving lists the revisions active in the request's slot with their
+	// weights. Read only for a request with IfUnchanged.
+	Serving []RevisionWeight
+}
+
+// UnchangedAnswer is an Unchanged answer a store kept under an
+// Idempotency-Key, so that a repeat of the request gets it again.
+type UnchangedAnswer struct {
+	// Revision served the slot when the answer was given.
+	Revision string
+	At       time.Time
+}
+
+// Verdict is what Admit decided a store must answer.
+type Verdict int
+
+// Verdicts of Admit. A refusal is not a verdict but Admit's error.
+const (
+	// VerdictQueue: record Admission.Deployment as queued, after ending
+	// Admission.Replace.
+	VerdictQueue Verdict = iota
+	// VerdictRepeat: record nothing; answer Admission.Deployment, which an
+	// earlier request with the same Idempotency-Key created.
+	VerdictRepeat
+	// VerdictRepeatUnchanged: record nothing; an earlier request with the
+	// same Idempotency-Key was answered Unchanged with Admission.Revision,
+	// and this one gets that answer again.
+	VerdictRepeatUnchanged
+	// VerdictUnchanged: record no deployment; Admission.Revision still
+	// serves as the caller compared (EnqueueRequest.IfUnchanged). With an
+	// Idempotency-Key the store keeps this answer for repeats.
+	VerdictUnchanged
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictQueue:
+		return "queue"
+	case VerdictRepeat:
+		return "repeat"
+	case VerdictRepeatUnchanged:
+		return "repeat-unchanged"
+	case VerdictUnchanged:
+		return "unchanged"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Admission is Admit's decision, which the store applies in the same
+// transaction it read the QueueState in.
+type Admission struct {
+	Verdict Verdict
+	// Deployment is, for VerdictQueue, the deployment to record (queued,
+	// Kind defaulted); for VerdictRepeat, the earlier deployment to answer.
+	Deployment Deployment
+	// Revision is, for VerdictUnchanged and VerdictRepeatUnchanged, the
+	// revision that serves; the answer is the deployment that created it.
+	Revision string
+	// Ahead is how many deployments will run before this one (VerdictQueue).
+	Ahead int
+	// Replace lists queued deployments that the new one ends, each moved to
+	// ReplaceState with ReplaceReason as its error.
+	Replace       []string
+	ReplaceState  State
+	ReplaceReason string
+	// CancelRunning is the running deployment the new one asks to stop.
+	CancelRunning string
+}
+
+// Admit decides an EnqueueRequest against the app's QueueState at now. In
+// order: a frozen app refuses (EFROZEN); a repeated Idempotency-Key within
+// the window gets the first answer; a request whose IfUnchanged still holds
+// records nothing; then the conflict policy decides, refusing with ECONFLICT
+// (policy fail on a busy app) or EQUEUEFULL (policy queue on a full queue),
+// or queueing, possibly replacing queued deployments and cancelling the
+// running one.
+//
+// Admit is pure: a store calls it between reading q and writing the
+// result, in one transaction that holds the app's lock, so no two requests
+// for one app are decided from the same state.
+func Admit(req EnqueueRequest, q QueueState, now time.Time) (Admission, error) {
+	d := req.Deployment
+	if f := q.Frozen; f != nil {
+		return Admission{}, Errorf(EFROZEN, "app %q is frozen since %s by %s: %q; new deployments are refused until `baton unfreeze %s`",
+			d.App, f.At.UTC().Format(time.RFC3339), f.By, f.Reason, d.App)
+	}
+	if d.IdempotencyKey != "" {
+		since := now.Add(-req.IdempotencyWindow)
+		if r := q.Repeat; r != nil && !r.CreatedAt.Before(since) {
+			return Admission{Verdict: VerdictRepeat, Deployment: *r}, nil
+		}
+		if r := q.RepeatUnchanged; r != nil && !r.At.Before(since) {
+			return Admission{Verdict: VerdictRepeatUnchanged, Revision: r.Revision}, nil
+		}
+	}
+	if c := req.IfUnchanged; c != nil && stillServes(c, q) {
+		return Admission{Verdict: VerdictUnchanged, Revision: c.Revision}, nil
+	}
+	return admitByPolicy(req, q, now)
+}
+
+// stillServes reports whether what the caller compared still serves (see
+// EnqueueRequest.IfUnchanged): nothing of the app queued, running or newer
+// than c.Seq, and c.Revision active in the slot with c.Weight.
+func stillServes(c *LiveCheck, q QueueState) bool {
+	if q.Running != nil || len(q.Queued) > 0 || q.NewestSeq > c.Seq {
+		return false
+	}
+	for _, s := range q.Serving {
+		if s.Revision == c.Revision {
+			return s.Weight == c.Weight
+		}
+	}
+	return false
+}
+
+// admitByPolicy applies the request's conflict policy. A new policy is a
+// new case here (and in ParsePolicy's list); the stores apply whatever
+// Admission it yields.
+func admitByPolicy(req EnqueueRequest, q QueueState, now time.Time) (Admission, error) {
+	d := req.Deployment
+	if d.Kind == "" {
+		d.Kind = KindDeploy
+	}
+	d.State = StateQueued
+	adm := Admission{Verdict: VerdictQueue, Deployment: d}
+	running := 0
+	if q.Running != nil {
+		running = 1
+	}
+	switch d.Policy {
+	case PolicyQueue:
+		if req.MaxQueue > 0 && len(q.Queued) >= req.MaxQueue {
+			return Admission{}, &Error{
+				Code:     EQUEUEFULL,
+				Message:  fmt.Sprintf("app %q already has %d deployments queued (the limit); wait for some to finish (`baton wait %s`) or deploy with --on-conflict=supersede to replace them", d.App, len(q.Queued), d.App),
+				Conflict: &ConflictDetail{App: d.App, Holder: q.Running, QueueLength: len(q.Queued)},
+			}
+		}
+		adm.Ahead = running + len(q.Queued)
+	case PolicyFail:
+		if q.Running != nil || len(q.Queued) > 0 {
+			return Admission{}, busy(d.App, q, now)
+		}
+	case PolicyCancel:
+		adm.Replace, adm.ReplaceState = queuedIDs(q), StateCancelled
+		adm.ReplaceReason = fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID)
+		if q.Running != nil {
+			adm.CancelRunning = q.Running.ID
+		}
+	case PolicySupersede:
+		adm.Replace, adm.ReplaceState = queuedIDs(q), StateSuperseded
+		adm.ReplaceReason = fmt.Sprintf("superseded by deployment %s", d.ID)
+		adm.Ahead = running
+	default:
+		return Admission{}, Errorf(EINVALID, "unknown conflict policy %q", d.Policy)
+	}
+	return adm, nil
+}
+
+// busy is the 409 of policy fail: it names what holds the app — the
+// running deployment, else the oldest queued one — and the queue's length.
+func busy(app string, q QueueState, now time.Time) *Error {
+	holder := q.Running
+	if holder == nil {
+		holder = &q.Queued[0]
+	}
+	return &Error{
+		Code: ECONFLICT,
+		Message: fmt.Sprintf("app %q is busy: %s, and %d more queued. Retry later, use `baton wait %s`, or deploy with --on-conflict=queue to wait in line",
+			app, holder.Describe(now), len(q.Queued), app),
+		Conflict: &ConflictDetail{App: app, Holder: holder, QueueLength: len(q.Queued),
+			RunningForSeconds: int(holder.Duration(now).Seconds())},
+	}
+}
+
+func queuedIDs(q QueueState) []string {
+	if len(q.Queued) == 0 {
+		return nil
+	}
+	ids := make([]string, len(q.Queued))
+	for i, d := range q.Queued {
+		ids[i] = d.ID
+	}
+	return ids
+}
