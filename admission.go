@@ -210,14 +210,12 @@ func admitByPolicy(req EnqueueRequest, q QueueState, now time.Time) (Admission, 
 			return Admission{}, busy(d.App, q, now)
 		}
 	case PolicyCancel:
-		adm.Replace, adm.ReplaceState = queuedIDs(q), StateCancelled
-		adm.ReplaceReason = fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID)
+		adm.replaceQueued(q, StateCancelled, fmt.Sprintf("cancelled by deployment %s (on_conflict=cancel)", d.ID))
 		if q.Running != nil {
 			adm.CancelRunning = q.Running.ID
 		}
 	case PolicySupersede:
-		adm.Replace, adm.ReplaceState = queuedIDs(q), StateSuperseded
-		adm.ReplaceReason = fmt.Sprintf("superseded by deployment %s", d.ID)
+		adm.replaceQueued(q, StateSuperseded, fmt.Sprintf("superseded by deployment %s", d.ID))
 		adm.Ahead = running
 	default:
 		return Admission{}, Errorf(EINVALID, "unknown conflict policy %q", d.Policy)
@@ -241,13 +239,15 @@ func busy(app string, q QueueState, now time.Time) *Error {
 	}
 }
 
-func queuedIDs(q QueueState) []string {
+// replaceQueued asks the store to end every queued deployment in state,
+// with reason as its error.
+func (a *Admission) replaceQueued(q QueueState, state State, reason string) {
 	if len(q.Queued) == 0 {
-		return nil
+		return
 	}
-	ids := make([]string, len(q.Queued))
+	a.Replace = make([]string, len(q.Queued))
 	for i, d := range q.Queued {
-		ids[i] = d.ID
+		a.Replace[i] = d.ID
 	}
-	return ids
+	a.ReplaceState, a.ReplaceReason = state, reason
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,6 +232,9 @@ func testRecoveryAfterSwitch(t *testing.T, s baton.Store) {
 		for _, d := range ended {
 			if d.State != want[d.App] {
 				t.Errorf("%s: recovery returned %s as %s, want %s", name, d.App, d.State, want[d.App])
+			}
+			if d.State == baton.StateFailed && (!strings.HasPrefix(d.Error, baton.ReasonInterrupted+": ") || !strings.HasSuffix(d.Error, " "+string(baton.PhaseSwitching))) {
+				t.Errorf("%s: %s failed with %q, want %q naming its phase", name, d.App, d.Error, baton.ReasonInterrupted+": … switching")
 			}
 		}
 	}
