@@ -200,7 +200,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.Coord.Submit(r.Context(), coordinator.SubmitRequest{
+	res, err := s.Coord.Submit(r.Context(), baton.SubmitRequest{
 		Params: weightParams,
 		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
@@ -223,7 +223,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case res.Unchanged:
 		writeJSON(w, http.StatusOK, DeployResult{Deployment: d, Unchanged: true,
-			Detail: coordinator.UnchangedSentence(d.App, slot, d.Revision) + "; nothing to do (force=true deploys it again)"})
+			Detail: baton.UnchangedSentence(d.App, slot, d.Revision) + "; nothing to do (force=true deploys it again)"})
 	case res.Existing:
 		writeJSON(w, http.StatusOK, DeployResult{Deployment: d})
 	default:

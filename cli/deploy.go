@@ -15,7 +15,6 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
-	"github.com/batonhq/baton/coordinator"
 )
 
 func newDeployCmd(e *env) *cobra.Command {
@@ -76,7 +75,7 @@ deploys it anyway, as a new revision.
 				if e.asJSON {
 					return e.printJSON(res)
 				}
-				fmt.Fprintf(e.stdout, "%s; nothing to do (use --force to deploy it again)\n", coordinator.UnchangedSentence(app, o.Slot, d.Revision))
+				fmt.Fprintf(e.stdout, "%s; nothing to do (use --force to deploy it again)\n", baton.UnchangedSentence(app, o.Slot, d.Revision))
 				return nil
 			}
 			if !wait {

@@ -11,59 +11,30 @@ import (
 	"github.com/batonhq/baton/artifact"
 )
 
-// SubmitRequest is one deployment request with its artifact.
-type SubmitRequest struct {
-	App, Slot      string
-	Artifact       io.Reader
-	MaxUpload      int64
-	Policy         baton.Policy
-	Message        string
-	Commit         string
-	Author         string
-	IdempotencyKey string
-	// Params: {"weight": N} asks for N % of the slot in multiple revision mode.
-	Params string
-	// Force deploys even when the artifact and settings already serve the slot.
-	Force bool
-}
-
-// SubmitResult says what Submit did with a request.
-type SubmitResult struct {
-	// Deployment is the queued deployment; or the earlier one a repeated
-	// Idempotency-Key matched; or, when Unchanged, the one that created
-	// the revision that serves (Deployment.Revision).
-	Deployment baton.Deployment
-	// Existing: the request repeated an Idempotency-Key, and this is the
-	// answer the first one got.
-	Existing bool
-	// Unchanged: the artifact and the settings a new revision would carry
-	// already serve the slot, and nothing queued or running would change
-	// that; no deployment was recorded.
-	Unchanged bool
-}
+var _ baton.Deployer = (*Coordinator)(nil)
 
 // Submit stores the artifact content-addressed, then queues the deployment
 // under its conflict policy — unless it would change nothing (see
 // unchanged.go) and the request does not Force it.
-func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (baton.SubmitResult, error) {
 	if req.Slot == "" {
 		req.Slot = baton.ProductionSlot
 	}
 	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
-		return SubmitResult{}, err
+		return baton.SubmitResult{}, err
 	}
 	digest, _, err := c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload)
 	if err != nil {
-		return SubmitResult{}, err
+		return baton.SubmitResult{}, err
 	}
 	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(digest))
 	if err != nil {
-		return SubmitResult{}, err
+		return baton.SubmitResult{}, err
 	}
 	if c.cfg.Blobs != nil {
 		// The app's controller may be another one: share the artifact.
 		if err := c.shareArtifact(ctx, digest); err != nil {
-			return SubmitResult{}, err
+			return baton.SubmitResult{}, err
 		}
 	}
 	d := baton.Deployment{
@@ -76,7 +47,7 @@ func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (SubmitResu
 		check = c.unchanged(ctx, req.App, req.Slot, digest, requestedWeight(d))
 	}
 	res, err := c.enqueue(ctx, d, check)
-	return SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err
+	return baton.SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err
 }
 
 // enqueue records a deployment or operation under its conflict policy and

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	"github.com/batonhq/baton"
@@ -33,14 +32,6 @@ import (
 // revisions), so nothing compared can have changed in between: the answer
 // is as if given at that moment, and a deploy racing it is queued after
 // it as usual.
-
-// UnchangedSentence says that revision is already live in app's slot with
-// the artifact and settings a deploy asked for (SubmitResult.Unchanged).
-// The slot is the request's: the revision may have been created in
-// another one and swapped in.
-func UnchangedSentence(app, slot, revision string) string {
-	return fmt.Sprintf("%s is already live in %s/%s with this artifact and these settings", revision, app, slot)
-}
 
 // unchanged compares a deploy of digest to app's slot, asking for weight
 // (multiple mode), with what serves there. It returns what Enqueue must

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // quarantineEnv lets baton's own git commands read a push that pre-receive
@@ -63,7 +62,7 @@ func readCommit(ctx context.Context, repo string, env []string, sha string) (com
 // submit exports the commit's tree as a tar.gz (git archive honours
 // export-ignore attributes; submodules are not included) and hands it to
 // the coordinator, which stores it before queueing the deployment.
-func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton.Policy, force bool, c commit, env []string) (coordinator.SubmitResult, error) {
+func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton.Policy, force bool, c commit, env []string) (baton.SubmitResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "--git-dir", s.repo, "archive", "--format=tar.gz", c.Sha)
@@ -73,7 +72,7 @@ func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
-		return coordinator.SubmitResult{}, fmt.Errorf("git archive: %w", err)
+		return baton.SubmitResult{}, fmt.Errorf("git archive: %w", err)
 	}
 	waited := make(chan struct{})
 	go func() {
@@ -85,7 +84,7 @@ func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton
 		// A failed export must fail the upload rather than end it cleanly.
 		pw.CloseWithError(err)
 	}()
-	res, err := h.cfg.Deployer.Submit(ctx, coordinator.SubmitRequest{
+	res, err := h.cfg.Deployer.Submit(ctx, baton.SubmitRequest{
 		App: s.app, Slot: t.Slot, Artifact: pr, MaxUpload: h.cfg.MaxUpload, Policy: policy,
 		Message: c.Subject, Commit: c.Sha, Author: c.Author, Force: force,
 	})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // fakeBaton stands in for the coordinator and store: the seam the git
@@ -21,12 +20,12 @@ type fakeBaton struct {
 	deps      []baton.Deployment
 	logs      map[string][]baton.LogLine
 	artifacts map[string][]byte
-	requests  []coordinator.SubmitRequest
+	requests  []baton.SubmitRequest
 	changes   chan struct{}
 	wg        sync.WaitGroup
 	// decide gives a submitted deployment its end: a refusal (error), or
 	// the final state and reason. nil succeeds.
-	decide func(req coordinator.SubmitRequest) (baton.State, string, error)
+	decide func(req baton.SubmitRequest) (baton.State, string, error)
 	// afterSuccess runs before a deployment is recorded as succeeded, so
 	// the push sees what it did.
 	afterSuccess func(d baton.Deployment)
@@ -58,10 +57,10 @@ func (f *fakeBaton) notifyLocked() {
 
 // Submit records the deployment as queued and finishes it from another
 // goroutine, so the push has to wait for it like for the real one.
-func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error) {
+func (f *fakeBaton) Submit(ctx context.Context, req baton.SubmitRequest) (baton.SubmitResult, error) {
 	art, err := io.ReadAll(req.Artifact)
 	if err != nil {
-		return coordinator.SubmitResult{}, err
+		return baton.SubmitResult{}, err
 	}
 	state, reason := baton.StateSucceeded, ""
 	f.mu.Lock()
@@ -69,12 +68,12 @@ func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (
 	if live, ok := f.liveLocked(req.App, req.Slot); ok && f.sameCommitUnchanged && !req.Force && live.Commit == req.Commit {
 		f.requests = append(f.requests, req)
 		f.mu.Unlock()
-		return coordinator.SubmitResult{Deployment: live, Unchanged: true}, nil
+		return baton.SubmitResult{Deployment: live, Unchanged: true}, nil
 	}
 	f.mu.Unlock()
 	if decide != nil {
 		if state, reason, err = decide(req); err != nil {
-			return coordinator.SubmitResult{}, err
+			return baton.SubmitResult{}, err
 		}
 	}
 	f.mu.Lock()
@@ -90,7 +89,7 @@ func (f *fakeBaton) Submit(ctx context.Context, req coordinator.SubmitRequest) (
 		defer f.wg.Done()
 		f.finish(d.ID, state, reason)
 	}()
-	return coordinator.SubmitResult{Deployment: d}, nil
+	return baton.SubmitResult{Deployment: d}, nil
 }
 
 // liveLocked returns the newest succeeded deployment of app's slot: the
@@ -151,7 +150,7 @@ func (f *fakeBaton) finish(id string, state baton.State, reason string) {
 	f.notifyLocked()
 }
 
-func (f *fakeBaton) setDecide(fn func(coordinator.SubmitRequest) (baton.State, string, error)) {
+func (f *fakeBaton) setDecide(fn func(baton.SubmitRequest) (baton.State, string, error)) {
 	f.mu.Lock()
 	f.decide = fn
 	f.mu.Unlock()
@@ -234,8 +233,8 @@ func (f *fakeBaton) Log(_ context.Context, id string, after int64) ([]baton.LogL
 	return out, nil
 }
 
-func (f *fakeBaton) submitted() []coordinator.SubmitRequest {
+func (f *fakeBaton) submitted() []baton.SubmitRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]coordinator.SubmitRequest(nil), f.requests...)
+	return append([]baton.SubmitRequest(nil), f.requests...)
 }

@@ -45,17 +45,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
-
-// Deployer queues deployments and signals their progress.
-type Deployer interface {
-	Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error)
-	// Changes returns a channel closed at the next change of any deployment.
-	Changes() <-chan struct{}
-}
-
-var _ Deployer = (*coordinator.Coordinator)(nil)
 
 // Store is the part of baton's store the git endpoint reads.
 type Store interface {
@@ -83,7 +73,7 @@ func defaultTargets() []Target { return []Target{{Branch: "main", Slot: baton.Pr
 
 // Config is what the git endpoint needs. Zero values take defaults.
 type Config struct {
-	Deployer Deployer
+	Deployer baton.Deployer
 	Store    Store
 	// DataDir is baton's data directory; an app's repository is
 	// DataDir/apps/APP/repo.git, so deleting the app deletes it.

@@ -20,7 +20,6 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // serveGit runs the git endpoint over f on a test server and returns the
@@ -162,7 +161,7 @@ func TestPushOfFailedDeploymentKeepsBranch(t *testing.T) {
 	first := commitFiles(t, dir, "v1", map[string]string{"v": "1"})
 	mustGit(t, dir, "push", "-q", remote, "main")
 
-	f.setDecide(func(coordinator.SubmitRequest) (baton.State, string, error) {
+	f.setDecide(func(baton.SubmitRequest) (baton.State, string, error) {
 		return baton.StateFailed, "instances of web--000002 did not become healthy", nil
 	})
 	commitFiles(t, dir, "v2", map[string]string{"v": "2"})
@@ -192,7 +191,7 @@ func TestPushRefusedByConflictPolicyNamesHolder(t *testing.T) {
 	started := time.Now().Add(-42 * time.Second)
 	holder := &baton.Deployment{ID: "d-holder", State: baton.StateRunning, Phase: baton.PhaseBuilding, Author: "bob",
 		Commit: "abcdef0123456789", Message: "slow build", StartedAt: &started}
-	f.setDecide(func(req coordinator.SubmitRequest) (baton.State, string, error) {
+	f.setDecide(func(req baton.SubmitRequest) (baton.State, string, error) {
 		if req.Policy != baton.PolicyFail {
 			t.Errorf("policy %q, want fail", req.Policy)
 		}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // refUpdate is one line of a push: ref moves from Old to New.
@@ -165,7 +164,7 @@ func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target,
 	if res.Unchanged {
 		// The push succeeds: what it asks for serves. The branch moves
 		// to it, as after a deployment.
-		out.say("baton: %s; nothing to do (a push with -o force deploys even what is live)", coordinator.UnchangedSentence(s.app, t.Slot, d.Revision))
+		out.say("baton: %s; nothing to do (a push with -o force deploys even what is live)", baton.UnchangedSentence(s.app, t.Slot, d.Revision))
 		s.setDeployed(&deployedRef{update: u, target: t, deployment: d.ID, unchanged: d.Revision})
 		out.say("baton: %s is live: %s", d.Revision, h.slotURL(s.app, t.Slot))
 		return 0

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // Kudu's defaults for push deployments.
@@ -105,7 +104,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 		h.problem(w, r, err)
 		return
 	}
-	res, err := h.cfg.Deployer.Submit(ctx, coordinator.SubmitRequest{
+	res, err := h.cfg.Deployer.Submit(ctx, baton.SubmitRequest{
 		App: s.app, Slot: baton.ProductionSlot, Artifact: r.Body, MaxUpload: h.cfg.MaxUpload, Policy: policy,
 		Message: pr.message, Commit: pr.commit, Author: pr.author,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,
@@ -131,7 +130,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 			h.problem(w, r, err)
 			return
 		}
-		kres.StatusText = "Nothing to deploy: " + coordinator.UnchangedSentence(s.app, baton.ProductionSlot, d.Revision) + " (force=true deploys it again)"
+		kres.StatusText = "Nothing to deploy: " + baton.UnchangedSentence(s.app, baton.ProductionSlot, d.Revision) + " (force=true deploys it again)"
 		status := http.StatusOK
 		if pr.async {
 			w.Header().Set("Location", url)

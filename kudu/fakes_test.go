@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // fakeStore keeps apps, deployments and logs in memory.
@@ -151,7 +150,7 @@ type fakeDeployer struct {
 	store     *fakeStore
 	err       error
 	live      string
-	submitted chan coordinator.SubmitRequest // each request, its artifact read into a strings.Reader
+	submitted chan baton.SubmitRequest // each request, its artifact read into a strings.Reader
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -159,20 +158,20 @@ type fakeDeployer struct {
 }
 
 func newFakeDeployer(s *fakeStore) *fakeDeployer {
-	return &fakeDeployer{store: s, submitted: make(chan coordinator.SubmitRequest, 10), changed: make(chan struct{})}
+	return &fakeDeployer{store: s, submitted: make(chan baton.SubmitRequest, 10), changed: make(chan struct{})}
 }
 
-func (f *fakeDeployer) Submit(_ context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error) {
+func (f *fakeDeployer) Submit(_ context.Context, req baton.SubmitRequest) (baton.SubmitResult, error) {
 	body, _ := io.ReadAll(req.Artifact)
 	req.Artifact = strings.NewReader(string(body))
 	if f.err != nil {
 		f.submitted <- req
-		return coordinator.SubmitResult{}, f.err
+		return baton.SubmitResult{}, f.err
 	}
 	if f.live != "" && !req.Force {
 		f.submitted <- req
 		d, err := f.store.Deployment(context.Background(), f.live)
-		return coordinator.SubmitResult{Deployment: d, Unchanged: true}, err
+		return baton.SubmitResult{Deployment: d, Unchanged: true}, err
 	}
 	f.mu.Lock()
 	f.n++
@@ -182,7 +181,7 @@ func (f *fakeDeployer) Submit(_ context.Context, req coordinator.SubmitRequest) 
 		Message: req.Message, Author: req.Author, Commit: req.Commit})
 	f.store.AppendLog(context.Background(), id, "queued ("+string(req.Policy)+" policy)")
 	f.submitted <- req
-	return coordinator.SubmitResult{Deployment: d}, nil
+	return baton.SubmitResult{Deployment: d}, nil
 }
 
 func (f *fakeDeployer) Changes() <-chan struct{} {

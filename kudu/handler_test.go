@@ -348,7 +348,7 @@ func TestUnimplementedRoute(t *testing.T) {
 	}
 }
 
-var _ Deployer = (*fakeDeployer)(nil)
+var _ baton.Deployer = (*fakeDeployer)(nil)
 
 // TestSiteDeployments: Kudu's history is the production slot's artifact
 // deployments; settings changes, swaps and other slots' deployments are

@@ -16,17 +16,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
-
-// Deployer is what the Kudu API needs of the coordinator.
-type Deployer interface {
-	Submit(ctx context.Context, req coordinator.SubmitRequest) (coordinator.SubmitResult, error)
-	// Changes returns a channel closed at the next change of any deployment.
-	Changes() <-chan struct{}
-}
-
-var _ Deployer = (*coordinator.Coordinator)(nil)
 
 // Store is the part of baton.Store the Kudu API reads (and the one log
 // line it writes per deployment).
@@ -51,7 +41,7 @@ type Credentials struct {
 
 // Config is what a Handler needs. Deployer and Store are required.
 type Config struct {
-	Deployer Deployer
+	Deployer baton.Deployer
 	Store    Store
 	Logger   *slog.Logger
 	// MaxUpload bounds artifact uploads (bytes); default 1 GiB.
