@@ -9,7 +9,9 @@ import (
 // made on behalf of a running operation carry its lease token and fail with
 // ErrStaleToken once that lease has passed to someone else (fencing).
 //
-// Implementations: sqlite (embedded default); all pass storetest.Run.
+// Implementations: sqlite (the embedded default), postgres (shared by
+// several controllers) and the secretstore wrapper; all pass storetest.Run,
+// and a new method's contract starts there.
 type Store interface {
 	AppStore
 	DeploymentStore
@@ -61,8 +63,9 @@ type Fence struct {
 }
 
 // EnqueueRequest asks the store to accept a deployment under a conflict
-// policy. The policy check and the insert happen in one transaction so that
-// concurrent requests cannot both slip past a "fail" check.
+// policy. Admit decides it; the store reads the QueueState Admit needs and
+// applies its Admission in one transaction that holds the app's lock, so
+// that concurrent requests cannot both slip past a "fail" check.
 type EnqueueRequest struct {
 	Deployment Deployment
 	// MaxQueue bounds the queued deployments of the app (0: unbounded).
@@ -110,6 +113,9 @@ type EnqueueResult struct {
 
 // DeploymentStore keeps deployments and their logs.
 type DeploymentStore interface {
+	// Enqueue decides req with Admit against the app's QueueState and
+	// applies the Admission. ENOTFOUND if the app or slot does not exist;
+	// Admit's refusals (EFROZEN, ECONFLICT, EQUEUEFULL, EINVALID) as is.
 	Enqueue(ctx context.Context, req EnqueueRequest) (EnqueueResult, error)
 	Deployment(ctx context.Context, id string) (Deployment, error)
 	Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
@@ -128,9 +134,9 @@ type DeploymentStore interface {
 	CancelQueued(ctx context.Context, id, reason string) (Deployment, error)
 	// FailInterrupted ends every running deployment of the given apps (all
 	// apps when nil) and deletes their leases. It is the start-up recovery
-	// step. A deployment whose routing change was recorded (SetRouting
-	// under its lease) or that was draining becomes succeeded, because its
-	// revision serves; the others fail with reason "interrupted: …".
+	// step. InterruptedOutcome decides each one's final state from its
+	// phase and whether its routing change was recorded (SetRouting under
+	// its lease); the failed ones get reason "interrupted: …".
 	FailInterrupted(ctx context.Context, apps []string) ([]Deployment, error)
 	AppendLog(ctx context.Context, id string, lines ...string) error
 	// Log returns log lines with ID greater than after.
