@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&o.deployed, "deployed", 5, "apps to deploy (so the restarted proxy has something to route)")
 	flag.IntVar(&o.restarts, "restarts", 3, "restarts of baton serve to time")
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent deployment requests to one app")
-	flag.StringVar(&o.policy, "storm-policy", "supersede", "on_conflict of the storm's requests")
+	flag.StringVar(&o.policy, "storm-policy", string(baton.PolicySupersede), "on_conflict of the storm's requests")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
 	flag.StringVar(&o.out, "out", "bench/results-scale.md", "write the Markdown report here (\"\": stdout only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and baton's log after the run")

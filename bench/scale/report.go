@@ -131,7 +131,7 @@ func (r *report) markdown() string {
 				fmt.Fprintf(&w, "- %d × %s\n", st.problems[k], k)
 			}
 		}
-		if st.policy == "supersede" {
+		if baton.Policy(st.policy) == baton.PolicySupersede {
 			fmt.Fprintf(&w, `
 Why %s: with the default policy `+"`queue`"+` each of the %d requests would run
 in turn (those that ran here took %s on average, under the storm), and `+"`--max-queue`"+` (100 by
