@@ -182,7 +182,7 @@ func stillServes(c *LiveCheck, q QueueState) bool {
 }
 
 // admitByPolicy applies the request's conflict policy. A new policy is a
-// new case here (and in ParsePolicy's list); the stores apply whatever
+// new case here (and in Policies); the stores apply whatever
 // Admission it yields.
 func admitByPolicy(req EnqueueRequest, q QueueState, now time.Time) (Admission, error) {
 	d := req.Deployment
