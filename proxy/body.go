@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -212,7 +213,10 @@ func copyChunked(w *wbuf, br *bufio.Reader, rd *connReader, dechunk bool, maxTra
 }
 
 // readChunkLine reads one line of chunk framing, flushing w first when the
-// read may block.
+// read may block. The line must end in CRLF and hold no other CR or LF:
+// a proxy that takes a bare LF for a line end while the upstream does not
+// (or the other way round) disagrees with it on where the body ends, and
+// the bytes in between become a request the proxy never saw.
 func readChunkLine(w *wbuf, br *bufio.Reader) ([]byte, error) {
 	if br.Buffered() == 0 {
 		if err := w.flush(); err != nil {
@@ -229,41 +233,138 @@ func readChunkLine(w *wbuf, br *bufio.Reader) ([]byte, error) {
 		return nil, &readError{err}
 	case len(line) > maxChunkLine:
 		return nil, errBadChunk
+	case len(line) < 2 || line[len(line)-2] != '\r' || bytes.IndexByte(line[:len(line)-2], '\r') >= 0:
+		return nil, errBadChunk
 	}
 	return line, nil
 }
 
-func isCRLF(b []byte) bool {
-	return (len(b) == 2 && b[0] == '\r') || len(b) == 1
-}
+// isCRLF reports whether a line read by readChunkLine is empty.
+func isCRLF(line []byte) bool { return len(line) == 2 }
 
-// chunkSize parses "1a3f[;ext]\r\n".
+// maxChunkDigits bounds the digits of a chunk size, leading zeros
+// included, as net/http does; 16 hex digits still fit a uint64, and sizes
+// at or above 2^63 are refused as they are parsed.
+const maxChunkDigits = 16
+
+// chunkSize parses a chunk line read by readChunkLine, as RFC 9112 7.1
+// writes it:
+//
+//	chunk-size [ chunk-ext ] CRLF
+//	chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-val = token / quoted-string
+//
+// Anything else is refused, whatever a lenient peer might make of it. It
+// is stricter than the grammar in one place: no whitespace between the
+// size and the first ";", which net/http (a common upstream) refuses, so
+// the proxy never accepts a body that its upstream then cannot read.
 func chunkSize(line []byte) (int64, bool) {
+	line = line[:len(line)-2] // CRLF, checked by readChunkLine
 	var n int64
-	digits := 0
-	for _, c := range line {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		case c == ';' || c == '\r' || c == '\n' || c == ' ' || c == '\t':
-			return n, digits > 0
-		default:
-			return 0, false
+	i := 0
+	for ; i < len(line); i++ {
+		d, ok := hexDigit(line[i])
+		if !ok {
+			break
 		}
-		if digits++; digits > 15 {
+		if i == maxChunkDigits || n > (1<<63-1)>>4 {
 			return 0, false
 		}
 		n = n<<4 | int64(d)
 	}
+	if i == 0 || (i < len(line) && line[i] != ';') || !validChunkExt(line[i:]) {
+		return 0, false
+	}
+	return n, true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
 	return 0, false
 }
 
-// copyTrailer copies the trailer section and the final CRLF.
+// validChunkExt reports whether b is a well-formed chunk-ext (possibly
+// empty). Extensions are forwarded as they are, never interpreted.
+func validChunkExt(b []byte) bool {
+	bws := func() {
+		for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+			b = b[1:]
+		}
+	}
+	token := func() bool {
+		n := 0
+		for n < len(b) && isTokenChar(b[n]) {
+			n++
+		}
+		b = b[n:]
+		return n > 0
+	}
+	for {
+		bws()
+		if len(b) == 0 {
+			return true
+		}
+		if b[0] != ';' {
+			return false
+		}
+		b = b[1:]
+		bws()
+		if !token() {
+			return false
+		}
+		bws()
+		if len(b) == 0 || b[0] != '=' {
+			continue
+		}
+		b = b[1:]
+		bws()
+		if len(b) > 0 && b[0] == '"' {
+			n, ok := quotedStringLen(b)
+			if !ok {
+				return false
+			}
+			b = b[n:]
+		} else if !token() {
+			return false
+		}
+	}
+}
+
+// quotedStringLen returns the length of the RFC 9110 quoted-string that
+// starts b. Only tabs and visible characters may appear in it: no CR, LF
+// or NUL hides inside quotes.
+func quotedStringLen(b []byte) (int, bool) {
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c == '\\':
+			if i++; i == len(b) || !isQuotedChar(b[i]) {
+				return 0, false
+			}
+		case !isQuotedChar(c):
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// isQuotedChar reports whether c may appear in a quoted-string, escaped
+// or not: HTAB, SP, VCHAR and obs-text.
+func isQuotedChar(c byte) bool {
+	return c == '\t' || c == ' ' || (c > ' ' && c != 0x7f)
+}
+
+// copyTrailer copies the trailer section and the final CRLF. Each trailer
+// line must be a field line, so that a missing final CRLF cannot turn a
+// request line into a "trailer" that a laxer upstream runs.
 func copyTrailer(w *wbuf, br *bufio.Reader, dechunk bool, maxTrailer int) error {
 	total := 0
 	for {
@@ -274,12 +375,16 @@ func copyTrailer(w *wbuf, br *bufio.Reader, dechunk bool, maxTrailer int) error 
 		if total += len(line); total > maxTrailer {
 			return errHeadTooLarge
 		}
+		end := isCRLF(line)
+		if !end && !validFieldLine(line[:len(line)-2]) {
+			return errBadChunk
+		}
 		if !dechunk {
 			if err := w.write(line); err != nil {
 				return err
 			}
 		}
-		if isCRLF(line) {
+		if end {
 			return w.flush()
 		}
 	}

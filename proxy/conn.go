@@ -63,6 +63,7 @@ const clientReadBuffer = 4 << 10
 
 var clientConns = sync.Pool{New: func() any {
 	rd := newConnReader(nil)
+	rd.peerSendsFirst = true
 	return &clientConn{
 		rd:    rd,
 		br:    bufio.NewReaderSize(rd, clientReadBuffer),
@@ -230,6 +231,12 @@ func (cc *clientConn) upstreamFailed(rt *route, u *upstream, res result, keep bo
 	p, r := cc.p, &cc.req
 	if res.clientGone {
 		p.log.Debug("proxy: client went away", "host", rt.host, "upstream", u.addr, "err", res.err)
+		return false
+	}
+	if res.badBody != nil {
+		p.log.Debug("proxy: malformed request body", "host", rt.host, "upstream", u.addr, "err", res.err)
+		cc.linger = true // the rest of the body is unread
+		cc.writeProblem(badRequest(res.badBody), false)
 		return false
 	}
 	keep = keep && !res.bodyStarted

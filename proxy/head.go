@@ -79,28 +79,46 @@ func parseFields(b []byte, dst []field) ([]field, error) {
 		if len(line) == 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return dst, errMalformed // obsolete line folding
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		name, value, ok := parseFieldLine(line)
+		if !ok {
 			return dst, errMalformed
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !isTokenChar(c) { // also refuses "Name :", a smuggling vector
-				return dst, errMalformed
-			}
-		}
-		value := trimOWS(line[colon+1:])
-		for _, c := range value {
-			if c == '\r' || c == 0 {
-				return dst, errMalformed
-			}
 		}
 		dst = append(dst, field{name: name, value: value})
 	}
 	return dst, nil
+}
+
+// parseFieldLine splits one field line (without its CRLF) into name and
+// value. It refuses obsolete line folding, a name that is not a token
+// (which also refuses "Name :", a smuggling vector), and CR or NUL in the
+// value.
+func parseFieldLine(line []byte) (name, value []byte, ok bool) {
+	if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, false // empty, or obsolete line folding
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	name = line[:colon]
+	for _, c := range name {
+		if !isTokenChar(c) {
+			return nil, nil, false
+		}
+	}
+	value = trimOWS(line[colon+1:])
+	for _, c := range value {
+		if c == '\r' || c == '\n' || c == 0 {
+			return nil, nil, false
+		}
+	}
+	return name, value, true
+}
+
+// validFieldLine reports whether line (without its CRLF) is a field line.
+func validFieldLine(line []byte) bool {
+	_, _, ok := parseFieldLine(line)
+	return ok
 }
 
 func trimOWS(b []byte) []byte {

@@ -16,9 +16,20 @@ import (
 //
 // The write happens inside the raw read callback, after Go's poller has
 // been armed for reading, so an answer that arrives at once is not missed.
+// Arming the poller also forgets readiness reported before it: bytes or an
+// end of stream that arrived earlier would never wake the wait. An
+// upstream sends nothing before it has the request (and a pooled
+// connection it closed answers the write with a reset, which does wake
+// the poller), so upstream readers wait at once. A client may send first
+// (a pipelined request, or its half of the connection closed while it
+// reads the response), so client readers, made with peerSendsFirst, try
+// one read after the write before they wait.
 type connReader struct {
 	c  net.Conn
 	rc syscall.RawConn // nil when c is not a plain socket: no shortcut then
+	// peerSendsFirst: the peer may have sent bytes before the pending
+	// write (see above).
+	peerSendsFirst bool
 	// pending is written before the next read; the callback clears it.
 	pending []byte
 
@@ -180,7 +191,9 @@ func (r *connReader) callback(fd uintptr) bool {
 		}
 		r.pending = nil
 		r.wrote = true
-		return false // wait until the answer is readable
+		if !r.peerSendsFirst {
+			return false // wait until the answer is readable
+		}
 	}
 	for {
 		n, err := syscall.Read(int(fd), r.p)

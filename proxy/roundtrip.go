@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"time"
 )
 
@@ -22,6 +24,9 @@ type result struct {
 	bodyStarted bool
 	clientGone  bool
 	timeout     bool
+	// badBody: the client framed the request body wrongly; it is answered
+	// with this, as a client error.
+	badBody *parseError
 }
 
 // inlineBodyMax bounds the request bodies sent together with the head when
@@ -111,13 +116,16 @@ func (cc *clientConn) forward(c choice) (res result) {
 		cc.dlMu.Unlock()
 	}
 	if err != nil {
-		if bodyErr := cc.endBody(bodyDone, uc); bodyErr != nil {
-			var re *readError
-			if errors.As(bodyErr, &re) || errors.Is(bodyErr, errBadChunk) {
-				gone = true // the client failed or left mid-body: it gets no answer
-			}
-		}
+		bodyErr := cc.endBody(bodyDone, uc)
 		uc.close()
+		if pe := clientBodyFault(bodyErr); pe != nil {
+			// The upstream failed because the client's body did: that is
+			// the client's fault, not the instance's (see clientBodyFault).
+			res.err, res.badBody = bodyErr, pe
+			return res
+		}
+		var re *readError
+		gone = gone || errors.As(bodyErr, &re) // the client left mid-body: it gets no answer
 		res.err, res.clientGone, res.timeout = err, gone, !gone && isTimeout(err)
 		return res
 	}
@@ -225,8 +233,33 @@ func (cc *clientConn) endBody(done chan error, uc *upConn) error {
 	}
 	cc.c.SetReadDeadline(aLongTimeAgo)
 	uc.c.SetWriteDeadline(aLongTimeAgo)
-	<-done
+	err := <-done
+	// The body may have failed on its own just before the deadlines above
+	// (the client sent a malformed chunk, or left), and closed the
+	// upstream connection, which is what ended the wait for the response:
+	// report that, not an abandonment the deadlines caused.
+	if clientBodyFault(err) != nil {
+		return err
+	}
+	var re *readError
+	if errors.As(err, &re) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
 	return errBodyAbandoned
+}
+
+// clientBodyFault returns the answer to a request whose body the client
+// framed wrongly, or nil when err is not such a fault. Client faults are
+// answered as client errors: never a 502, never an error in the log, never
+// a mark against the instance.
+func clientBodyFault(err error) *parseError {
+	switch {
+	case errors.Is(err, errBadChunk):
+		return &parseError{http.StatusBadRequest, "malformed chunked request body (RFC 9112 section 7.1)"}
+	case errors.Is(err, errHeadTooLarge):
+		return &parseError{http.StatusRequestHeaderFieldsTooLarge, "the request's trailer fields are too large"}
+	}
+	return nil
 }
 
 var errBodyAbandoned = errors.New("request body abandoned: the upstream answered first")
@@ -259,7 +292,7 @@ func (cc *clientConn) copyBody(uc *upConn) error {
 		cc.dlMu.Unlock()
 	}
 	var re *readError
-	if err != nil && (errors.As(err, &re) || errors.Is(err, errBadChunk)) {
+	if err != nil && (errors.As(err, &re) || clientBodyFault(err) != nil) {
 		// The client's side failed: the upstream must not take a partial
 		// body for a whole one. Closing the connection wakes the reader.
 		uc.c.Close()
