@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -419,23 +417,29 @@ func (p *pipeline) buildEnv() []string {
 	return instanceEnv(p.d.App, p.d.Slot, p.rev, p.dir)
 }
 
-// runCommand runs a shell command in the revision folder, its output into
-// the deployment log; cancelling ctx kills its whole process group.
+// runCommand runs a build or release command in the revision folder, its
+// output into the deployment log. The supervisor records it before it can
+// run, so a restart after a crash of baton kills it (ReapOrphans), and
+// kills its whole process group when ctx ends; it returns once nothing of
+// the command is left, so a resource lease held for it is released only
+// after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.Dir = p.dir
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	return p.c.runCommand(ctx, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
+		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }})
+}
+
+// runCommand runs a build or release command (see pipeline.runCommand); a
+// failure carries the command's last lines of output.
+func (c *Coordinator) runCommand(ctx context.Context, cmd supervisor.Command) error {
 	var last lastLines
-	w := &lineWriter{emit: func(line string) {
+	out := cmd.Output
+	cmd.Output = func(line string) {
 		last.add(line)
-		p.c.logf(p.d.ID, "%s: %s", label, line)
-	}}
-	cmd.Stdout, cmd.Stderr = w, w
-	err := cmd.Run()
-	w.flush()
+		if out != nil {
+			out(line)
+		}
+	}
+	err := c.cfg.Supervisor.Run(ctx, cmd)
 	if ctx.Err() != nil {
 		return asPhaseError(ctx, context.Cause(ctx))
 	}
