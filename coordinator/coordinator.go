@@ -125,7 +125,7 @@ type Coordinator struct {
 	// reaped holds, by deployment, the commands of interrupted
 	// deployments that start-up killed, until recovery notes them.
 	reaped map[string][]supervisor.Reaped
-	closed  bool
+	closed bool
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool
