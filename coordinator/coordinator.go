@@ -125,6 +125,11 @@ type Coordinator struct {
 	// reaped holds, by deployment, the commands of interrupted
 	// deployments that start-up killed, until recovery notes them.
 	reaped map[string][]supervisor.Reaped
+	// restoring holds the routed revisions being started again after a
+	// restart or an adoption, and why the last attempt failed (status).
+	restoring map[runKey]restoreState
+	// filesMu serializes restoring revision folders (revisionFiles).
+	filesMu sync.Mutex
 	closed bool
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
@@ -161,6 +166,8 @@ func New(cfg Config) *Coordinator {
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
+
+		restoring: map[runKey]restoreState{},
 	}
 }
 

@@ -31,6 +31,8 @@ type pipeline struct {
 	replaces string
 	group    *supervisor.Group
 	log      *instanceLog
+	// manifest is the revision's manifest once loaded (nil before).
+	manifest *baton.Manifest
 }
 
 // observePhase records how long the current phase took, as it ends.
@@ -108,13 +110,25 @@ func (p *pipeline) enter(ph baton.Phase) error {
 	return nil
 }
 
-// phase enters a phase and returns a context bounded by its deadline.
-func (p *pipeline) phase(ph baton.Phase, limit time.Duration) (context.Context, context.CancelFunc, error) {
+// phase enters a phase and returns a context bounded by its deadline
+// (phaseDeadline, by the manifest once it is loaded).
+func (p *pipeline) phase(ph baton.Phase) (context.Context, context.CancelFunc, error) {
 	if err := p.enter(ph); err != nil {
 		return nil, nil, err
 	}
+	limit, ok := p.c.phaseDeadline(ph, p.manifest)
+	if !ok {
+		ctx, cancel := context.WithCancel(p.r.ctx)
+		return ctx, cancel, nil
+	}
 	ctx, cancel := context.WithTimeoutCause(p.r.ctx, limit, phaseDeadline{ph, limit})
 	return ctx, cancel, nil
+}
+
+// useManifest makes m the manifest whose timeouts bound the phases.
+func (p *pipeline) useManifest(m baton.Manifest) {
+	p.manifest = &m
+	p.r.setManifest(m)
 }
 
 // asPhaseError turns a context failure into the sentence users should see.
@@ -129,7 +143,7 @@ func asPhaseError(ctx context.Context, err error) error {
 // prepare runs extracting, building and starting up to healthy instances.
 func (p *pipeline) prepare() error {
 	c := p.c
-	ctx, cancel, err := p.phase(baton.PhaseExtracting, c.cfg.ExtractTimeout)
+	ctx, cancel, err := p.phase(baton.PhaseExtracting)
 	if err != nil {
 		return err
 	}
@@ -143,10 +157,11 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return err
 	}
+	p.useManifest(m)
 	c.logf(p.d.ID, "manifest from %s: run %q, %d instance(s), health %s", m.Source, m.Run.Command, m.Run.Instances, m.Health.Path)
 
 	if m.Build.Command != "" {
-		ctx, cancel, err := p.phase(baton.PhaseBuilding, m.Build.Timeout)
+		ctx, cancel, err := p.phase(baton.PhaseBuilding)
 		if err != nil {
 			return err
 		}
@@ -180,7 +195,7 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 
-	ctx, cancel, err = p.phase(baton.PhaseStarting, m.Health.StartTimeout)
+	ctx, cancel, err = p.phase(baton.PhaseStarting)
 	if err != nil {
 		return err
 	}
