@@ -96,11 +96,12 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(c.tmpDir(), "restore-"+r.Name+"-")
+	work, err := os.MkdirTemp(c.tmpDir(), "restore-"+r.Name+"-")
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp) // gone already once moved into place
+	defer os.RemoveAll(work)
+	tmp := filepath.Join(work, "files") // Extract creates it
 	limit, _ := c.phaseDeadline(baton.PhaseExtracting, nil)
 	ectx, cancel := context.WithTimeoutCause(ctx, limit, phaseDeadline{baton.PhaseExtracting, limit})
 	err = artifact.Extract(ectx, path, kind, tmp, c.cfg.ExtractLimits)
