@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -125,6 +126,14 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 				}
 			}
 		}
+	}
+	if d := st.Running; d != nil && d.Kind == baton.KindSwap && d.Phase == baton.PhaseAwaitingCompletion && d.PhaseStartedAt != nil {
+		var sp SwapParams
+		_ = json.Unmarshal([]byte(d.Params), &sp)
+		open := now.Sub(*d.PhaseStartedAt)
+		add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+			"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
+			d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.previewTimeout()-open, 0).Round(time.Second))
 	}
 	if d := st.Running; d != nil && d.PhaseStartedAt != nil {
 		if limit := c.phaseLimit(*d); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {
