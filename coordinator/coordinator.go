@@ -130,7 +130,7 @@ type Coordinator struct {
 	restoring map[runKey]restoreState
 	// filesMu serializes restoring revision folders (revisionFiles).
 	filesMu sync.Mutex
-	closed bool
+	closed  bool
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool

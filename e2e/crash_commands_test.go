@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -164,5 +165,66 @@ func TestKillDuringCommand(t *testing.T) {
 				t.Fatalf("the killed command beat again after the restart (%d > %d)", after, stopped)
 			}
 		})
+	}
+}
+
+// processesUnder lists live processes, other than the ones in skip, whose
+// command line or working directory names a path under dir.
+func processesUnder(dir string, skip ...int) []commandProcess {
+	entries, _ := os.ReadDir("/proc")
+	var out []commandProcess
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || slices.Contains(skip, pid) {
+			continue
+		}
+		state, pgid := procStat(pid)
+		if state == "" || state == "Z" || state == "X" {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		line := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if strings.Contains(line, dir) || cwd == dir || strings.HasPrefix(cwd, dir+"/") {
+			out = append(out, commandProcess{pid: pid, pgid: pgid, cmdline: line + " (cwd " + cwd + ")"})
+		}
+	}
+	return out
+}
+
+// TestKillDuringGitPush: kill -9 of baton while a git push waits for its
+// deployment (in building): git-http-backend, receive-pack, the hook and
+// the build all end; after the restart nothing runs in or for the data
+// directory but baton, and the push failed.
+func TestKillDuringGitPush(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "gk"); err != nil {
+		t.Fatal(err)
+	}
+	remote := gitRemote(b, "gk")
+	w := newGitWork(t, "Alice")
+	g := newGate(t)
+	t.Cleanup(func() { g.open(t) })
+	sha := w.commitApp("v1", buildWaitsFor(g))
+	push := w.start("push", remote, "main")
+	d := waitPhase(t, c, deploymentOf(t, c, "gk", sha).ID, baton.PhaseBuilding)
+	if len(processesUnder(b.data, b.pid())) == 0 {
+		t.Fatal("nothing runs for the push: the test shows nothing")
+	}
+	b.restart(syscall.SIGKILL)
+	if _, err := push.wait(t); err == nil {
+		t.Fatal("the push succeeded although its baton was killed")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for left := processesUnder(b.data, b.pid()); len(left) > 0; left = processesUnder(b.data, b.pid()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left running after kill -9 during a push: %+v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, _ := b.client().Deployment(ctx, d.ID); got.State != baton.StateFailed {
+		t.Fatalf("deployment of the push: %s %q", got.State, got.Error)
 	}
 }
