@@ -54,6 +54,18 @@ func processesWith(marker string) []commandProcess {
 	return out
 }
 
+// killAtCleanup kills, when the test ends, the process groups of any
+// command marked by marker that is still running: a failing test must not
+// leave it behind (its gate cannot stop it: the temp dir holding the gate
+// is removed right after).
+func killAtCleanup(t testing.TB, marker string) {
+	t.Cleanup(func() {
+		for _, p := range processesWith(marker) {
+			_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		}
+	})
+}
+
 // noProcessWith fails the test if, within a short deadline, processes of
 // a command marked by marker are still alive.
 func noProcessWith(t testing.TB, marker string) {
@@ -111,7 +123,7 @@ func TestKillDuringCommand(t *testing.T) {
 				}
 			}
 			g := newGate(t)
-			t.Cleanup(func() { g.open(t) }) // should anything survive, it ends
+			killAtCleanup(t, string(g))
 			beats := filepath.Join(t.TempDir(), "beats")
 			label := "build"
 			opt := withBuild(beatingCommand(g, beats))
@@ -206,7 +218,7 @@ func TestKillDuringGitPush(t *testing.T) {
 	remote := gitRemote(b, "gk")
 	w := newGitWork(t, "Alice")
 	g := newGate(t)
-	t.Cleanup(func() { g.open(t) })
+	killAtCleanup(t, string(g))
 	sha := w.commitApp("v1", buildWaitsFor(g))
 	push := w.start("push", remote, "main")
 	d := waitPhase(t, c, deploymentOf(t, c, "gk", sha).ID, baton.PhaseBuilding)

@@ -230,7 +230,7 @@ func TestReleaseFailureAndCrash(t *testing.T) {
 	g := newGate(t)
 	held := deploy(t, c, "rf", appDir(t, "v3", withRelease(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", g), "postgres:main")), api.DeployOptions{})
 	waitPhase(t, c, held.ID, baton.PhaseReleasing)
-	t.Cleanup(func() { g.open(t) }) // should the release survive, it ends
+	killAtCleanup(t, string(g))
 	b.restart(syscall.SIGKILL)
 	c = b.client()
 	noProcessWith(t, string(g))

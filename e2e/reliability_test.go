@@ -116,7 +116,7 @@ func signalBatonAtEvent(t testing.TB, b *batonProc, c *api.Client, id string, k 
 func killInCommand(t *testing.T, b *batonProc, c *api.Client, app string, phase baton.Phase, version string, counts *relCounts) string {
 	t.Helper()
 	g := newGate(t)
-	t.Cleanup(func() { g.open(t) }) // whatever survived ends
+	killAtCleanup(t, string(g))
 	hold := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", g)
 	opt := withBuild(hold)
 	if phase == baton.PhaseReleasing {

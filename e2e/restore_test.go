@@ -30,6 +30,14 @@ func TestFailoverServesLiveRevision(t *testing.T) {
 	}
 	a.stop(syscall.SIGKILL)
 	killed := time.Now()
+	restarted := false
+	t.Cleanup(func() {
+		// A restart of a stops the instances it left (should the test fail
+		// before it restarts a itself).
+		if !restarted {
+			a.start()
+		}
+	})
 	// Adoption after 3 TTLs of silence (5s each), seen at b's next tick;
 	// starting v1 takes start_timeout at most.
 	p := newProxyClient(b.proxyAddr)
@@ -49,8 +57,9 @@ func TestFailoverServesLiveRevision(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(b.data, "apps", "fv", "revisions", built.Revision, "built.txt")); err != nil {
 		t.Errorf("the restored revision was not built again: %v", err)
 	}
-	// a's restart stops the instances it left and does not take the app back.
+	// a's restart stops the instances it left.
 	a.start()
+	restarted = true
 	eventually(t, 20*time.Second, "a's orphaned v1 instances stopped", func() bool {
 		for _, rp := range revisionProcessesAll() {
 			if rp.rev == built.Revision && strings.HasPrefix(rp.home, a.data) {
@@ -91,7 +100,7 @@ func TestRestoreMissingRevisionFolder(t *testing.T) {
 	if err := os.Remove(string(g)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.open(t) })
+	killAtCleanup(t, string(g))
 	b.start()
 	c = b.client()
 	eventually(t, 20*time.Second, "status shows "+d.Revision+" restoring", func() bool {
