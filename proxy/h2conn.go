@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"strings"
 
 	"golang.org/x/net/http2"
@@ -12,9 +13,9 @@ import (
 )
 
 // This file holds h2Conn, which the HTTP/2 server (tls.go) reads client
-// connections through. x/net's server, like net/http's copy of it,
-// departs from RFC 9113 in two places that h2spec checks and that its
-// options cannot change:
+// connections through. net/http's HTTP/2 server (and x/net's, the same
+// code) departs from RFC 9113 in two places that h2spec checks and that
+// its options cannot change:
 //
 //   - A SETTINGS frame naming one setting twice closes the connection
 //     (PROTOCOL_ERROR). RFC 9113 §6.5.3 says to apply the values in order,
@@ -65,9 +66,11 @@ var malformedField = func() []byte {
 
 // h2Conn is a client's h2 connection as the HTTP/2 server reads it; see
 // the top of this file. Only the server's frame-reading goroutine calls
-// Read.
+// Read. It has no ConnectionState method, or net/http would take it for
+// an HTTP/1.1 connection over TLS; tlsState is its TLS state.
 type h2Conn struct {
-	*tls.Conn
+	net.Conn
+	tlsState *tls.ConnectionState
 
 	out  []byte // bytes for the server before any more are read
 	left int    // bytes of the current frame that pass straight through
@@ -96,7 +99,8 @@ type h2Conn struct {
 // newH2Conn returns tc read through an h2Conn, for an HTTP/2 server that
 // takes header lists of maxHeaderBytes.
 func newH2Conn(tc *tls.Conn, maxHeaderBytes int) *h2Conn {
-	c := &h2Conn{Conn: tc, left: len(http2.ClientPreface)}
+	st := tc.ConnectionState()
+	c := &h2Conn{Conn: tc, tlsState: &st, left: len(http2.ClientPreface)}
 	c.fr = http2.NewFramer(&c.wbuf, recorder{c})
 	c.fr.SetMaxReadFrameSize(h2MaxFrameSize)
 	c.dec = hpack.NewDecoder(h2HeaderTableSize, c.field)

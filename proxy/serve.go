@@ -67,7 +67,7 @@ func (cc *clientConn) keepAliveProbes() {
 // listener and closes it. After Shutdown, Serve returns
 // http.ErrServerClosed at once. A listener that returns *tls.Conn (see
 // ServeTLS) gets each handshake done on the connection's goroutine; then
-// HTTP/1.1 runs on this data plane and h2 on x/net's HTTP/2 server with
+// HTTP/1.1 runs on this data plane and h2 on net/http's HTTP/2 server with
 // ServeHTTP as the handler (tls.go).
 func (p *Proxy) Serve(ln net.Listener) error {
 	s := &p.srv

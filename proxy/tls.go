@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // This file puts TLS in front of the data plane. Serve completes the
@@ -19,11 +17,12 @@ import (
 // connection that negotiated HTTP/1.1 (or nothing) then runs on the data
 // plane like a plain one: only its syscall shortcut (rawio.go) is off,
 // since TLS records stand between the socket and the bytes. A connection
-// that negotiated h2 is handed to x/net's HTTP/2 server with ServeHTTP as
-// the handler, read through h2Conn (h2conn.go). Both paths pick, count, drain and answer problems
-// through the same routing half, so draining stays exact for HTTP/2
-// streams too: each stream holds its upstream's count until its response
-// is copied.
+// that negotiated h2 is handed to net/http's HTTP/2 server with ServeHTTP
+// as the handler, read through h2Conn (h2conn.go), which mends where that
+// server departs from RFC 9113. Both paths pick, count, drain and answer
+// problems through the same routing half, so draining stays exact for
+// HTTP/2 streams too: each stream holds its upstream's count until its
+// response is copied.
 
 // tlsHandshakeTimeout bounds a client's TLS handshake.
 const tlsHandshakeTimeout = 10 * time.Second
@@ -31,7 +30,7 @@ const tlsHandshakeTimeout = 10 * time.Second
 // ServeTLS is Serve over TLS: it accepts connections on ln, speaks TLS
 // with config and offers HTTP/2 and HTTP/1.1 through ALPN (unless
 // config.NextProtos says otherwise). HTTP/1.1 connections run on the data
-// plane; HTTP/2 ones on x/net's HTTP/2 server with ServeHTTP as the
+// plane; HTTP/2 ones on net/http's HTTP/2 server with ServeHTTP as the
 // handler. Shutdown ends both: HTTP/2 clients get a GOAWAY and their
 // streams in progress finish. WebSockets work over HTTP/1.1; over HTTP/2
 // (RFC 8441) they are not offered. Upstreams are always spoken to in
@@ -124,73 +123,78 @@ func (p *Proxy) serveH2(tc *tls.Conn) {
 		return
 	}
 	if s.h2 == nil {
-		s.h2 = newH2Server(p)
+		s.h2 = newH2Server(p, tc.LocalAddr())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.h2.run()
+		}()
 	}
 	h := s.h2
-	c := newH2Conn(tc, p.maxHeaderBytes)
-	// Added under s.mu: Shutdown, which sets shutting under it, then
-	// finds every connection in h.conns.
-	h.mu.Lock()
-	h.conns[c] = false
-	h.mu.Unlock()
-	h.serving.Add(1)
-	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		defer h.serving.Done()
-		h.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: h.hs, Handler: h})
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
-	}()
+	if !h.ln.push(newH2Conn(tc, p.maxHeaderBytes)) {
+		tc.Close() // Shutdown closed the server meanwhile
+	}
 }
 
-// h2Server serves the connections that negotiated h2 with x/net's HTTP/2
-// server, with the Proxy's ServeHTTP as the handler. x/net's rather than
-// net/http's copy of the same server because only x/net's serves a
-// connection handed to it (ServeConn), here one read through h2Conn,
-// which mends where both copies depart from RFC 9113 (h2conn.go);
-// net/http speaks h2 only on a *tls.Conn it accepted itself.
+// h2Server is net/http's server speaking HTTP/2 on the connections that
+// negotiated it, with the Proxy's ServeHTTP as the handler. It gets them
+// as *h2Conn, not as *tls.Conn, and so takes them for HTTP/2 without TLS
+// (h2c with prior knowledge: they did start with the preface); ServeHTTP
+// gives their requests back their TLS state. (x/net's server, which
+// serves a net.Conn handed to it with its TLS state, departs from the RFC
+// in the same two places, and x/net deprecates it for this one.)
 type h2Server struct {
 	p  *Proxy
-	h2 *http2.Server
-	// hs is the base configuration of every connection (ConnState, the
-	// error log, the header limit) and what starts x/net's graceful
-	// shutdown: hs.Shutdown runs the hook ConfigureServer registered. hs
-	// itself never serves.
 	hs *http.Server
-
-	serving sync.WaitGroup // one per ServeConn call
+	ln *connQueue
 
 	mu sync.Mutex
-	// conns holds the connections being served, true once their preface
-	// arrived; see connState.
-	conns map[*h2Conn]bool
+	// fresh holds the connections that have not sent their preface yet;
+	// see connState.
+	fresh map[net.Conn]struct{}
 	// handlers counts ServeHTTP calls in progress; idle is closed when it
-	// reaches zero after shutdown asked for it.
+	// reaches zero after wait asked for it.
 	handlers int
 	idle     chan struct{}
 }
 
-func newH2Server(p *Proxy) *h2Server {
-	h := &h2Server{p: p, conns: make(map[*h2Conn]bool)}
-	h.h2 = &http2.Server{
-		IdleTimeout:               p.idleTimeout,
-		MaxReadFrameSize:          h2MaxFrameSize,
-		MaxDecoderHeaderTableSize: h2HeaderTableSize,
-	}
+func newH2Server(p *Proxy, addr net.Addr) *h2Server {
+	h := &h2Server{p: p, ln: newConnQueue(addr), fresh: make(map[net.Conn]struct{})}
 	h.hs = &http.Server{
+		Handler:        h,
 		IdleTimeout:    p.idleTimeout,
 		MaxHeaderBytes: p.maxHeaderBytes,
 		ConnState:      h.connState,
+		ConnContext:    withTLSState,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		Protocols:      new(http.Protocols),
+		HTTP2: &http.HTTP2Config{
+			MaxReadFrameSize:          h2MaxFrameSize,
+			MaxDecoderHeaderTableSize: h2HeaderTableSize,
+		},
 	}
-	// It fails only for a TLSConfig with cipher suites, which hs has not.
-	if err := http2.ConfigureServer(h.hs, h.h2); err != nil {
-		panic(err)
-	}
+	h.hs.Protocols.SetUnencryptedHTTP2(true)
 	return h
+}
+
+// tlsStateKey is the context key of an h2 connection's TLS state.
+type tlsStateKey struct{}
+
+// withTLSState is the HTTP/2 server's ConnContext: it keeps the TLS
+// state of c (an *h2Conn) for ServeHTTP.
+func withTLSState(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*h2Conn); ok {
+		ctx = context.WithValue(ctx, tlsStateKey{}, hc.tlsState)
+	}
+	return ctx
+}
+
+// run serves until shutdown closes the queue.
+func (h *h2Server) run() {
+	if err := h.hs.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		h.p.log.Error("proxy: HTTP/2 server stopped", "err", err)
+	}
 }
 
 func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -206,29 +210,30 @@ func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.mu.Unlock()
 	}()
+	if r.TLS == nil {
+		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	}
 	h.p.ServeHTTP(w, r)
 }
 
 // connState closes a connection whose preface arrives after Shutdown
-// began. x/net sends GOAWAY (Shutdown) only to the connections it had
-// registered by then, and it registers one only when it starts serving
-// it; a connection handed over just before the shutdown could otherwise
-// miss it and hold Shutdown until its deadline. Its preface is when the
-// server reports it active the first time: no stream has started on it
-// yet, so nothing is lost.
-func (h *h2Server) connState(nc net.Conn, st http.ConnState) {
-	c, ok := nc.(*h2Conn)
-	if !ok || st != http.StateActive {
-		return
-	}
+// began. net/http sends GOAWAY (Shutdown) only to the connections the
+// HTTP/2 server had registered by then, and it registers one only when it
+// starts serving it; a connection handed over just before the shutdown
+// could otherwise miss it and hold Shutdown until its deadline. Its
+// preface is when the HTTP/2 server reports it active the first time: no
+// stream has started on it yet, so nothing is lost.
+func (h *h2Server) connState(c net.Conn, st http.ConnState) {
 	h.mu.Lock()
-	started, serving := h.conns[c]
-	first := serving && !started
-	if first {
-		h.conns[c] = true
+	_, first := h.fresh[c]
+	switch st {
+	case http.StateNew:
+		h.fresh[c] = struct{}{}
+	default:
+		delete(h.fresh, c)
 	}
 	h.mu.Unlock()
-	if first && h.p.srv.shutting.Load() {
+	if first && st == http.StateActive && h.p.srv.shutting.Load() {
 		c.Close()
 	}
 }
@@ -237,31 +242,10 @@ func (h *h2Server) connState(nc net.Conn, st http.ConnState) {
 // have finished and they closed, then until every handler returned. When
 // ctx ends first it closes the connections and returns ctx's cause.
 func (h *h2Server) shutdown(ctx context.Context) error {
-	// Connections still without a preface have no stream to finish.
-	h.mu.Lock()
-	for c, started := range h.conns {
-		if !started {
-			c.Close()
-		}
-	}
-	h.mu.Unlock()
-	h.hs.Shutdown(ctx) // GOAWAY to the rest; it returns at once
-	served := make(chan struct{})
-	go func() {
-		h.serving.Wait()
-		close(served)
-	}()
-	var err error
-	select {
-	case <-served:
-	case <-ctx.Done():
+	err := h.hs.Shutdown(ctx)
+	if err != nil {
+		h.hs.Close()
 		err = context.Cause(ctx)
-		h.mu.Lock()
-		for c := range h.conns {
-			c.Close()
-		}
-		h.mu.Unlock()
-		<-served
 	}
 	// Handlers of closed connections see their requests cancelled and
 	// return promptly; until then they hold their upstreams' counts.
@@ -277,3 +261,43 @@ func (h *h2Server) shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// connQueue is the HTTP/2 server's listener: Serve hands it connections.
+type connQueue struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+var _ net.Listener = (*connQueue)(nil)
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to the server; it reports false when the queue is closed.
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
