@@ -105,7 +105,7 @@ func newH2Conn(tc *tls.Conn, maxHeaderBytes int) *h2Conn {
 	c.fr.SetMaxReadFrameSize(h2MaxFrameSize)
 	c.dec = hpack.NewDecoder(h2HeaderTableSize, c.field)
 	// The server's limit on one string: its header list limit, which
-	// x/net takes as MaxHeaderBytes plus 32 bytes for each of 10 fields.
+	// net/http takes as MaxHeaderBytes plus 32 bytes for each of 10 fields.
 	// A string over it ends the connection there, and h2Conn stops too.
 	c.dec.SetMaxStringLength(maxHeaderBytes + 10*32)
 	return c
