@@ -32,4 +32,17 @@ eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
 
 echo "==> go test -race"
-go test -race -count=1 -timeout 25m "$@" ./...
+rc=0
+go test -race -count=1 -timeout 25m "$@" ./... || rc=$?
+
+# Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
+# (its seeds ran above already; new crashers land in
+# proxy/testdata/fuzz/FuzzFrontDoor and become regression seeds).
+if [ $# -eq 0 ]; then
+  echo "==> fuzzing the proxy's front door for ${FUZZTIME:=20s}"
+  go test -run '^$' -fuzz '^FuzzFrontDoor$' -fuzztime "$FUZZTIME" ./proxy/ || rc=$?
+fi
+
+echo "==> processes left by the suite"
+scripts/orphans.sh || rc=$?
+exit $rc
