@@ -129,7 +129,7 @@ func TestControllerFailover(t *testing.T) {
 		t.Fatalf("restarted controller took the app back: %q", st.Controller)
 	}
 	eventually(t, 20*time.Second, "a's orphaned v1 instances stopped", func() bool {
-		for _, pid := range processesOf("fo--000001") {
+		for _, pid := range a.processesOf("fo--000001") {
 			if pid > 0 {
 				return false
 			}

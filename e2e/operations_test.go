@@ -84,13 +84,13 @@ func TestDeleteApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := mustSucceed(t, c, "gone", appDir(t, "v1"))
-	if len(processesOf(d.Revision)) == 0 {
+	if len(b.processesOf(d.Revision)) == 0 {
 		t.Fatal("no instance process found for the live revision")
 	}
 	if err := c.DeleteApp(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(processesOf(d.Revision)) == 0 })
+	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(b.processesOf(d.Revision)) == 0 })
 	if _, err := os.Stat(filepath.Join(b.data, "apps", "gone")); !os.IsNotExist(err) {
 		t.Errorf("app files remain: %v", err)
 	}

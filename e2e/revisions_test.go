@@ -152,7 +152,7 @@ func TestInvalidWeights(t *testing.T) {
 		}
 	}
 	// Unhealthy revision: make revs[1]'s instance unhealthy by stopping it.
-	for _, pid := range processesOf(revs[1]) {
+	for _, pid := range b.processesOf(revs[1]) {
 		syscall.Kill(pid, syscall.SIGSTOP)
 		defer syscall.Kill(pid, syscall.SIGCONT)
 	}
@@ -164,7 +164,7 @@ func TestInvalidWeights(t *testing.T) {
 	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "no healthy instance") {
 		t.Errorf("traffic to an unhealthy revision: %v", err)
 	}
-	for _, pid := range processesOf(revs[1]) {
+	for _, pid := range b.processesOf(revs[1]) {
 		syscall.Kill(pid, syscall.SIGCONT)
 	}
 	// Two revisions with traffic in single mode.
@@ -213,7 +213,7 @@ func TestStabilize(t *testing.T) {
 		t.Fatalf("after stabilize: %v", got)
 	}
 	for _, r := range revs[:2] {
-		eventually(t, 10*time.Second, r+" stopped", func() bool { return len(processesOf(r)) == 0 })
+		eventually(t, 10*time.Second, r+" stopped", func() bool { return len(b.processesOf(r)) == 0 })
 	}
 	// Deactivated revisions can be activated again (files kept), at 0 %.
 	if _, err := c.RevisionOp(ctx, "st", revs[0], "activate", "", ""); err != nil {

@@ -116,7 +116,7 @@ func TestConflictCatalogue(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := mustSucceed(t, c, "tu", appDir(t, "v1"))
-		pids := processesOf(d.Revision)
+		pids := b.processesOf(d.Revision)
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGSTOP)
 		}
@@ -135,7 +135,7 @@ func TestConflictCatalogue(t *testing.T) {
 		d := mustSucceed(t, c, "cl", appDir(t, "v1"))
 		killed := map[int]bool{}
 		eventually(t, 60*time.Second, "crash loop detected", func() bool {
-			for _, pid := range processesOf(d.Revision) {
+			for _, pid := range b.processesOf(d.Revision) {
 				if !killed[pid] {
 					killed[pid] = true
 					syscall.Kill(pid, syscall.SIGKILL)
