@@ -34,7 +34,20 @@ type RevisionStatus struct {
 	Weight    int              `json:"traffic"`
 	Healthy   int              `json:"healthy_instances"`
 	Instances []InstanceStatus `json:"instances"`
+	// State is RevisionRestoring while the controller starts the revision
+	// again after a restart or an adoption (unpacking its files from the
+	// artifact and building it if they are missing), RevisionRestoreFailed
+	// once an attempt failed (RestoreError says why; it is retried), and
+	// empty otherwise.
+	State        string `json:"state,omitempty"`
+	RestoreError string `json:"restore_error,omitempty"`
 }
+
+// Revision states in status.
+const (
+	RevisionRestoring     = "restoring"
+	RevisionRestoreFailed = "restore-failed"
+)
 
 // InstanceStatus is one running instance.
 type InstanceStatus struct {
@@ -64,4 +77,6 @@ const (
 	ConflictLongQueue        = "long_queue"
 	ConflictCrashLooping     = "crash_looping_instance"
 	ConflictFrozen           = "app_frozen"
+	ConflictRestoreFailed    = "restore_failed"
+	ConflictSwapPreviewOpen  = "swap_preview_open"
 )

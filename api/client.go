@@ -331,8 +331,13 @@ func (c *Client) RevisionLog(ctx context.Context, app, rev string) (string, erro
 
 // Swap queues a swap of two slots.
 func (c *Client) Swap(ctx context.Context, app, source, target string, preview bool, policy baton.Policy) (baton.Deployment, error) {
+	return c.SwapWith(ctx, app, coordinator.SwapParams{Source: source, Target: target, Preview: preview}, policy)
+}
+
+// SwapWith queues a swap described in full (a preview's timeout, say).
+func (c *Client) SwapWith(ctx context.Context, app string, sp coordinator.SwapParams, policy baton.Policy) (baton.Deployment, error) {
 	var d baton.Deployment
-	b, _ := json.Marshal(map[string]any{"source": source, "target": target, "preview": preview})
+	b, _ := json.Marshal(sp)
 	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/swaps?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
 	return d, err
 }

@@ -131,6 +131,9 @@ func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
 				}
 				inst = append(inst, in.Addr+" "+state)
 			}
+			if r.State != "" {
+				inst = append([]string{r.State}, inst...)
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%d/%d\t%s\n", s.Name, s.Host, r.Name, r.Weight, r.Healthy, len(r.Instances), dash(strings.Join(inst, "; ")))
 		}
 	}

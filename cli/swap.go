@@ -2,15 +2,18 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/coordinator"
 )
 
 func newSwapCmd(e *env) *cobra.Command {
 	var from, to string
 	var preview, wait bool
+	var previewTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "swap APP --from SLOT [--to production]",
 		Short: "Swap two slots: warm the source's revision with the target's settings, then switch both at once",
@@ -24,7 +27,10 @@ func newSwapCmd(e *env) *cobra.Command {
      restrict the accepted statuses;
   3. with --preview it stops in phase awaiting-completion: the source host
      serves the new code with the target's settings until
-     'baton swap complete ID' or 'baton swap cancel ID';
+     'baton swap complete ID' or 'baton swap cancel ID'; the app's other
+     operations wait meanwhile, so a preview left open is cancelled after
+     --preview-timeout (default 1h; the audit log records it) and status
+     reports it as conflict swap_preview_open until then;
   4. the target's revision starts with the source's sticky settings, both
      slots switch in one atomic step, and the old instances drain.
 
@@ -32,7 +38,8 @@ Any failure before the switch stops what was started: nothing changes.
 
 ` + exitCodesHelp,
 		Example: `  baton swap hello --from staging --wait
-  baton swap hello --from staging --preview`,
+  baton swap hello --from staging --preview
+  baton swap hello --from staging --preview --preview-timeout 15m`,
 		Args: cobra.ExactArgs(1),
 	}
 	pol := policyFlag(cmd)
@@ -44,12 +51,19 @@ Any failure before the switch stops what was started: nothing changes.
 		if err != nil {
 			return err
 		}
-		d, err := e.client().Swap(c.Context(), args[0], from, to, preview, p)
+		sp := coordinator.SwapParams{Source: from, Target: to, Preview: preview}
+		if c.Flags().Changed("preview-timeout") {
+			if !preview {
+				return fmt.Errorf("--preview-timeout needs --preview")
+			}
+			sp.PreviewTimeout = previewTimeout.String()
+		}
+		d, err := e.client().SwapWith(c.Context(), args[0], sp, p)
 		if err != nil {
 			return err
 		}
 		if preview && !wait {
-			fmt.Fprintf(e.stdout, "swap %s queued; it will wait for 'baton swap complete %s' (or cancel) once warmed up\n", d.ID, d.ID)
+			fmt.Fprintf(e.stdout, "swap %s queued; once warmed up it waits up to %s for 'baton swap complete %s' (or cancel)\n", d.ID, previewTimeout, d.ID)
 			return nil
 		}
 		if !wait {
@@ -61,6 +75,7 @@ Any failure before the switch stops what was started: nothing changes.
 	cmd.Flags().StringVar(&from, "from", "", "source slot")
 	cmd.Flags().StringVar(&to, "to", baton.ProductionSlot, "target slot")
 	cmd.Flags().BoolVar(&preview, "preview", false, "stop before switching so the result can be inspected on the source host")
+	cmd.Flags().DurationVar(&previewTimeout, "preview-timeout", coordinator.DefaultPreviewTimeout, "with --preview: cancel the preview if it is not completed within this time")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the swap to its end; exit with its result")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "complete ID",

@@ -51,6 +51,10 @@ func (p *pipeline) configure() (redeploy bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// An adopted app's artifact may be only in the shared store.
+	if err := c.localArtifact(ctx, rev.ArtifactDigest); err != nil {
+		return false, fmt.Errorf("artifact of %s: %w", live, err)
+	}
 	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(rev.ArtifactDigest))
 	if err != nil {
 		return false, fmt.Errorf("artifact of %s: %w", live, err)

@@ -60,6 +60,10 @@ type Config struct {
 	// one (see Handoff); Open adopts those of routed revisions instead of
 	// starting them again.
 	Adopt []HandedGroup
+	// Reaped lists what the supervisor's ReapOrphans killed before Open:
+	// recovery notes the build and release commands among them in their
+	// deployments' logs.
+	Reaped []supervisor.Reaped
 }
 
 func (c *Config) setDefaults() {
@@ -118,6 +122,14 @@ type Coordinator struct {
 	apps   map[string]bool // known apps, for the routing table
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
+	// reaped holds, by deployment, the commands of interrupted
+	// deployments that start-up killed, until recovery notes them.
+	reaped map[string][]supervisor.Reaped
+	// restoring holds the routed revisions being started again after a
+	// restart or an adoption, and why the last attempt failed (status).
+	restoring map[runKey]restoreState
+	// filesMu serializes restoring revision folders (revisionFiles).
+	filesMu sync.Mutex
 	closed  bool
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
@@ -154,6 +166,8 @@ func New(cfg Config) *Coordinator {
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
+
+		restoring: map[runKey]restoreState{},
 	}
 }
 
@@ -180,6 +194,14 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover interrupted deployments: %w", err)
 	}
+	c.mu.Lock()
+	c.reaped = map[string][]supervisor.Reaped{}
+	for _, r := range c.cfg.Reaped {
+		if r.Label != "" {
+			c.reaped[r.Name] = append(c.reaped[r.Name], r)
+		}
+	}
+	c.mu.Unlock()
 	c.noteInterrupted(ctx, interrupted, "a restart of baton")
 	for _, d := range interrupted {
 		if d.State == baton.StateFailed {
@@ -274,6 +296,16 @@ func (c *Coordinator) revisionDir(app, rev string) string {
 // recovery after by (what stopped their controller) ended deployments.
 func (c *Coordinator) noteInterrupted(ctx context.Context, ds []baton.Deployment, by string) {
 	for _, d := range ds {
+		c.mu.Lock()
+		killed := c.reaped[d.ID]
+		delete(c.reaped, d.ID)
+		c.mu.Unlock()
+		for _, r := range killed {
+			// ReapOrphans returns only groups it saw gone.
+			c.log.Warn("killed a command of an interrupted deployment", "deployment", d.ID, "label", r.Label, "pid", r.PID)
+			_ = c.cfg.Store.AppendLog(ctx, d.ID, fmt.Sprintf("recovery killed the %s, which baton left running when it stopped (started %s); its process group is gone",
+				r.What(), r.StartedAt.Format(time.RFC3339)))
+		}
 		if d.State == baton.StateSucceeded {
 			c.log.Info("deployment interrupted after its switch; it stands", "deployment", d.ID, "app", d.App, "phase", d.Phase, "by", by)
 			_ = c.cfg.Store.AppendLog(ctx, d.ID, fmt.Sprintf("interrupted by %s in phase %s, after the switch: %s serves, so the deployment succeeded", by, d.Phase, d.Revision))

@@ -190,6 +190,7 @@ func (c *Coordinator) restoreApp(app string) (complete bool) {
 			missing = append(missing, r)
 		}
 	}
+	c.keepRestoring(app, missing)
 	// Routed before they run, so status shows the traffic that has no
 	// healthy instance yet (and the proxy answers 503 for it).
 	for _, in := range c.applyRouting(app, slots) {
@@ -197,16 +198,22 @@ func (c *Coordinator) restoreApp(app string) (complete bool) {
 	}
 	complete = true
 	for _, r := range missing {
+		c.setRestoring(r, nil, false)
+		c.changes.notify()
 		in, err := c.launch(c.ctx, r, "")
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Error("restore revision; trying again", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)
+				c.setRestoring(r, err, false)
 				complete = false
+			} else {
+				c.setRestoring(r, nil, true)
 			}
 			continue
 		}
 		in.group.SetLive()
 		c.addRunning(in)
+		c.setRestoring(r, nil, true)
 		c.publishRoutes()
 		c.log.Info("restored revision", "app", app, "slot", r.Slot, "revision", r.Name, "weight", r.Weight, "addrs", in.group.Addrs())
 	}
@@ -264,7 +271,10 @@ func (c *Coordinator) launch(ctx context.Context, r baton.Revision, dep string) 
 // its output going to the revision log (and to deployment dep, if set).
 // The caller closes the log if it does not hand it to instances.
 func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep string) (supervisor.Spec, baton.Manifest, *instanceLog, error) {
-	dir := c.revisionDir(r.App, r.Name)
+	dir, err := c.revisionFiles(ctx, r)
+	if err != nil {
+		return supervisor.Spec{}, baton.Manifest{}, nil, err
+	}
 	m, err := manifest.Load(dir)
 	if err != nil {
 		return supervisor.Spec{}, m, nil, err

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -33,6 +31,8 @@ type pipeline struct {
 	replaces string
 	group    *supervisor.Group
 	log      *instanceLog
+	// manifest is the revision's manifest once loaded (nil before).
+	manifest *baton.Manifest
 }
 
 // observePhase records how long the current phase took, as it ends.
@@ -110,13 +110,25 @@ func (p *pipeline) enter(ph baton.Phase) error {
 	return nil
 }
 
-// phase enters a phase and returns a context bounded by its deadline.
-func (p *pipeline) phase(ph baton.Phase, limit time.Duration) (context.Context, context.CancelFunc, error) {
+// phase enters a phase and returns a context bounded by its deadline
+// (phaseDeadline, by the manifest once it is loaded).
+func (p *pipeline) phase(ph baton.Phase) (context.Context, context.CancelFunc, error) {
 	if err := p.enter(ph); err != nil {
 		return nil, nil, err
 	}
+	limit, ok := p.c.phaseDeadline(ph, p.manifest)
+	if !ok {
+		ctx, cancel := context.WithCancel(p.r.ctx)
+		return ctx, cancel, nil
+	}
 	ctx, cancel := context.WithTimeoutCause(p.r.ctx, limit, phaseDeadline{ph, limit})
 	return ctx, cancel, nil
+}
+
+// useManifest makes m the manifest whose timeouts bound the phases.
+func (p *pipeline) useManifest(m baton.Manifest) {
+	p.manifest = &m
+	p.r.setManifest(m)
 }
 
 // asPhaseError turns a context failure into the sentence users should see.
@@ -131,7 +143,7 @@ func asPhaseError(ctx context.Context, err error) error {
 // prepare runs extracting, building and starting up to healthy instances.
 func (p *pipeline) prepare() error {
 	c := p.c
-	ctx, cancel, err := p.phase(baton.PhaseExtracting, c.cfg.ExtractTimeout)
+	ctx, cancel, err := p.phase(baton.PhaseExtracting)
 	if err != nil {
 		return err
 	}
@@ -145,10 +157,11 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return err
 	}
+	p.useManifest(m)
 	c.logf(p.d.ID, "manifest from %s: run %q, %d instance(s), health %s", m.Source, m.Run.Command, m.Run.Instances, m.Health.Path)
 
 	if m.Build.Command != "" {
-		ctx, cancel, err := p.phase(baton.PhaseBuilding, m.Build.Timeout)
+		ctx, cancel, err := p.phase(baton.PhaseBuilding)
 		if err != nil {
 			return err
 		}
@@ -182,7 +195,7 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 
-	ctx, cancel, err = p.phase(baton.PhaseStarting, m.Health.StartTimeout)
+	ctx, cancel, err = p.phase(baton.PhaseStarting)
 	if err != nil {
 		return err
 	}
@@ -419,23 +432,29 @@ func (p *pipeline) buildEnv() []string {
 	return instanceEnv(p.d.App, p.d.Slot, p.rev, p.dir)
 }
 
-// runCommand runs a shell command in the revision folder, its output into
-// the deployment log; cancelling ctx kills its whole process group.
+// runCommand runs a build or release command in the revision folder, its
+// output into the deployment log. The supervisor records it before it can
+// run, so a restart after a crash of baton kills it (ReapOrphans), and
+// kills its whole process group when ctx ends; it returns once nothing of
+// the command is left, so a resource lease held for it is released only
+// after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.Dir = p.dir
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	return p.c.runCommand(ctx, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
+		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }})
+}
+
+// runCommand runs a build or release command (see pipeline.runCommand); a
+// failure carries the command's last lines of output.
+func (c *Coordinator) runCommand(ctx context.Context, cmd supervisor.Command) error {
 	var last lastLines
-	w := &lineWriter{emit: func(line string) {
+	out := cmd.Output
+	cmd.Output = func(line string) {
 		last.add(line)
-		p.c.logf(p.d.ID, "%s: %s", label, line)
-	}}
-	cmd.Stdout, cmd.Stderr = w, w
-	err := cmd.Run()
-	w.flush()
+		if out != nil {
+			out(line)
+		}
+	}
+	err := c.cfg.Supervisor.Run(ctx, cmd)
 	if ctx.Err() != nil {
 		return asPhaseError(ctx, context.Cause(ctx))
 	}

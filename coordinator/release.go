@@ -25,7 +25,7 @@ func (p *pipeline) release(m baton.Manifest) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := p.phase(baton.PhaseReleasing, rel.Timeout)
+	ctx, cancel, err := p.phase(baton.PhaseReleasing)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -25,6 +26,12 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 		ss := baton.SlotStatus{Name: s.Name, Host: c.host(app, s.Name), AutoSwapTo: s.AutoSwapTo, Revisions: []baton.RevisionStatus{}}
 		for _, rw := range c.slotRouting(app, s.Name) {
 			rs := baton.RevisionStatus{Name: rw.Revision, Weight: rw.Weight, Instances: []baton.InstanceStatus{}}
+			if rst, ok := c.restoreOf(rw.Revision, s.Name); ok {
+				rs.State, rs.RestoreError = baton.RevisionRestoring, rst.err
+				if rst.err != "" {
+					rs.State = baton.RevisionRestoreFailed
+				}
+			}
 			if in := c.runningOf(rw.Revision, s.Name); in != nil {
 				for _, is := range in.group.Status() {
 					rs.Instances = append(rs.Instances, baton.InstanceStatus{Addr: is.Addr, PID: is.PID, Healthy: is.Healthy,
@@ -95,6 +102,15 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 			add(baton.ConflictWeightsNot100, fix, "the traffic weights of slot %s sum to %d, not 100", s.Name, total)
 		}
 		for _, r := range s.Revisions {
+			switch r.State {
+			case baton.RevisionRestoring:
+				continue // no healthy instance yet, and none expected yet
+			case baton.RevisionRestoreFailed:
+				add(baton.ConflictRestoreFailed, fmt.Sprintf("baton deploy %s PATH%s", app, slotFlag),
+					"revision %s has %d%% of slot %s's traffic but cannot be started on controller %s: %s; it is retried, and a new deployment replaces it",
+					r.Name, r.Weight, s.Name, st.Controller, r.RestoreError)
+				continue
+			}
 			if r.Weight > 0 && r.Healthy == 0 {
 				fix := fmt.Sprintf("baton revisions restart %s %s", app, r.Name)
 				if newestHealthy != "" && newestHealthy != r.Name {
@@ -111,8 +127,16 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 			}
 		}
 	}
+	if d := st.Running; d != nil && d.Kind == baton.KindSwap && d.Phase == baton.PhaseAwaitingCompletion && d.PhaseStartedAt != nil {
+		var sp SwapParams
+		_ = json.Unmarshal([]byte(d.Params), &sp)
+		open := now.Sub(*d.PhaseStartedAt)
+		add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+			"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
+			d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.previewTimeout()-open, 0).Round(time.Second))
+	}
 	if d := st.Running; d != nil && d.PhaseStartedAt != nil {
-		if limit := c.phaseLimit(d.Phase); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {
+		if limit := c.phaseLimit(*d); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {
 			add(baton.ConflictPastDeadline, "baton deployments cancel "+d.ID,
 				"%s %s has been in phase %s for %s, past its deadline of %s", d.Kind, d.ID, d.Phase, now.Sub(*d.PhaseStartedAt).Round(time.Second), limit)
 		}
@@ -133,23 +157,15 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 	return out
 }
 
-// phaseLimit is the longest a phase may take before status calls it
-// overdue: its own deadline plus a margin (0: no limit, e.g. a preview).
-func (c *Coordinator) phaseLimit(p baton.Phase) time.Duration {
-	const margin = time.Minute
-	switch p {
-	case baton.PhaseExtracting:
-		return c.cfg.ExtractTimeout + margin
-	case baton.PhaseBuilding, baton.PhaseReleasing:
-		return baton.DefaultBuildTimeout + margin
-	case baton.PhaseStarting, baton.PhaseHealthChecking, baton.PhaseWarming:
-		return 10*time.Minute + margin
-	case baton.PhaseSwitching:
-		return margin
-	case baton.PhaseDraining:
-		return c.cfg.DrainTimeout + margin
+// phaseLimit is the longest the running operation d may stay in its
+// phase before status calls it overdue: the phase's deadline (by the
+// manifest the run uses, see phaseDeadline) plus a margin; 0 for none.
+func (c *Coordinator) phaseLimit(d baton.Deployment) time.Duration {
+	limit, ok := c.phaseDeadline(d.Phase, c.runManifest(d))
+	if !ok {
+		return 0
 	}
-	return 0
+	return limit + overdueMargin
 }
 
 // Freeze stops new deployments of an app; with cancelRunning the running

@@ -20,6 +20,40 @@ type SwapParams struct {
 	Source  string `json:"source"`
 	Target  string `json:"target"`
 	Preview bool   `json:"preview"`
+	// PreviewTimeout is how long a preview waits for complete before it is
+	// cancelled, as a Go duration ("30m"); empty: DefaultPreviewTimeout.
+	// Only with Preview.
+	PreviewTimeout string `json:"preview_timeout,omitempty"`
+}
+
+// DefaultPreviewTimeout is how long a swap preview waits for complete.
+const DefaultPreviewTimeout = time.Hour
+
+// previewTimeout is the preview's deadline (Swap has checked it).
+func (sp SwapParams) previewTimeout() time.Duration {
+	if d, err := time.ParseDuration(sp.PreviewTimeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultPreviewTimeout
+}
+
+// checkPreviewTimeout validates PreviewTimeout and writes it out in full.
+func (sp *SwapParams) checkPreviewTimeout() error {
+	if sp.PreviewTimeout == "" {
+		if sp.Preview {
+			sp.PreviewTimeout = DefaultPreviewTimeout.String()
+		}
+		return nil
+	}
+	if !sp.Preview {
+		return baton.Errorf(baton.EINVALID, "preview_timeout %q is given without preview: only a preview waits", sp.PreviewTimeout)
+	}
+	d, err := time.ParseDuration(sp.PreviewTimeout)
+	if err != nil || d <= 0 {
+		return baton.Errorf(baton.EINVALID, "preview_timeout %q is not a positive duration such as 30m or 2h", sp.PreviewTimeout)
+	}
+	sp.PreviewTimeout = d.String()
+	return nil
 }
 
 // Swap queues a swap of two slots' live revisions through the app's queue
@@ -30,6 +64,9 @@ func (c *Coordinator) Swap(ctx context.Context, req OpRequest, sp SwapParams) (b
 	}
 	if sp.Source == sp.Target {
 		return baton.Deployment{}, baton.Errorf(baton.EINVALID, "source and target are both %q: a swap needs two different slots", sp.Source)
+	}
+	if err := sp.checkPreviewTimeout(); err != nil {
+		return baton.Deployment{}, err
 	}
 	a, err := c.cfg.Store.App(ctx, req.App)
 	if err != nil {
@@ -188,13 +225,25 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	if err := p.enter(baton.PhaseAwaitingCompletion); err != nil {
 		return err
 	}
-	c.logf(p.d.ID, "preview: %s serves %s with %s's settings; complete with `baton swap complete %s` or cancel with `baton swap cancel %s`",
-		c.host(app, sp.Source), pv.rev.Name, sp.Target, p.d.ID, p.d.ID)
+	limit := sp.previewTimeout()
+	c.logf(p.d.ID, "preview: %s serves %s with %s's settings; complete with `baton swap complete %s` or cancel with `baton swap cancel %s` within %s, else it is cancelled",
+		c.host(app, sp.Source), pv.rev.Name, sp.Target, p.d.ID, p.d.ID, limit)
+	expired := time.NewTimer(limit)
+	defer expired.Stop()
 	select {
 	case <-p.r.resume:
 		c.logf(p.d.ID, "preview completed")
 		return nil
 	case <-ctx.Done():
+	case <-expired.C:
+		// As `baton swap cancel` does, unless a cancel came first.
+		reason := fmt.Sprintf("the preview was not completed within its preview timeout of %s; cancelled by baton", limit)
+		c.cancelRun(p.d.ID, reason)
+		<-ctx.Done()
+		if err := c.cfg.Store.AddAudit(context.WithoutCancel(ctx), baton.AuditEntry{Actor: "baton", Action: "swap.cancel",
+			Target: p.d.ID, Detail: "preview expired after " + limit.String(), Outcome: "ok"}); err != nil {
+			c.log.Error("write audit entry", "action", "swap.cancel", "err", err)
+		}
 	}
 	// Cancelled: restore the source slot with its own settings.
 	rctx := context.WithoutCancel(ctx)

@@ -34,6 +34,15 @@ type run struct {
 	// fences are resource leases held besides the app lease; the heartbeat
 	// renews them too.
 	fences []baton.Fence
+	// manifest is the manifest of the revision the run works on, once
+	// known: its timeouts are the phases' deadlines (see phaseDeadline).
+	manifest *baton.Manifest
+}
+
+func (r *run) setManifest(m baton.Manifest) {
+	r.mu.Lock()
+	r.manifest = &m
+	r.mu.Unlock()
 }
 
 func (r *run) addFence(f baton.Fence) {

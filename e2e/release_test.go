@@ -205,7 +205,7 @@ func TestReleaseNoDeadlock(t *testing.T) {
 
 // TestReleaseFailureAndCrash: a failing release leaves the old revision live
 // and every lock released; kill -9 during releasing leaves no resource lock
-// after the restart.
+// and no process of the release command after the restart.
 func TestReleaseFailureAndCrash(t *testing.T) {
 	b := startBaton(t)
 	c := b.client()
@@ -230,8 +230,10 @@ func TestReleaseFailureAndCrash(t *testing.T) {
 	g := newGate(t)
 	held := deploy(t, c, "rf", appDir(t, "v3", withRelease(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", g), "postgres:main")), api.DeployOptions{})
 	waitPhase(t, c, held.ID, baton.PhaseReleasing)
+	killAtCleanup(t, string(g))
 	b.restart(syscall.SIGKILL)
 	c = b.client()
+	noProcessWith(t, string(g))
 	if ls, _ := c.Locks(ctx); len(ls) != 0 {
 		t.Fatalf("locks after kill -9 in releasing and restart: %+v", ls)
 	}

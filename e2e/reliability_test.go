@@ -108,6 +108,40 @@ func signalBatonAtEvent(t testing.TB, b *batonProc, c *api.Client, id string, k 
 	return at
 }
 
+// killInCommand deploys to app an artifact whose build or release command
+// (on resource db:shared) runs until the test ends, kill -9s baton while it
+// runs and restarts it. It counts the command's processes left after the
+// restart as orphans (an invariant: there must be none) and returns the
+// deployment's id.
+func killInCommand(t *testing.T, b *batonProc, c *api.Client, app string, phase baton.Phase, version string, counts *relCounts) string {
+	t.Helper()
+	g := newGate(t)
+	killAtCleanup(t, string(g))
+	hold := fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", g)
+	opt := withBuild(hold)
+	if phase == baton.PhaseReleasing {
+		opt = withRelease(hold, "db:shared")
+	}
+	d := deploy(t, c, app, appDir(t, version, opt), api.DeployOptions{Message: "kill -9 in " + string(phase)})
+	waitPhase(t, c, d.ID, phase)
+	eventually(t, 10*time.Second, "the "+string(phase)+" command runs", func() bool { return len(processesWith(string(g))) > 0 })
+	b.restart(syscall.SIGKILL)
+	counts.add(func(c *relCounts) { c.Runs++; c.BatonKills++ })
+	counts.note("kill -9 while a command runs in phase "+string(phase), 1)
+	// Recovery kills them before the API answers; allow the kernel a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	left := processesWith(string(g))
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = processesWith(string(g))
+	}
+	counts.note("build and release processes left running after a restart", len(left))
+	if len(left) > 0 {
+		t.Errorf("invariant: %d processes of the %s command outlived kill -9 and restart: %+v", len(left), phase, left)
+	}
+	return d.ID
+}
+
 // killDuringUpload starts uploading an artifact to app, kill -9s baton once
 // part of it is stored, and returns when the upload has failed. The caller
 // restarts baton; the partial upload must not survive the restart.
@@ -215,6 +249,17 @@ func TestReliabilityKill9(t *testing.T) {
 	kinds := map[string]string{} // deployment id → artifact kind
 	for i := 0; i < cfg.killDeployments && !t.Failed(); i++ {
 		app := apps[rng.Intn(len(apps))]
+		if i < 2 || rng.Intn(6) == 0 {
+			// kill -9 while a build or release command runs: each at least once.
+			phase := []baton.Phase{baton.PhaseBuilding, baton.PhaseReleasing}[rng.Intn(2)]
+			if i < 2 {
+				phase = []baton.Phase{baton.PhaseBuilding, baton.PhaseReleasing}[i]
+			}
+			kinds[killInCommand(t, b, c, app, phase, fmt.Sprintf("%s-v%d", app, i+1), counts)] = "held-" + string(phase)
+			c = b.client()
+			checkInvariants(t, b, counts, apps...)
+			continue
+		}
 		dir, kind := killArtifact(t, rng, fmt.Sprintf("%s-v%d", app, i+1))
 		d := deploy(t, c, app, dir, api.DeployOptions{Message: fmt.Sprintf("kill run %d (%s)", i, kind)})
 		kinds[d.ID] = kind

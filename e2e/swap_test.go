@@ -9,6 +9,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/coordinator"
 )
 
 // helloAnswer is the example app's JSON answer.
@@ -271,5 +272,79 @@ func TestSwapConflictsAndAutoSwap(t *testing.T) {
 	}
 	if a := ask(t, p, "as-staging.localhost"); a.Version != "v3" {
 		t.Fatalf("staging after auto-swap: %+v", a)
+	}
+}
+
+// TestSwapPreviewExpires: a preview left open (--preview-timeout 3s) is
+// reported by status as conflict swap_preview_open with the complete and
+// cancel commands; at its deadline it is cancelled as `swap cancel` does
+// (the source slot serves its own settings again, nothing is held), and
+// the audit log says so.
+func TestSwapPreviewExpires(t *testing.T) {
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	slotsApp(t, b, "px")
+	p := newProxyClient(b.proxyAddr)
+
+	out, code := runCLI(t, b, "swap", "px", "--from", "staging", "--preview", "--preview-timeout", "3s")
+	if code != 0 {
+		t.Fatalf("swap --preview-timeout: %d\n%s", code, out)
+	}
+	id := strings.Fields(strings.TrimPrefix(out, "swap "))[0]
+	waitPhase(t, c, id, baton.PhaseAwaitingCompletion)
+	st, err := c.Status(ctx, "px")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open *baton.Conflict
+	for i, cf := range st.Conflicts {
+		if cf.Code == baton.ConflictSwapPreviewOpen {
+			open = &st.Conflicts[i]
+		}
+	}
+	if open == nil || open.Fix != "baton swap complete "+id || !strings.Contains(open.Message, "baton swap cancel "+id) {
+		t.Fatalf("status during the preview: conflicts %+v, want %s with the complete and cancel commands", st.Conflicts, baton.ConflictSwapPreviewOpen)
+	}
+	if out, code := runCLI(t, b, "status", "px", "--check"); code != 2 || !strings.Contains(out, baton.ConflictSwapPreviewOpen) {
+		t.Fatalf("status --check during the preview: %d\n%s", code, out)
+	}
+
+	d := waitFinal(t, c, id)
+	if d.State != baton.StateCancelled || !strings.Contains(d.Error, "preview timeout of 3s") {
+		t.Fatalf("expired preview: %s %q, want cancelled by its timeout", d.State, d.Error)
+	}
+	if took := d.FinishedAt.Sub(*d.PhaseStartedAt); took < 3*time.Second {
+		t.Fatalf("the preview ended %s after it opened, before its deadline", took)
+	}
+	if a := ask(t, p, "px-staging.localhost"); a.Version != "v2" || a.Settings["DB_URL"] != "postgres://staging" {
+		t.Fatalf("after the expired preview, staging: %+v", a)
+	}
+	if a := ask(t, p, "px.localhost"); a.Version != "v1" || a.Settings["DB_URL"] != "postgres://production" {
+		t.Fatalf("after the expired preview, production: %+v", a)
+	}
+	noLocks(t, c)
+	if st, _ := c.Status(ctx, "px"); len(st.Conflicts) != 0 {
+		t.Fatalf("conflicts after the expired preview: %+v", st.Conflicts)
+	}
+	audit, err := c.Audit(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range audit {
+		if e.Action == "swap.cancel" && e.Target == id && e.Actor == "baton" && strings.Contains(e.Detail, "preview expired") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no audit entry for the expired preview: %+v", audit)
+	}
+	// A timeout without a preview is refused.
+	if _, code := runCLI(t, b, "swap", "px", "--from", "staging", "--preview-timeout", "3s"); code != 1 {
+		t.Fatalf("--preview-timeout without --preview: exit %d", code)
+	}
+	if _, err := c.SwapWith(ctx, "px", coordinator.SwapParams{Source: "staging", Target: "production", Preview: true, PreviewTimeout: "soon"}, ""); baton.ErrorCode(err) != baton.EINVALID {
+		t.Fatalf("bad preview_timeout: %v", err)
 	}
 }

@@ -174,10 +174,15 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run")})
 	// Instances left running by a baton that was killed hold ports and
-	// serve nothing: stop them before the live revisions start again. In a
-	// restart, the handed instances are adopted first (coordinator.Open).
+	// serve nothing: stop them before the live revisions start again.
+	// Build and release commands it left die here too, before recovery
+	// (coordinator.Open) releases the resource leases of their deployments:
+	// a lease is free only once its release command is gone. In a restart,
+	// the handed instances are adopted first (coordinator.Open); no command
+	// runs across a restart (Pause waits for the deployments).
+	var reaped []supervisor.Reaped
 	if handoff == nil {
-		s.reapOrphans(ctx)
+		reaped = s.reapOrphans(ctx)
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
 	s.metrics = metrics.New()
@@ -188,7 +193,7 @@ func (s *Server) open(ctx context.Context) error {
 		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
-		Adopt: handoff.groups(),
+		Adopt: handoff.groups(), Reaped: reaped,
 	})
 	if err := s.coord.Open(ctx); err != nil {
 		s.coord = nil
@@ -266,13 +271,17 @@ func (s *Server) stopAPI() error {
 	return err
 }
 
-// reapOrphans stops the instances a killed baton left running.
-func (s *Server) reapOrphans(ctx context.Context) {
-	if n, err := s.sup.ReapOrphans(ctx); err != nil {
-		s.log.Warn("stop orphaned instances", "err", err)
-	} else if n > 0 {
-		s.log.Info("stopped instances left by an earlier baton", "count", n)
+// reapOrphans stops the instances and commands a killed baton left
+// running, and returns them.
+func (s *Server) reapOrphans(ctx context.Context) []supervisor.Reaped {
+	reaped, err := s.sup.ReapOrphans(ctx)
+	if err != nil {
+		s.log.Warn("stop orphaned processes", "err", err)
 	}
+	if len(reaped) > 0 {
+		s.log.Info("stopped processes left by an earlier baton", "count", len(reaped))
+	}
+	return reaped
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {

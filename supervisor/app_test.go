@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(hostStateEnv); dir != "" {
 		os.Exit(runTestHost(dir))
 	}
+	if dir := os.Getenv(runHostEnv); dir != "" {
+		os.Exit(runCommandHost(dir))
+	}
 	if mode := os.Getenv(appModeEnv); mode != "" {
 		os.Exit(runTestApp(mode))
 	}

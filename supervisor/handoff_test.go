@@ -54,7 +54,7 @@ func TestHandoffAndAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := next.ReapOrphans(context.Background()); err != nil || n != 0 {
+	if n, err := reapN(next); err != nil || n != 0 {
 		t.Fatalf("ReapOrphans after Adopt = %d, %v; want 0 (the adopted processes are ours)", n, err)
 	}
 	for i, st := range g2.Status() {

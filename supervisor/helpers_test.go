@@ -195,3 +195,9 @@ func (h *healthEvents) list() []string {
 	defer h.mu.Unlock()
 	return append([]string(nil), h.events...)
 }
+
+// reapN runs ReapOrphans and counts what it killed.
+func reapN(s *Supervisor) (int, error) {
+	reaped, err := s.ReapOrphans(context.Background())
+	return len(reaped), err
+}

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -28,12 +30,53 @@ type process struct {
 	started time.Time
 }
 
-// startProcess starts the instance's command with /bin/sh -c in a new
-// process group, with the spec's environment plus PORT, and records it in
-// the state directory. Its stdout and stderr share one pipe so lines keep
-// the order the app wrote them in. Callers hold g.mu.
+// startProcess starts the instance's command (see startGated) with the
+// spec's environment plus PORT. Callers hold g.mu.
 func (in *instance) startProcess() (*process, error) {
 	spec := in.g.spec
+	// Never nil: a nil Env would hand the app baton's own environment.
+	env := append(append(make([]string, 0, len(spec.Env)+1), spec.Env...), "PORT="+strconv.Itoa(in.port))
+	p, err := in.g.sup.startGated(gated{
+		command: spec.Command,
+		dir:     spec.Dir,
+		env:     env,
+		rec:     stateRecord{Name: spec.Name, Index: in.index},
+		log:     in.g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(p.outDone)
+		copyLines(p.output, in.emit)
+	}()
+	return p, nil
+}
+
+// gated is a process for startGated to start.
+type gated struct {
+	command string   // run by /bin/sh -c once the gate opens
+	dir     string   // working directory; "" is baton's
+	env     []string // the whole environment
+	// rec is the record to write: Name, Index, Label; startGated fills in
+	// the process and the directory.
+	rec stateRecord
+	log *slog.Logger
+	// mustRecord keeps the command from running at all if its record
+	// cannot be written (the shell exits 111 at the gate and startGated
+	// fails); otherwise the failure is logged and the command runs.
+	mustRecord bool
+}
+
+// startGated starts a command with /bin/sh -c in a new process group and
+// records it in the state directory before the command may run: the shell
+// waits at a gate (fd 3) until the record is written. If baton dies before
+// it could write the record, the gate's write end closes with it, the read
+// ends at EOF and the shell exits instead of running a command that nobody
+// knows of. Its stdout and stderr share one pipe, p.output, so lines keep
+// the order they were written in; the caller reads it and closes
+// p.outDone when done.
+func (s *Supervisor) startGated(gc gated) (*process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -45,15 +88,13 @@ func (in *instance) startProcess() (*process, error) {
 		return nil, err
 	}
 	defer gateW.Close()
-	// The shell waits at the gate (fd 3) until the process is recorded: if
-	// baton dies before it could write the record, the gate's write end
-	// closes with it, the read ends at EOF and the shell exits instead of
-	// running an app that nobody knows of.
-	cmd := exec.Command("/bin/sh", "-c", "read -r _ <&3 || exit 111; exec 3<&-\n"+spec.Command)
+	cmd := exec.Command("/bin/sh", "-c", "read -r _ <&3 || exit 111; exec 3<&-\n"+gc.command)
 	cmd.ExtraFiles = []*os.File{gateR}
-	cmd.Dir = spec.Dir
-	// Never nil: a nil Env would hand the app baton's own environment.
-	cmd.Env = append(append(make([]string, 0, len(spec.Env)+1), spec.Env...), "PORT="+strconv.Itoa(in.port))
+	cmd.Dir = gc.dir
+	cmd.Env = gc.env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
 	// An *os.File is passed to the child as is: no copying goroutine inside
 	// os/exec, and Wait returns as soon as the shell exits even if a
 	// background child still holds the pipe.
@@ -73,12 +114,15 @@ func (in *instance) startProcess() (*process, error) {
 		outDone: make(chan struct{}),
 		started: time.Now(),
 	}
-	in.recordProcess(p)
+	if err := s.state.record(gc.log, gc.rec, gc.dir, p); err != nil && gc.mustRecord {
+		// The gate closes unopened: the shell exits without running it.
+		_ = gateW.Close()
+		_ = cmd.Wait()
+		_ = signalGroup(p.pid, syscall.SIGKILL)
+		_ = r.Close()
+		return nil, fmt.Errorf("record the process before it runs: %w", err)
+	}
 	_, _ = gateW.Write([]byte("\n")) // an error means the shell is gone already
-	go func() {
-		defer close(p.outDone)
-		copyLines(r, in.emit)
-	}()
 	return p, nil
 }
 

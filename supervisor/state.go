@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// With Config.StateDir set, every running instance process has a record
-// file there, so that a baton killed without stopping its apps (SIGKILL, a
+// With Config.StateDir set, every running instance process and every
+// one-shot command (Supervisor.Run) has a record file there, so that a baton killed without stopping its apps (SIGKILL, a
 // crash, the OOM killer) can find and kill them on its next start with
 // ReapOrphans. A process started just as baton dies never runs the app: it
 // waits at a gate until its record is written (see startProcess) and exits
@@ -43,11 +43,14 @@ const (
 
 // stateRecord is the content of a record file.
 type stateRecord struct {
-	PGID      int       `json:"pgid"`
-	PID       int       `json:"pid"`
-	Name      string    `json:"name"`  // Spec.Name
-	Index     int       `json:"index"` // instance index, from 1
-	Dir       string    `json:"dir"`   // absolute Spec.Dir: the process's working directory
+	PGID  int    `json:"pgid"`
+	PID   int    `json:"pid"`
+	Name  string `json:"name"`  // Spec.Name
+	Index int    `json:"index"` // instance index, from 1; 0 for a command
+	// Label names a one-shot command (Command.Label: "build", "release");
+	// empty for an instance.
+	Label     string    `json:"label,omitempty"`
+	Dir       string    `json:"dir"` // absolute Spec.Dir: the process's working directory
 	StartedAt time.Time `json:"started_at"`
 }
 
@@ -73,34 +76,28 @@ func (st *stateFiles) recordPath(pgid int) string {
 	return filepath.Join(st.dir, strconv.Itoa(pgid)+recordSuffix)
 }
 
-// recordProcess writes the record of p, just started by in. A failure is
-// logged, not returned: the app runs all the same, it would only outlive a
-// crash of baton.
-func (in *instance) recordProcess(p *process) {
-	st := in.g.sup.state
+// record writes the record of p, just started in dir, under the state
+// lock and makes it this Supervisor's. A failure is logged (and returned):
+// the process would outlive a crash of baton. Without a state directory
+// nothing is recorded and nothing fails.
+func (st *stateFiles) record(log *slog.Logger, rec stateRecord, dir string, p *process) error {
 	if st.dir == "" {
-		return
+		return nil
 	}
-	dir, err := filepath.Abs(in.g.spec.Dir) // "" is baton's working directory
+	abs, err := filepath.Abs(dir) // "" is baton's working directory
 	if err != nil {
-		dir = in.g.spec.Dir // never matches a /proc cwd: the orphan is left alone
+		abs = dir // never matches a /proc cwd: the orphan is left alone
 	}
-	rec := stateRecord{
-		PGID:      p.pid,
-		PID:       p.pid,
-		Name:      in.g.spec.Name,
-		Index:     in.index,
-		Dir:       dir,
-		StartedAt: p.started,
-	}
+	rec.PGID, rec.PID, rec.Dir, rec.StartedAt = p.pid, p.pid, abs, p.started
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.write(rec); err != nil {
-		in.g.log.Error("record instance process; it would survive a crash of baton",
-			"instance", in.index, "pid", p.pid, "err", err)
-		return
+		log.Error("record process; it would survive a crash of baton",
+			"name", rec.Name, "index", rec.Index, "label", rec.Label, "pid", p.pid, "err", err)
+		return err
 	}
 	st.owned[p.pid] = p
+	return nil
 }
 
 // write stores rec atomically: a reader sees the whole record or none.
@@ -131,10 +128,9 @@ func (st *stateFiles) write(rec stateRecord) error {
 	return err
 }
 
-// forgetProcess removes the record of p once it has been reaped and its
-// process group killed.
-func (in *instance) forgetProcess(p *process) {
-	st := in.g.sup.state
+// forget removes the record of p once it has been reaped and its process
+// group killed.
+func (st *stateFiles) forget(log *slog.Logger, p *process) {
 	if st.dir == "" {
 		return
 	}
@@ -145,7 +141,7 @@ func (in *instance) forgetProcess(p *process) {
 	}
 	delete(st.owned, p.pid)
 	if err := os.Remove(st.recordPath(p.pid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		in.g.log.Warn("remove process record", "instance", in.index, "pid", p.pid, "err", err)
+		log.Warn("remove process record", "pid", p.pid, "err", err)
 	}
 }
 
@@ -156,10 +152,33 @@ type orphan struct {
 	killed bool // SIGKILL was needed
 }
 
-// ReapOrphans kills the instance processes that an earlier run of baton
-// left behind when it died without stopping them. Call it once at start-up,
-// before Start; it does nothing unless Config.StateDir is set, and it never
-// touches the processes this Supervisor started itself.
+// Reaped is a process group that ReapOrphans killed.
+type Reaped struct {
+	Name  string // Spec.Name of an instance, Command.Name of a command
+	Index int    // instance index, from 1; 0 for a command
+	Label string // Command.Label; "" for an instance
+	PID   int    // also the process group id
+	Dir   string // its working directory
+	// StartedAt is when it started; Killed is set when it needed SIGKILL.
+	StartedAt time.Time
+	Killed    bool
+}
+
+// What says what was killed: "release command (pid 42)" or "instance 2
+// of app--000003 (pid 42)".
+func (r Reaped) What() string {
+	if r.Label != "" {
+		return fmt.Sprintf("%s command (pid %d)", r.Label, r.PID)
+	}
+	return fmt.Sprintf("instance %d of %s (pid %d)", r.Index, r.Name, r.PID)
+}
+
+// ReapOrphans kills the instance processes and one-shot commands (Run)
+// that an earlier run of baton left behind when it died without stopping
+// them. Call it once at start-up, before Start and before anything that
+// relies on them being gone (releasing the resource leases of interrupted
+// deployments); it does nothing unless Config.StateDir is set, and it
+// never touches the processes this Supervisor started itself.
 //
 // For each record in StateDir whose process still runs and is really the
 // recorded instance (its working directory, read from /proc/<pid>/cwd, is
@@ -169,23 +188,25 @@ type orphan struct {
 // ctx ends, the grace is cut short as in Group.Stop. Afterwards it waits
 // briefly for the killed processes to disappear. A process that cannot be
 // verified (/proc unreadable, another user's process) is left running and
-// logged. Every record is removed, whatever became of its process, as are
-// malformed records and leftover temporary files; files with other names
-// are left alone.
+// logged. Every record is removed, whatever became of its process, except
+// that of a group still alive after SIGKILL (a process stuck in the
+// kernel), which the next start tries again; malformed records and
+// leftover temporary files are removed too; files with other names are
+// left alone.
 //
-// It returns how many process groups it killed. The error reports a
-// StateDir that cannot be read or signals that could not be delivered.
-func (s *Supervisor) ReapOrphans(ctx context.Context) (int, error) {
+// It returns the process groups it killed. The error reports a StateDir
+// that cannot be read or signals that could not be delivered.
+func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 	st := s.state
 	if st.dir == "" {
-		return 0, nil
+		return nil, nil
 	}
 	if err := os.MkdirAll(st.dir, 0o700); err != nil {
-		return 0, fmt.Errorf("reap orphans: %w", err)
+		return nil, fmt.Errorf("reap orphans: %w", err)
 	}
 	recs, err := st.orphanRecords(s.log)
 	if err != nil {
-		return 0, fmt.Errorf("reap orphans: %w", err)
+		return nil, fmt.Errorf("reap orphans: %w", err)
 	}
 
 	procErr := checkProc()
@@ -200,37 +221,52 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) (int, error) {
 		}
 	}
 	if len(orphans) == 0 {
-		return 0, errors.Join(errs...)
+		return nil, errors.Join(errs...)
 	}
 
 	// Wait for the groups to exit, then kill what is left.
+	pgids := make([]int, len(orphans))
+	for i, o := range orphans {
+		pgids[i] = o.rec.PGID
+	}
 	grace, cancel := context.WithTimeout(ctx, s.cfg.StopGrace)
-	waitGroupsGone(grace, orphans)
+	waitGroupsGone(grace, pgids)
 	cancel()
 	for _, o := range orphans {
 		if !groupAlive(o.rec.PGID) {
 			continue
 		}
 		o.killed = true
-		s.log.Warn("orphaned instance outlived the grace period, sending SIGKILL",
-			"name", o.rec.Name, "pid", o.rec.PID, "grace", s.cfg.StopGrace)
+		s.log.Warn("orphan outlived the grace period, sending SIGKILL",
+			"name", o.rec.Name, "label", o.rec.Label, "pid", o.rec.PID, "grace", s.cfg.StopGrace)
 		if err := signalGroup(o.rec.PGID, syscall.SIGKILL); err != nil {
-			errs = append(errs, fmt.Errorf("reap orphan %s instance %d (pid %d): send SIGKILL: %w", o.rec.Name, o.rec.Index, o.rec.PID, err))
+			errs = append(errs, fmt.Errorf("reap orphan %s: send SIGKILL: %w", o.describe(), err))
 		}
 	}
 	kill, cancel := context.WithTimeout(ctx, orphanKillWait)
-	waitGroupsGone(kill, orphans)
+	waitGroupsGone(kill, pgids)
 	cancel()
 
+	reaped := make([]Reaped, 0, len(orphans))
 	for _, o := range orphans {
 		if groupAlive(o.rec.PGID) {
-			s.log.Error("orphaned instance still running after SIGKILL", "name", o.rec.Name, "pid", o.rec.PID)
-		} else {
-			s.log.Warn("killed orphaned instance", "name", o.rec.Name, "pid", o.rec.PID, "index", o.rec.Index, "sigkill", o.killed)
+			// Its record stays: the next start tries again.
+			s.log.Error("orphan still running after SIGKILL", "name", o.rec.Name, "label", o.rec.Label, "pid", o.rec.PID)
+			errs = append(errs, fmt.Errorf("reap orphan %s: still running after SIGKILL", o.describe()))
+			continue
 		}
+		s.log.Warn("killed orphan", "name", o.rec.Name, "label", o.rec.Label, "pid", o.rec.PID, "index", o.rec.Index, "sigkill", o.killed)
 		st.removeOrphanRecord(s.log, o)
+		reaped = append(reaped, Reaped{Name: o.rec.Name, Index: o.rec.Index, Label: o.rec.Label, PID: o.rec.PID,
+			Dir: o.rec.Dir, StartedAt: o.rec.StartedAt, Killed: o.killed})
 	}
-	return len(orphans), errors.Join(errs...)
+	return reaped, errors.Join(errs...)
+}
+
+// describe names an orphan in errors.
+func (o *orphan) describe() string {
+	r := o.rec
+	return Reaped{Name: r.Name, Index: r.Index, Label: r.Label, PID: r.PID}.What() + " of " + r.Name
 }
 
 // orphanRecords reads the records in the state directory that this
@@ -299,7 +335,7 @@ func readRecord(path string, pgid int) (stateRecord, error) {
 // procErr is why /proc cannot be used, if it cannot.
 func (s *Supervisor) terminateOrphan(o *orphan, procErr error, errs *[]error) bool {
 	rec := o.rec
-	log := s.log.With("name", rec.Name, "pid", rec.PID, "index", rec.Index, "dir", rec.Dir, "started_at", rec.StartedAt)
+	log := s.log.With("name", rec.Name, "label", rec.Label, "pid", rec.PID, "index", rec.Index, "dir", rec.Dir, "started_at", rec.StartedAt)
 	if rec.PID == os.Getpid() || rec.PGID == syscall.Getpgrp() {
 		log.Warn("process record names baton itself, leaving it alone")
 		return false
@@ -326,12 +362,12 @@ func (s *Supervisor) terminateOrphan(o *orphan, procErr error, errs *[]error) bo
 		log.Warn("pid now belongs to another process, leaving it alone", "cwd", cwd)
 		return false
 	}
-	log.Warn("stopping orphaned instance left by an earlier baton", "grace", s.cfg.StopGrace)
+	log.Warn("stopping orphan left by an earlier baton", "grace", s.cfg.StopGrace)
 	if err := syscall.Kill(-rec.PGID, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return false // exited just now
 		}
-		*errs = append(*errs, fmt.Errorf("reap orphan %s instance %d (pid %d): send SIGTERM: %w", rec.Name, rec.Index, rec.PID, err))
+		*errs = append(*errs, fmt.Errorf("reap orphan %s: send SIGTERM: %w", o.describe(), err))
 		return false
 	}
 	return true
@@ -377,15 +413,15 @@ func checkProc() error {
 	return err
 }
 
-// waitGroupsGone polls until no orphan's process group has a live member
-// or ctx ends.
-func waitGroupsGone(ctx context.Context, orphans []*orphan) {
+// waitGroupsGone polls until none of the process groups has a live
+// member or ctx ends.
+func waitGroupsGone(ctx context.Context, pgids []int) {
 	tick := time.NewTicker(orphanPollInterval)
 	defer tick.Stop()
 	for {
 		alive := false
-		for _, o := range orphans {
-			if groupAlive(o.rec.PGID) {
+		for _, pgid := range pgids {
+			if groupAlive(pgid) {
 				alive = true
 				break
 			}

@@ -189,7 +189,7 @@ func TestReapOrphansOfOtherSupervisor(t *testing.T) {
 	}
 
 	s2 := newSupervisor(t, cfg)
-	n, err := s2.ReapOrphans(context.Background())
+	n, err := reapN(s2)
 	if n != 1 || err != nil {
 		t.Fatalf("ReapOrphans = %d, %v; want 1, nil", n, err)
 	}
@@ -264,7 +264,7 @@ func TestReapOrphansAfterBatonKilled(t *testing.T) {
 	cfg.StopGrace = 300 * time.Millisecond
 	s := newSupervisor(t, cfg)
 	began := time.Now()
-	n, err := s.ReapOrphans(context.Background())
+	n, err := reapN(s)
 	if n != 1 || err != nil {
 		t.Fatalf("ReapOrphans = %d, %v; want 1, nil", n, err)
 	}
@@ -320,7 +320,7 @@ func TestReapOrphansLeavesOtherProcessesAlone(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.StateDir = stateDir
 	s := newSupervisor(t, cfg)
-	n, err := s.ReapOrphans(context.Background())
+	n, err := reapN(s)
 	if n != 0 || err != nil {
 		t.Fatalf("ReapOrphans = %d, %v; want 0, nil", n, err)
 	}
@@ -344,7 +344,7 @@ func TestReapOrphansSparesOwnProcesses(t *testing.T) {
 	waitHealthy(t, g)
 	pid := g.Status()[0].PID
 
-	n, err := s.ReapOrphans(context.Background())
+	n, err := reapN(s)
 	if n != 0 || err != nil {
 		t.Fatalf("ReapOrphans = %d, %v; want 0, nil", n, err)
 	}
@@ -358,7 +358,7 @@ func TestReapOrphansSparesOwnProcesses(t *testing.T) {
 
 func TestReapOrphansWithoutStateDir(t *testing.T) {
 	s := newSupervisor(t, testConfig(t))
-	if n, err := s.ReapOrphans(context.Background()); n != 0 || err != nil {
+	if n, err := reapN(s); n != 0 || err != nil {
 		t.Fatalf("ReapOrphans = %d, %v", n, err)
 	}
 }

@@ -32,10 +32,10 @@ type Config struct {
 	// crashing. Defaults 5 and 60s.
 	CrashLoopRestarts int
 	CrashLoopWindow   time.Duration
-	// StateDir, when set, is where every running instance process is
-	// recorded as a file "<pgid>.pid" holding JSON (pgid, pid, name, index,
-	// dir, started_at), from just after it starts until it has exited and
-	// been reaped. ReapOrphans uses the records to kill the processes a
+	// StateDir, when set, is where every running instance process and
+	// command (Run) is recorded as a file "<pgid>.pid" holding JSON (pgid,
+	// pid, name, index, label, dir, started_at), from just after it starts
+	// (before it may run its command) until it has exited and been reaped. ReapOrphans uses the records to kill the processes a
 	// killed baton left behind. It is created (mode 0700) if missing, and
 	// must not be shared by two running Supervisors. Empty: no records.
 	StateDir string
@@ -84,6 +84,10 @@ type Supervisor struct {
 	mu     sync.Mutex
 	groups map[*Group]struct{}
 	closed bool
+	// commands holds the cancel of every command Run runs, by a number.
+	commands map[uint64]context.CancelCauseFunc
+	nextCmd  uint64
+	cmdWG    sync.WaitGroup
 }
 
 // New returns a Supervisor; it starts nothing until Start.
@@ -94,6 +98,8 @@ func New(cfg Config) *Supervisor {
 		log:    cfg.Logger,
 		state:  newStateFiles(cfg.StateDir),
 		groups: make(map[*Group]struct{}),
+
+		commands: make(map[uint64]context.CancelCauseFunc),
 	}
 }
 
@@ -158,9 +164,9 @@ func (s *Supervisor) forget(g *Group) {
 	s.ports.release(g.ports)
 }
 
-// Close stops every group still running, all at once, and returns when
-// their processes have exited and their goroutines ended. Start fails
-// afterwards. Close is idempotent.
+// Close stops every group still running, all at once, kills every command
+// Run runs, and returns when their processes have exited and their
+// goroutines ended. Start and Run fail afterwards. Close is idempotent.
 func (s *Supervisor) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -174,6 +180,7 @@ func (s *Supervisor) Close() error {
 	for _, g := range groups {
 		g.beginStop()
 	}
+	s.stopCommands()
 	var errs []error
 	for _, g := range groups {
 		if err := g.Stop(context.Background()); err != nil {

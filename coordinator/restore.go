@@ -1,0 +1,144 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/manifest"
+	"github.com/batonhq/baton/supervisor"
+)
+
+// restoreState is how the restore of a routed revision in a slot goes, for
+// status: running, or failed with why.
+type restoreState struct {
+	app   string
+	since time.Time
+	err   string // "" while it runs; kept across retries until one succeeds
+}
+
+// setRestoring records that the revision r (in r.Slot) is being restored
+// (err nil), failed to (err), or, with done, runs again.
+func (c *Coordinator) setRestoring(r baton.Revision, err error, done bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := runKey{r.Name, r.Slot}
+	switch {
+	case done:
+		delete(c.restoring, k)
+	case err != nil:
+		c.restoring[k] = restoreState{app: r.App, since: c.cfg.Now(), err: baton.ErrorMessage(err)}
+	default:
+		if _, ok := c.restoring[k]; !ok {
+			c.restoring[k] = restoreState{app: r.App, since: c.cfg.Now()}
+		}
+	}
+}
+
+// keepRestoring forgets the restore states of app's revisions other than
+// those still missing (they run, or are no longer routed).
+func (c *Coordinator) keepRestoring(app string, missing []baton.Revision) {
+	keep := map[runKey]bool{}
+	for _, r := range missing {
+		keep[runKey{r.Name, r.Slot}] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, st := range c.restoring {
+		if st.app == app && !keep[k] {
+			delete(c.restoring, k)
+		}
+	}
+}
+
+// restoreOf returns the restore state of a revision in a slot, if any.
+func (c *Coordinator) restoreOf(rev, slot string) (restoreState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.restoring[runKey{rev, slot}]
+	return st, ok
+}
+
+// revisionFiles makes sure a revision's folder is on this controller's
+// disk and returns it. A missing folder (the app was adopted from another
+// controller, the disk was replaced, the files were pruned) is unpacked
+// again from the revision's artifact, fetched from the shared store when
+// this controller lacks it, and its build, if it has one, runs again; the
+// release does not (it ran once, when the revision was deployed).
+func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (string, error) {
+	dir := c.revisionDir(r.App, r.Name)
+	if _, err := os.Stat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return dir, err
+	}
+	c.filesMu.Lock()
+	defer c.filesMu.Unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil // restored meanwhile
+	}
+	if r.ArtifactDigest == "" {
+		return "", baton.Errorf(baton.ENOTFOUND, "the files of %s are missing and it records no artifact to unpack them from", r.Name)
+	}
+	c.log.Warn("revision folder missing; unpacking it again from its artifact", "revision", r.Name, "artifact", r.ArtifactDigest)
+	if err := c.localArtifact(ctx, r.ArtifactDigest); err != nil {
+		return "", fmt.Errorf("the files of %s are missing and its artifact %s cannot be read again: %w", r.Name, short(r.ArtifactDigest), err)
+	}
+	path := c.cfg.Artifacts.Path(r.ArtifactDigest)
+	kind, err := artifact.DetectType(path)
+	if err != nil {
+		return "", fmt.Errorf("artifact of %s: %w", r.Name, err)
+	}
+	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
+		return "", err
+	}
+	work, err := os.MkdirTemp(c.tmpDir(), "restore-"+r.Name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	tmp := filepath.Join(work, "files") // Extract creates it
+	limit, _ := c.phaseDeadline(baton.PhaseExtracting, nil)
+	ectx, cancel := context.WithTimeoutCause(ctx, limit, phaseDeadline{baton.PhaseExtracting, limit})
+	err = artifact.Extract(ectx, path, kind, tmp, c.cfg.ExtractLimits)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("unpack the artifact of %s again: %w", r.Name, asPhaseError(ectx, err))
+	}
+	m, err := manifest.Load(tmp)
+	if err != nil {
+		return "", err
+	}
+	if m.Build.Command != "" {
+		limit, _ := c.phaseDeadline(baton.PhaseBuilding, &m)
+		bctx, cancel := context.WithTimeoutCause(ctx, limit, phaseDeadline{baton.PhaseBuilding, limit})
+		c.log.Info("running the build of a restored revision", "revision", r.Name, "command", m.Build.Command)
+		err := c.runCommand(bctx, supervisor.Command{Name: r.Name, Label: "build", Command: m.Build.Command, Dir: tmp,
+			Env:    instanceEnv(r.App, r.Slot, r.Name, tmp),
+			Output: func(line string) { c.log.Info("build output", "revision", r.Name, "line", line) }})
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("the build of %s failed when its files were restored: %w", r.Name, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", fmt.Errorf("move restored files of %s into place: %w", r.Name, err)
+	}
+	c.log.Info("restored revision files from the artifact", "revision", r.Name)
+	return dir, nil
+}
+
+// short is the first 12 characters of a digest, as logs show it.
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
+}

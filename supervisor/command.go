@@ -1,0 +1,130 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"github.com/batonhq/baton"
+)
+
+// Command is a one-shot command that Run runs to completion: a build or a
+// release step.
+type Command struct {
+	// Name is what the command belongs to (a deployment id) and Label what
+	// it is ("build", "release"); both are recorded and come back from
+	// ReapOrphans.
+	Name, Label string
+	// Command runs with /bin/sh -c in Dir, with exactly Env (nil: empty).
+	Command string
+	Dir     string
+	Env     []string
+	// Output receives each line of its stdout and stderr; nil drops them.
+	Output func(line string)
+}
+
+// Run runs cmd in a new process group and waits for it. Like an instance,
+// the command is recorded in StateDir before it may run, so ReapOrphans
+// kills it should baton die meanwhile; unlike an instance, it does not run
+// at all if its record cannot be written. When ctx ends first (a deadline,
+// a cancel, Close), the whole group is killed with SIGKILL; when the shell
+// exits, whatever it left in its group is killed too. Run returns only
+// once no process of the group is left (or, for a process stuck in the
+// kernel, after a bounded wait: its record then stays for ReapOrphans) and
+// the output has been read; then the record is removed. The error is how
+// the shell ended ("exit status 3"), or ctx's cause if ctx ended.
+func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done, err := s.addCommand(cancel)
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	log := s.log.With("name", cmd.Name, "label", cmd.Label)
+	p, err := s.startGated(gated{
+		command:    cmd.Command,
+		dir:        cmd.Dir,
+		env:        cmd.Env,
+		rec:        stateRecord{Name: cmd.Name, Label: cmd.Label},
+		log:        log,
+		mustRecord: true,
+	})
+	if err != nil {
+		return fmt.Errorf("start %s command: %w", cmd.Label, err)
+	}
+	go func() {
+		defer close(p.outDone)
+		copyLines(p.output, func(line []byte) {
+			if cmd.Output != nil {
+				cmd.Output(string(line))
+			}
+		})
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- p.wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
+			log.Warn("kill command", "pid", p.pid, "err", err)
+		}
+		waitErr = <-exited
+	}
+	// Nothing the command started outlives it.
+	if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
+		log.Warn("kill what the command left running", "pid", p.pid, "err", err)
+	}
+	gone, cancelWait := context.WithTimeout(context.Background(), orphanKillWait)
+	waitGroupsGone(gone, []int{p.pid})
+	cancelWait()
+	p.drainOutput()
+	if groupAlive(p.pid) {
+		log.Error("command still running after SIGKILL; its record stays for the next start", "pid", p.pid)
+	} else {
+		s.state.forget(log, p)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return waitErr
+}
+
+// addCommand registers the cancel of a running command, for Close. It
+// fails once the Supervisor is closed; done unregisters it.
+func (s *Supervisor) addCommand(cancel context.CancelCauseFunc) (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, baton.Errorf(baton.EUNAVAILABLE, "supervisor is closed")
+	}
+	s.nextCmd++
+	id := s.nextCmd
+	s.commands[id] = cancel
+	s.cmdWG.Add(1)
+	return func() {
+		s.mu.Lock()
+		delete(s.commands, id)
+		s.mu.Unlock()
+		s.cmdWG.Done()
+	}, nil
+}
+
+// errClosed is the cause given to commands that Close kills.
+var errClosed = baton.Errorf(baton.EUNAVAILABLE, "the supervisor was closed")
+
+// stopCommands kills every running command and waits for Run to return.
+// Callers have set s.closed.
+func (s *Supervisor) stopCommands() {
+	s.mu.Lock()
+	for _, cancel := range s.commands {
+		cancel(errClosed)
+	}
+	s.mu.Unlock()
+	s.cmdWG.Wait()
+}
