@@ -28,6 +28,7 @@ func twoControllers(t *testing.T) (a, b *batonProc) {
 // sent to both controllers: all end, never two running at once (from the
 // recorded history and fencing tokens), all run by the app's controller.
 func TestTwoControllersSerialize(t *testing.T) {
+	t.Parallel()
 	a, b := twoControllers(t)
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "shared"); err != nil {
@@ -93,6 +94,7 @@ func TestTwoControllersSerialize(t *testing.T) {
 // (interrupted), the other controller adopts the app, serves its live
 // revision and runs the next queued deployment, with no human action.
 func TestControllerFailover(t *testing.T) {
+	t.Parallel()
 	a, b := twoControllers(t)
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "fo"); err != nil {

@@ -131,6 +131,7 @@ func phaseSetups(t *testing.T) map[baton.Phase]func(version string) string {
 // TestCancelInEachPhase: cancelling before switching is clean and quick,
 // and the previous revision answers throughout.
 func TestCancelInEachPhase(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -169,6 +170,7 @@ func TestCancelInEachPhase(t *testing.T) {
 // it again: the deployment reads failed (interrupted), nothing is held, the
 // previous revision serves and a queued deployment runs to success.
 func TestKillDuringPhase(t *testing.T) {
+	t.Parallel()
 	setups := phaseSetups(t)
 	for _, phase := range []baton.Phase{baton.PhaseExtracting, baton.PhaseStarting, baton.PhaseHealthChecking} {
 		t.Run(string(phase), func(t *testing.T) {

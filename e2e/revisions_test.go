@@ -55,6 +55,7 @@ func routingOf(t testing.TB, c *api.Client, app string) map[string]int {
 // statistical bounds; the cookie keeps a client on its revision; the
 // Baton-Revision header pins.
 func TestWeightedTraffic(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -129,6 +130,7 @@ func TestWeightedTraffic(t *testing.T) {
 // TestInvalidWeights: each broken rule is a problem naming it, and nothing
 // changes.
 func TestInvalidWeights(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -187,6 +189,7 @@ func TestInvalidWeights(t *testing.T) {
 // TestStabilize: from three active revisions with split traffic, one
 // command leaves one active revision at 100 % with zero failed requests.
 func TestStabilize(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -233,6 +236,7 @@ func TestStabilize(t *testing.T) {
 // TestRevisionRetention: only the newest 10 inactive revisions keep their
 // files; reactivating an older one says why it cannot.
 func TestRevisionRetention(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

@@ -59,6 +59,7 @@ func runFix(t testing.TB, b *batonProc, app, fix, path string) {
 // `status --check` exits 2 on it, runs the fix it suggests, and checks it
 // exits 0 after.
 func TestConflictCatalogue(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -193,6 +194,7 @@ func TestConflictCatalogue(t *testing.T) {
 // TestWaitAndStatusDisplay: `baton wait APP` returns once the queue drains;
 // the human status shows the running operation and the history.
 func TestWaitAndStatusDisplay(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "wt"); err != nil {
