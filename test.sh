@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs baton's whole test suite: vet, gofmt, then every package under the
-# race detector, with a throwaway PostgreSQL cluster and headless Chromium.
+# Runs baton's whole test suite: vet, gofmt, staticcheck, then every
+# package under the race detector, with a throwaway PostgreSQL cluster and
+# headless Chromium.
 # Installs what the tests need (git, curl, PostgreSQL, Chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +20,7 @@ unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
   echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1
 fi
+echo "==> staticcheck"; go tool staticcheck ./...
 
 if [ -x scripts/chromium.sh ]; then
   echo "==> chromium (for the dashboard's browser tests)"

@@ -76,13 +76,12 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 			writeEvent(w, "deployment", cur)
 		}
 		if cur.State.Final() {
-			// Lines written with the final state are already read: the
-			// state is recorded before the last log line is appended, so
-			// read once more before ending.
+			// The coordinator appends a deployment's last line before it
+			// records the final state (coordinator/worker.go), so the lines
+			// appended since the read above are all there now.
 			rest, _ := s.Store.Log(ctx, d.ID, after)
 			for _, l := range rest {
 				writeLogEvent(w, l)
-				after = l.ID
 			}
 			writeEvent(w, "end", cur)
 			flusher.Flush()

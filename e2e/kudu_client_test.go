@@ -159,6 +159,20 @@ func (k *kuduClient) isDeploying(t testing.TB) bool {
 	return v.Value == "True"
 }
 
+// deployments reads the deployment history, GET /api/deployments.
+func (k *kuduClient) deployments(t testing.TB) []kuduDeployment {
+	t.Helper()
+	resp, body, err := k.do("GET", "/api/deployments", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("deployments: %v %v %s", resp, err, body)
+	}
+	var list []kuduDeployment
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("deployments answered %s (%v)", body, err)
+	}
+	return list
+}
+
 // log reads a deployment's log entries from its log_url.
 func (k *kuduClient) log(t testing.TB, d kuduDeployment) []kuduLogEntry {
 	t.Helper()

@@ -144,12 +144,7 @@ func TestKuduPipelines(t *testing.T) {
 	// One builds (status 1), the other waits (status 0).
 	var list []kuduDeployment
 	eventually(t, time.Minute, "one deployment building and one pending", func() bool {
-		resp, body, err := k.do("GET", "/api/deployments", nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("list: %v %v", resp, err)
-		}
-		list = nil
-		json.Unmarshal(body, &list)
+		list = k.deployments(t)
 		// status_text names baton's phase: wait for the build itself, so
 		// the holder's phase below is known.
 		return len(list) == 2 && list[0].Status == 0 && list[1].Status == 1 && strings.HasSuffix(list[1].StatusText, "phase building")
@@ -204,9 +199,7 @@ func TestKuduPipelines(t *testing.T) {
 	if err != nil || status != 200 || version(page) != want {
 		t.Fatalf("proxy serves %d %s %v, want version %s", status, page, err, want)
 	}
-	resp, body, _ = k.do("GET", "/api/deployments", nil)
-	list = nil
-	json.Unmarshal(body, &list)
+	list = k.deployments(t)
 	var ids []string
 	for _, d := range list {
 		ids = append(ids, d.ID)
@@ -280,9 +273,7 @@ func TestKuduBrokenZip(t *testing.T) {
 		t.Fatalf("while broken zips deployed: versions %v, %d failures %v", versions, len(failures), failures)
 	}
 	// The history has them all, newest first, the first one still active.
-	_, body, _ = k.do("GET", "/api/deployments", nil)
-	var list []kuduDeployment
-	json.Unmarshal(body, &list)
+	list := k.deployments(t)
 	statuses := make([]int, len(list))
 	for i, d := range list {
 		statuses[i] = d.Status
@@ -343,10 +334,7 @@ func TestKuduSettings(t *testing.T) {
 			t.Fatalf("%s: %+v %v", l, d, err)
 		}
 	}
-	_, body, _ = k.do("GET", "/api/deployments", nil)
-	var list []kuduDeployment
-	json.Unmarshal(body, &list)
-	if len(list) != 2 {
-		t.Fatalf("Kudu history has %d entries, want the 2 deployments without the settings change: %s", len(list), body)
+	if list := k.deployments(t); len(list) != 2 {
+		t.Fatalf("Kudu history has %d entries, want the 2 deployments without the settings change: %+v", len(list), list)
 	}
 }

@@ -62,9 +62,13 @@ func benchUpstream(b *testing.B) *httptest.Server {
 }
 
 func benchGET(b *testing.B, base, host string) {
-	// 16 concurrent keep-alive clients on 2 cores, as in BENCHMARKS.md.
+	benchGETWith(b, newClient(b, 64), base, host)
+}
+
+// benchGETWith is benchGET with the client given: 16 concurrent
+// requests on 2 cores, as in BENCHMARKS.md.
+func benchGETWith(b *testing.B, client *http.Client, base, host string) {
 	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
-	client := newClient(b, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -92,6 +96,23 @@ func BenchmarkServeGET(b *testing.B) {
 	p := newTestProxy(b, Config{})
 	p.SetRoutes([]Route{route1("bench.localhost", "bench", "bench--000001", addrOf(up))})
 	benchGET(b, startServe(b, p), "bench.localhost")
+}
+
+// BenchmarkServeTLSGET is BenchmarkServeGET over ServeTLS: h2 with the
+// 16 requests as concurrent streams on one connection (the HTTP/2
+// server's path), and HTTP/1.1 on 16 TLS connections (the data plane's)
+// for the ratio.
+func BenchmarkServeTLSGET(b *testing.B) {
+	up := benchUpstream(b)
+	for _, h2 := range []bool{true, false} {
+		name := map[bool]string{true: "h2", false: "HTTP1.1"}[h2]
+		b.Run(name, func(b *testing.B) {
+			p := newTestProxy(b, Config{})
+			p.SetRoutes([]Route{route1("bench.localhost", "bench", "bench--000001", addrOf(up))})
+			base, pool := startServeTLS(b, p)
+			benchGETWith(b, tlsClient(b, pool, h2, 16), base, "bench.localhost")
+		})
+	}
 }
 
 // BenchmarkServeRequestPath measures the data plane alone: a client and an

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -126,9 +127,42 @@ func forwardedValue(r *http.Request) string {
 
 func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {
 	a := &attempt{addr: addr}
-	f.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	r = r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
+	var body *clientBody
+	if !bodyless(r) {
+		body = &clientBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	f.rp.ServeHTTP(w, r)
+	if a.err != nil && body != nil && body.err != nil {
+		return &clientBodyError{body.err}
+	}
 	return a.err
 }
+
+// clientBody notes how reading a request body from the client failed, so
+// that a failure of the client's (a body shorter or longer than its
+// Content-Length, a stream the client reset) is not blamed on the
+// instance.
+type clientBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// clientBodyError is a forward that failed because the client's request
+// body did: answered as the client's error, never as a 502.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 func (f *reverseProxy) closeIdle() { f.tr.CloseIdleConnections() }
 

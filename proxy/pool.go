@@ -66,30 +66,35 @@ const (
 	dialTimeout         = 10 * time.Second
 )
 
-// get returns an idle connection, or nil.
+// get returns the most recently used idle connection, or nil. The idle
+// connections are a stack in the order they came back, so those idle for
+// upstreamIdleTimeout or longer lie at its bottom: get closes them all,
+// not only when the top one is stale too, or a steady trickle of requests
+// on the top one would keep the rest of a burst's connections open
+// forever.
 func (p *connPool) get(now int64) *upConn {
 	p.mu.Lock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		uc := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now-uc.idleSince < int64(upstreamIdleTimeout) {
-			p.mu.Unlock()
-			uc.reused = true
-			return uc
-		}
-		// The most recent one is too old, so all are: close them all.
-		old := p.idle
-		p.idle = nil
-		p.mu.Unlock()
-		uc.close()
-		for _, o := range old {
-			o.close()
-		}
-		return nil
+	n := 0
+	for n < len(p.idle) && now-p.idle[n].idleSince >= int64(upstreamIdleTimeout) {
+		n++
+	}
+	stale := p.idle[:n]
+	p.idle = p.idle[n:]
+	var uc *upConn
+	if top := len(p.idle) - 1; top >= 0 {
+		uc = p.idle[top]
+		p.idle[top] = nil
+		p.idle = p.idle[:top]
 	}
 	p.mu.Unlock()
-	return nil
+	for i, o := range stale { // no longer in p.idle: only get holds them
+		o.close()
+		stale[i] = nil
+	}
+	if uc != nil {
+		uc.reused = true
+	}
+	return uc
 }
 
 // put returns a healthy connection for reuse.

@@ -23,6 +23,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -238,6 +239,13 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route
 		// nginx's "client closed request", for access logs.
 		p.log.Debug("proxy: client went away", "host", rt.host, "upstream", u.addr, "err", err)
 		w.WriteHeader(499)
+		return
+	}
+	var ce *clientBodyError
+	if errors.As(err, &ce) {
+		// The client's fault: not logged as the instance's, not a 502.
+		p.log.Debug("proxy: malformed request body", "host", rt.host, "upstream", u.addr, "err", err)
+		badRequest(&parseError{http.StatusBadRequest, "the request body could not be read: " + ce.err.Error()}).write(w)
 		return
 	}
 	attrs := []any{"host", rt.host, "app", rt.app, "slot", rt.slot, "upstream", u.addr,

@@ -219,3 +219,23 @@ func TestClientGoneMidBodyIsNotAnUpstreamFault(t *testing.T) {
 		t.Errorf("a client leaving was logged as a warning or error: %q", errs)
 	}
 }
+
+// TestServeHTTPClientBodyFault: behind net/http's server (the HTTP/2
+// path), a request body that fails to read is the client's 400 too, not
+// the instance's 502 and an error in the log.
+func TestServeHTTPClientBodyFault(t *testing.T) {
+	const host = "hb.localhost"
+	ru := startRecordingUpstream(t)
+	logs := &recordingHandler{}
+	p := newTestProxy(t, Config{Logger: slog.New(logs)})
+	p.SetRoutes([]Route{route1(host, "hb", "hb--000001", ru.addr)})
+	hs := httptest.NewServer(p)
+	t.Cleanup(hs.Close)
+	resps := exchange(t, hs.URL, "POST / HTTP/1.1\r\nHost: "+host+"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+	if len(resps) != 1 || resps[0].StatusCode != http.StatusBadRequest {
+		t.Fatalf("responses %v, want one 400", resps)
+	}
+	if errs := logs.atLeast(slog.LevelWarn); len(errs) > 0 {
+		t.Errorf("a client's malformed body was logged as a warning or error: %q", errs)
+	}
+}

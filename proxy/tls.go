@@ -18,10 +18,11 @@ import (
 // plane like a plain one: only its syscall shortcut (rawio.go) is off,
 // since TLS records stand between the socket and the bytes. A connection
 // that negotiated h2 is handed to net/http's HTTP/2 server with ServeHTTP
-// as the handler. Both paths pick, count, drain and answer problems
-// through the same routing half, so draining stays exact for HTTP/2
-// streams too: each stream holds its upstream's count until its response
-// is copied.
+// as the handler, read through h2Conn (h2conn.go), which mends where that
+// server departs from RFC 9113. Both paths pick, count, drain and answer
+// problems through the same routing half, so draining stays exact for
+// HTTP/2 streams too: each stream holds its upstream's count until its
+// response is copied.
 
 // tlsHandshakeTimeout bounds a client's TLS handshake.
 const tlsHandshakeTimeout = 10 * time.Second
@@ -131,13 +132,18 @@ func (p *Proxy) serveH2(tc *tls.Conn) {
 	}
 	h := s.h2
 	s.mu.Unlock()
-	if !h.ln.push(tc) {
+	if !h.ln.push(newH2Conn(tc, p.maxHeaderBytes)) {
 		tc.Close() // Shutdown closed the server meanwhile
 	}
 }
 
 // h2Server is net/http's server speaking HTTP/2 on the connections that
-// negotiated it, with the Proxy's ServeHTTP as the handler.
+// negotiated it, with the Proxy's ServeHTTP as the handler. It gets them
+// as *h2Conn, not as *tls.Conn, and so takes them for HTTP/2 without TLS
+// (h2c with prior knowledge: they did start with the preface); ServeHTTP
+// gives their requests back their TLS state. (x/net's server, which
+// serves a net.Conn handed to it with its TLS state, departs from the RFC
+// in the same two places, and x/net deprecates it for this one.)
 type h2Server struct {
 	p  *Proxy
 	hs *http.Server
@@ -160,9 +166,28 @@ func newH2Server(p *Proxy, addr net.Addr) *h2Server {
 		IdleTimeout:    p.idleTimeout,
 		MaxHeaderBytes: p.maxHeaderBytes,
 		ConnState:      h.connState,
+		ConnContext:    withTLSState,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		Protocols:      new(http.Protocols),
+		HTTP2: &http.HTTP2Config{
+			MaxReadFrameSize:          h2MaxFrameSize,
+			MaxDecoderHeaderTableSize: h2HeaderTableSize,
+		},
 	}
+	h.hs.Protocols.SetUnencryptedHTTP2(true)
 	return h
+}
+
+// tlsStateKey is the context key of an h2 connection's TLS state.
+type tlsStateKey struct{}
+
+// withTLSState is the HTTP/2 server's ConnContext: it keeps the TLS
+// state of c (an *h2Conn) for ServeHTTP.
+func withTLSState(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*h2Conn); ok {
+		ctx = context.WithValue(ctx, tlsStateKey{}, hc.tlsState)
+	}
+	return ctx
 }
 
 // run serves until shutdown closes the queue.
@@ -185,6 +210,9 @@ func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.mu.Unlock()
 	}()
+	if r.TLS == nil {
+		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	}
 	h.p.ServeHTTP(w, r)
 }
 

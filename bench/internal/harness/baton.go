@@ -170,7 +170,7 @@ func (b *Baton) Launch() error {
 // passes. It polls every 5 ms so it can time start-ups.
 func (b *Baton) WaitHTTP(ctx context.Context, within time.Duration, url, host string, accept func(status int, body []byte) bool) error {
 	deadline := time.Now().Add(within)
-	last := errors.New("no answer yet")
+	var last error // the last answer's or request's, for the timeout
 	for {
 		if b.Exited() {
 			return fmt.Errorf("baton serve exited (%v); its log is %s", b.waitErr, b.LogPath)
