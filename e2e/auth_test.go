@@ -27,6 +27,7 @@ import (
 // machine finds it; without a token the CLI says how to get one; a
 // restart keeps the token.
 func TestAuthAdminTokenBootstrap(t *testing.T) {
+	t.Parallel()
 	b := startBatonFresh(t)
 	path := filepath.Join(b.data, "admin.token")
 	for _, f := range []string{path, filepath.Join(b.data, "secret.key")} {
@@ -65,6 +66,7 @@ func TestAuthAdminTokenBootstrap(t *testing.T) {
 // app and for admin work; the audit log names it; once revoked it is
 // refused (401).
 func TestAuthCLITokens(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	for _, app := range []string{"hello", "other"} {
 		if out, code := runCLI(t, b, "apps", "create", app); code != 0 {
@@ -149,6 +151,7 @@ func createToken(t testing.TB, b *batonProc, name string, scope baton.Scope, app
 // user) or as a Bearer token; reading needs scope read, deploying scope
 // deploy for the app.
 func TestAuthKudu(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	if _, err := b.client().CreateApp(context.Background(), "kd"); err != nil {
 		t.Fatal(err)
@@ -187,6 +190,7 @@ func TestAuthKudu(t *testing.T) {
 // it is asked for credentials and fails, a read token may fetch but not
 // push, a deploy token pushes.
 func TestAuthGit(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "ga"); err != nil {
@@ -230,6 +234,7 @@ func TestAuthGit(t *testing.T) {
 // directory (the database with its WAL included). It also checks that
 // another app does not get it.
 func TestAuthSecretsNeverShown(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -326,6 +331,7 @@ func TestAuthSecretsNeverShown(t *testing.T) {
 // of this test process's environment) set; its app instances get none of
 // it, only their own variables and settings.
 func TestAuthInstancesGetNoToken(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("BATON_TOKEN") == "" {
 		t.Fatal("the harness sets BATON_TOKEN for every baton it starts")
 	}

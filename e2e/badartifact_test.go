@@ -53,6 +53,7 @@ func tarGzOf(t testing.TB, hdrs []*tar.Header) []byte {
 // leaves the live revision serving, writes nothing outside the temp area,
 // and the temp area is cleaned up.
 func TestBadArtifacts(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t, "--max-upload", "1048576")
 	c := b.client()
 	ctx := context.Background()

@@ -28,6 +28,7 @@ func twoControllers(t *testing.T) (a, b *batonProc) {
 // sent to both controllers: all end, never two running at once (from the
 // recorded history and fencing tokens), all run by the app's controller.
 func TestTwoControllersSerialize(t *testing.T) {
+	t.Parallel()
 	a, b := twoControllers(t)
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "shared"); err != nil {
@@ -93,6 +94,7 @@ func TestTwoControllersSerialize(t *testing.T) {
 // (interrupted), the other controller adopts the app, serves its live
 // revision and runs the next queued deployment, with no human action.
 func TestControllerFailover(t *testing.T) {
+	t.Parallel()
 	a, b := twoControllers(t)
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "fo"); err != nil {
@@ -129,7 +131,7 @@ func TestControllerFailover(t *testing.T) {
 		t.Fatalf("restarted controller took the app back: %q", st.Controller)
 	}
 	eventually(t, 20*time.Second, "a's orphaned v1 instances stopped", func() bool {
-		for _, pid := range processesOf("fo--000001") {
+		for _, pid := range a.processesOf("fo--000001") {
 			if pid > 0 {
 				return false
 			}

@@ -76,6 +76,7 @@ func assertSerial(t testing.TB, ds []baton.Deployment) {
 // TestQueueFIFO: 50 concurrent deploy requests to one app under the queue
 // policy all finish, in acceptance order, never two at once.
 func TestQueueFIFO(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -133,6 +134,7 @@ func TestQueueFIFO(t *testing.T) {
 // TestFailPolicy: while one deployment runs, on_conflict=fail answers 409
 // naming the holder and its phase; the CLI prints it readably, exits 5.
 func TestFailPolicy(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -179,6 +181,7 @@ func TestFailPolicy(t *testing.T) {
 // TestCancelPolicy: a deployment with on_conflict=cancel cancels the
 // running and queued ones and is the only one that goes live.
 func TestCancelPolicy(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -212,6 +215,7 @@ func TestCancelPolicy(t *testing.T) {
 // TestSupersedePolicy: supersede replaces the queued deployments and runs
 // after the current one, which completes.
 func TestSupersedePolicy(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -244,6 +248,7 @@ func TestSupersedePolicy(t *testing.T) {
 
 // TestIdempotencyKey: the same key returns the first deployment.
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "i"); err != nil {

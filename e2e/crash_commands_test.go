@@ -112,6 +112,7 @@ func lastBeat(t testing.TB, beats string) int64 {
 // resource, and another app's release on the same resource runs after the
 // killed one stopped, never at the same time.
 func TestKillDuringCommand(t *testing.T) {
+	t.Parallel()
 	for _, phase := range []baton.Phase{baton.PhaseBuilding, baton.PhaseReleasing} {
 		t.Run(string(phase), func(t *testing.T) {
 			b := startBaton(t)
@@ -209,6 +210,7 @@ func processesUnder(dir string, skip ...int) []commandProcess {
 // the build all end; after the restart nothing runs in or for the data
 // directory but baton, and the push failed.
 func TestKillDuringGitPush(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

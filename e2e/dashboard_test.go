@@ -15,6 +15,7 @@ import (
 // revision, then shows a deployment's running phase and its success as
 // they happen, without a reload.
 func TestDashboardOverviewLive(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "web"); err != nil {
@@ -49,6 +50,7 @@ func TestDashboardOverviewLive(t *testing.T) {
 // TestDashboardDeploymentLive: from the overview to a running deployment's
 // page; its phases and log lines arrive live, then its final state.
 func TestDashboardDeploymentLive(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "live"); err != nil {
@@ -99,6 +101,7 @@ func TestDashboardDeploymentLive(t *testing.T) {
 // TestDashboardCancel: the cancel button stops a running deployment; the
 // page shows it cancelled and the old revision keeps serving.
 func TestDashboardCancel(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "cx"); err != nil {
@@ -135,6 +138,7 @@ func TestDashboardCancel(t *testing.T) {
 // conflict on the overview and the app page; the stabilize button fixes it.
 // The app page also shows the slot's settings with their marks.
 func TestDashboardStabilize(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -242,6 +246,7 @@ func TestDashboardStabilize(t *testing.T) {
 // 9457 detail, not as a blank page; without a token the page asks for
 // one, and a refused one is forgotten.
 func TestDashboardShowsProblems(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	_, err := b.client().Status(context.Background(), "nope")
 	if baton.ErrorCode(err) != baton.ENOTFOUND {

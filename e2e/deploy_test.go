@@ -70,6 +70,7 @@ func TestDeployZeroDowntime(t *testing.T) {
 // TestUnhealthyRevisionFails: a revision that never passes its health check
 // fails its deployment and the previous one serves throughout.
 func TestUnhealthyRevisionFails(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "hello"); err != nil {
@@ -104,6 +105,7 @@ start_timeout = "2s"
 // TestRestartRestoresLive: SIGTERM baton, start it again: the live
 // revision is back on the proxy; the history is intact.
 func TestRestartRestoresLive(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "hello"); err != nil {

@@ -14,6 +14,7 @@ import (
 // deploys the pushed commit, shows the phases as remote: lines, ends with
 // the URL that serves it, and moves the server's main to the commit.
 func TestGitPushDeploys(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -87,6 +88,7 @@ func TestGitPushDeploys(t *testing.T) {
 // compare-and-swap would refuse the second ref update after it went live,
 // so baton moves main itself, to the commit that serves last.
 func TestGitPushQueue(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -146,6 +148,7 @@ func TestGitPushQueue(t *testing.T) {
 // -o on-conflict=fail is refused at once: it exits non-zero, its stderr
 // names the running deployment, and main is not moved by it.
 func TestGitPushFailPolicy(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -204,6 +207,7 @@ func TestGitPushFailPolicy(t *testing.T) {
 // health check fails; its output ends with the failure and what still
 // serves, the old revision keeps serving and main stays where it was.
 func TestGitPushUnhealthy(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "gitu"); err != nil {

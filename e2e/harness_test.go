@@ -24,7 +24,11 @@ import (
 
 var (
 	batonBin string // the baton binary under test
-	helloBin string // the example app, built once
+	// batonRaceBin is baton built with the race detector when the tests
+	// run with -race (batonBin otherwise), for the tests in
+	// underRaceDetector.
+	batonRaceBin string
+	helloBin     string // the example app, built once
 	// adminToken is the admin token of every baton the tests start with
 	// startBaton: it is written to each data directory before the first
 	// start (baton adopts it) and set as BATON_TOKEN in this process's
@@ -49,20 +53,36 @@ func TestMain(m *testing.M) {
 	}
 	batonBin = filepath.Join(dir, "baton")
 	helloBin = filepath.Join(dir, "hello")
-	for bin, pkg := range map[string]string{batonBin: "../cmd/baton", helloBin: "../examples/hello"} {
-		args := []string{"build", "-o", bin}
-		if pkg == "../cmd/baton" && raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, pkg)...).CombinedOutput()
+	builds := [][]string{{"-o", batonBin, "../cmd/baton"}, {"-o", helloBin, "../examples/hello"}}
+	batonRaceBin = batonBin
+	if raceEnabled {
+		batonRaceBin = filepath.Join(dir, "baton-race")
+		builds = append(builds, []string{"-race", "-o", batonRaceBin, "../cmd/baton"})
+	}
+	for _, args := range builds {
+		out, err := exec.Command("go", append([]string{"build"}, args...)...).CombinedOutput()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", strings.Join(args, " "), err, out)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// underRaceDetector lists the tests (besides the reliability suite,
+// TestReliability*) whose baton runs under the race detector: those that
+// drive many operations at once through one or two controllers. The other
+// end-to-end tests run a plain build: the race detector costs them about
+// half the suite's time, and the coordinator's own in-process tests, the
+// store contract and the proxy's tests already run under it.
+var underRaceDetector = map[string]bool{
+	"TestTwoControllersSerialize":    true,
+	"TestQueueFIFO":                  true,
+	"TestDeployZeroDowntime":         true,
+	"TestBackToBackDeploysUnderLoad": true,
+	"TestControllerFailover":         true,
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -142,6 +162,8 @@ func (b *batonProc) start() {
 	bin := batonBin
 	if b.bin != "" {
 		bin = b.bin
+	} else if name, _, _ := strings.Cut(b.t.Name(), "/"); underRaceDetector[name] || strings.HasPrefix(name, "TestReliability") {
+		bin = batonRaceBin
 	}
 	b.cmd, b.handedPID = exec.Command(bin, args...), 0
 	pr, pw := io.Pipe()

@@ -22,6 +22,7 @@ import (
 // status 4, and through OneDeploy by Host APP.scm.localhost with a Bearer
 // token; the proxy serves each version.
 func TestKuduCurl(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	ctx := context.Background()
 	if _, err := b.client().CreateApp(ctx, "hello"); err != nil {
@@ -105,6 +106,7 @@ func TestKuduCurl(t *testing.T) {
 // they run and False after; on_conflict=fail gets Kudu's 409 naming the
 // holder; a running deployment cannot be deleted.
 func TestKuduPipelines(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	ctx := context.Background()
 	if _, err := b.client().CreateApp(ctx, "k"); err != nil {
@@ -214,6 +216,7 @@ func TestKuduPipelines(t *testing.T) {
 // end with status 3 and the reason in the log; the previous revision
 // serves every request meanwhile.
 func TestKuduBrokenZip(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	ctx := context.Background()
 	if _, err := b.client().CreateApp(ctx, "br"); err != nil {
@@ -286,6 +289,7 @@ func TestKuduBrokenZip(t *testing.T) {
 // a busy app's answer into Kudu's 409 unless the request asks to queue.
 // The settings change itself is no Kudu deployment.
 func TestKuduSettings(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

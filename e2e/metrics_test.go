@@ -64,6 +64,7 @@ func value(fams map[string]*dto.MetricFamily, name string, want map[string]strin
 
 // TestMetrics: /metrics parses and its counters move as deployments run.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "m"); err != nil {

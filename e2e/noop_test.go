@@ -31,6 +31,7 @@ func history(t testing.TB, c *api.Client, app string) []baton.Deployment {
 // deploys it; the same folder to another slot deploys; an Idempotency-Key
 // repeat of a no-op gets the same answer.
 func TestRedeployOfLiveIsNoop(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -130,6 +131,7 @@ func TestRedeployOfLiveIsNoop(t *testing.T) {
 // settings are not what the live instances run with); after each, the
 // same folder is a no-op again.
 func TestRedeployAfterSettingsChange(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -223,6 +225,7 @@ func TestRedeployAfterSettingsChange(t *testing.T) {
 // succeeds, synchronously (200, status 4) and asynchronously (202, the
 // Location reads status 4), without a new deployment; force=true deploys.
 func TestKuduZipDeployUnchanged(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	if _, err := b.client().CreateApp(context.Background(), "kz"); err != nil {
 		t.Fatal(err)
@@ -271,6 +274,7 @@ func TestKuduZipDeployUnchanged(t *testing.T) {
 // serves (deployed with `baton deploy` of `git archive`) deploys nothing:
 // the remote lines say so, the push succeeds and main moves to it.
 func TestGitPushOfLiveCommit(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "gl"); err != nil {

@@ -41,6 +41,7 @@ func runCLIEnv(t testing.TB, b *batonProc, env []string, args ...string) (string
 // TestCLIDeployWait drives the CLI end to end: apps create, deploy --wait
 // (exit 0 with the phases printed), a failing deploy (exit 3), listings.
 func TestCLIDeployWait(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	if out, code := runCLI(t, b, "apps", "create", "hello"); code != 0 {
 		t.Fatalf("apps create: %d\n%s", code, out)
@@ -77,6 +78,7 @@ func TestCLIDeployWait(t *testing.T) {
 
 // TestDeleteApp stops the app's instances, frees its host and removes its files.
 func TestDeleteApp(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -84,13 +86,13 @@ func TestDeleteApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := mustSucceed(t, c, "gone", appDir(t, "v1"))
-	if len(processesOf(d.Revision)) == 0 {
+	if len(b.processesOf(d.Revision)) == 0 {
 		t.Fatal("no instance process found for the live revision")
 	}
 	if err := c.DeleteApp(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(processesOf(d.Revision)) == 0 })
+	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(b.processesOf(d.Revision)) == 0 })
 	if _, err := os.Stat(filepath.Join(b.data, "apps", "gone")); !os.IsNotExist(err) {
 		t.Errorf("app files remain: %v", err)
 	}
@@ -109,6 +111,7 @@ func TestDeleteApp(t *testing.T) {
 // TestPhaseDeadline: a build that makes no progress past its timeout fails
 // the deployment with a message naming the phase; the queue continues.
 func TestPhaseDeadline(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "slow"); err != nil {
@@ -133,6 +136,7 @@ func TestPhaseDeadline(t *testing.T) {
 // "lock broken", is audited, and the app deploys again; cancelling a
 // finished deployment is a 409 saying so.
 func TestBreakLockAndCancelFinished(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

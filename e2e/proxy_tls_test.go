@@ -71,6 +71,7 @@ func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 // example app over h2 and over HTTP/1.1+TLS, answers plain HTTP with a
 // problem, and a deploy v1 → v2 under h2 load fails no request.
 func TestProxyTLS(t *testing.T) {
+	t.Parallel()
 	certFile, keyFile, pool := proxyCert(t)
 	b := startBaton(t, "--proxy-tls-cert", certFile, "--proxy-tls-key", keyFile)
 	c := b.client()

@@ -76,11 +76,14 @@ func procStat(pid int) (state string, pgid int) {
 	return f[0], pgid
 }
 
-// processesOf returns the PIDs of processes started for a revision.
-func processesOf(rev string) []int {
+// processesOf returns the PIDs of processes that b started for a
+// revision. Revision names repeat across tests that run in parallel (every
+// test's first "hello" is hello--000001): only b's data directory, which
+// holds the revision's folder (the process's HOME), tells them apart.
+func (b *batonProc) processesOf(rev string) []int {
 	var pids []int
 	for _, p := range revisionProcessesAll() {
-		if p.rev == rev {
+		if p.rev == rev && strings.HasPrefix(p.home, b.data+string(filepath.Separator)) {
 			pids = append(pids, p.pid)
 		}
 	}
@@ -100,7 +103,7 @@ func bigArtifact(t testing.TB, version string) string {
 func assertClean(t testing.TB, b *batonProc, c *api.Client, d baton.Deployment) {
 	t.Helper()
 	if d.Revision != "" {
-		eventually(t, 10*time.Second, "no process of "+d.Revision, func() bool { return len(processesOf(d.Revision)) == 0 })
+		eventually(t, 10*time.Second, "no process of "+d.Revision, func() bool { return len(b.processesOf(d.Revision)) == 0 })
 		if _, err := os.Stat(filepath.Join(b.data, "apps", d.App, "revisions", d.Revision)); !os.IsNotExist(err) {
 			t.Errorf("revision folder of %s remains", d.Revision)
 		}
@@ -128,6 +131,7 @@ func phaseSetups(t *testing.T) map[baton.Phase]func(version string) string {
 // TestCancelInEachPhase: cancelling before switching is clean and quick,
 // and the previous revision answers throughout.
 func TestCancelInEachPhase(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -166,6 +170,7 @@ func TestCancelInEachPhase(t *testing.T) {
 // it again: the deployment reads failed (interrupted), nothing is held, the
 // previous revision serves and a queued deployment runs to success.
 func TestKillDuringPhase(t *testing.T) {
+	t.Parallel()
 	setups := phaseSetups(t)
 	for _, phase := range []baton.Phase{baton.PhaseExtracting, baton.PhaseStarting, baton.PhaseHealthChecking} {
 		t.Run(string(phase), func(t *testing.T) {
@@ -202,7 +207,7 @@ func TestKillDuringPhase(t *testing.T) {
 			}
 			assertClean(t, b, c, got)
 			// The first live revision was stopped after v3 went live: no orphans.
-			eventually(t, 10*time.Second, "v1 instances gone", func() bool { return len(processesOf("hello--000001")) == 0 })
+			eventually(t, 10*time.Second, "v1 instances gone", func() bool { return len(b.processesOf("hello--000001")) == 0 })
 		})
 	}
 }

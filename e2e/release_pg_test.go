@@ -18,6 +18,7 @@ import (
 // migration (psql) against the same PostgreSQL database, declared as the
 // shared resource postgres:main, migrate one after the other.
 func TestReleaseMigratesRealPostgres(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
 	b := startBaton(t)
 	c := b.client()

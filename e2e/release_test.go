@@ -95,6 +95,7 @@ func assertNoOverlap(t testing.TB, log string) map[string]int {
 // never overlap; while one holds it, the other waits in phase
 // waiting-for-resource, and 409s and `resources list` name the holder.
 func TestReleaseSharedResource(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -135,6 +136,7 @@ func TestReleaseSharedResource(t *testing.T) {
 // resources run at the same time (each waits for the other's marker, which
 // would time out if they were serialized).
 func TestReleaseDisjointResourcesOverlap(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -160,6 +162,7 @@ func TestReleaseDisjointResourcesOverlap(t *testing.T) {
 // TestReleaseNoDeadlock: three apps with overlapping resource sets declared
 // in different orders, 30 concurrent deployments: all finish, no overlap.
 func TestReleaseNoDeadlock(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -207,6 +210,7 @@ func TestReleaseNoDeadlock(t *testing.T) {
 // and every lock released; kill -9 during releasing leaves no resource lock
 // and no process of the release command after the restart.
 func TestReleaseFailureAndCrash(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 // with no deployment in between: b unpacks the revision from the artifact
 // in the database, since it never had its files.
 func TestFailoverServesLiveRevision(t *testing.T) {
+	t.Parallel()
 	a, b := twoControllers(t)
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "fv"); err != nil {
@@ -77,6 +78,7 @@ func TestFailoverServesLiveRevision(t *testing.T) {
 // cannot succeed: status reports conflict restore_failed saying why, and a
 // new deployment replaces the revision.
 func TestRestoreMissingRevisionFolder(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

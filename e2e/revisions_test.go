@@ -55,6 +55,7 @@ func routingOf(t testing.TB, c *api.Client, app string) map[string]int {
 // statistical bounds; the cookie keeps a client on its revision; the
 // Baton-Revision header pins.
 func TestWeightedTraffic(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -129,6 +130,7 @@ func TestWeightedTraffic(t *testing.T) {
 // TestInvalidWeights: each broken rule is a problem naming it, and nothing
 // changes.
 func TestInvalidWeights(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -152,7 +154,7 @@ func TestInvalidWeights(t *testing.T) {
 		}
 	}
 	// Unhealthy revision: make revs[1]'s instance unhealthy by stopping it.
-	for _, pid := range processesOf(revs[1]) {
+	for _, pid := range b.processesOf(revs[1]) {
 		syscall.Kill(pid, syscall.SIGSTOP)
 		defer syscall.Kill(pid, syscall.SIGCONT)
 	}
@@ -164,7 +166,7 @@ func TestInvalidWeights(t *testing.T) {
 	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "no healthy instance") {
 		t.Errorf("traffic to an unhealthy revision: %v", err)
 	}
-	for _, pid := range processesOf(revs[1]) {
+	for _, pid := range b.processesOf(revs[1]) {
 		syscall.Kill(pid, syscall.SIGCONT)
 	}
 	// Two revisions with traffic in single mode.
@@ -187,6 +189,7 @@ func TestInvalidWeights(t *testing.T) {
 // TestStabilize: from three active revisions with split traffic, one
 // command leaves one active revision at 100 % with zero failed requests.
 func TestStabilize(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -213,7 +216,7 @@ func TestStabilize(t *testing.T) {
 		t.Fatalf("after stabilize: %v", got)
 	}
 	for _, r := range revs[:2] {
-		eventually(t, 10*time.Second, r+" stopped", func() bool { return len(processesOf(r)) == 0 })
+		eventually(t, 10*time.Second, r+" stopped", func() bool { return len(b.processesOf(r)) == 0 })
 	}
 	// Deactivated revisions can be activated again (files kept), at 0 %.
 	if _, err := c.RevisionOp(ctx, "st", revs[0], "activate", "", ""); err != nil {
@@ -233,6 +236,7 @@ func TestStabilize(t *testing.T) {
 // TestRevisionRetention: only the newest 10 inactive revisions keep their
 // files; reactivating an older one says why it cannot.
 func TestRevisionRetention(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

@@ -72,6 +72,7 @@ func logEvents(evs []sseEvent) []sseEvent {
 // every phase in order and the final state; reconnecting with
 // Last-Event-ID resumes without gaps or repeats.
 func TestLogStream(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "sse"); err != nil {

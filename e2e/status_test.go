@@ -59,6 +59,7 @@ func runFix(t testing.TB, b *batonProc, app, fix, path string) {
 // `status --check` exits 2 on it, runs the fix it suggests, and checks it
 // exits 0 after.
 func TestConflictCatalogue(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -116,7 +117,7 @@ func TestConflictCatalogue(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := mustSucceed(t, c, "tu", appDir(t, "v1"))
-		pids := processesOf(d.Revision)
+		pids := b.processesOf(d.Revision)
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGSTOP)
 		}
@@ -135,7 +136,7 @@ func TestConflictCatalogue(t *testing.T) {
 		d := mustSucceed(t, c, "cl", appDir(t, "v1"))
 		killed := map[int]bool{}
 		eventually(t, 60*time.Second, "crash loop detected", func() bool {
-			for _, pid := range processesOf(d.Revision) {
+			for _, pid := range b.processesOf(d.Revision) {
 				if !killed[pid] {
 					killed[pid] = true
 					syscall.Kill(pid, syscall.SIGKILL)
@@ -193,6 +194,7 @@ func TestConflictCatalogue(t *testing.T) {
 // TestWaitAndStatusDisplay: `baton wait APP` returns once the queue drains;
 // the human status shows the running operation and the history.
 func TestWaitAndStatusDisplay(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "wt"); err != nil {

@@ -72,6 +72,7 @@ func slotsApp(t testing.TB, b *batonProc, app string) {
 // nothing fails, and the new production instances were warmed before they
 // got traffic.
 func TestSwapStickySettings(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	slotsApp(t, b, "sw")
@@ -125,6 +126,7 @@ func TestSwapStickySettings(t *testing.T) {
 // the swap after its attempts, production untouched; a redirect is not
 // followed.
 func TestSwapWarmupRules(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -179,6 +181,7 @@ func TestSwapWarmupRules(t *testing.T) {
 
 // TestSwapPreview: pause, inspect, complete; and pause, cancel → as before.
 func TestSwapPreview(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -230,6 +233,7 @@ func TestSwapPreview(t *testing.T) {
 // TestSwapConflictsAndAutoSwap: a swap while a deployment runs is queued
 // (queue) or refused naming it (fail); auto-swap follows a staging deploy.
 func TestSwapConflictsAndAutoSwap(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
@@ -281,6 +285,7 @@ func TestSwapConflictsAndAutoSwap(t *testing.T) {
 // (the source slot serves its own settings again, nothing is held), and
 // the audit log says so.
 func TestSwapPreviewExpires(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()
