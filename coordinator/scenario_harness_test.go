@@ -159,6 +159,18 @@ func (b *batonEnv) processes(rev string) []int {
 	return pids
 }
 
+// instances counts the running app instances of this baton (processes
+// of the example app, not the shells the supervisor starts them with).
+func (b *batonEnv) instances() int {
+	n := 0
+	for _, pid := range b.processes("") {
+		if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && exe == helloBin {
+			n++
+		}
+	}
+	return n
+}
+
 // procState is a process's state letter, "" if it does not exist.
 func procState(pid int) string {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

@@ -68,7 +68,7 @@ func TestScenarioQueueFIFO(t *testing.T) {
 	if got := b.routing("q"); len(got) != 1 || got[live.Revision] != 100 {
 		t.Fatalf("routing after the queue: %v, want %s at 100", got, live.Revision)
 	}
-	eventually(t, 10e9, "only the live revision runs", func() bool { return len(b.processes("")) == len(b.processes(live.Revision)) })
+	eventually(t, 10e9, "only the live revision runs", func() bool { return b.instances() == 1 && len(b.processes(live.Revision)) == len(b.processes("")) })
 	b.noLocks()
 }
 
