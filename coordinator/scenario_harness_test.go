@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,15 @@ import (
 var helloBin string
 
 func TestMain(m *testing.M) {
+	// The scenarios mostly wait on child processes and the network, not
+	// the CPU: unless -parallel is given, run more of them at once than
+	// the default GOMAXPROCS.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", "6")
+	}
 	dir, err := os.MkdirTemp("", "baton-coordinator-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,10 +93,22 @@ func startBaton(t testing.TB) *batonEnv {
 // open starts baton on b's data directory (again, after close).
 func (b *batonEnv) open() {
 	b.t.Helper()
-	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: b.data, APIAddr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0",
-		ControllerID: "test", DrainTimeout: 5 * time.Second, StopGrace: 2 * time.Second,
-	})
+	var srv *server.Server
+	var err error
+	// The data directory's lock (flock) belongs to the open file: a child
+	// that another test forks while this one closes holds a copy until it
+	// execs, so a re-open right after a close may briefly find it taken.
+	ours := fmt.Sprintf("(pid %d)", os.Getpid())
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		srv, err = server.Open(context.Background(), server.Config{
+			DataDir: b.data, APIAddr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0",
+			ControllerID: "test", DrainTimeout: 5 * time.Second, StopGrace: 2 * time.Second,
+		})
+		if err == nil || !strings.Contains(err.Error(), ours) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		b.t.Fatalf("open baton: %v", err)
 	}
@@ -529,6 +551,8 @@ func (b *batonEnv) startLoad(host string, n int) *load {
 					l.versions[a.Version]++
 				}
 				l.mu.Unlock()
+				// A steady load, not a flood: the other tests share the CPU.
+				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 	}

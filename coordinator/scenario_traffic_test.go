@@ -50,18 +50,18 @@ func TestScenarioWeightedTraffic(t *testing.T) {
 	}
 	b.succeed(op.ID)
 	counts := map[string]int{}
-	const n = 1000
+	const n = 400
 	for i := 0; i < n; i++ {
 		counts[b.ask(host("split", "")).Version]++
 	}
-	if share := float64(counts["v1"]) / n; share < 0.75 || share > 0.85 {
-		t.Fatalf("v1 share %.3f outside 0.80 ± 0.05 (%v)", share, counts)
+	if share := float64(counts["v1"]) / n; share < 0.72 || share > 0.88 {
+		t.Fatalf("v1 share %.3f outside 0.80 ± 0.08 (4σ at 400 requests): %v", share, counts)
 	}
 
 	jar, _ := cookiejar.New(nil)
 	sticky := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	first := ""
-	for i := 0; i < 30; i++ {
+	for i := 0; i < 20; i++ {
 		req, _ := http.NewRequest("GET", "http://"+b.srv.ProxyAddr()+"/", nil)
 		req.Host = host("split", "")
 		resp, err := sticky.Do(req)
@@ -79,7 +79,7 @@ func TestScenarioWeightedTraffic(t *testing.T) {
 		}
 	}
 	for _, rev := range revs {
-		for i := 0; i < 10; i++ {
+		for i := 0; i < 5; i++ {
 			if a := b.ask(host("split", ""), "Baton-Revision", rev); a.Revision != rev {
 				t.Fatalf("pinned to %s, answered %+v", rev, a)
 			}
