@@ -2,18 +2,11 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
 )
-
-// ConfigChange is the params of a KindConfig operation.
-type ConfigChange struct {
-	Set   []baton.Setting `json:"set,omitempty"`
-	Unset []string        `json:"unset,omitempty"`
-}
 
 // configure applies a settings change and turns the operation into a
 // redeploy of the slot's live artifact with the new environment. For a
@@ -24,9 +17,9 @@ func (p *pipeline) configure() (redeploy bool, err error) {
 		return true, nil
 	}
 	c := p.c
-	var ch ConfigChange
-	if err := json.Unmarshal([]byte(p.d.Params), &ch); err != nil {
-		return false, fmt.Errorf("config params: %w", err)
+	ch, err := baton.DecodeParams[baton.SettingsChange](p.d.Kind, p.d.Params)
+	if err != nil {
+		return false, err
 	}
 	ctx := p.r.ctx
 	for _, s := range ch.Set {
@@ -88,7 +81,7 @@ func heaviest(rws []baton.RevisionWeight) string {
 
 // SetSettings changes settings of a slot through the app's queue and lock
 // (a settings change restarts the slot's live revision as a new revision).
-func (c *Coordinator) SetSettings(ctx context.Context, req OpRequest, ch ConfigChange) (baton.Deployment, error) {
+func (c *Coordinator) SetSettings(ctx context.Context, req baton.OpRequest, ch baton.SettingsChange) (baton.Deployment, error) {
 	for i, s := range ch.Set {
 		s.App, s.Slot = req.App, req.Slot
 		if err := baton.ValidateSetting(s); err != nil {
@@ -96,7 +89,6 @@ func (c *Coordinator) SetSettings(ctx context.Context, req OpRequest, ch ConfigC
 		}
 		ch.Set[i] = s
 	}
-	b, _ := json.Marshal(ch)
-	req.Kind, req.Params = baton.KindConfig, string(b)
+	req.Kind, req.Params = baton.KindConfig, ch
 	return c.SubmitOp(ctx, req)
 }

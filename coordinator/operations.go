@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,19 +10,12 @@ import (
 	"github.com/batonhq/baton"
 )
 
-// OpRequest asks for an operation that goes through the app's queue and
-// lock like a deployment (traffic, stabilize, revision changes, settings).
-type OpRequest struct {
-	App, Slot string
-	Kind      baton.Kind
-	Params    string
-	Policy    baton.Policy
-	Author    string
-	Message   string
-}
-
 // SubmitOp queues an operation under its conflict policy.
-func (c *Coordinator) SubmitOp(ctx context.Context, req OpRequest) (baton.Deployment, error) {
+func (c *Coordinator) SubmitOp(ctx context.Context, req baton.OpRequest) (baton.Deployment, error) {
+	params, err := baton.EncodeParams(req.Kind, req.Params)
+	if err != nil {
+		return baton.Deployment{}, err
+	}
 	if req.Slot == "" {
 		req.Slot = baton.ProductionSlot
 	}
@@ -34,7 +26,7 @@ func (c *Coordinator) SubmitOp(ctx context.Context, req OpRequest) (baton.Deploy
 		return baton.Deployment{}, err
 	}
 	res, err := c.enqueue(ctx, baton.Deployment{
-		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: req.Kind, Params: req.Params,
+		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: req.Kind, Params: params,
 		Policy: req.Policy, Author: req.Author, Message: req.Message,
 	}, nil)
 	return res.Deployment, err
@@ -56,58 +48,40 @@ func (c *Coordinator) Wait(ctx context.Context, id string) (baton.Deployment, er
 	}
 }
 
-// revisionParams is the params of operations on one revision.
-type revisionParams struct {
-	Revision string `json:"revision"`
-}
-
-// TrafficParams is the params of a KindTraffic operation.
-type TrafficParams struct {
-	Weights map[string]int `json:"weights"`
-}
-
-// ValidateWeights checks what can be checked without looking at the app:
-// integers 0..100 summing to exactly 100.
-func ValidateWeights(w map[string]int) error {
-	if len(w) == 0 {
-		return baton.Errorf(baton.EINVALID, "weights are empty: give at least one revision=percent, e.g. hello--000003=100")
-	}
-	sum := 0
-	for rev, n := range w {
-		if n < 0 || n > 100 {
-			return baton.Errorf(baton.EINVALID, "weight of %s is %d: weights are whole percents from 0 to 100", rev, n)
-		}
-		sum += n
-	}
-	if sum != 100 {
-		return baton.Errorf(baton.EINVALID, "weights sum to %d: they must sum to exactly 100", sum)
-	}
-	return nil
-}
-
-// operate runs an operation that is not a deployment.
+// operate runs an operation that is not a deployment. Its params are
+// read first: an operation whose stored params cannot be read fails,
+// saying why, before it changes anything.
 func (c *Coordinator) operate(p *pipeline) error {
 	ctx := p.r.ctx
 	d := p.d
-	var rp revisionParams
-	_ = json.Unmarshal([]byte(d.Params), &rp)
 	switch d.Kind {
 	case baton.KindTraffic:
-		var tp TrafficParams
-		if err := json.Unmarshal([]byte(d.Params), &tp); err != nil {
-			return baton.Errorf(baton.EINVALID, "traffic params: %v", err)
+		tp, err := baton.DecodeParams[baton.TrafficParams](d.Kind, d.Params)
+		if err != nil {
+			return err
 		}
 		return c.setTraffic(ctx, p, tp.Weights)
-	case baton.KindStabilize:
-		return c.stabilize(ctx, p, rp.Revision)
-	case baton.KindActivate:
-		return c.activate(ctx, p, rp.Revision)
-	case baton.KindDeactivate:
-		return c.deactivate(ctx, p, rp.Revision)
-	case baton.KindRestart:
-		return c.restartRevision(ctx, p, rp.Revision)
 	case baton.KindSwap:
-		return c.swap(ctx, p)
+		sp, err := baton.DecodeParams[baton.SwapParams](d.Kind, d.Params)
+		if err != nil {
+			return err
+		}
+		return c.swap(ctx, p, sp)
+	case baton.KindStabilize, baton.KindActivate, baton.KindDeactivate, baton.KindRestart:
+		rp, err := baton.DecodeParams[baton.RevisionParams](d.Kind, d.Params)
+		if err != nil {
+			return err
+		}
+		switch d.Kind {
+		case baton.KindStabilize:
+			return c.stabilize(ctx, p, rp.Revision)
+		case baton.KindActivate:
+			return c.activate(ctx, p, rp.Revision)
+		case baton.KindDeactivate:
+			return c.deactivate(ctx, p, rp.Revision)
+		default:
+			return c.restartRevision(ctx, p, rp.Revision)
+		}
 	}
 	return baton.Errorf(baton.EINVALID, "unknown operation %q", d.Kind)
 }
@@ -150,7 +124,7 @@ func (c *Coordinator) route(p *pipeline, slots map[string][]baton.RevisionWeight
 }
 
 func (c *Coordinator) setTraffic(ctx context.Context, p *pipeline, weights map[string]int) error {
-	if err := ValidateWeights(weights); err != nil {
+	if err := baton.ValidateWeights(weights); err != nil {
 		return err
 	}
 	app, err := c.cfg.Store.App(ctx, p.d.App)

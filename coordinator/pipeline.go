@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,8 +28,10 @@ type pipeline struct {
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
-	group    *supervisor.Group
-	log      *instanceLog
+	// weight is the traffic percent a deploy asked for (multiple mode).
+	weight int
+	group  *supervisor.Group
+	log    *instanceLog
 	// manifest is the revision's manifest once loaded (nil before).
 	manifest *baton.Manifest
 }
@@ -61,7 +62,15 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	p := &pipeline{c: c, r: r, fence: fence, d: r.d}
 	var err error
 	switch r.d.Kind {
-	case baton.KindDeploy, baton.KindConfig, "":
+	case baton.KindDeploy, "":
+		var dp baton.DeployParams
+		if dp, err = baton.DecodeParams[baton.DeployParams](r.d.Kind, r.d.Params); err == nil {
+			p.weight = dp.RequestedWeight()
+			if err = p.prepare(); err == nil {
+				err = p.goLive()
+			}
+		}
+	case baton.KindConfig:
 		var redeploy bool
 		if redeploy, err = p.configure(); err == nil && redeploy {
 			if err = p.prepare(); err == nil {
@@ -258,7 +267,7 @@ func (p *pipeline) goLive() error {
 	if err != nil {
 		return err
 	}
-	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, requestedWeight(p.d))
+	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, p.weight)
 	if err := c.cfg.Store.SetRouting(ctx, p.fence, map[string][]baton.RevisionWeight{p.d.Slot: next}); err != nil {
 		return err
 	}
@@ -370,15 +379,6 @@ func scaleWeights(cur []baton.RevisionWeight, target int) []baton.RevisionWeight
 		next[heaviest].Weight += target - sum
 	}
 	return next
-}
-
-// requestedWeight is the traffic a deploy asked for (multiple mode).
-func requestedWeight(d baton.Deployment) int {
-	var p struct {
-		Weight int `json:"weight"`
-	}
-	_ = json.Unmarshal([]byte(d.Params), &p)
-	return p.Weight
 }
 
 func describeRouting(rws []baton.RevisionWeight) string {

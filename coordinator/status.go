@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -128,12 +127,18 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 		}
 	}
 	if d := st.Running; d != nil && d.Kind == baton.KindSwap && d.Phase == baton.PhaseAwaitingCompletion && d.PhaseStartedAt != nil {
-		var sp SwapParams
-		_ = json.Unmarshal([]byte(d.Params), &sp)
 		open := now.Sub(*d.PhaseStartedAt)
-		add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
-			"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
-			d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.previewTimeout()-open, 0).Round(time.Second))
+		// The run read these params before its preview began; if they
+		// cannot be read here, the sentence says so instead of guessing.
+		if sp, err := baton.DecodeParams[baton.SwapParams](d.Kind, d.Params); err == nil {
+			add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+				"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
+				d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.PreviewLimit()-open, 0).Round(time.Second))
+		} else {
+			add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+				"swap %s has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s` (%s)",
+				d.ID, open.Round(time.Second), app, d.ID, baton.ErrorMessage(err))
+		}
 	}
 	if d := st.Running; d != nil && d.PhaseStartedAt != nil {
 		if limit := c.phaseLimit(*d); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {

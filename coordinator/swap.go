@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,57 +14,10 @@ import (
 	"github.com/batonhq/baton/manifest"
 )
 
-// SwapParams is the params of a KindSwap operation.
-type SwapParams struct {
-	Source  string `json:"source"`
-	Target  string `json:"target"`
-	Preview bool   `json:"preview"`
-	// PreviewTimeout is how long a preview waits for complete before it is
-	// cancelled, as a Go duration ("30m"); empty: DefaultPreviewTimeout.
-	// Only with Preview.
-	PreviewTimeout string `json:"preview_timeout,omitempty"`
-}
-
-// DefaultPreviewTimeout is how long a swap preview waits for complete.
-const DefaultPreviewTimeout = time.Hour
-
-// previewTimeout is the preview's deadline (Swap has checked it).
-func (sp SwapParams) previewTimeout() time.Duration {
-	if d, err := time.ParseDuration(sp.PreviewTimeout); err == nil && d > 0 {
-		return d
-	}
-	return DefaultPreviewTimeout
-}
-
-// checkPreviewTimeout validates PreviewTimeout and writes it out in full.
-func (sp *SwapParams) checkPreviewTimeout() error {
-	if sp.PreviewTimeout == "" {
-		if sp.Preview {
-			sp.PreviewTimeout = DefaultPreviewTimeout.String()
-		}
-		return nil
-	}
-	if !sp.Preview {
-		return baton.Errorf(baton.EINVALID, "preview_timeout %q is given without preview: only a preview waits", sp.PreviewTimeout)
-	}
-	d, err := time.ParseDuration(sp.PreviewTimeout)
-	if err != nil || d <= 0 {
-		return baton.Errorf(baton.EINVALID, "preview_timeout %q is not a positive duration such as 30m or 2h", sp.PreviewTimeout)
-	}
-	sp.PreviewTimeout = d.String()
-	return nil
-}
-
 // Swap queues a swap of two slots' live revisions through the app's queue
 // and lock.
-func (c *Coordinator) Swap(ctx context.Context, req OpRequest, sp SwapParams) (baton.Deployment, error) {
-	if sp.Target == "" {
-		sp.Target = baton.ProductionSlot
-	}
-	if sp.Source == sp.Target {
-		return baton.Deployment{}, baton.Errorf(baton.EINVALID, "source and target are both %q: a swap needs two different slots", sp.Source)
-	}
-	if err := sp.checkPreviewTimeout(); err != nil {
+func (c *Coordinator) Swap(ctx context.Context, req baton.OpRequest, sp baton.SwapParams) (baton.Deployment, error) {
+	if err := sp.Check(); err != nil {
 		return baton.Deployment{}, err
 	}
 	a, err := c.cfg.Store.App(ctx, req.App)
@@ -77,8 +29,7 @@ func (c *Coordinator) Swap(ctx context.Context, req OpRequest, sp SwapParams) (b
 			return baton.Deployment{}, baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist; create it with `baton slots create %s %s`", s, req.App, req.App, s)
 		}
 	}
-	b, _ := json.Marshal(sp)
-	req.Kind, req.Slot, req.Params = baton.KindSwap, sp.Target, string(b)
+	req.Kind, req.Slot, req.Params = baton.KindSwap, sp.Target, sp
 	return c.SubmitOp(ctx, req)
 }
 
@@ -113,11 +64,7 @@ func orDash(s string) string {
 // (preview), start the target's revision with the source's sticky
 // settings, then switch both slots in one step and drain the old instances.
 // Any failure before the switch stops what was started: nothing changed.
-func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
-	var sp SwapParams
-	if err := json.Unmarshal([]byte(p.d.Params), &sp); err != nil {
-		return baton.Errorf(baton.EINVALID, "swap params: %v", err)
-	}
+func (c *Coordinator) swap(ctx context.Context, p *pipeline, sp baton.SwapParams) error {
 	app := p.d.App
 	src := heaviest(c.slotRouting(app, sp.Source))
 	tgt := heaviest(c.slotRouting(app, sp.Target))
@@ -213,7 +160,7 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
 // preview routes the source slot to the new instances (the source's code
 // with the target's settings) and waits for CompleteSwap; a cancel puts the
 // source slot back on its own instances.
-func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, newSrc *instances) error {
+func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp baton.SwapParams, newSrc *instances) error {
 	app := p.d.App
 	pv := *newSrc
 	pv.rev.Slot = sp.Source
@@ -225,7 +172,7 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	if err := p.enter(baton.PhaseAwaitingCompletion); err != nil {
 		return err
 	}
-	limit := sp.previewTimeout()
+	limit := sp.PreviewLimit()
 	c.logf(p.d.ID, "preview: %s serves %s with %s's settings; complete with `baton swap complete %s` or cancel with `baton swap cancel %s` within %s, else it is cancelled",
 		c.host(app, sp.Source), pv.rev.Name, sp.Target, p.d.ID, p.d.ID, limit)
 	expired := time.NewTimer(limit)
@@ -382,8 +329,8 @@ func (c *Coordinator) autoSwap(p *pipeline) {
 	if !ok || s.AutoSwapTo == "" {
 		return
 	}
-	d, err := c.Swap(ctx, OpRequest{App: p.d.App, Author: p.d.Author, Message: "auto-swap after " + p.d.ID, Policy: baton.PolicyQueue},
-		SwapParams{Source: p.d.Slot, Target: s.AutoSwapTo})
+	d, err := c.Swap(ctx, baton.OpRequest{App: p.d.App, Author: p.d.Author, Message: "auto-swap after " + p.d.ID, Policy: baton.PolicyQueue},
+		baton.SwapParams{Source: p.d.Slot, Target: s.AutoSwapTo})
 	if err != nil {
 		c.logf(p.d.ID, "auto-swap to %s could not be queued: %s", s.AutoSwapTo, baton.ErrorMessage(err))
 		return
