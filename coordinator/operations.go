@@ -101,28 +101,6 @@ func (c *Coordinator) healthyCount(rev, slot string) int {
 	return n
 }
 
-// route records and installs a slot's new routing, then drains and stops
-// what lost its route. Cancels are ignored from here on.
-func (c *Coordinator) route(p *pipeline, slots map[string][]baton.RevisionWeight) error {
-	ctx, err := p.beginSwitch()
-	if err != nil {
-		return err
-	}
-	if err := c.cfg.Store.SetRouting(ctx, p.fence, slots); err != nil {
-		return err
-	}
-	retired := c.applyRouting(p.d.App, slots)
-	names := make([]string, 0, len(slots))
-	for s := range slots {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	for _, s := range names {
-		c.logf(p.d.ID, "%s: %s", c.host(p.d.App, s), describeRouting(slots[s]))
-	}
-	return p.drain(ctx, retired)
-}
-
 func (c *Coordinator) setTraffic(ctx context.Context, p *pipeline, weights map[string]int) error {
 	if err := baton.ValidateWeights(weights); err != nil {
 		return err

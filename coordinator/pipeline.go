@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/manifest"
 	"github.com/batonhq/baton/supervisor"
 )
@@ -281,133 +282,6 @@ func (p *pipeline) goLive() error {
 	return p.drain(ctx, retired)
 }
 
-// beginSwitch starts the part of an operation that always completes: from
-// here a cancel no longer applies (unless it came first) and the phase is
-// switching. It returns the context for the rest, which ignores cancels.
-func (p *pipeline) beginSwitch() (context.Context, error) {
-	p.r.mu.Lock()
-	if err := p.r.ctx.Err(); err != nil {
-		p.r.mu.Unlock()
-		return nil, err
-	}
-	p.r.switching = true
-	p.r.mu.Unlock()
-	ctx := context.WithoutCancel(p.r.ctx)
-	return ctx, p.enterUncancellable(ctx, baton.PhaseSwitching)
-}
-
-// enterUncancellable records a phase of the part that always completes.
-func (p *pipeline) enterUncancellable(ctx context.Context, ph baton.Phase) error {
-	p.observePhase()
-	p.d.Phase = ph
-	if err := p.c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, ph, p.rev); err != nil {
-		return err
-	}
-	p.c.logf(p.d.ID, "phase %s", ph)
-	return nil
-}
-
-// drain moves to phase draining for the revisions that lost their routes,
-// lets their in-flight requests finish, then stops them.
-func (p *pipeline) drain(ctx context.Context, retired []*instances) error {
-	if len(retired) == 0 {
-		return nil
-	}
-	if err := p.enterUncancellable(ctx, baton.PhaseDraining); err != nil {
-		return err
-	}
-	for _, in := range retired {
-		p.c.logf(p.d.ID, "%s finishes its in-flight requests (up to %s)", in.rev.Name, p.c.cfg.DrainTimeout)
-		p.c.retire(in, p.d.ID)
-	}
-	return nil
-}
-
-// nextRouting is a slot's routing after rev goes live. In single mode rev
-// takes 100 %. In multiple mode it joins the active revisions with the
-// requested weight (the others scaled to make room), or takes the place of
-// the revision it replaces, or takes 100 % when nothing had traffic.
-func nextRouting(mode string, cur []baton.RevisionWeight, rev, replaces string, weight int) []baton.RevisionWeight {
-	total := 0
-	for _, rw := range cur {
-		total += rw.Weight
-	}
-	if mode != baton.RevisionsMultiple || total == 0 {
-		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
-	}
-	if replaces != "" {
-		next := make([]baton.RevisionWeight, 0, len(cur))
-		for _, rw := range cur {
-			if rw.Revision == replaces {
-				rw.Revision = rev
-			}
-			next = append(next, rw)
-		}
-		return next
-	}
-	if weight <= 0 {
-		return append(cur, baton.RevisionWeight{Revision: rev, Weight: 0})
-	}
-	if weight >= 100 {
-		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
-	}
-	next := scaleWeights(cur, 100-weight)
-	return append(next, baton.RevisionWeight{Revision: rev, Weight: weight})
-}
-
-// scaleWeights rescales weights to sum to target, keeping their proportions;
-// rounding leftovers go to the heaviest.
-func scaleWeights(cur []baton.RevisionWeight, target int) []baton.RevisionWeight {
-	total := 0
-	for _, rw := range cur {
-		total += rw.Weight
-	}
-	next := make([]baton.RevisionWeight, len(cur))
-	sum, heaviest := 0, 0
-	for i, rw := range cur {
-		w := 0
-		if total > 0 {
-			w = rw.Weight * target / total
-		}
-		next[i] = baton.RevisionWeight{Revision: rw.Revision, Weight: w}
-		sum += w
-		if rw.Weight > cur[heaviest].Weight {
-			heaviest = i
-		}
-	}
-	if len(next) > 0 {
-		next[heaviest].Weight += target - sum
-	}
-	return next
-}
-
-func describeRouting(rws []baton.RevisionWeight) string {
-	parts := make([]string, len(rws))
-	for i, rw := range rws {
-		parts[i] = fmt.Sprintf("%s %d%%", rw.Revision, rw.Weight)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// retire drains a revision that no longer serves, then stops it.
-// depID, if set, is the operation whose log records it.
-func (c *Coordinator) retire(old *instances, depID string) {
-	note := func(format string, args ...any) {
-		if depID != "" {
-			c.logf(depID, format, args...)
-		}
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.cfg.DrainTimeout)
-	if err := c.cfg.Proxy.Drain(dctx, old.group.Addrs()); err != nil {
-		note("drain of %s ended by its timeout: %v", old.rev.Name, err)
-	}
-	cancel()
-	if err := old.stop(); err != nil {
-		c.log.Warn("stop old revision", "revision", old.rev.Name, "err", err)
-	}
-	note("stopped %s", old.rev.Name)
-}
-
 // cleanup undoes a deployment that did not go live.
 func (p *pipeline) cleanup() {
 	if p.group != nil {
@@ -524,4 +398,16 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 		case <-t.C:
 		}
 	}
+}
+
+// extract unpacks the deployment's artifact into dir.
+func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
+	if err := c.localArtifact(ctx, d.ArtifactDigest); err != nil {
+		return err
+	}
+	if err := artifact.Extract(ctx, c.cfg.Artifacts.Path(d.ArtifactDigest), d.ArtifactType, dir, c.cfg.ExtractLimits); err != nil {
+		return err
+	}
+	c.logf(d.ID, "extracted %s artifact %s", d.ArtifactType, d.ArtifactDigest[:12])
+	return nil
 }

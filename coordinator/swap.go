@@ -212,35 +212,6 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp baton.SwapPar
 	return context.Cause(ctx)
 }
 
-// install adds running instances and routes in one step (the swap's
-// switch), and returns the instances no longer routed.
-func (c *Coordinator) install(app string, add []*instances, slots map[string][]baton.RevisionWeight) []*instances {
-	c.mu.Lock()
-	kept := map[*instances]bool{}
-	for _, in := range add {
-		c.running[runKey{in.rev.Name, in.rev.Slot}] = in
-		kept[in] = true
-	}
-	c.mu.Unlock()
-	var retired []*instances
-	for _, in := range c.applyRouting(app, slots) {
-		// A previewed group also ran under the source's key; it lives on.
-		if !kept[in] && !sameGroup(in, add) {
-			retired = append(retired, in)
-		}
-	}
-	return retired
-}
-
-func sameGroup(in *instances, list []*instances) bool {
-	for _, o := range list {
-		if o.group == in.group {
-			return true
-		}
-	}
-	return false
-}
-
 // warm requests each warm-up path on each instance (header Baton-Warmup: 1,
 // no redirects followed) until it answers acceptably, up to the retry limit.
 func (c *Coordinator) warm(ctx context.Context, p *pipeline, in *instances, slot string) error {

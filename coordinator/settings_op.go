@@ -68,17 +68,6 @@ func flags(s baton.Setting) string {
 	return out
 }
 
-// heaviest returns the revision with the most traffic, "" if none.
-func heaviest(rws []baton.RevisionWeight) string {
-	best, top := "", -1
-	for _, rw := range rws {
-		if rw.Weight > top {
-			best, top = rw.Revision, rw.Weight
-		}
-	}
-	return best
-}
-
 // SetSettings changes settings of a slot through the app's queue and lock
 // (a settings change restarts the slot's live revision as a new revision).
 func (c *Coordinator) SetSettings(ctx context.Context, req baton.OpRequest, ch baton.SettingsChange) (baton.Deployment, error) {
