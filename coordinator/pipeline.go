@@ -31,8 +31,9 @@ type pipeline struct {
 	replaces string
 	// weight is the traffic percent a deploy asked for (multiple mode).
 	weight int
-	group  *supervisor.Group
-	log    *instanceLog
+	// started is the new revision's instances, healthy, until the
+	// switch hands them to the running table (nil before and after).
+	started *instances
 	// manifest is the revision's manifest once loaded (nil before).
 	manifest *baton.Manifest
 }
@@ -209,91 +210,61 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return err
 	}
-	p.log, err = openInstanceLog(c, p.d.App, p.rev, p.d.ID)
-	if err != nil {
-		cancel()
-		return err
-	}
-	runEnv, err := c.revisionEnv(ctx, rev, p.dir)
-	if err == nil {
-		p.group, err = c.startGroup(ctx, rev, p.dir, m, runEnv, p.log)
-	}
-	if err != nil {
-		cancel()
-		return asPhaseError(ctx, err)
-	}
-	c.logf(p.d.ID, "started %d instance(s) on %v", m.Run.Instances, p.group.Addrs())
-	// The health wait runs from the start so an instance that exits fails
-	// the deployment at once, whichever phase we are in.
-	var healthErr error
-	healthDone := make(chan struct{})
-	go func() {
-		defer close(healthDone)
-		healthErr = p.group.WaitHealthy(ctx)
-	}()
-	defer func() { cancel(); <-healthDone }()
-	if err := waitListening(ctx, p.group.Addrs(), m.Health.Interval, healthDone); err != nil {
-		return asPhaseError(ctx, err)
-	}
-	if err := p.enter(baton.PhaseHealthChecking); err != nil {
-		return err
-	}
-	select {
-	case <-healthDone:
-	case <-ctx.Done():
-		<-healthDone
-	}
-	if err := healthErr; err != nil {
+	p.started, err = c.startRevision(ctx, revisionStart{rev: rev, dir: p.dir, manifest: &m, dep: p.d.ID, deployment: p})
+	cancel()
+	var ef enterFailed
+	var uh unhealthy
+	switch {
+	case err == nil:
+	case errors.As(err, &ef):
+		return ef.err
+	case errors.As(err, &uh):
 		if errors.As(context.Cause(ctx), new(phaseDeadline)) {
-			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, err)
+			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, uh.err)
 		}
 		if p.r.ctx.Err() != nil {
 			return p.r.ctx.Err()
 		}
-		return baton.Errorf(baton.EUNPROCESSABLE, "%s", err)
+		return baton.Errorf(baton.EUNPROCESSABLE, "%s", uh.err)
+	default:
+		return asPhaseError(ctx, err)
 	}
 	c.logf(p.d.ID, "all instances healthy at %s", m.Health.Path)
 	return nil
 }
 
 // goLive switches the slot to the new revision and drains what no longer
-// serves. From the moment switching starts, the deployment completes.
+// serves (see switchTo). From the moment switching starts, the deployment
+// completes.
 func (p *pipeline) goLive() error {
 	c := p.c
-	ctx, err := p.beginSwitch()
-	if err != nil {
-		return err
-	}
-	app, err := c.cfg.Store.App(ctx, p.d.App)
+	app, err := c.cfg.Store.App(p.r.ctx, p.d.App)
 	if err != nil {
 		return err
 	}
 	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, p.weight)
-	if err := c.cfg.Store.SetRouting(ctx, p.fence, map[string][]baton.RevisionWeight{p.d.Slot: next}); err != nil {
-		return err
+	installed, err := p.switchTo(switchRoutes{
+		slots: map[string][]baton.RevisionWeight{p.d.Slot: next},
+		start: []*instances{p.started},
+		notes: []string{fmt.Sprintf("%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))},
+	})
+	if installed {
+		p.started.log.Detach() // later output goes to the revision log only
+		p.started = nil        // owned by the running table now
 	}
-	newLog := p.log
-	defer newLog.Detach() // later output goes to the revision log only
-	c.addRunning(&instances{rev: p.revision, group: p.group, log: p.log})
-	retired := c.applyRouting(p.d.App, map[string][]baton.RevisionWeight{p.d.Slot: next})
-	p.group.SetLive()
-	p.group, p.log = nil, nil // owned by the running table now
-	c.logf(p.d.ID, "%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))
-	return p.drain(ctx, retired)
+	return err
 }
 
 // cleanup undoes a deployment that did not go live.
 func (p *pipeline) cleanup() {
-	if p.group != nil {
+	if p.started != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.r.ctx), time.Minute)
-		if err := p.group.Stop(ctx); err != nil {
+		if err := p.started.group.Stop(ctx); err != nil {
 			p.c.log.Warn("stop instances of failed revision", "revision", p.rev, "err", err)
 		}
 		cancel()
+		p.started.log.Close()
 		p.c.logf(p.d.ID, "stopped the new instances")
-	}
-	if p.log != nil {
-		p.log.Close()
 	}
 	if p.dir != "" {
 		if err := os.RemoveAll(p.dir); err != nil {

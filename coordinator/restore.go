@@ -172,7 +172,7 @@ func (c *Coordinator) restoreApp(app string) (complete bool) {
 	for _, r := range missing {
 		c.setRestoring(r, nil, false)
 		c.changes.notify()
-		in, err := c.launch(c.ctx, r, "")
+		in, err := c.startRevision(c.ctx, revisionStart{rev: r, dep: ""})
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Error("restore revision; trying again", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)

@@ -219,20 +219,29 @@ func describeRouting(rws []baton.RevisionWeight) string {
 	return strings.Join(parts, ", ")
 }
 
-// install adds running instances and routes in one step (the swap's
-// switch), and returns the instances no longer routed.
+// install makes instances serve in one step: they enter the running
+// table (each replacing what ran under its revision and slot), the given
+// slots get their new routing, and the proxy table is published (with nil
+// slots, the routing is as it was). It returns the instances that no
+// longer serve: those replaced, and those no longer routed. See switchTo.
 func (c *Coordinator) install(app string, add []*instances, slots map[string][]baton.RevisionWeight) []*instances {
+	var retired []*instances
 	c.mu.Lock()
-	kept := map[*instances]bool{}
 	for _, in := range add {
-		c.running[runKey{in.rev.Name, in.rev.Slot}] = in
-		kept[in] = true
+		k := runKey{in.rev.Name, in.rev.Slot}
+		if old := c.running[k]; old != nil && !sameGroup(old, add) {
+			retired = append(retired, old)
+		}
+		c.running[k] = in
 	}
 	c.mu.Unlock()
-	var retired []*instances
+	if slots == nil {
+		c.publishRoutes()
+		return retired
+	}
 	for _, in := range c.applyRouting(app, slots) {
 		// A previewed group also ran under the source's key; it lives on.
-		if !kept[in] && !sameGroup(in, add) {
+		if !sameGroup(in, add) {
 			retired = append(retired, in)
 		}
 	}

@@ -8,14 +8,10 @@ import (
 	"github.com/batonhq/baton/artifact"
 )
 
-// configure applies a settings change and turns the operation into a
-// redeploy of the slot's live artifact with the new environment. For a
-// plain deploy it does nothing. redeploy is false when there is nothing live
-// to restart.
+// configure applies a settings change (KindConfig) and turns the
+// operation into a redeploy of the slot's live artifact with the new
+// environment. redeploy is false when there is nothing live to restart.
 func (p *pipeline) configure() (redeploy bool, err error) {
-	if p.d.Kind != baton.KindConfig {
-		return true, nil
-	}
 	c := p.c
 	ch, err := baton.DecodeParams[baton.SettingsChange](p.d.Kind, p.d.Params)
 	if err != nil {

@@ -10,27 +10,118 @@ import (
 	"github.com/batonhq/baton/supervisor"
 )
 
-// launch starts a revision's instances in its slot and waits until they are
-// healthy (bounded by start_timeout). dep, if set, receives their output.
-func (c *Coordinator) launch(ctx context.Context, r baton.Revision, dep string) (*instances, error) {
-	spec, m, out, err := c.revisionSpec(ctx, r, dep)
-	if err != nil {
-		return nil, err
+// revisionStart asks startRevision for a revision's instances.
+type revisionStart struct {
+	// rev runs in rev.Slot, with that slot's sticky settings.
+	rev baton.Revision
+	// dir and manifest are the revision's folder and manifest when the
+	// caller has them (a deployment's new revision); without them they are
+	// read from the revision's folder, restored from its artifact when
+	// missing.
+	dir      string
+	manifest *baton.Manifest
+	// dep is the operation whose log receives the instances' output; ""
+	// for none.
+	dep string
+	// deployment, for a deployment's new revision, is its pipeline: its
+	// log says where the instances started, and it enters phase
+	// health-checking once every instance accepts connections.
+	deployment *pipeline
+}
+
+// unhealthy is a start that failed because the instances did not all
+// pass their health check (or exited before they did).
+type unhealthy struct{ err error }
+
+func (u unhealthy) Error() string { return u.err.Error() }
+func (u unhealthy) Unwrap() error { return u.err }
+
+// startRevision is the one routine that starts a revision's instances:
+// for a deployment's new revision, an activate, a restart, both sides of
+// a swap, a cancelled preview and a restore. It returns them once every
+// one passes its health check, bounded by the manifest's start_timeout; a
+// health check that fails, or an instance that exits first, fails it at
+// once. On failure nothing it started is left running.
+func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*instances, error) {
+	var (
+		spec supervisor.Spec
+		m    baton.Manifest
+		out  *instanceLog
+		err  error
+	)
+	if rs.manifest == nil {
+		if spec, m, out, err = c.revisionSpec(ctx, rs.rev, rs.dep); err != nil {
+			return nil, err
+		}
+	} else {
+		m = *rs.manifest
+		env, err := c.revisionEnv(ctx, rs.rev, rs.dir)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = openInstanceLog(c, rs.rev.App, rs.rev.Name, rs.dep); err != nil {
+			return nil, err
+		}
+		spec = c.groupSpec(rs.rev, rs.dir, m, env, out)
 	}
+	// A deployment's phase context has this deadline already.
 	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
 	defer cancel()
 	g, err := c.cfg.Supervisor.Start(ctx, spec)
-	if err == nil {
-		if err = g.WaitHealthy(ctx); err != nil {
-			_ = g.Stop(context.WithoutCancel(ctx))
-		}
-	}
 	if err != nil {
 		out.Close()
 		return nil, err
 	}
-	return &instances{rev: r, group: g, log: out}, nil
+	if err := c.waitStarted(ctx, g, m, rs.deployment); err != nil {
+		_ = g.Stop(context.WithoutCancel(ctx))
+		out.Close()
+		if rs.deployment != nil {
+			c.logf(rs.dep, "stopped the new instances")
+		}
+		return nil, err
+	}
+	return &instances{rev: rs.rev, group: g, log: out}, nil
 }
+
+// waitStarted waits until every instance of g passes its health check
+// (a failure is unhealthy). For a deployment's new revision (p) it logs
+// where they started and, once they all accept connections, enters phase
+// health-checking; the health wait runs from the start, so an instance
+// that exits fails the start at once, whichever phase p is in.
+func (c *Coordinator) waitStarted(ctx context.Context, g *supervisor.Group, m baton.Manifest, p *pipeline) error {
+	if p == nil {
+		if err := g.WaitHealthy(ctx); err != nil {
+			return unhealthy{err}
+		}
+		return nil
+	}
+	c.logf(p.d.ID, "started %d instance(s) on %v", m.Run.Instances, g.Addrs())
+	hctx, cancel := context.WithCancel(ctx)
+	var healthErr error
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		healthErr = g.WaitHealthy(hctx)
+	}()
+	defer func() { cancel(); <-healthDone }()
+	if err := waitListening(ctx, g.Addrs(), m.Health.Interval, healthDone); err != nil {
+		return err
+	}
+	if err := p.enter(baton.PhaseHealthChecking); err != nil {
+		return enterFailed{err}
+	}
+	<-healthDone
+	if healthErr != nil {
+		return unhealthy{healthErr}
+	}
+	return nil
+}
+
+// enterFailed is a phase that could not be recorded during a start.
+type enterFailed struct{ err error }
+
+func (e enterFailed) Error() string { return e.err.Error() }
+func (e enterFailed) Unwrap() error { return e.err }
 
 // revisionSpec is how the supervisor runs a revision from its folder, with
 // its output going to the revision log (and to deployment dep, if set).
@@ -53,11 +144,6 @@ func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep st
 		return supervisor.Spec{}, m, nil, err
 	}
 	return c.groupSpec(r, dir, m, env, out), m, out, nil
-}
-
-// startGroup starts a revision's instances without waiting for health.
-func (c *Coordinator) startGroup(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) (*supervisor.Group, error) {
-	return c.cfg.Supervisor.Start(ctx, c.groupSpec(r, dir, m, env, out))
 }
 
 func (c *Coordinator) groupSpec(r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) supervisor.Spec {

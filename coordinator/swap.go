@@ -91,7 +91,7 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline, sp baton.SwapParams
 		return err
 	}
 	srcRev.Slot = sp.Target
-	newSrc, err := c.launch(ctx, srcRev, p.d.ID)
+	newSrc, err := c.startRevision(ctx, revisionStart{rev: srcRev, dep: p.d.ID})
 	if err != nil {
 		return fmt.Errorf("start %s with %s's settings: %w", src, sp.Target, err)
 	}
@@ -122,7 +122,7 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline, sp baton.SwapParams
 			return err
 		}
 		tgtRev.Slot = sp.Source
-		if newTgt, err = c.launch(ctx, tgtRev, p.d.ID); err != nil {
+		if newTgt, err = c.startRevision(ctx, revisionStart{rev: tgtRev, dep: p.d.ID}); err != nil {
 			return fmt.Errorf("start %s with %s's settings: %w", tgt, sp.Source, err)
 		}
 		newTgt.log.Detach()
@@ -141,20 +141,10 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline, sp baton.SwapParams
 		slots[sp.Source] = []baton.RevisionWeight{{Revision: tgt, Weight: 100}}
 		add = append(add, newTgt)
 	}
-	sctx, err := p.beginSwitch()
-	if err != nil {
-		return err
-	}
-	if err := c.cfg.Store.SetRouting(sctx, p.fence, slots); err != nil {
-		return err
-	}
-	retired := c.install(app, add, slots)
-	installed = true
-	for _, in := range add {
-		in.group.SetLive()
-	}
-	c.logf(p.d.ID, "%s now serves %s; %s now serves %s", src, c.host(app, sp.Target), orDash(tgt), c.host(app, sp.Source))
-	return p.drain(sctx, retired)
+	// Not installed, the deferred clean-up stops what was started.
+	installed, err = p.switchTo(switchRoutes{slots: slots, start: add, notes: []string{
+		fmt.Sprintf("%s now serves %s; %s now serves %s", src, c.host(app, sp.Target), orDash(tgt), c.host(app, sp.Source))}})
+	return err
 }
 
 // preview routes the source slot to the new instances (the source's code
@@ -197,7 +187,7 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp baton.SwapPar
 	rev, err := c.cfg.Store.Revision(rctx, pv.rev.Name)
 	if err == nil {
 		var back *instances
-		if back, err = c.launch(rctx, rev, p.d.ID); err == nil {
+		if back, err = c.startRevision(rctx, revisionStart{rev: rev, dep: p.d.ID}); err == nil {
 			back.log.Detach()
 			back.group.SetLive()
 			c.addRunning(back)
