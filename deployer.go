@@ -27,8 +27,8 @@ type SubmitRequest struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
-	// Params: {"weight": N} asks for N % of the slot in multiple revision mode.
-	Params string
+	// Params asks for a share of the slot's traffic in multiple revision mode.
+	Params DeployParams
 	// Force deploys even when the artifact and settings already serve the slot.
 	Force bool
 }

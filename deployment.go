@@ -101,7 +101,8 @@ type Deployment struct {
 	Slot string `json:"slot"`
 	// Kind is the operation: KindDeploy, KindSwap, KindTraffic, …
 	Kind Kind `json:"kind"`
-	// Params holds the operation's arguments as JSON.
+	// Params holds the operation's arguments as JSON, the form
+	// EncodeParams writes and DecodeParams reads (see OpParams).
 	Params string `json:"params,omitempty"`
 	// Seq orders deployments by acceptance, across all apps.
 	Seq      int64  `json:"seq"`

@@ -21,6 +21,9 @@
 //     applies its Admission.
 //   - InterruptedOutcome decides how a deployment whose controller stopped
 //     ends: succeeded once its revision serves, failed before.
+//   - OpParams are an operation's arguments, one type per Kind, kept in
+//     Deployment.Params as the JSON EncodeParams writes; DecodeParams
+//     reads it back and says what is wrong rather than yield zero values.
 //   - State and Phase are the deployment state machine; Error, with its
 //     codes, is the one error type, which the API maps to HTTP statuses.
 //

@@ -80,3 +80,13 @@ const (
 	ConflictRestoreFailed    = "restore_failed"
 	ConflictSwapPreviewOpen  = "swap_preview_open"
 )
+
+// ResourceStatus is one shared resource (a manifest's release resources):
+// the lease of the deployment that holds it, and the deployments waiting
+// for it.
+type ResourceStatus struct {
+	Name    string      `json:"name"`
+	Lease   *Lease      `json:"lease,omitempty"`
+	Holder  *Deployment `json:"holder,omitempty"`
+	Waiters []string    `json:"waiters"`
+}

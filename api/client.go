@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // Client calls a baton server's API. Errors come back as *baton.Error with
@@ -331,11 +330,11 @@ func (c *Client) RevisionLog(ctx context.Context, app, rev string) (string, erro
 
 // Swap queues a swap of two slots.
 func (c *Client) Swap(ctx context.Context, app, source, target string, preview bool, policy baton.Policy) (baton.Deployment, error) {
-	return c.SwapWith(ctx, app, coordinator.SwapParams{Source: source, Target: target, Preview: preview}, policy)
+	return c.SwapWith(ctx, app, baton.SwapParams{Source: source, Target: target, Preview: preview}, policy)
 }
 
 // SwapWith queues a swap described in full (a preview's timeout, say).
-func (c *Client) SwapWith(ctx context.Context, app string, sp coordinator.SwapParams, policy baton.Policy) (baton.Deployment, error) {
+func (c *Client) SwapWith(ctx context.Context, app string, sp baton.SwapParams, policy baton.Policy) (baton.Deployment, error) {
 	var d baton.Deployment
 	b, _ := json.Marshal(sp)
 	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/swaps?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
@@ -409,8 +408,8 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (baton.Deploymen
 }
 
 // Resources lists shared resources with their holders and waiters.
-func (c *Client) Resources(ctx context.Context) ([]coordinator.ResourceStatus, error) {
-	var out []coordinator.ResourceStatus
+func (c *Client) Resources(ctx context.Context) ([]baton.ResourceStatus, error) {
+	var out []baton.ResourceStatus
 	_, err := c.do(ctx, "GET", "/api/v1/resources", nil, nil, &out)
 	return out, err
 }

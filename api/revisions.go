@@ -2,12 +2,10 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // RevisionView is a revision with its runtime state, as the API shows it.
@@ -54,7 +52,12 @@ func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
 
 // runOp queues an operation and waits for its end: 200 with the operation
 // when it succeeded, a 409 problem with its reason when it failed.
-func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req coordinator.OpRequest) {
+func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req baton.OpRequest) {
+	params, err := baton.EncodeParams(req.Kind, req.Params) // for the audit entry
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
 	if err != nil {
@@ -66,7 +69,7 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req coordinator.O
 		req.Author = q.Get("author")
 	}
 	d, err := s.Coord.SubmitOp(r.Context(), req)
-	s.auditf(r, string(req.Kind), req.App+"/"+req.Slot, d.ID+" "+req.Params, err)
+	s.auditf(r, string(req.Kind), req.App+"/"+req.Slot, d.ID+" "+params, err)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -86,11 +89,6 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req coordinator.O
 	writeJSON(w, 200, d)
 }
 
-func params(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 func (s *Server) revisionOp(kind baton.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		app, name := r.PathValue("app"), r.PathValue("rev")
@@ -106,21 +104,21 @@ func (s *Server) revisionOp(kind baton.Kind) http.HandlerFunc {
 		if slot == "" {
 			slot = rv.Slot
 		}
-		s.runOp(w, r, coordinator.OpRequest{Slot: slot, Kind: kind, Params: params(map[string]string{"revision": name})})
+		s.runOp(w, r, baton.OpRequest{Slot: slot, Kind: kind, Params: baton.RevisionParams{Revision: name}})
 	}
 }
 
 func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) {
-	var body coordinator.TrafficParams
+	var body baton.TrafficParams
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := coordinator.ValidateWeights(body.Weights); err != nil {
+	if err := baton.ValidateWeights(body.Weights); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.runOp(w, r, coordinator.OpRequest{Slot: r.PathValue("slot"), Kind: baton.KindTraffic, Params: params(body)})
+	s.runOp(w, r, baton.OpRequest{Slot: r.PathValue("slot"), Kind: baton.KindTraffic, Params: body})
 }
 
 func (s *Server) stabilize(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +132,7 @@ func (s *Server) stabilize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.runOp(w, r, coordinator.OpRequest{Slot: body.Slot, Kind: baton.KindStabilize, Params: params(map[string]string{"revision": body.Revision})})
+	s.runOp(w, r, baton.OpRequest{Slot: body.Slot, Kind: baton.KindStabilize, Params: baton.RevisionParams{Revision: body.Revision}})
 }
 
 func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {

@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // Server is the HTTP API in front of a coordinator.
 type Server struct {
-	Coord  *coordinator.Coordinator
+	Coord  Coordinator
 	Store  baton.Store
 	Logger *slog.Logger
 	// MaxUpload bounds artifact uploads (bytes); default 1 GiB.
@@ -184,14 +183,14 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, baton.Errorf(baton.EINVALID, "Content-Type %q is not an artifact type; send application/zip or application/gzip (a tar.gz)", ct))
 		return
 	}
-	var weightParams string
+	var params baton.DeployParams
 	if v := q.Get("weight"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100 {
 			s.fail(w, r, baton.Errorf(baton.EINVALID, "weight %q must be a whole percent from 0 to 100", v))
 			return
 		}
-		weightParams = fmt.Sprintf(`{"weight":%d}`, n)
+		params.Weight = &n
 	}
 	force := false
 	if v := q.Get("force"); v != "" {
@@ -201,7 +200,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res, err := s.Coord.Submit(r.Context(), baton.SubmitRequest{
-		Params: weightParams,
+		Params: params,
 		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,

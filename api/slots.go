@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 func (s *Server) createSlot(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +110,7 @@ func (s *Server) listSettings(w http.ResponseWriter, r *http.Request) {
 
 // changeSettings queues a settings change: 202 + Location of the operation
 // that applies it (it restarts the slot's live revision as a new revision).
-func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request, ch coordinator.ConfigChange) {
+func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request, ch baton.SettingsChange) {
 	sl, err := s.slotOf(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -122,7 +121,7 @@ func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request, ch coord
 		s.fail(w, r, err)
 		return
 	}
-	d, err := s.Coord.SetSettings(r.Context(), coordinator.OpRequest{App: sl.App, Slot: sl.Name, Policy: policy, Author: r.URL.Query().Get("author")}, ch)
+	d, err := s.Coord.SetSettings(r.Context(), baton.OpRequest{App: sl.App, Slot: sl.Name, Policy: policy, Author: r.URL.Query().Get("author")}, ch)
 	keys := ""
 	for _, st := range ch.Set {
 		keys += st.Key + " "
@@ -147,7 +146,7 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.changeSettings(w, r, coordinator.ConfigChange{Set: body.Settings})
+	s.changeSettings(w, r, baton.SettingsChange{Set: body.Settings})
 }
 
 func (s *Server) putSetting(w http.ResponseWriter, r *http.Request) {
@@ -160,9 +159,9 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.changeSettings(w, r, coordinator.ConfigChange{Set: []baton.Setting{{Key: r.PathValue("key"), Value: body.Value, Sticky: body.Sticky, Secret: body.Secret}}})
+	s.changeSettings(w, r, baton.SettingsChange{Set: []baton.Setting{{Key: r.PathValue("key"), Value: body.Value, Sticky: body.Sticky, Secret: body.Secret}}})
 }
 
 func (s *Server) deleteSetting(w http.ResponseWriter, r *http.Request) {
-	s.changeSettings(w, r, coordinator.ConfigChange{Unset: []string{r.PathValue("key")}})
+	s.changeSettings(w, r, baton.SettingsChange{Unset: []string{r.PathValue("key")}})
 }

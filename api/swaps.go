@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 func (s *Server) createSwap(w http.ResponseWriter, r *http.Request) {
-	var body coordinator.SwapParams
+	var body baton.SwapParams
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
@@ -20,7 +19,7 @@ func (s *Server) createSwap(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d, err := s.Coord.Swap(r.Context(), coordinator.OpRequest{App: r.PathValue("app"), Policy: policy, Author: r.URL.Query().Get("author")}, body)
+	d, err := s.Coord.Swap(r.Context(), baton.OpRequest{App: r.PathValue("app"), Policy: policy, Author: r.URL.Query().Get("author")}, body)
 	s.auditf(r, "swap", r.PathValue("app"), body.Source+"→"+body.Target, err)
 	if err != nil {
 		s.fail(w, r, err)

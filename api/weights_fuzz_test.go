@@ -10,11 +10,10 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // FuzzTrafficBody feeds PUT …/traffic bodies through what setTraffic does
-// before it queues anything (decode, then coordinator.ValidateWeights):
+// before it queues anything (decode, then baton.ValidateWeights):
 // no panic; a refusal is an EINVALID or ETOOLARGE problem document; an
 // accepted body has whole percents from 0 to 100 that sum to 100.
 func FuzzTrafficBody(f *testing.F) {
@@ -37,10 +36,10 @@ func FuzzTrafficBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := httptest.NewRequest("PUT", "/api/v1/apps/hello/slots/production/traffic", strings.NewReader(string(data)))
-		var body coordinator.TrafficParams
+		var body baton.TrafficParams
 		err := decode(r, &body)
 		if err == nil {
-			err = coordinator.ValidateWeights(body.Weights)
+			err = baton.ValidateWeights(body.Weights)
 		}
 		if err == nil {
 			sum := 0

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 func newSwapCmd(e *env) *cobra.Command {
@@ -51,7 +50,7 @@ Any failure before the switch stops what was started: nothing changes.
 		if err != nil {
 			return err
 		}
-		sp := coordinator.SwapParams{Source: from, Target: to, Preview: preview}
+		sp := baton.SwapParams{Source: from, Target: to, Preview: preview}
 		if c.Flags().Changed("preview-timeout") {
 			if !preview {
 				return fmt.Errorf("--preview-timeout needs --preview")
@@ -75,7 +74,7 @@ Any failure before the switch stops what was started: nothing changes.
 	cmd.Flags().StringVar(&from, "from", "", "source slot")
 	cmd.Flags().StringVar(&to, "to", baton.ProductionSlot, "target slot")
 	cmd.Flags().BoolVar(&preview, "preview", false, "stop before switching so the result can be inspected on the source host")
-	cmd.Flags().DurationVar(&previewTimeout, "preview-timeout", coordinator.DefaultPreviewTimeout, "with --preview: cancel the preview if it is not completed within this time")
+	cmd.Flags().DurationVar(&previewTimeout, "preview-timeout", baton.DefaultPreviewTimeout, "with --preview: cancel the preview if it is not completed within this time")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the swap to its end; exit with its result")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "complete ID",

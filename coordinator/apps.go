@@ -90,3 +90,33 @@ func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
 	c.changes.notify()
 	return nil
 }
+
+// CreateSlot adds a slot to an app; it is served at APP-SLOT.DOMAIN.
+func (c *Coordinator) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
+	if err := baton.ValidateName("slot", slot); err != nil {
+		return baton.Slot{}, err
+	}
+	s, err := c.cfg.Store.CreateSlot(ctx, app, slot)
+	if err != nil {
+		return s, err
+	}
+	c.applyRouting(app, map[string][]baton.RevisionWeight{slot: nil})
+	return s, nil
+}
+
+// DeleteSlot removes a slot (not production) after stopping what it runs.
+func (c *Coordinator) DeleteSlot(ctx context.Context, app, slot string) error {
+	if slot == baton.ProductionSlot {
+		return baton.Errorf(baton.EINVALID, "the production slot cannot be deleted; delete the app instead")
+	}
+	if err := c.cfg.Store.DeleteSlot(ctx, app, slot); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.routes, slotKey{app, slot})
+	c.mu.Unlock()
+	for _, in := range c.applyRouting(app, nil) {
+		c.retire(in, "")
+	}
+	return nil
+}

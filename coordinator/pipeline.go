@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/manifest"
 	"github.com/batonhq/baton/supervisor"
 )
@@ -29,8 +29,11 @@ type pipeline struct {
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
-	group    *supervisor.Group
-	log      *instanceLog
+	// weight is the traffic percent a deploy asked for (multiple mode).
+	weight int
+	// started is the new revision's instances, healthy, until the
+	// switch hands them to the running table (nil before and after).
+	started *instances
 	// manifest is the revision's manifest once loaded (nil before).
 	manifest *baton.Manifest
 }
@@ -61,7 +64,15 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	p := &pipeline{c: c, r: r, fence: fence, d: r.d}
 	var err error
 	switch r.d.Kind {
-	case baton.KindDeploy, baton.KindConfig, "":
+	case baton.KindDeploy, "":
+		var dp baton.DeployParams
+		if dp, err = baton.DecodeParams[baton.DeployParams](r.d.Kind, r.d.Params); err == nil {
+			p.weight = dp.RequestedWeight()
+			if err = p.prepare(); err == nil {
+				err = p.goLive()
+			}
+		}
+	case baton.KindConfig:
 		var redeploy bool
 		if redeploy, err = p.configure(); err == nil && redeploy {
 			if err = p.prepare(); err == nil {
@@ -199,227 +210,61 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return err
 	}
-	p.log, err = openInstanceLog(c, p.d.App, p.rev, p.d.ID)
-	if err != nil {
-		cancel()
-		return err
-	}
-	runEnv, err := c.revisionEnv(ctx, rev, p.dir)
-	if err == nil {
-		p.group, err = c.startGroup(ctx, rev, p.dir, m, runEnv, p.log)
-	}
-	if err != nil {
-		cancel()
-		return asPhaseError(ctx, err)
-	}
-	c.logf(p.d.ID, "started %d instance(s) on %v", m.Run.Instances, p.group.Addrs())
-	// The health wait runs from the start so an instance that exits fails
-	// the deployment at once, whichever phase we are in.
-	var healthErr error
-	healthDone := make(chan struct{})
-	go func() {
-		defer close(healthDone)
-		healthErr = p.group.WaitHealthy(ctx)
-	}()
-	defer func() { cancel(); <-healthDone }()
-	if err := waitListening(ctx, p.group.Addrs(), m.Health.Interval, healthDone); err != nil {
-		return asPhaseError(ctx, err)
-	}
-	if err := p.enter(baton.PhaseHealthChecking); err != nil {
-		return err
-	}
-	select {
-	case <-healthDone:
-	case <-ctx.Done():
-		<-healthDone
-	}
-	if err := healthErr; err != nil {
+	p.started, err = c.startRevision(ctx, revisionStart{rev: rev, dir: p.dir, manifest: &m, dep: p.d.ID, deployment: p})
+	cancel()
+	var ef enterFailed
+	var uh unhealthy
+	switch {
+	case err == nil:
+	case errors.As(err, &ef):
+		return ef.err
+	case errors.As(err, &uh):
 		if errors.As(context.Cause(ctx), new(phaseDeadline)) {
-			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, err)
+			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, uh.err)
 		}
 		if p.r.ctx.Err() != nil {
 			return p.r.ctx.Err()
 		}
-		return baton.Errorf(baton.EUNPROCESSABLE, "%s", err)
+		return baton.Errorf(baton.EUNPROCESSABLE, "%s", uh.err)
+	default:
+		return asPhaseError(ctx, err)
 	}
 	c.logf(p.d.ID, "all instances healthy at %s", m.Health.Path)
 	return nil
 }
 
 // goLive switches the slot to the new revision and drains what no longer
-// serves. From the moment switching starts, the deployment completes.
+// serves (see switchTo). From the moment switching starts, the deployment
+// completes.
 func (p *pipeline) goLive() error {
 	c := p.c
-	ctx, err := p.beginSwitch()
+	app, err := c.cfg.Store.App(p.r.ctx, p.d.App)
 	if err != nil {
 		return err
 	}
-	app, err := c.cfg.Store.App(ctx, p.d.App)
-	if err != nil {
-		return err
+	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, p.weight)
+	installed, err := p.switchTo(switchRoutes{
+		slots: map[string][]baton.RevisionWeight{p.d.Slot: next},
+		start: []*instances{p.started},
+		notes: []string{fmt.Sprintf("%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))},
+	})
+	if installed {
+		p.started.log.Detach() // later output goes to the revision log only
+		p.started = nil        // owned by the running table now
 	}
-	next := nextRouting(app.RevisionMode, c.slotRouting(p.d.App, p.d.Slot), p.rev, p.replaces, requestedWeight(p.d))
-	if err := c.cfg.Store.SetRouting(ctx, p.fence, map[string][]baton.RevisionWeight{p.d.Slot: next}); err != nil {
-		return err
-	}
-	newLog := p.log
-	defer newLog.Detach() // later output goes to the revision log only
-	c.addRunning(&instances{rev: p.revision, group: p.group, log: p.log})
-	retired := c.applyRouting(p.d.App, map[string][]baton.RevisionWeight{p.d.Slot: next})
-	p.group.SetLive()
-	p.group, p.log = nil, nil // owned by the running table now
-	c.logf(p.d.ID, "%s now serves %s: %s", p.rev, c.host(p.d.App, p.d.Slot), describeRouting(next))
-	return p.drain(ctx, retired)
-}
-
-// beginSwitch starts the part of an operation that always completes: from
-// here a cancel no longer applies (unless it came first) and the phase is
-// switching. It returns the context for the rest, which ignores cancels.
-func (p *pipeline) beginSwitch() (context.Context, error) {
-	p.r.mu.Lock()
-	if err := p.r.ctx.Err(); err != nil {
-		p.r.mu.Unlock()
-		return nil, err
-	}
-	p.r.switching = true
-	p.r.mu.Unlock()
-	ctx := context.WithoutCancel(p.r.ctx)
-	return ctx, p.enterUncancellable(ctx, baton.PhaseSwitching)
-}
-
-// enterUncancellable records a phase of the part that always completes.
-func (p *pipeline) enterUncancellable(ctx context.Context, ph baton.Phase) error {
-	p.observePhase()
-	p.d.Phase = ph
-	if err := p.c.cfg.Store.UpdateRunning(ctx, p.fence, p.d.ID, ph, p.rev); err != nil {
-		return err
-	}
-	p.c.logf(p.d.ID, "phase %s", ph)
-	return nil
-}
-
-// drain moves to phase draining for the revisions that lost their routes,
-// lets their in-flight requests finish, then stops them.
-func (p *pipeline) drain(ctx context.Context, retired []*instances) error {
-	if len(retired) == 0 {
-		return nil
-	}
-	if err := p.enterUncancellable(ctx, baton.PhaseDraining); err != nil {
-		return err
-	}
-	for _, in := range retired {
-		p.c.logf(p.d.ID, "%s finishes its in-flight requests (up to %s)", in.rev.Name, p.c.cfg.DrainTimeout)
-		p.c.retire(in, p.d.ID)
-	}
-	return nil
-}
-
-// nextRouting is a slot's routing after rev goes live. In single mode rev
-// takes 100 %. In multiple mode it joins the active revisions with the
-// requested weight (the others scaled to make room), or takes the place of
-// the revision it replaces, or takes 100 % when nothing had traffic.
-func nextRouting(mode string, cur []baton.RevisionWeight, rev, replaces string, weight int) []baton.RevisionWeight {
-	total := 0
-	for _, rw := range cur {
-		total += rw.Weight
-	}
-	if mode != baton.RevisionsMultiple || total == 0 {
-		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
-	}
-	if replaces != "" {
-		next := make([]baton.RevisionWeight, 0, len(cur))
-		for _, rw := range cur {
-			if rw.Revision == replaces {
-				rw.Revision = rev
-			}
-			next = append(next, rw)
-		}
-		return next
-	}
-	if weight <= 0 {
-		return append(cur, baton.RevisionWeight{Revision: rev, Weight: 0})
-	}
-	if weight >= 100 {
-		return []baton.RevisionWeight{{Revision: rev, Weight: 100}}
-	}
-	next := scaleWeights(cur, 100-weight)
-	return append(next, baton.RevisionWeight{Revision: rev, Weight: weight})
-}
-
-// scaleWeights rescales weights to sum to target, keeping their proportions;
-// rounding leftovers go to the heaviest.
-func scaleWeights(cur []baton.RevisionWeight, target int) []baton.RevisionWeight {
-	total := 0
-	for _, rw := range cur {
-		total += rw.Weight
-	}
-	next := make([]baton.RevisionWeight, len(cur))
-	sum, heaviest := 0, 0
-	for i, rw := range cur {
-		w := 0
-		if total > 0 {
-			w = rw.Weight * target / total
-		}
-		next[i] = baton.RevisionWeight{Revision: rw.Revision, Weight: w}
-		sum += w
-		if rw.Weight > cur[heaviest].Weight {
-			heaviest = i
-		}
-	}
-	if len(next) > 0 {
-		next[heaviest].Weight += target - sum
-	}
-	return next
-}
-
-// requestedWeight is the traffic a deploy asked for (multiple mode).
-func requestedWeight(d baton.Deployment) int {
-	var p struct {
-		Weight int `json:"weight"`
-	}
-	_ = json.Unmarshal([]byte(d.Params), &p)
-	return p.Weight
-}
-
-func describeRouting(rws []baton.RevisionWeight) string {
-	parts := make([]string, len(rws))
-	for i, rw := range rws {
-		parts[i] = fmt.Sprintf("%s %d%%", rw.Revision, rw.Weight)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// retire drains a revision that no longer serves, then stops it.
-// depID, if set, is the operation whose log records it.
-func (c *Coordinator) retire(old *instances, depID string) {
-	note := func(format string, args ...any) {
-		if depID != "" {
-			c.logf(depID, format, args...)
-		}
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.cfg.DrainTimeout)
-	if err := c.cfg.Proxy.Drain(dctx, old.group.Addrs()); err != nil {
-		note("drain of %s ended by its timeout: %v", old.rev.Name, err)
-	}
-	cancel()
-	if err := old.stop(); err != nil {
-		c.log.Warn("stop old revision", "revision", old.rev.Name, "err", err)
-	}
-	note("stopped %s", old.rev.Name)
+	return err
 }
 
 // cleanup undoes a deployment that did not go live.
 func (p *pipeline) cleanup() {
-	if p.group != nil {
+	if p.started != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.r.ctx), time.Minute)
-		if err := p.group.Stop(ctx); err != nil {
+		if err := p.started.group.Stop(ctx); err != nil {
 			p.c.log.Warn("stop instances of failed revision", "revision", p.rev, "err", err)
 		}
 		cancel()
+		p.started.log.Close()
 		p.c.logf(p.d.ID, "stopped the new instances")
-	}
-	if p.log != nil {
-		p.log.Close()
 	}
 	if p.dir != "" {
 		if err := os.RemoveAll(p.dir); err != nil {
@@ -524,4 +369,16 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 		case <-t.C:
 		}
 	}
+}
+
+// extract unpacks the deployment's artifact into dir.
+func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
+	if err := c.localArtifact(ctx, d.ArtifactDigest); err != nil {
+		return err
+	}
+	if err := artifact.Extract(ctx, c.cfg.Artifacts.Path(d.ArtifactDigest), d.ArtifactType, dir, c.cfg.ExtractLimits); err != nil {
+		return err
+	}
+	c.logf(d.ID, "extracted %s artifact %s", d.ArtifactType, d.ArtifactDigest[:12])
+	return nil
 }

@@ -146,27 +146,19 @@ func (c *Coordinator) setWaiting(dep, resource string, waiting bool) {
 	}
 }
 
-// ResourceStatus is one shared resource: its holder and waiters.
-type ResourceStatus struct {
-	Name    string            `json:"name"`
-	Lease   *baton.Lease      `json:"lease,omitempty"`
-	Holder  *baton.Deployment `json:"holder,omitempty"`
-	Waiters []string          `json:"waiters"`
-}
-
 // Resources lists the shared resources that are held or waited for.
-func (c *Coordinator) Resources(ctx context.Context) ([]ResourceStatus, error) {
+func (c *Coordinator) Resources(ctx context.Context) ([]baton.ResourceStatus, error) {
 	leases, err := c.cfg.Store.Leases(ctx)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*ResourceStatus{}
+	byName := map[string]*baton.ResourceStatus{}
 	for _, l := range leases {
 		name, ok := strings.CutPrefix(l.Key, "resource:")
 		if !ok {
 			continue
 		}
-		rs := &ResourceStatus{Name: name, Lease: &l, Waiters: []string{}}
+		rs := &baton.ResourceStatus{Name: name, Lease: &l, Waiters: []string{}}
 		if d, err := c.cfg.Store.Deployment(ctx, l.Holder); err == nil {
 			rs.Holder = &d
 		}
@@ -175,12 +167,12 @@ func (c *Coordinator) Resources(ctx context.Context) ([]ResourceStatus, error) {
 	c.mu.Lock()
 	for name, deps := range c.waiting {
 		if byName[name] == nil {
-			byName[name] = &ResourceStatus{Name: name, Waiters: []string{}}
+			byName[name] = &baton.ResourceStatus{Name: name, Waiters: []string{}}
 		}
 		byName[name].Waiters = append(byName[name].Waiters, deps...)
 	}
 	c.mu.Unlock()
-	out := make([]ResourceStatus, 0, len(byName))
+	out := make([]baton.ResourceStatus, 0, len(byName))
 	for _, rs := range byName {
 		out = append(out, *rs)
 	}

@@ -142,3 +142,77 @@ func short(digest string) string {
 	}
 	return digest
 }
+
+// restoreApp installs the app's routing as the store records it and starts
+// the routed revisions that are not running (all of them after baton
+// restarted). It reports whether every routed revision runs; the app's
+// worker calls it again, backing off, until it does.
+func (c *Coordinator) restoreApp(app string) (complete bool) {
+	slots, active, err := c.storeRouting(app)
+	if baton.ErrorCode(err) == baton.ENOTFOUND {
+		return true // deleted meanwhile
+	}
+	if err != nil {
+		c.log.Error("restore: read routing", "app", app, "err", err)
+		return c.ctx.Err() != nil
+	}
+	var missing []baton.Revision
+	for _, r := range active {
+		if c.runningOf(r.Name, r.Slot) == nil {
+			missing = append(missing, r)
+		}
+	}
+	c.keepRestoring(app, missing)
+	// Routed before they run, so status shows the traffic that has no
+	// healthy instance yet (and the proxy answers 503 for it).
+	for _, in := range c.applyRouting(app, slots) {
+		c.retire(in, "")
+	}
+	complete = true
+	for _, r := range missing {
+		c.setRestoring(r, nil, false)
+		c.changes.notify()
+		in, err := c.startRevision(c.ctx, revisionStart{rev: r, dep: ""})
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Error("restore revision; trying again", "app", app, "slot", r.Slot, "revision", r.Name, "err", err)
+				c.setRestoring(r, err, false)
+				complete = false
+			} else {
+				c.setRestoring(r, nil, true)
+			}
+			continue
+		}
+		in.group.SetLive()
+		c.addRunning(in)
+		c.setRestoring(r, nil, true)
+		c.publishRoutes()
+		c.log.Info("restored revision", "app", app, "slot", r.Slot, "revision", r.Name, "weight", r.Weight, "addrs", in.group.Addrs())
+	}
+	return complete
+}
+
+// storeRouting reads an app's routing as the store records it: every slot
+// (nil when nothing serves there) and the active revisions.
+func (c *Coordinator) storeRouting(app string) (map[string][]baton.RevisionWeight, []baton.Revision, error) {
+	a, err := c.cfg.Store.App(c.ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	revs, err := c.cfg.Store.Revisions(c.ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	slots := map[string][]baton.RevisionWeight{}
+	for _, s := range a.Slots {
+		slots[s.Name] = nil
+	}
+	var active []baton.Revision
+	for _, r := range revs {
+		if r.Active {
+			slots[r.Slot] = append(slots[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+			active = append(active, r)
+		}
+	}
+	return slots, active, nil
+}

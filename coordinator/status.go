@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -128,12 +127,18 @@ func (c *Coordinator) conflicts(st baton.AppStatus, now time.Time) []baton.Confl
 		}
 	}
 	if d := st.Running; d != nil && d.Kind == baton.KindSwap && d.Phase == baton.PhaseAwaitingCompletion && d.PhaseStartedAt != nil {
-		var sp SwapParams
-		_ = json.Unmarshal([]byte(d.Params), &sp)
 		open := now.Sub(*d.PhaseStartedAt)
-		add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
-			"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
-			d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.previewTimeout()-open, 0).Round(time.Second))
+		// The run read these params before its preview began; if they
+		// cannot be read here, the sentence says so instead of guessing.
+		if sp, err := baton.DecodeParams[baton.SwapParams](d.Kind, d.Params); err == nil {
+			add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+				"swap %s (%s → %s) has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s`; it is cancelled automatically in %s",
+				d.ID, sp.Source, sp.Target, open.Round(time.Second), app, d.ID, max(sp.PreviewLimit()-open, 0).Round(time.Second))
+		} else {
+			add(baton.ConflictSwapPreviewOpen, "baton swap complete "+d.ID,
+				"swap %s has waited in preview for %s, holding %s's lock: complete it, or cancel it with `baton swap cancel %s` (%s)",
+				d.ID, open.Round(time.Second), app, d.ID, baton.ErrorMessage(err))
+		}
 	}
 	if d := st.Running; d != nil && d.PhaseStartedAt != nil {
 		if limit := c.phaseLimit(*d); limit > 0 && now.Sub(*d.PhaseStartedAt) > limit {
@@ -166,37 +171,6 @@ func (c *Coordinator) phaseLimit(d baton.Deployment) time.Duration {
 		return 0
 	}
 	return limit + overdueMargin
-}
-
-// Freeze stops new deployments of an app; with cancelRunning the running
-// operation is cancelled too (emergency stop).
-func (c *Coordinator) Freeze(ctx context.Context, app string, f baton.Freeze, cancelRunning bool) (baton.App, error) {
-	f.At = c.cfg.Now()
-	if err := c.cfg.Store.SetFrozen(ctx, app, &f); err != nil {
-		return baton.App{}, err
-	}
-	if cancelRunning {
-		running, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateRunning, baton.StateQueued}})
-		if err != nil {
-			return baton.App{}, err
-		}
-		for _, d := range running {
-			if _, err := c.Cancel(ctx, d.ID, "cancelled by freeze: "+f.Reason); err != nil && baton.ErrorCode(err) != baton.ECONFLICT {
-				return baton.App{}, err
-			}
-		}
-	}
-	c.changes.notify()
-	return c.cfg.Store.App(ctx, app)
-}
-
-// Unfreeze lets an app deploy again.
-func (c *Coordinator) Unfreeze(ctx context.Context, app string) (baton.App, error) {
-	if err := c.cfg.Store.SetFrozen(ctx, app, nil); err != nil {
-		return baton.App{}, err
-	}
-	c.changes.notify()
-	return c.cfg.Store.App(ctx, app)
 }
 
 // WaitIdle blocks until the app has no running or queued operation.

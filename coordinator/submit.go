@@ -37,14 +37,18 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 			return baton.SubmitResult{}, err
 		}
 	}
+	params, err := baton.EncodeParams(baton.KindDeploy, req.Params)
+	if err != nil {
+		return baton.SubmitResult{}, err
+	}
 	d := baton.Deployment{
-		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: req.Params, Policy: req.Policy,
+		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: params, Policy: req.Policy,
 		ArtifactDigest: digest, ArtifactType: kind,
 		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
 	}
 	var check *baton.LiveCheck
 	if !req.Force {
-		check = c.unchanged(ctx, req.App, req.Slot, digest, requestedWeight(d))
+		check = c.unchanged(ctx, req.App, req.Slot, digest, req.Params.RequestedWeight())
 	}
 	res, err := c.enqueue(ctx, d, check)
 	return baton.SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,57 +14,10 @@ import (
 	"github.com/batonhq/baton/manifest"
 )
 
-// SwapParams is the params of a KindSwap operation.
-type SwapParams struct {
-	Source  string `json:"source"`
-	Target  string `json:"target"`
-	Preview bool   `json:"preview"`
-	// PreviewTimeout is how long a preview waits for complete before it is
-	// cancelled, as a Go duration ("30m"); empty: DefaultPreviewTimeout.
-	// Only with Preview.
-	PreviewTimeout string `json:"preview_timeout,omitempty"`
-}
-
-// DefaultPreviewTimeout is how long a swap preview waits for complete.
-const DefaultPreviewTimeout = time.Hour
-
-// previewTimeout is the preview's deadline (Swap has checked it).
-func (sp SwapParams) previewTimeout() time.Duration {
-	if d, err := time.ParseDuration(sp.PreviewTimeout); err == nil && d > 0 {
-		return d
-	}
-	return DefaultPreviewTimeout
-}
-
-// checkPreviewTimeout validates PreviewTimeout and writes it out in full.
-func (sp *SwapParams) checkPreviewTimeout() error {
-	if sp.PreviewTimeout == "" {
-		if sp.Preview {
-			sp.PreviewTimeout = DefaultPreviewTimeout.String()
-		}
-		return nil
-	}
-	if !sp.Preview {
-		return baton.Errorf(baton.EINVALID, "preview_timeout %q is given without preview: only a preview waits", sp.PreviewTimeout)
-	}
-	d, err := time.ParseDuration(sp.PreviewTimeout)
-	if err != nil || d <= 0 {
-		return baton.Errorf(baton.EINVALID, "preview_timeout %q is not a positive duration such as 30m or 2h", sp.PreviewTimeout)
-	}
-	sp.PreviewTimeout = d.String()
-	return nil
-}
-
 // Swap queues a swap of two slots' live revisions through the app's queue
 // and lock.
-func (c *Coordinator) Swap(ctx context.Context, req OpRequest, sp SwapParams) (baton.Deployment, error) {
-	if sp.Target == "" {
-		sp.Target = baton.ProductionSlot
-	}
-	if sp.Source == sp.Target {
-		return baton.Deployment{}, baton.Errorf(baton.EINVALID, "source and target are both %q: a swap needs two different slots", sp.Source)
-	}
-	if err := sp.checkPreviewTimeout(); err != nil {
+func (c *Coordinator) Swap(ctx context.Context, req baton.OpRequest, sp baton.SwapParams) (baton.Deployment, error) {
+	if err := sp.Check(); err != nil {
 		return baton.Deployment{}, err
 	}
 	a, err := c.cfg.Store.App(ctx, req.App)
@@ -77,8 +29,7 @@ func (c *Coordinator) Swap(ctx context.Context, req OpRequest, sp SwapParams) (b
 			return baton.Deployment{}, baton.Errorf(baton.ENOTFOUND, "slot %q of app %q does not exist; create it with `baton slots create %s %s`", s, req.App, req.App, s)
 		}
 	}
-	b, _ := json.Marshal(sp)
-	req.Kind, req.Slot, req.Params = baton.KindSwap, sp.Target, string(b)
+	req.Kind, req.Slot, req.Params = baton.KindSwap, sp.Target, sp
 	return c.SubmitOp(ctx, req)
 }
 
@@ -113,11 +64,7 @@ func orDash(s string) string {
 // (preview), start the target's revision with the source's sticky
 // settings, then switch both slots in one step and drain the old instances.
 // Any failure before the switch stops what was started: nothing changed.
-func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
-	var sp SwapParams
-	if err := json.Unmarshal([]byte(p.d.Params), &sp); err != nil {
-		return baton.Errorf(baton.EINVALID, "swap params: %v", err)
-	}
+func (c *Coordinator) swap(ctx context.Context, p *pipeline, sp baton.SwapParams) error {
 	app := p.d.App
 	src := heaviest(c.slotRouting(app, sp.Source))
 	tgt := heaviest(c.slotRouting(app, sp.Target))
@@ -144,7 +91,7 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
 		return err
 	}
 	srcRev.Slot = sp.Target
-	newSrc, err := c.launch(ctx, srcRev, p.d.ID)
+	newSrc, err := c.startRevision(ctx, revisionStart{rev: srcRev, dep: p.d.ID})
 	if err != nil {
 		return fmt.Errorf("start %s with %s's settings: %w", src, sp.Target, err)
 	}
@@ -175,7 +122,7 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
 			return err
 		}
 		tgtRev.Slot = sp.Source
-		if newTgt, err = c.launch(ctx, tgtRev, p.d.ID); err != nil {
+		if newTgt, err = c.startRevision(ctx, revisionStart{rev: tgtRev, dep: p.d.ID}); err != nil {
 			return fmt.Errorf("start %s with %s's settings: %w", tgt, sp.Source, err)
 		}
 		newTgt.log.Detach()
@@ -194,26 +141,16 @@ func (c *Coordinator) swap(ctx context.Context, p *pipeline) error {
 		slots[sp.Source] = []baton.RevisionWeight{{Revision: tgt, Weight: 100}}
 		add = append(add, newTgt)
 	}
-	sctx, err := p.beginSwitch()
-	if err != nil {
-		return err
-	}
-	if err := c.cfg.Store.SetRouting(sctx, p.fence, slots); err != nil {
-		return err
-	}
-	retired := c.install(app, add, slots)
-	installed = true
-	for _, in := range add {
-		in.group.SetLive()
-	}
-	c.logf(p.d.ID, "%s now serves %s; %s now serves %s", src, c.host(app, sp.Target), orDash(tgt), c.host(app, sp.Source))
-	return p.drain(sctx, retired)
+	// Not installed, the deferred clean-up stops what was started.
+	installed, err = p.switchTo(switchRoutes{slots: slots, start: add, notes: []string{
+		fmt.Sprintf("%s now serves %s; %s now serves %s", src, c.host(app, sp.Target), orDash(tgt), c.host(app, sp.Source))}})
+	return err
 }
 
 // preview routes the source slot to the new instances (the source's code
 // with the target's settings) and waits for CompleteSwap; a cancel puts the
 // source slot back on its own instances.
-func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, newSrc *instances) error {
+func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp baton.SwapParams, newSrc *instances) error {
 	app := p.d.App
 	pv := *newSrc
 	pv.rev.Slot = sp.Source
@@ -225,7 +162,7 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	if err := p.enter(baton.PhaseAwaitingCompletion); err != nil {
 		return err
 	}
-	limit := sp.previewTimeout()
+	limit := sp.PreviewLimit()
 	c.logf(p.d.ID, "preview: %s serves %s with %s's settings; complete with `baton swap complete %s` or cancel with `baton swap cancel %s` within %s, else it is cancelled",
 		c.host(app, sp.Source), pv.rev.Name, sp.Target, p.d.ID, p.d.ID, limit)
 	expired := time.NewTimer(limit)
@@ -250,7 +187,7 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	rev, err := c.cfg.Store.Revision(rctx, pv.rev.Name)
 	if err == nil {
 		var back *instances
-		if back, err = c.launch(rctx, rev, p.d.ID); err == nil {
+		if back, err = c.startRevision(rctx, revisionStart{rev: rev, dep: p.d.ID}); err == nil {
 			back.log.Detach()
 			back.group.SetLive()
 			c.addRunning(back)
@@ -263,35 +200,6 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp SwapParams, n
 	}
 	c.retire(newSrc, "")
 	return context.Cause(ctx)
-}
-
-// install adds running instances and routes in one step (the swap's
-// switch), and returns the instances no longer routed.
-func (c *Coordinator) install(app string, add []*instances, slots map[string][]baton.RevisionWeight) []*instances {
-	c.mu.Lock()
-	kept := map[*instances]bool{}
-	for _, in := range add {
-		c.running[runKey{in.rev.Name, in.rev.Slot}] = in
-		kept[in] = true
-	}
-	c.mu.Unlock()
-	var retired []*instances
-	for _, in := range c.applyRouting(app, slots) {
-		// A previewed group also ran under the source's key; it lives on.
-		if !kept[in] && !sameGroup(in, add) {
-			retired = append(retired, in)
-		}
-	}
-	return retired
-}
-
-func sameGroup(in *instances, list []*instances) bool {
-	for _, o := range list {
-		if o.group == in.group {
-			return true
-		}
-	}
-	return false
 }
 
 // warm requests each warm-up path on each instance (header Baton-Warmup: 1,
@@ -382,8 +290,8 @@ func (c *Coordinator) autoSwap(p *pipeline) {
 	if !ok || s.AutoSwapTo == "" {
 		return
 	}
-	d, err := c.Swap(ctx, OpRequest{App: p.d.App, Author: p.d.Author, Message: "auto-swap after " + p.d.ID, Policy: baton.PolicyQueue},
-		SwapParams{Source: p.d.Slot, Target: s.AutoSwapTo})
+	d, err := c.Swap(ctx, baton.OpRequest{App: p.d.App, Author: p.d.Author, Message: "auto-swap after " + p.d.ID, Policy: baton.PolicyQueue},
+		baton.SwapParams{Source: p.d.Slot, Target: s.AutoSwapTo})
 	if err != nil {
 		c.logf(p.d.ID, "auto-swap to %s could not be queued: %s", s.AutoSwapTo, baton.ErrorMessage(err))
 		return

@@ -9,7 +9,6 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // helloAnswer is the example app's JSON answer.
@@ -349,7 +348,7 @@ func TestSwapPreviewExpires(t *testing.T) {
 	if _, code := runCLI(t, b, "swap", "px", "--from", "staging", "--preview-timeout", "3s"); code != 1 {
 		t.Fatalf("--preview-timeout without --preview: exit %d", code)
 	}
-	if _, err := c.SwapWith(ctx, "px", coordinator.SwapParams{Source: "staging", Target: "production", Preview: true, PreviewTimeout: "soon"}, ""); baton.ErrorCode(err) != baton.EINVALID {
+	if _, err := c.SwapWith(ctx, "px", baton.SwapParams{Source: "staging", Target: "production", Preview: true, PreviewTimeout: "soon"}, ""); baton.ErrorCode(err) != baton.EINVALID {
 		t.Fatalf("bad preview_timeout: %v", err)
 	}
 }

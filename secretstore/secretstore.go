@@ -18,13 +18,11 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 )
 
 // sealedPrefix marks a sealed value; the rest is base64url(nonce ‖
@@ -181,9 +179,9 @@ func (s *Store) sealParams(d *baton.Deployment) error {
 	if d.Kind != baton.KindConfig || d.Params == "" {
 		return nil
 	}
-	var ch coordinator.ConfigChange
-	if err := json.Unmarshal([]byte(d.Params), &ch); err != nil {
-		return baton.Errorf(baton.EINVALID, "settings operation params: %v", err)
+	ch, err := baton.DecodeParams[baton.SettingsChange](d.Kind, d.Params)
+	if err != nil {
+		return err
 	}
 	sealed := false
 	for i, st := range ch.Set {
@@ -192,11 +190,9 @@ func (s *Store) sealParams(d *baton.Deployment) error {
 		}
 	}
 	if sealed {
-		b, err := json.Marshal(ch)
-		if err != nil {
+		if d.Params, err = baton.EncodeParams(d.Kind, ch); err != nil {
 			return err
 		}
-		d.Params = string(b)
 	}
 	return nil
 }
@@ -206,8 +202,8 @@ func (s *Store) openParams(d *baton.Deployment) error {
 	if d.Kind != baton.KindConfig || !strings.Contains(d.Params, sealedPrefix) {
 		return nil
 	}
-	var ch coordinator.ConfigChange
-	if err := json.Unmarshal([]byte(d.Params), &ch); err != nil {
+	ch, err := baton.DecodeParams[baton.SettingsChange](d.Kind, d.Params)
+	if err != nil {
 		return err
 	}
 	for i, st := range ch.Set {
@@ -217,8 +213,7 @@ func (s *Store) openParams(d *baton.Deployment) error {
 		}
 		ch.Set[i].Value = v
 	}
-	b, err := json.Marshal(ch)
-	d.Params = string(b)
+	d.Params, err = baton.EncodeParams(d.Kind, ch)
 	return err
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/storetest"
@@ -61,7 +60,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	if _, err := s.CreateApp(ctx, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	ch := coordinator.ConfigChange{Set: []baton.Setting{
+	ch := baton.SettingsChange{Set: []baton.Setting{
 		{Key: "DB_PASSWORD", Value: secretValue, Secret: true},
 		{Key: "GREETING", Value: "hi"},
 	}}

@@ -60,6 +60,9 @@ type Config struct {
 	ProxyTLSCert, ProxyTLSKey string
 }
 
+// The API reaches the coordinator only through its own interface.
+var _ api.Coordinator = (*coordinator.Coordinator)(nil)
+
 // Server is a running baton: API listener, proxy listener and everything
 // behind them.
 type Server struct {

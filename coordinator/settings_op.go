@@ -2,31 +2,20 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
 )
 
-// ConfigChange is the params of a KindConfig operation.
-type ConfigChange struct {
-	Set   []baton.Setting `json:"set,omitempty"`
-	Unset []string        `json:"unset,omitempty"`
-}
-
-// configure applies a settings change and turns the operation into a
-// redeploy of the slot's live artifact with the new environment. For a
-// plain deploy it does nothing. redeploy is false when there is nothing live
-// to restart.
+// configure applies a settings change (KindConfig) and turns the
+// operation into a redeploy of the slot's live artifact with the new
+// environment. redeploy is false when there is nothing live to restart.
 func (p *pipeline) configure() (redeploy bool, err error) {
-	if p.d.Kind != baton.KindConfig {
-		return true, nil
-	}
 	c := p.c
-	var ch ConfigChange
-	if err := json.Unmarshal([]byte(p.d.Params), &ch); err != nil {
-		return false, fmt.Errorf("config params: %w", err)
+	ch, err := baton.DecodeParams[baton.SettingsChange](p.d.Kind, p.d.Params)
+	if err != nil {
+		return false, err
 	}
 	ctx := p.r.ctx
 	for _, s := range ch.Set {
@@ -75,20 +64,9 @@ func flags(s baton.Setting) string {
 	return out
 }
 
-// heaviest returns the revision with the most traffic, "" if none.
-func heaviest(rws []baton.RevisionWeight) string {
-	best, top := "", -1
-	for _, rw := range rws {
-		if rw.Weight > top {
-			best, top = rw.Revision, rw.Weight
-		}
-	}
-	return best
-}
-
 // SetSettings changes settings of a slot through the app's queue and lock
 // (a settings change restarts the slot's live revision as a new revision).
-func (c *Coordinator) SetSettings(ctx context.Context, req OpRequest, ch ConfigChange) (baton.Deployment, error) {
+func (c *Coordinator) SetSettings(ctx context.Context, req baton.OpRequest, ch baton.SettingsChange) (baton.Deployment, error) {
 	for i, s := range ch.Set {
 		s.App, s.Slot = req.App, req.Slot
 		if err := baton.ValidateSetting(s); err != nil {
@@ -96,7 +74,6 @@ func (c *Coordinator) SetSettings(ctx context.Context, req OpRequest, ch ConfigC
 		}
 		ch.Set[i] = s
 	}
-	b, _ := json.Marshal(ch)
-	req.Kind, req.Params = baton.KindConfig, string(b)
+	req.Kind, req.Params = baton.KindConfig, ch
 	return c.SubmitOp(ctx, req)
 }

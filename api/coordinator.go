@@ -1,0 +1,43 @@
+package api
+
+import (
+	"context"
+
+	"github.com/batonhq/baton"
+)
+
+// Coordinator is what the API needs of the coordinator: the operations it
+// starts and the runtime state it reports. coordinator.Coordinator
+// implements it (checked where server wires them together); the API uses
+// only the root package's types, so it does not import the coordinator.
+type Coordinator interface {
+	baton.Deployer
+
+	CreateApp(ctx context.Context, name string) (baton.App, error)
+	DeleteApp(ctx context.Context, name string) error
+	CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error)
+	DeleteSlot(ctx context.Context, app, slot string) error
+
+	// SubmitOp queues an operation under its conflict policy; Wait
+	// returns it once final.
+	SubmitOp(ctx context.Context, req baton.OpRequest) (baton.Deployment, error)
+	Wait(ctx context.Context, id string) (baton.Deployment, error)
+	Cancel(ctx context.Context, id, reason string) (baton.Deployment, error)
+	// NextDeployment waits for the app's oldest operation accepted after
+	// seq; ok is false when ctx ended first.
+	NextDeployment(ctx context.Context, app string, seq int64) (d baton.Deployment, ok bool, err error)
+	SetSettings(ctx context.Context, req baton.OpRequest, ch baton.SettingsChange) (baton.Deployment, error)
+	Swap(ctx context.Context, req baton.OpRequest, sp baton.SwapParams) (baton.Deployment, error)
+	CompleteSwap(ctx context.Context, id string) (baton.Deployment, error)
+
+	Freeze(ctx context.Context, app string, f baton.Freeze, cancelRunning bool) (baton.App, error)
+	Unfreeze(ctx context.Context, app string) (baton.App, error)
+	WaitIdle(ctx context.Context, app string) error
+	BreakLock(ctx context.Context, app, why string) (baton.Lease, error)
+
+	Status(ctx context.Context, app string) (baton.AppStatus, error)
+	InstanceHealth(rev string) (healthy, total int)
+	RevisionLog(app, rev string, max int64) ([]byte, error)
+	Resources(ctx context.Context) ([]baton.ResourceStatus, error)
+	Controllers(ctx context.Context) ([]baton.Controller, error)
+}

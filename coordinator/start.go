@@ -1,0 +1,216 @@
+package coordinator
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/manifest"
+	"github.com/batonhq/baton/supervisor"
+)
+
+// revisionStart asks startRevision for a revision's instances.
+type revisionStart struct {
+	// rev runs in rev.Slot, with that slot's sticky settings.
+	rev baton.Revision
+	// dir and manifest are the revision's folder and manifest when the
+	// caller has them (a deployment's new revision); without them they are
+	// read from the revision's folder, restored from its artifact when
+	// missing.
+	dir      string
+	manifest *baton.Manifest
+	// dep is the operation whose log receives the instances' output; ""
+	// for none.
+	dep string
+	// deployment, for a deployment's new revision, is its pipeline: its
+	// log says where the instances started, and it enters phase
+	// health-checking once every instance accepts connections.
+	deployment *pipeline
+}
+
+// unhealthy is a start that failed because the instances did not all
+// pass their health check (or exited before they did).
+type unhealthy struct{ err error }
+
+func (u unhealthy) Error() string { return u.err.Error() }
+func (u unhealthy) Unwrap() error { return u.err }
+
+// startRevision is the one routine that starts a revision's instances:
+// for a deployment's new revision, an activate, a restart, both sides of
+// a swap, a cancelled preview and a restore. It returns them once every
+// one passes its health check, bounded by the manifest's start_timeout; a
+// health check that fails, or an instance that exits first, fails it at
+// once. On failure nothing it started is left running.
+func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*instances, error) {
+	var (
+		spec supervisor.Spec
+		m    baton.Manifest
+		out  *instanceLog
+		err  error
+	)
+	if rs.manifest == nil {
+		if spec, m, out, err = c.revisionSpec(ctx, rs.rev, rs.dep); err != nil {
+			return nil, err
+		}
+	} else {
+		m = *rs.manifest
+		env, err := c.revisionEnv(ctx, rs.rev, rs.dir)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = openInstanceLog(c, rs.rev.App, rs.rev.Name, rs.dep); err != nil {
+			return nil, err
+		}
+		spec = c.groupSpec(rs.rev, rs.dir, m, env, out)
+	}
+	// A deployment's phase context has this deadline already.
+	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
+	defer cancel()
+	g, err := c.cfg.Supervisor.Start(ctx, spec)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	if err := c.waitStarted(ctx, g, m, rs.deployment); err != nil {
+		_ = g.Stop(context.WithoutCancel(ctx))
+		out.Close()
+		if rs.deployment != nil {
+			c.logf(rs.dep, "stopped the new instances")
+		}
+		return nil, err
+	}
+	return &instances{rev: rs.rev, group: g, log: out}, nil
+}
+
+// waitStarted waits until every instance of g passes its health check
+// (a failure is unhealthy). For a deployment's new revision (p) it logs
+// where they started and, once they all accept connections, enters phase
+// health-checking; the health wait runs from the start, so an instance
+// that exits fails the start at once, whichever phase p is in.
+func (c *Coordinator) waitStarted(ctx context.Context, g *supervisor.Group, m baton.Manifest, p *pipeline) error {
+	if p == nil {
+		if err := g.WaitHealthy(ctx); err != nil {
+			return unhealthy{err}
+		}
+		return nil
+	}
+	c.logf(p.d.ID, "started %d instance(s) on %v", m.Run.Instances, g.Addrs())
+	hctx, cancel := context.WithCancel(ctx)
+	var healthErr error
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		healthErr = g.WaitHealthy(hctx)
+	}()
+	defer func() { cancel(); <-healthDone }()
+	if err := waitListening(ctx, g.Addrs(), m.Health.Interval, healthDone); err != nil {
+		return err
+	}
+	if err := p.enter(baton.PhaseHealthChecking); err != nil {
+		return enterFailed{err}
+	}
+	<-healthDone
+	if healthErr != nil {
+		return unhealthy{healthErr}
+	}
+	return nil
+}
+
+// enterFailed is a phase that could not be recorded during a start.
+type enterFailed struct{ err error }
+
+func (e enterFailed) Error() string { return e.err.Error() }
+func (e enterFailed) Unwrap() error { return e.err }
+
+// revisionSpec is how the supervisor runs a revision from its folder, with
+// its output going to the revision log (and to deployment dep, if set).
+// The caller closes the log if it does not hand it to instances.
+func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep string) (supervisor.Spec, baton.Manifest, *instanceLog, error) {
+	dir, err := c.revisionFiles(ctx, r)
+	if err != nil {
+		return supervisor.Spec{}, baton.Manifest{}, nil, err
+	}
+	m, err := manifest.Load(dir)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	env, err := c.revisionEnv(ctx, r, dir)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	out, err := openInstanceLog(c, r.App, r.Name, dep)
+	if err != nil {
+		return supervisor.Spec{}, m, nil, err
+	}
+	return c.groupSpec(r, dir, m, env, out), m, out, nil
+}
+
+func (c *Coordinator) groupSpec(r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) supervisor.Spec {
+	return supervisor.Spec{
+		Name:      r.Name,
+		Dir:       dir,
+		Command:   m.Run.Command,
+		Env:       env,
+		Instances: m.Run.Instances,
+		Health:    supervisor.HealthCheck{Path: m.Health.Path, Interval: m.Health.Interval, Timeout: m.Health.Timeout},
+		Output:    out,
+		// Health flips reach the proxy at once: no new requests to an
+		// instance that stopped answering, while another one can take them.
+		OnHealth: c.cfg.Proxy.SetHealthy,
+	}
+}
+
+// revisionEnv is the environment of a revision's instances: baton's own
+// variables, the revision's non-sticky settings, and the sticky settings of
+// the slot it runs in.
+func (c *Coordinator) revisionEnv(ctx context.Context, r baton.Revision, dir string) ([]string, error) {
+	sticky, err := c.cfg.Store.Settings(ctx, r.App, r.Slot)
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for k, v := range r.Env {
+		vars[k] = v
+	}
+	for _, s := range sticky {
+		if s.Sticky {
+			vars[s.Key] = s.Value
+		}
+	}
+	env := instanceEnv(r.App, r.Slot, r.Name, dir)
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+vars[k])
+	}
+	return env, nil
+}
+
+// nonStickyEnv returns the non-sticky settings of a slot: what a new
+// revision deployed there carries with it.
+func (c *Coordinator) nonStickyEnv(ctx context.Context, app, slot string) (map[string]string, error) {
+	settings, err := c.cfg.Store.Settings(ctx, app, slot)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, s := range settings {
+		if !s.Sticky {
+			env[s.Key] = s.Value
+		}
+	}
+	return env, nil
+}
+
+// stop stops a revision's instances and closes its log.
+func (in *instances) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := in.group.Stop(ctx)
+	in.log.Close()
+	return err
+}
