@@ -27,6 +27,9 @@ type SubmitRequest struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
+	// OrderKey orders deploys by their source (a CI run number) for policy
+	// newer-only; 0 when none was given.
+	OrderKey int64
 	// Params: {"weight": N} asks for N % of the slot in multiple revision mode.
 	Params string
 	// Force deploys even when the artifact and settings already serve the slot.
