@@ -2,6 +2,7 @@ package baton
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,11 +17,16 @@ const (
 	PolicyFail      Policy = "fail"      // refuse with 409 if anything runs or waits
 	PolicyCancel    Policy = "cancel"    // cancel running and queued, then run
 	PolicySupersede Policy = "supersede" // supersede queued ones, run after the current one
+	// PolicyNewerOnly refuses a deploy whose order key is lower than the
+	// slot's live, running or queued deploy, supersedes queued older ones
+	// and otherwise queues: a slow old pipeline never puts older code live
+	// after a newer one.
+	PolicyNewerOnly Policy = "newer-only"
 )
 
 // Policies lists every conflict policy, the default first.
 func Policies() []Policy {
-	return []Policy{PolicyQueue, PolicyFail, PolicyCancel, PolicySupersede}
+	return []Policy{PolicyQueue, PolicyFail, PolicyCancel, PolicySupersede, PolicyNewerOnly}
 }
 
 // PolicyChoices is the policies for a flag's help: "queue | fail | …".
@@ -43,6 +49,19 @@ func ParsePolicy(s string) (Policy, error) {
 		}
 	}
 	return "", Errorf(EINVALID, "on_conflict %q is not one of %s", s, strings.ReplaceAll(PolicyChoices(), " | ", ", "))
+}
+
+// ParseOrderKey parses a deploy's order key as the API, Kudu and git push
+// take it: "" is none (0); anything else must be a positive whole number.
+func ParseOrderKey(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, Errorf(EINVALID, "order key %q must be a positive whole number, such as the CI run number", s)
+	}
+	return n, nil
 }
 
 // QueueState is what a store reads about an app, inside the transaction
@@ -68,6 +87,10 @@ type QueueState struct {
 	// Serving lists the revisions active in the request's slot with their
 	// weights. Read only for a request with IfUnchanged.
 	Serving []RevisionWeight
+	// Live is the deploy with the highest order key among those whose
+	// revisions are active in the request's slot; nil if none has a key.
+	// Read only for a request with policy newer-only.
+	Live *Deployment
 }
 
 // UnchangedAnswer is an Unchanged answer a store kept under an
@@ -217,6 +240,8 @@ func admitByPolicy(req EnqueueRequest, q QueueState, now time.Time) (Admission, 
 	case PolicySupersede:
 		adm.replaceQueued(q, StateSuperseded, fmt.Sprintf("superseded by deployment %s", d.ID))
 		adm.Ahead = running
+	case PolicyNewerOnly:
+		return admitNewerOnly(req, q, now, adm)
 	default:
 		return Admission{}, Errorf(EINVALID, "unknown conflict policy %q", d.Policy)
 	}
@@ -250,4 +275,58 @@ func (a *Admission) replaceQueued(q QueueState, state State, reason string) {
 		a.Replace[i] = d.ID
 	}
 	a.ReplaceState, a.ReplaceReason = state, reason
+}
+
+// admitNewerOnly is policy newer-only: deploys of a slot go live in the
+// order of their keys, whatever order they arrive in. A key lower than
+// the slot's newest (live, running or queued) is refused, naming the newer
+// one; an equal key is the same pipeline run retried and is accepted.
+// Queued deploys of the slot with lower or equal keys are superseded, so
+// only the newest waits (deploys without a key are not ordered and keep
+// their place); otherwise the request queues as with queue.
+func admitNewerOnly(req EnqueueRequest, q QueueState, now time.Time, adm Admission) (Admission, error) {
+	d := adm.Deployment
+	if d.Kind != KindDeploy {
+		return Admission{}, Errorf(EINVALID, "on_conflict=newer-only orders deploys by their order key; a %s operation has none: use queue, fail, cancel or supersede", d.Kind)
+	}
+	if d.OrderKey <= 0 {
+		return Admission{}, Errorf(EINVALID, "on_conflict=newer-only needs an order key: pass --order-key N (a CI run number; baton deploy reads GITHUB_RUN_NUMBER, CI_PIPELINE_IID or BUILD_BUILDID when set)")
+	}
+	newer := q.Live
+	consider := func(o *Deployment) {
+		if o.Kind == KindDeploy && o.Slot == d.Slot && o.OrderKey > 0 && (newer == nil || o.OrderKey > newer.OrderKey) {
+			newer = o
+		}
+	}
+	if q.Running != nil {
+		consider(q.Running)
+	}
+	for i := range q.Queued {
+		consider(&q.Queued[i])
+	}
+	if newer != nil && d.OrderKey < newer.OrderKey {
+		return Admission{}, &Error{
+			Code: ECONFLICT,
+			Message: fmt.Sprintf("a newer deploy of %s/%s exists: %s has order key %d, this request %d; an older pipeline never replaces a newer deploy (on_conflict=newer-only). Deploy with a key of at least %d, or with --on-conflict=queue to deploy this one anyway",
+				d.App, d.Slot, newer.Describe(now), newer.OrderKey, d.OrderKey, newer.OrderKey),
+			Conflict: &ConflictDetail{App: d.App, Holder: newer, QueueLength: len(q.Queued)},
+		}
+	}
+	for _, o := range q.Queued {
+		if o.Kind == KindDeploy && o.Slot == d.Slot && o.OrderKey > 0 {
+			adm.Replace = append(adm.Replace, o.ID)
+		}
+	}
+	if len(adm.Replace) > 0 {
+		adm.ReplaceState = StateSuperseded
+		adm.ReplaceReason = fmt.Sprintf("superseded by deployment %s with newer order key %d", d.ID, d.OrderKey)
+	}
+	if req.MaxQueue > 0 && len(q.Queued)-len(adm.Replace) >= req.MaxQueue {
+		return Admission{}, Errorf(EQUEUEFULL, "app %q already has %d operations queued (the limit); wait for some to finish (`baton wait %s`)", d.App, len(q.Queued), d.App)
+	}
+	adm.Ahead = len(q.Queued) - len(adm.Replace)
+	if q.Running != nil {
+		adm.Ahead++
+	}
+	return adm, nil
 }

@@ -15,10 +15,13 @@ var admitNow = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 // queueFixture is an app's queue: r runs (started a minute ago), q1 and q2
 // wait in that order.
 var (
-	runningD = baton.Deployment{ID: "d-r", App: "hello", State: baton.StateRunning, Phase: baton.PhaseBuilding,
+	runningD = baton.Deployment{ID: "d-r", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, OrderKey: 4,
+		State: baton.StateRunning, Phase: baton.PhaseBuilding,
 		Author: "ada", StartedAt: ptr(admitNow.Add(-time.Minute)), CreatedAt: admitNow.Add(-2 * time.Minute)}
-	queued1 = baton.Deployment{ID: "d-q1", App: "hello", State: baton.StateQueued, CreatedAt: admitNow.Add(-time.Minute)}
-	queued2 = baton.Deployment{ID: "d-q2", App: "hello", State: baton.StateQueued, CreatedAt: admitNow.Add(-time.Second)}
+	queued1 = baton.Deployment{ID: "d-q1", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, OrderKey: 5,
+		State: baton.StateQueued, CreatedAt: admitNow.Add(-time.Minute)}
+	queued2 = baton.Deployment{ID: "d-q2", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, OrderKey: 6,
+		State: baton.StateQueued, CreatedAt: admitNow.Add(-time.Second)}
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -78,11 +81,20 @@ var admitWant = map[baton.Policy]map[string]admitted{
 		"running+queued": {ahead: 1, replace: []string{"d-q1", "d-q2"}, replaceState: baton.StateSuperseded},
 		"full":           {ahead: 1, replace: []string{"d-q1", "d-q2"}, replaceState: baton.StateSuperseded},
 	},
+	// The request's order key (10, newRequest) is newer than every key in
+	// the fixtures; TestAdmitNewerOnly covers older and equal keys.
+	baton.PolicyNewerOnly: {
+		"empty":          {},
+		"running":        {ahead: 1},
+		"queued":         {replace: []string{"d-q1", "d-q2"}, replaceState: baton.StateSuperseded},
+		"running+queued": {ahead: 1, replace: []string{"d-q1", "d-q2"}, replaceState: baton.StateSuperseded},
+		"full":           {ahead: 1, replace: []string{"d-q1", "d-q2"}, replaceState: baton.StateSuperseded},
+	},
 }
 
 func newRequest(p baton.Policy) baton.EnqueueRequest {
 	return baton.EnqueueRequest{
-		Deployment:        baton.Deployment{ID: "d-new", App: "hello", Slot: baton.ProductionSlot, Policy: p},
+		Deployment:        baton.Deployment{ID: "d-new", App: "hello", Slot: baton.ProductionSlot, Policy: p, OrderKey: 10},
 		IdempotencyWindow: time.Hour,
 	}
 }
@@ -275,16 +287,16 @@ func TestAdmitUnknownPolicy(t *testing.T) {
 
 func TestParsePolicy(t *testing.T) {
 	for in, want := range map[string]baton.Policy{"": baton.PolicyQueue, "queue": baton.PolicyQueue, "fail": baton.PolicyFail,
-		"cancel": baton.PolicyCancel, "supersede": baton.PolicySupersede} {
+		"cancel": baton.PolicyCancel, "supersede": baton.PolicySupersede, "newer-only": baton.PolicyNewerOnly} {
 		if got, err := baton.ParsePolicy(in); got != want || err != nil {
 			t.Fatalf("ParsePolicy(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	_, err := baton.ParsePolicy("Queue")
-	if baton.ErrorCode(err) != baton.EINVALID || !strings.Contains(err.Error(), "queue, fail, cancel, supersede") {
+	if baton.ErrorCode(err) != baton.EINVALID || !strings.Contains(err.Error(), "queue, fail, cancel, supersede, newer-only") {
 		t.Fatalf("ParsePolicy(Queue) error = %v, want EINVALID listing the policies", err)
 	}
-	if got := baton.PolicyChoices(); got != "queue | fail | cancel | supersede" {
+	if got := baton.PolicyChoices(); got != "queue | fail | cancel | supersede | newer-only" {
 		t.Fatalf("PolicyChoices() = %q", got)
 	}
 }
@@ -307,5 +319,52 @@ func TestInterruptedOutcome(t *testing.T) {
 		if got := baton.InterruptedOutcome(p, false); got != want {
 			t.Errorf("%q without routing recorded: %s, want %s", p, got, want)
 		}
+	}
+}
+
+// TestAdmitNewerOnly: policy newer-only refuses a key lower than the
+// slot's live, running or queued deploy (naming it), accepts an equal key
+// (a retried run), supersedes only keyed deploys of its own slot, and
+// refuses requests it cannot order.
+func TestAdmitNewerOnly(t *testing.T) {
+	live := baton.Deployment{ID: "d-live", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, OrderKey: 12,
+		State: baton.StateSucceeded, Commit: "0123456789abcdef"}
+	unkeyed := baton.Deployment{ID: "d-nokey", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, State: baton.StateQueued}
+	staging := baton.Deployment{ID: "d-stg", App: "hello", Slot: "staging", Kind: baton.KindDeploy, OrderKey: 50, State: baton.StateQueued}
+	for _, tc := range []struct {
+		name    string
+		key     int64
+		kind    baton.Kind
+		q       baton.QueueState
+		refused string
+		names   string // the refusal names this deployment
+		replace []string
+	}{
+		{name: "older than live", key: 11, q: baton.QueueState{Live: &live}, refused: baton.ECONFLICT, names: "d-live"},
+		{name: "older than running", key: 3, q: baton.QueueState{Running: &runningD}, refused: baton.ECONFLICT, names: "d-r"},
+		{name: "older than queued", key: 5, q: baton.QueueState{Queued: []baton.Deployment{queued1, queued2}}, refused: baton.ECONFLICT, names: "d-q2"},
+		{name: "equal to live", key: 12, q: baton.QueueState{Live: &live}},
+		{name: "newer than live", key: 13, q: baton.QueueState{Live: &live, Queued: []baton.Deployment{queued1}}, replace: []string{"d-q1"}},
+		{name: "unkeyed and other slots keep their place", key: 7, q: baton.QueueState{Queued: []baton.Deployment{unkeyed, staging, queued2}}, replace: []string{"d-q2"}},
+		{name: "no order key", key: 0, refused: baton.EINVALID},
+		{name: "not a deploy", key: 20, kind: baton.KindSwap, refused: baton.EINVALID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := newRequest(baton.PolicyNewerOnly)
+			req.Deployment.OrderKey, req.Deployment.Kind = tc.key, tc.kind
+			adm, err := baton.Admit(req, tc.q, admitNow)
+			if tc.refused != "" {
+				if baton.ErrorCode(err) != tc.refused || !strings.Contains(baton.ErrorMessage(err), tc.names) {
+					t.Fatalf("Admit = %+v, %v; want %s naming %q", adm, err, tc.refused, tc.names)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Admit refused: %v", err)
+			}
+			if !reflect.DeepEqual(adm.Replace, tc.replace) {
+				t.Fatalf("replaced %v, want %v", adm.Replace, tc.replace)
+			}
+		})
 	}
 }

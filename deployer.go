@@ -27,6 +27,9 @@ type SubmitRequest struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
+	// OrderKey orders deploys by their source (a CI run number) for policy
+	// newer-only; 0 when none was given.
+	OrderKey int64
 	// Params asks for a share of the slot's traffic in multiple revision mode.
 	Params DeployParams
 	// Force deploys even when the artifact and settings already serve the slot.

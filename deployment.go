@@ -118,7 +118,11 @@ type Deployment struct {
 	Commit         string `json:"commit"`
 	Author         string `json:"author"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	Error          string `json:"error"`
+	// OrderKey orders deployments by where their code comes from (a CI
+	// run number), not by arrival; 0 when the request had none. Policy
+	// newer-only refuses a key lower than the slot's newest.
+	OrderKey int64  `json:"order_key,omitempty"`
+	Error    string `json:"error"`
 	// Token is the fencing token of the lease the deployment ran under.
 	Token      int64      `json:"token,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`

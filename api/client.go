@@ -147,6 +147,9 @@ type DeployOptions struct {
 	Commit         string
 	Author         string
 	IdempotencyKey string
+	// OrderKey orders deploys by their source for policy newer-only (a CI
+	// run number); 0 sends none.
+	OrderKey int64
 	// Weight asks for a share of the slot's traffic (multiple revision mode);
 	// nil leaves the default.
 	Weight *int
@@ -188,6 +191,9 @@ func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o D
 	}
 	if o.Force {
 		q.Set("force", "true")
+	}
+	if o.OrderKey > 0 {
+		q.Set("order_key", strconv.FormatInt(o.OrderKey, 10))
 	}
 	h := http.Header{}
 	h.Set("Content-Type", o.ContentType)

@@ -192,6 +192,11 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		}
 		params.Weight = &n
 	}
+	orderKey, err := baton.ParseOrderKey(q.Get("order_key"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	force := false
 	if v := q.Get("force"); v != "" {
 		if force, err = strconv.ParseBool(v); err != nil {
@@ -203,7 +208,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		Params: params,
 		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), OrderKey: orderKey, Force: force,
 	})
 	d := res.Deployment
 	detail := d.ID

@@ -42,11 +42,19 @@ deploys it anyway, as a new revision.
   fail       refuse at once (exit 5) naming the running deployment
   cancel     cancel the running and queued deployments, then run this one
   supersede  replace the queued ones, run after the current one
+  newer-only go live in the order of --order-key, not of arrival: a key
+             lower than the slot's live, running or queued deploy is
+             refused (exit 5) naming the newer one; older queued ones are
+             superseded. So a slow old pipeline never puts older code live.
+
+--order-key defaults to the CI run number (GITHUB_RUN_NUMBER, CI_PIPELINE_IID,
+BUILD_BUILDID) when one is set, and is recorded with the deployment.
 
 ` + exitCodesHelp,
 		Example: `  baton deploy hello ./examples/hello --wait
   baton deploy hello build.tar.gz --on-conflict fail -m "hotfix"
-  baton deploy hello ./examples/hello --force   # again, though it is live`,
+  baton deploy hello ./examples/hello --force   # again, though it is live
+  baton deploy hello build.tar.gz --on-conflict newer-only --order-key 42`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, path := args[0], args[1]
@@ -55,6 +63,9 @@ deploys it anyway, as a new revision.
 				return err
 			}
 			o.Policy = p
+			if o.OrderKey < 0 {
+				return baton.Errorf(baton.EINVALID, "--order-key %d must be a positive whole number, such as the CI run number", o.OrderKey)
+			}
 			if cmd.Flags().Changed("weight") {
 				o.Weight = &weight
 			}
@@ -96,6 +107,7 @@ deploys it anyway, as a new revision.
 	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
 	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
 	f.StringVar(&policy, "on-conflict", string(baton.PolicyQueue), baton.PolicyChoices())
+	f.Int64Var(&o.OrderKey, "order-key", 0, "orders deploys by source for --on-conflict newer-only (default: the CI run number, if any)")
 	f.BoolVar(&o.Force, "force", false, "deploy even if this artifact and the slot's settings are already live")
 	f.IntVar(&weight, "weight", 0, "multiple revision mode: traffic percent for the new revision (default 0, or 100 when nothing has traffic)")
 	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")
@@ -160,6 +172,11 @@ func fillProvenance(o *api.DeployOptions, path string) {
 	}
 	if o.Message == "" {
 		o.Message = firstEnv("CI_COMMIT_TITLE", "BUILD_SOURCEVERSIONMESSAGE")
+	}
+	if o.OrderKey == 0 {
+		// A run number that is not a number is left out, not an error:
+		// the deploy does not depend on it unless newer-only asks.
+		o.OrderKey, _ = baton.ParseOrderKey(firstEnv("GITHUB_RUN_NUMBER", "CI_PIPELINE_IID", "BUILD_BUILDID"))
 	}
 	dir := path
 	if st, err := os.Stat(path); err != nil || !st.IsDir() {

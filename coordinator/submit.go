@@ -44,7 +44,7 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 	d := baton.Deployment{
 		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: baton.KindDeploy, Params: params, Policy: req.Policy,
 		ArtifactDigest: digest, ArtifactType: kind,
-		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey,
+		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey, OrderKey: req.OrderKey,
 	}
 	var check *baton.LiveCheck
 	if !req.Force {

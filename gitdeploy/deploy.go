@@ -62,7 +62,7 @@ func readCommit(ctx context.Context, repo string, env []string, sha string) (com
 // submit exports the commit's tree as a tar.gz (git archive honours
 // export-ignore attributes; submodules are not included) and hands it to
 // the coordinator, which stores it before queueing the deployment.
-func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton.Policy, force bool, c commit, env []string) (baton.SubmitResult, error) {
+func (h *Handler) submit(ctx context.Context, s *session, t Target, opts pushOptions, c commit, env []string) (baton.SubmitResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "--git-dir", s.repo, "archive", "--format=tar.gz", c.Sha)
@@ -85,8 +85,8 @@ func (h *Handler) submit(ctx context.Context, s *session, t Target, policy baton
 		pw.CloseWithError(err)
 	}()
 	res, err := h.cfg.Deployer.Submit(ctx, baton.SubmitRequest{
-		App: s.app, Slot: t.Slot, Artifact: pr, MaxUpload: h.cfg.MaxUpload, Policy: policy,
-		Message: c.Subject, Commit: c.Sha, Author: c.Author, Force: force,
+		App: s.app, Slot: t.Slot, Artifact: pr, MaxUpload: h.cfg.MaxUpload, Policy: opts.Policy,
+		Message: c.Subject, Commit: c.Sha, Author: c.Author, Force: opts.Force, OrderKey: opts.OrderKey,
 	})
 	// Submit may stop reading early (refused, too large): unblock git archive.
 	pr.CloseWithError(io.ErrClosedPipe)

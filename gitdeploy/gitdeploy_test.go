@@ -215,7 +215,7 @@ func TestPushRefusedByConflictPolicyNamesHolder(t *testing.T) {
 	}
 
 	out, err = git(t, dir, "push", "-o", "on-conflict=later", remote, "main")
-	if err == nil || !strings.Contains(out, "on-conflict takes queue, fail, cancel or supersede") {
+	if err == nil || !strings.Contains(out, "on-conflict takes queue | fail | cancel | supersede | newer-only") {
 		t.Fatalf("bad on-conflict value: %v\n%s", err, out)
 	}
 }

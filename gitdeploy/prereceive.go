@@ -41,11 +41,13 @@ type pushOptions struct {
 	Policy baton.Policy
 	// Force deploys the commit even if it is live already.
 	Force bool
+	// OrderKey orders the deploy for policy newer-only; 0 when not given.
+	OrderKey int64
 	// Ignored are options baton does not know, to tell the pusher.
 	Ignored []string
 }
 
-// parseOptions reads git push -o options: on-conflict=queue|fail|cancel|supersede
+// parseOptions reads git push -o options: on-conflict=POLICY, order-key=N
 // and force (or force=true|false).
 func parseOptions(opts []string) (pushOptions, error) {
 	var po pushOptions
@@ -55,9 +57,15 @@ func parseOptions(opts []string) (pushOptions, error) {
 		case "on-conflict":
 			p, err := baton.ParsePolicy(strings.TrimSpace(v))
 			if err != nil || v == "" {
-				return po, baton.Errorf(baton.EINVALID, "push option %q: on-conflict takes queue, fail, cancel or supersede", o)
+				return po, baton.Errorf(baton.EINVALID, "push option %q: on-conflict takes %s", o, baton.PolicyChoices())
 			}
 			po.Policy = p
+		case "order-key":
+			n, err := baton.ParseOrderKey(strings.TrimSpace(v))
+			if err != nil || n == 0 {
+				return po, baton.Errorf(baton.EINVALID, "push option %q: order-key takes a positive whole number, such as the CI run number", o)
+			}
+			po.OrderKey = n
 		case "force":
 			force, err := strconv.ParseBool(strings.TrimSpace(v))
 			if v == "" {
@@ -89,7 +97,7 @@ func (h *Handler) preReceive(ctx context.Context, s *session, form url.Values, o
 		return 1
 	}
 	for _, o := range opts.Ignored {
-		out.say("baton: ignoring push option %q (baton knows on-conflict=queue|fail|cancel|supersede and force)", o)
+		out.say("baton: ignoring push option %q (baton knows on-conflict=%s, order-key=N and force)", o, strings.ReplaceAll(baton.PolicyChoices(), " ", ""))
 	}
 	var deploys []refUpdate
 	var target Target
@@ -112,14 +120,13 @@ func (h *Handler) preReceive(ctx context.Context, s *session, form url.Values, o
 		out.say("baton: this push updates %d deploy branches; push one deploy branch at a time so each deployment can refuse its own push", len(deploys))
 		return 1
 	}
-	policy := opts.Policy
-	if policy == "" {
-		if policy, err = h.cfg.Policy(ctx, s.app); err != nil {
+	if opts.Policy == "" {
+		if opts.Policy, err = h.cfg.Policy(ctx, s.app); err != nil {
 			out.say("baton: %s", baton.ErrorMessage(err))
 			return 1
 		}
 	}
-	return h.deploy(ctx, s, deploys[0], target, policy, opts.Force, form.Get("quarantine"), out)
+	return h.deploy(ctx, s, deploys[0], target, opts, form.Get("quarantine"), out)
 }
 
 // targetOf returns the target whose branch is ref.
@@ -142,7 +149,8 @@ func describeTargets(targets []Target) string {
 
 // deploy exports the pushed commit, submits it and follows the deployment
 // to its end. The push is refused (1) unless the deployment succeeded.
-func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target, policy baton.Policy, force bool, quarantine string, out *reply) int {
+func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target, opts pushOptions, quarantine string, out *reply) int {
+	policy := opts.Policy
 	qenv, err := quarantineEnv(s.repo, quarantine)
 	if err != nil {
 		h.log.Error("git pre-receive", "app", s.app, "err", err)
@@ -155,7 +163,7 @@ func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target,
 		return 1
 	}
 	out.say("baton: deploying %s %q by %s to %s (%s), on conflict %s", short(c.Sha), c.Subject, c.Author, s.app, t.Slot, policy)
-	res, err := h.submit(ctx, s, t, policy, force, c, qenv)
+	res, err := h.submit(ctx, s, t, opts, c, qenv)
 	if err != nil {
 		h.sayRefused(out, s.app, u, policy, err)
 		return 1

@@ -31,6 +31,7 @@ type pushRequest struct {
 	commit   string
 	policy   string // on_conflict, "" when absent
 	force    string // force: deploy even what is already live
+	orderKey string // order_key, for on_conflict=newer-only
 }
 
 // zipDeploy is POST /api/zipdeploy: the body is the zip; isAsync=true
@@ -50,6 +51,7 @@ func (h *Handler) zipDeploy(w http.ResponseWriter, r *http.Request) {
 		commit:   q.Get("commit"),
 		policy:   q.Get("on_conflict"),
 		force:    q.Get("force"),
+		orderKey: q.Get("order_key"),
 	})
 }
 
@@ -82,6 +84,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		commit:   q.Get("commit"),
 		policy:   q.Get("on_conflict"),
 		force:    q.Get("force"),
+		orderKey: q.Get("order_key"),
 	})
 }
 
@@ -104,10 +107,15 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 		h.problem(w, r, err)
 		return
 	}
+	orderKey, err := baton.ParseOrderKey(pr.orderKey)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
 	res, err := h.cfg.Deployer.Submit(ctx, baton.SubmitRequest{
 		App: s.app, Slot: baton.ProductionSlot, Artifact: r.Body, MaxUpload: h.cfg.MaxUpload, Policy: policy,
 		Message: pr.message, Commit: pr.commit, Author: pr.author,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), Force: force,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), OrderKey: orderKey, Force: force,
 	})
 	if err != nil {
 		h.submitError(w, r, err)

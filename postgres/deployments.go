@@ -12,12 +12,12 @@ import (
 )
 
 const deploymentColumns = `seq, id, app, slot, kind, params, state, phase, policy, revision, artifact_digest, artifact_type,
-	message, commit_sha, author, idempotency_key, error, token, created_at, started_at, finished_at, phase_started_at`
+	message, commit_sha, author, idempotency_key, order_key, error, token, created_at, started_at, finished_at, phase_started_at`
 
 func scanDeployment(row scanner) (baton.Deployment, error) {
 	var d baton.Deployment
 	err := row.Scan(&d.Seq, &d.ID, &d.App, &d.Slot, &d.Kind, &d.Params, &d.State, &d.Phase, &d.Policy, &d.Revision,
-		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey,
+		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey, &d.OrderKey,
 		&d.Error, &d.Token, &d.CreatedAt, &d.StartedAt, &d.FinishedAt, &d.PhaseStartedAt)
 	utc(&d.CreatedAt)
 	utc(d.StartedAt)

@@ -83,6 +83,20 @@ func queueState(ctx context.Context, tx pgx.Tx, req baton.EnqueueRequest) (baton
 			q.Queued = append(q.Queued, active[i])
 		}
 	}
+	if d.Policy == baton.PolicyNewerOnly {
+		// The keyed deploy whose revision is active in the slot with the
+		// highest order key (baton.QueueState.Live). A revision moves
+		// between slots on a swap, so the deploy is found by its revision.
+		live, err := queryDeployments(ctx, tx, `WHERE app = $1 AND kind = 'deploy' AND state = 'succeeded' AND order_key > 0
+			AND revision IN (SELECT name FROM revisions WHERE app = $1 AND slot = $2 AND active)
+			ORDER BY order_key DESC LIMIT 1`, d.App, d.Slot)
+		if err != nil {
+			return q, now, err
+		}
+		if len(live) > 0 {
+			q.Live = &live[0]
+		}
+	}
 	if req.IfUnchanged != nil {
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE app = $1`, d.App).Scan(&q.NewestSeq); err != nil {
 			return q, now, err
@@ -132,11 +146,11 @@ func applyAdmission(ctx context.Context, tx pgx.Tx, req baton.EnqueueRequest, ad
 	res.Replaced, res.CancelRunning = adm.Replace, adm.CancelRunning
 	d := adm.Deployment
 	res.Deployment, err = scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy,
-		artifact_digest, artifact_type, message, commit_sha, author, idempotency_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
+		artifact_digest, artifact_type, message, commit_sha, author, idempotency_key, order_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
 		RETURNING `+deploymentColumns,
 		d.ID, d.App, d.Slot, string(d.Kind), d.Params, string(d.State), string(d.Policy), d.ArtifactDigest, d.ArtifactType,
-		d.Message, d.Commit, d.Author, d.IdempotencyKey))
+		d.Message, d.Commit, d.Author, d.IdempotencyKey, d.OrderKey))
 	if err != nil {
 		return res, err
 	}

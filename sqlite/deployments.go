@@ -11,7 +11,7 @@ import (
 )
 
 const deploymentColumns = `seq, id, app, slot, kind, params, state, phase, policy, revision, artifact_digest, artifact_type,
-	message, commit_sha, author, idempotency_key, error, token, created_at, started_at, finished_at, phase_started_at`
+	message, commit_sha, author, idempotency_key, order_key, error, token, created_at, started_at, finished_at, phase_started_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -20,7 +20,7 @@ func scanDeployment(row scanner) (baton.Deployment, error) {
 	var created int64
 	var started, finished, phaseStarted sql.NullInt64
 	err := row.Scan(&d.Seq, &d.ID, &d.App, &d.Slot, &d.Kind, &d.Params, &d.State, &d.Phase, &d.Policy, &d.Revision,
-		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey,
+		&d.ArtifactDigest, &d.ArtifactType, &d.Message, &d.Commit, &d.Author, &d.IdempotencyKey, &d.OrderKey,
 		&d.Error, &d.Token, &created, &started, &finished, &phaseStarted)
 	if err != nil {
 		return d, err
@@ -132,6 +132,15 @@ func queueState(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest) (bato
 			q.Queued = append(q.Queued, active[i])
 		}
 	}
+	if d.Policy == baton.PolicyNewerOnly {
+		live, err := queryDeployments(ctx, tx, liveOrderWhere(`?`, `?`), d.App, d.App, d.Slot)
+		if err != nil {
+			return q, err
+		}
+		if len(live) > 0 {
+			q.Live = &live[0]
+		}
+	}
 	if c := req.IfUnchanged; c != nil {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM deployments WHERE app = ?`, d.App).Scan(&q.NewestSeq); err != nil {
 			return q, err
@@ -141,6 +150,16 @@ func queueState(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest) (bato
 		}
 	}
 	return q, nil
+}
+
+// liveOrderWhere selects, with the app (twice) and the slot as arguments,
+// the keyed deploy whose revision is active in the slot with the highest
+// order key (baton.QueueState.Live). A revision moves between slots on a
+// swap, so the deploy is found by its revision, not by its own slot.
+func liveOrderWhere(app, slot string) string {
+	return `WHERE app = ` + app + ` AND kind = 'deploy' AND state = 'succeeded' AND order_key > 0
+		AND revision IN (SELECT name FROM revisions WHERE app = ` + app + ` AND slot = ` + slot + ` AND active = 1)
+		ORDER BY order_key DESC LIMIT 1`
 }
 
 // servingTx lists the revisions active in a slot, with their weights.
@@ -194,8 +213,8 @@ func (s *DB) applyAdmission(ctx context.Context, tx *sql.Tx, req baton.EnqueueRe
 	res.Replaced, res.CancelRunning = adm.Replace, adm.CancelRunning
 	d := adm.Deployment
 	_, err = tx.ExecContext(ctx, `INSERT INTO deployments (id, app, slot, kind, params, state, policy, artifact_digest, artifact_type,
-		message, commit_sha, author, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.App, d.Slot, d.Kind, d.Params, d.State, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, now)
+		message, commit_sha, author, idempotency_key, order_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.App, d.Slot, d.Kind, d.Params, d.State, d.Policy, d.ArtifactDigest, d.ArtifactType, d.Message, d.Commit, d.Author, d.IdempotencyKey, d.OrderKey, now)
 	if err != nil {
 		return res, err
 	}

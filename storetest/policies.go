@@ -125,3 +125,43 @@ func testFreezeBeatsIdempotency(t *testing.T, s baton.Store) {
 	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: again, IdempotencyWindow: time.Hour})
 	wantCode(t, err, baton.EFROZEN)
 }
+
+// testEnqueueNewerOnly: a store reads the slot's live deploy by its order
+// key (through the revision that serves, wherever it was deployed) and the
+// queued keys, so that newer-only refuses an older key naming the newer
+// deploy and supersedes an older queued one; keys round-trip.
+func testEnqueueNewerOnly(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "no")).on(t)
+	keyed := func(key int64) baton.Deployment {
+		d := newDeployment("no", baton.PolicyNewerOnly)
+		d.OrderKey = key
+		return d
+	}
+	live := enqueue(t, s, keyed(7)).Deployment
+	f := start(t, s, live)
+	r := must(s.CreateRevision(ctx, f, baton.Revision{App: "no", Slot: baton.ProductionSlot, Deployment: live.ID})).on(t)
+	must(0, s.UpdateRunning(ctx, f, live.ID, baton.PhaseSwitching, r.Name)).on(t)
+	must(0, s.SetRouting(ctx, f, map[string][]baton.RevisionWeight{baton.ProductionSlot: {{Revision: r.Name, Weight: 100}}})).on(t)
+	must(0, s.FinishDeployment(ctx, f, live.ID, baton.StateSucceeded, "")).on(t)
+
+	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: keyed(5)})
+	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), live.ID) {
+		t.Fatalf("key 5 after live key 7: %v, want a conflict naming %s", err, live.ID)
+	}
+	older := enqueue(t, s, keyed(8)).Deployment
+	if got := must(s.Deployment(ctx, older.ID)).on(t); got.OrderKey != 8 {
+		t.Fatalf("order key read back as %d, want 8", got.OrderKey)
+	}
+	newer := enqueue(t, s, keyed(9))
+	if len(newer.Replaced) != 1 || newer.Replaced[0] != older.ID {
+		t.Fatalf("key 9 replaced %v, want the queued key 8 (%s)", newer.Replaced, older.ID)
+	}
+	if d := must(s.Deployment(ctx, older.ID)).on(t); d.State != baton.StateSuperseded {
+		t.Fatalf("queued key 8 is %s, want superseded", d.State)
+	}
+	_, err = s.Enqueue(ctx, baton.EnqueueRequest{Deployment: keyed(8)})
+	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), newer.Deployment.ID) {
+		t.Fatalf("key 8 behind a queued key 9: %v, want a conflict naming %s", err, newer.Deployment.ID)
+	}
+}

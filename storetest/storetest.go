@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		"EnqueueRefusesUnknownPolicy": testEnqueueRefusesUnknownPolicy,
 		"EnqueueDefaults":             testEnqueueDefaults,
 		"FreezeBeatsIdempotency":      testFreezeBeatsIdempotency,
+		"EnqueueNewerOnly":            testEnqueueNewerOnly,
 
 		"Idempotency":      testIdempotency,
 		"EnqueueUnchanged": testEnqueueUnchanged,
