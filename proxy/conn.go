@@ -43,6 +43,12 @@ type clientConn struct {
 	headIn bool
 
 	state atomic.Int32
+	// fresh: no request has arrived on the connection yet. Shutdown
+	// gives such a connection firstRequestGrace to send its first
+	// request instead of closing it as idle: the client has just
+	// connected, so its request is on the way, and a client does not
+	// retry a request that fails on a new connection.
+	fresh atomic.Bool
 	// up is the upstream connection in use, and tun the tunnel, so that
 	// Shutdown can end them from another goroutine.
 	up  atomic.Pointer[upConn]
@@ -56,6 +62,10 @@ const (
 	stateIdle
 	stateClosing
 )
+
+// firstRequestGrace is how long a connection accepted before a shutdown
+// may take to send its first request (see clientConn.fresh).
+const firstRequestGrace = time.Second
 
 // clientReadBuffer sizes the reader per client connection; heads larger
 // than it are gathered line by line up to MaxHeaderBytes.
@@ -81,6 +91,7 @@ func newClientConn(p *Proxy, c net.Conn) *clientConn {
 	_, https := c.(*tls.Conn)
 	cc.addr = newClientAddr(c.RemoteAddr(), https)
 	cc.state.Store(stateActive)
+	cc.fresh.Store(true)
 	cc.probing = false
 	return cc
 }
@@ -129,8 +140,11 @@ func (cc *clientConn) serve() (reusable bool) {
 		}
 		cc.state.Store(stateIdle)
 		if p.srv.shutting.Load() {
-			cc.rd.flush()
-			return true
+			if !cc.fresh.Load() {
+				cc.rd.flush()
+				return true
+			}
+			cc.c.SetReadDeadline(time.Now().Add(firstRequestGrace))
 		}
 		// Writes the last response (connReader.pending), then waits.
 		_, err := cc.br.Peek(1)
@@ -138,6 +152,7 @@ func (cc *clientConn) serve() (reusable bool) {
 		if err != nil {
 			return true
 		}
+		cc.fresh.Store(false)
 		if !cc.state.CompareAndSwap(stateIdle, stateActive) {
 			return true // Shutdown closed it while the request arrived
 		}
@@ -162,6 +177,12 @@ func (cc *clientConn) lingerClose() {
 // closeIfIdle closes the connection if it waits for a request; a busy
 // one finishes its request and then sees the shutdown.
 func (cc *clientConn) closeIfIdle() {
+	if cc.fresh.Load() {
+		// Its first request is on the way: it gets a moment, then the
+		// serve loop ends it (the response says Connection: close).
+		cc.c.SetReadDeadline(time.Now().Add(firstRequestGrace))
+		return
+	}
 	if cc.state.CompareAndSwap(stateIdle, stateClosing) {
 		cc.c.SetReadDeadline(aLongTimeAgo)
 	}

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -33,5 +36,50 @@ func TestClientHalfCloseEndsTheConnection(t *testing.T) {
 			t.Fatalf("round %d: %d answers, want %d", round, n, 1+round%3)
 		}
 		c.Close()
+	}
+}
+
+// TestShutdownServesFirstRequestOfNewConnection: a connection accepted
+// just before a shutdown (a restart in place hands the listener over at
+// any moment) gets its first request answered, with Connection: close,
+// instead of being closed as idle: clients do not retry a request that
+// fails on a new connection.
+func TestShutdownServesFirstRequestOfNewConnection(t *testing.T) {
+	up := startUpstream(t, "sd")
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("sd.localhost", "sd", "sd--000001", addrOf(up))})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	c, br := rawConn(t, "http://"+ln.Addr().String())
+	waitFor(t, "the connection accepted", func() bool {
+		p.srv.mu.Lock()
+		defer p.srv.mu.Unlock()
+		return len(p.srv.conns) == 1
+	})
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- p.Shutdown(ctx)
+	}()
+	waitFor(t, "the shutdown begun", p.srv.shutting.Load)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: sd.localhost\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the first request on a connection accepted before the shutdown: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "sd" || !resp.Close {
+		t.Fatalf("answer %d %q (close %v), want 200 sd with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
 	}
 }

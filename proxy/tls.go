@@ -58,13 +58,14 @@ func (cc *clientConn) handshake(tc *tls.Conn) (h1 bool) {
 	// Deadlines first, then idle: Shutdown may then interrupt the
 	// handshake (closeIfIdle) as it does a wait for the next request.
 	dl := time.Now().Add(min(tlsHandshakeTimeout, p.idleTimeout))
+	if p.srv.shutting.Load() {
+		// Accepted just before the shutdown: a moment for the handshake
+		// and the first request (see clientConn.fresh).
+		dl = time.Now().Add(firstRequestGrace)
+	}
 	tc.SetReadDeadline(dl)
 	tc.SetWriteDeadline(dl)
 	cc.state.Store(stateIdle)
-	if p.srv.shutting.Load() {
-		tc.Close()
-		return false
-	}
 	err := tc.HandshakeContext(context.Background())
 	if !cc.state.CompareAndSwap(stateIdle, stateActive) {
 		tc.Close() // Shutdown closed it meanwhile
