@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
@@ -20,7 +21,7 @@ func TestScenarioQueueFIFO(t *testing.T) {
 	t.Parallel()
 	b := startBaton(t)
 	b.createApp("q")
-	const n = 8
+	const n = 50
 	dirs := make([]string, n)
 	for i := range dirs {
 		dirs[i] = appDir(t, fmt.Sprintf("v%d", i))
@@ -42,7 +43,7 @@ func TestScenarioQueueFIFO(t *testing.T) {
 		t.Fatalf("deploy request refused: %v", err)
 	}
 	var ds []baton.Deployment
-	eventually(t, 60e9, "all deployments final", func() bool {
+	eventually(t, 60*time.Second, "all deployments final", func() bool {
 		ds = b.history("q")
 		for _, d := range ds {
 			if !d.State.Final() {
@@ -68,7 +69,7 @@ func TestScenarioQueueFIFO(t *testing.T) {
 	if got := b.routing("q"); len(got) != 1 || got[live.Revision] != 100 {
 		t.Fatalf("routing after the queue: %v, want %s at 100", got, live.Revision)
 	}
-	eventually(t, 10e9, "only the live revision runs", func() bool { return b.instances() == 1 && len(b.processes(live.Revision)) == len(b.processes("")) })
+	eventually(t, 10*time.Second, "only the live revision runs", func() bool { return b.instances() == 1 && len(b.processes(live.Revision)) == len(b.processes("")) })
 	b.noLocks()
 }
 

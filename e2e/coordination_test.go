@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,64 +72,6 @@ func assertSerial(t testing.TB, ds []baton.Deployment) {
 	}
 }
 
-// TestQueueFIFO: 50 concurrent deploy requests to one app under the queue
-// policy all finish, in acceptance order, never two at once.
-func TestQueueFIFO(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	if _, err := c.CreateApp(ctx, "q"); err != nil {
-		t.Fatal(err)
-	}
-	const n = 50
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		dir := appDir(t, fmt.Sprintf("v%d", i))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := deployErr(c, "q", dir, api.DeployOptions{}); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("deploy request refused: %v", err)
-	}
-	var ds []baton.Deployment
-	eventually(t, 5*time.Minute, "all 50 deployments final", func() bool {
-		var err error
-		ds, err = c.Deployments(ctx, "q", 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range ds {
-			if !d.State.Final() {
-				return false
-			}
-		}
-		return len(ds) == n
-	})
-	for _, d := range ds {
-		if d.State != baton.StateSucceeded {
-			t.Errorf("deployment %s: %s %s", d.ID, d.State, d.Error)
-		}
-	}
-	assertSerial(t, ds)
-	// Started in the order they were accepted.
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Seq < ds[j].Seq })
-	for i := 1; i < len(ds); i++ {
-		if ds[i].StartedAt.Before(*ds[i-1].StartedAt) {
-			t.Fatalf("%s (seq %d) started before %s (seq %d)", ds[i].ID, ds[i].Seq, ds[i-1].ID, ds[i-1].Seq)
-		}
-	}
-	noLocks(t, c)
-}
-
 // TestFailPolicy: while one deployment runs, on_conflict=fail answers 409
 // naming the holder and its phase; the CLI prints it readably, exits 5.
 func TestFailPolicy(t *testing.T) {
@@ -176,95 +117,4 @@ func TestFailPolicy(t *testing.T) {
 	if ds, _ := c.Deployments(ctx, "f", 10); len(ds) != 1 {
 		t.Fatalf("refused requests were recorded: %d deployments", len(ds))
 	}
-}
-
-// TestCancelPolicy: a deployment with on_conflict=cancel cancels the
-// running and queued ones and is the only one that goes live.
-func TestCancelPolicy(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	if _, err := c.CreateApp(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	mustSucceed(t, c, "c", appDir(t, "v0"))
-	g := newGate(t)
-	running := deploy(t, c, "c", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{})
-	waitPhase(t, c, running.ID, baton.PhaseBuilding)
-	var queued []string
-	for i := 2; i <= 4; i++ {
-		queued = append(queued, deploy(t, c, "c", appDir(t, fmt.Sprint("v", i)), api.DeployOptions{}).ID)
-	}
-	winner := deploy(t, c, "c", appDir(t, "v9"), api.DeployOptions{Policy: baton.PolicyCancel})
-	if d := waitFinal(t, c, winner.ID); d.State != baton.StateSucceeded {
-		t.Fatalf("winner: %s %s", d.State, d.Error)
-	}
-	for _, id := range append([]string{running.ID}, queued...) {
-		d, _ := c.Deployment(ctx, id)
-		if d.State != baton.StateCancelled || !strings.Contains(d.Error, winner.ID) {
-			t.Errorf("%s: %s %q, want cancelled naming %s", id, d.State, d.Error, winner.ID)
-		}
-	}
-	status, body, err := newProxyClient(b.proxyAddr).get("c.localhost", "/")
-	if err != nil || status != 200 || version(body) != "v9" {
-		t.Fatalf("live after cancel policy: %d %s %v", status, body, err)
-	}
-}
-
-// TestSupersedePolicy: supersede replaces the queued deployments and runs
-// after the current one, which completes.
-func TestSupersedePolicy(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	if _, err := c.CreateApp(ctx, "s"); err != nil {
-		t.Fatal(err)
-	}
-	g := newGate(t)
-	running := deploy(t, c, "s", appDir(t, "v1", buildWaitsFor(g)), api.DeployOptions{})
-	waitPhase(t, c, running.ID, baton.PhaseBuilding)
-	var queued []string
-	for i := 2; i <= 4; i++ {
-		queued = append(queued, deploy(t, c, "s", appDir(t, fmt.Sprint("v", i)), api.DeployOptions{}).ID)
-	}
-	newest := deploy(t, c, "s", appDir(t, "v5"), api.DeployOptions{Policy: baton.PolicySupersede})
-	for _, id := range queued {
-		if d, _ := c.Deployment(ctx, id); d.State != baton.StateSuperseded {
-			t.Errorf("%s: %s, want superseded", id, d.State)
-		}
-	}
-	g.open(t)
-	if d := waitFinal(t, c, running.ID); d.State != baton.StateSucceeded {
-		t.Fatalf("running one: %s %s", d.State, d.Error)
-	}
-	if d := waitFinal(t, c, newest.ID); d.State != baton.StateSucceeded {
-		t.Fatalf("newest: %s %s", d.State, d.Error)
-	}
-	ds, _ := c.Deployments(ctx, "s", 10)
-	assertSerial(t, ds)
-}
-
-// TestIdempotencyKey: the same key returns the first deployment.
-func TestIdempotencyKey(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	if _, err := c.CreateApp(context.Background(), "i"); err != nil {
-		t.Fatal(err)
-	}
-	dir := appDir(t, "v1")
-	first := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
-	again := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
-	if again.ID != first.ID {
-		t.Fatalf("same key gave %s, want %s", again.ID, first.ID)
-	}
-	// Forced: the first may have gone live already, and then the same
-	// artifact would change nothing.
-	other := deploy(t, c, "i", dir, api.DeployOptions{IdempotencyKey: "pipeline-43", Force: true})
-	if other.ID == first.ID {
-		t.Fatal("different key returned the same deployment")
-	}
-	waitFinal(t, c, other.ID)
 }

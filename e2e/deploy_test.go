@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/api"
 )
 
 // TestDeployZeroDowntime is the first slice: deploy v1, then v2 under a
@@ -64,41 +63,6 @@ func TestDeployZeroDowntime(t *testing.T) {
 	unknown, body, _ := p.get("nope.localhost", "/")
 	if unknown != 404 || !strings.Contains(body, "nope.localhost") {
 		t.Errorf("unknown host: %d %s", unknown, body)
-	}
-}
-
-// TestUnhealthyRevisionFails: a revision that never passes its health check
-// fails its deployment and the previous one serves throughout.
-func TestUnhealthyRevisionFails(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	if _, err := c.CreateApp(context.Background(), "hello"); err != nil {
-		t.Fatal(err)
-	}
-	mustSucceed(t, c, "hello", appDir(t, "v2"))
-	p := newProxyClient(b.proxyAddr)
-	l := startLoad(t, p, "hello.localhost", 4)
-	bad := appDir(t, "v3", unhealthy, withManifest(`[run]
-command = "`+helloBin+`"
-[health]
-path = "/healthz"
-interval = "100ms"
-start_timeout = "2s"
-`))
-	d := waitFinal(t, c, deploy(t, c, "hello", bad, api.DeployOptions{}).ID)
-	versions, failures := l.finish()
-	if d.State != baton.StateFailed || !strings.Contains(d.Error, "healthy") {
-		t.Fatalf("unhealthy deployment = %s: %q, want failed naming the health check", d.State, d.Error)
-	}
-	if len(failures) > 0 || versions["v3"] > 0 || versions["v2"] == 0 {
-		t.Fatalf("during the failed deploy: versions %v, %d failures %v", versions, len(failures), failures)
-	}
-	if _, err := os.Stat(filepath.Join(b.data, "apps", "hello", "revisions", d.Revision)); !os.IsNotExist(err) {
-		t.Errorf("failed revision's folder %s still exists (err %v)", d.Revision, err)
-	}
-	if entries, _ := os.ReadDir(filepath.Join(b.data, "tmp")); len(entries) > 0 {
-		t.Errorf("temp area not cleaned: %v", entries)
 	}
 }
 

@@ -79,7 +79,6 @@ func TestMain(m *testing.M) {
 // store contract and the proxy's tests already run under it.
 var underRaceDetector = map[string]bool{
 	"TestTwoControllersSerialize":    true,
-	"TestQueueFIFO":                  true,
 	"TestDeployZeroDowntime":         true,
 	"TestBackToBackDeploysUnderLoad": true,
 	"TestControllerFailover":         true,

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,104 +119,6 @@ func TestRedeployOfLiveIsNoop(t *testing.T) {
 	}
 	if out, code := runCLI(t, b, "deploy", "--help"); code != 0 || !strings.Contains(out, "--force") {
 		t.Fatalf("deploy --help does not document --force:\n%s", out)
-	}
-}
-
-// TestRedeployAfterSettingsChange: the same folder deploys again when the
-// settings a new revision would carry differ from the live revision's
-// (here it was swapped in from a slot with other settings), and after a
-// settings change that did not go live (its restart was cancelled), for a
-// setting that travels with the revision and for a sticky one (the slot's
-// settings are not what the live instances run with); after each, the
-// same folder is a no-op again.
-func TestRedeployAfterSettingsChange(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	p := newProxyClient(b.proxyAddr)
-	servesWith := func(app, key, value string) {
-		t.Helper()
-		if got := ask(t, p, app+".localhost").Settings; got[key] != value {
-			t.Fatalf("%s runs with settings %v, want %s=%q", app, got, key, value)
-		}
-	}
-	redeploys := func(app, dir string) {
-		t.Helper()
-		before := len(history(t, c, app))
-		res, err := deployErr(c, app, dir, api.DeployOptions{})
-		if err != nil || res.Unchanged {
-			t.Fatalf("the same folder did not deploy: %+v %v", res, err)
-		}
-		if d := waitFinal(t, c, res.ID); d.State != baton.StateSucceeded {
-			t.Fatalf("deployment %s: %s %s", d.ID, d.State, d.Error)
-		}
-		if n := len(history(t, c, app)); n != before+1 {
-			t.Fatalf("%d deployments, want %d", n, before+1)
-		}
-		if res, err := deployErr(c, app, dir, api.DeployOptions{}); err != nil || !res.Unchanged || res.ID != history(t, c, app)[0].ID {
-			t.Fatalf("the same folder once more: %+v %v, want unchanged", res, err)
-		}
-	}
-
-	// Swapped in from staging, the revision carries staging's FEATURE;
-	// production has none, so the same folder deploys there.
-	if _, err := c.CreateApp(ctx, "sw"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateSlot(ctx, "sw", "staging"); err != nil {
-		t.Fatal(err)
-	}
-	op, err := c.SetSettings(ctx, "sw", "staging", []baton.Setting{{Key: "FEATURE", Value: "blue"}}, baton.PolicyQueue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFinal(t, c, op.ID)
-	sw := appDir(t, "v1")
-	waitFinal(t, c, deploy(t, c, "sw", sw, api.DeployOptions{Slot: "staging"}).ID)
-	swap, err := c.Swap(ctx, "sw", "staging", baton.ProductionSlot, false, baton.PolicyQueue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := waitFinal(t, c, swap.ID); d.State != baton.StateSucceeded {
-		t.Fatalf("swap: %s %s", d.State, d.Error)
-	}
-	servesWith("sw", "FEATURE", "blue")
-	redeploys("sw", sw)
-	servesWith("sw", "FEATURE", "")
-
-	if _, err := c.CreateApp(ctx, "cfg"); err != nil {
-		t.Fatal(err)
-	}
-	// Instances listen once the gate exists: without it, a restart holds in
-	// phase starting.
-	gate := newGate(t)
-	gate.open(t)
-	dir := appDir(t, "v1", withListenGate(string(gate)))
-	mustSucceed(t, c, "cfg", dir)
-
-	for _, s := range []baton.Setting{{Key: "FEATURE", Value: "on"}, {Key: "TIER", Value: "gold", Sticky: true}} {
-		if err := os.Remove(string(gate)); err != nil {
-			t.Fatal(err)
-		}
-		op, err := c.SetSettings(ctx, "cfg", baton.ProductionSlot, []baton.Setting{s}, baton.PolicyQueue)
-		if err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, time.Minute, "the settings change holds in phase starting", func() bool {
-			d, err := c.Deployment(ctx, op.ID)
-			return err == nil && d.Phase == baton.PhaseStarting
-		})
-		if _, err := c.Cancel(ctx, op.ID, "test"); err != nil {
-			t.Fatal(err)
-		}
-		if d := waitFinal(t, c, op.ID); d.State != baton.StateCancelled {
-			t.Fatalf("settings change %s: %s %s", op.ID, d.State, d.Error)
-		}
-		gate.open(t)
-		servesWith("cfg", s.Key, "")
-		redeploys("cfg", dir)
-		servesWith("cfg", s.Key, s.Value)
 	}
 }
 

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
@@ -73,62 +71,6 @@ func TestCLIDeployWait(t *testing.T) {
 	out, code = runCLI(t, b, "deployments", "show", "nope")
 	if code != 1 || !strings.Contains(out, "does not exist") {
 		t.Fatalf("show unknown: %d\n%s", code, out)
-	}
-}
-
-// TestDeleteApp stops the app's instances, frees its host and removes its files.
-func TestDeleteApp(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	if _, err := c.CreateApp(ctx, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	d := mustSucceed(t, c, "gone", appDir(t, "v1"))
-	if len(b.processesOf(d.Revision)) == 0 {
-		t.Fatal("no instance process found for the live revision")
-	}
-	if err := c.DeleteApp(ctx, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "instances stopped", func() bool { return len(b.processesOf(d.Revision)) == 0 })
-	if _, err := os.Stat(filepath.Join(b.data, "apps", "gone")); !os.IsNotExist(err) {
-		t.Errorf("app files remain: %v", err)
-	}
-	if status, _, _ := newProxyClient(b.proxyAddr).get("gone.localhost", "/"); status != 404 {
-		t.Errorf("deleted app's host answers %d, want 404", status)
-	}
-	if _, err := c.App(ctx, "gone"); baton.ErrorCode(err) != baton.ENOTFOUND {
-		t.Errorf("app after delete: %v", err)
-	}
-	// The name can be used again.
-	if _, err := c.CreateApp(ctx, "gone"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestPhaseDeadline: a build that makes no progress past its timeout fails
-// the deployment with a message naming the phase; the queue continues.
-func TestPhaseDeadline(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	if _, err := c.CreateApp(context.Background(), "slow"); err != nil {
-		t.Fatal(err)
-	}
-	stuck := deploy(t, c, "slow", appDir(t, "v1", func(dir string) {
-		withBuild("sleep 600")(dir)
-		m, _ := os.ReadFile(filepath.Join(dir, "baton.toml"))
-		os.WriteFile(filepath.Join(dir, "baton.toml"), append(m, []byte("timeout = \"1s\"\n")...), 0o644)
-	}), api.DeployOptions{})
-	next := deploy(t, c, "slow", appDir(t, "v2"), api.DeployOptions{})
-	d := waitFinal(t, c, stuck.ID)
-	if d.State != baton.StateFailed || !strings.Contains(d.Error, "phase building") || !strings.Contains(d.Error, "deadline") {
-		t.Fatalf("stuck build: %s %q", d.State, d.Error)
-	}
-	if n := waitFinal(t, c, next.ID); n.State != baton.StateSucceeded {
-		t.Fatalf("next in queue: %s %s", n.State, n.Error)
 	}
 }
 

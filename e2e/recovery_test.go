@@ -128,44 +128,6 @@ func phaseSetups(t *testing.T) map[baton.Phase]func(version string) string {
 	}
 }
 
-// TestCancelInEachPhase: cancelling before switching is clean and quick,
-// and the previous revision answers throughout.
-func TestCancelInEachPhase(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	if _, err := c.CreateApp(ctx, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	mustSucceed(t, c, "hello", appDir(t, "v1"))
-	p := newProxyClient(b.proxyAddr)
-	for phase, setup := range phaseSetups(t) {
-		t.Run(string(phase), func(t *testing.T) {
-			l := startLoad(t, p, "hello.localhost", 4)
-			d := deploy(t, c, "hello", setup("v2"), api.DeployOptions{})
-			waitPhase(t, c, d.ID, phase)
-			start := time.Now()
-			got, err := c.Cancel(ctx, d.ID, "test cancels in "+string(phase))
-			took := time.Since(start)
-			if err != nil {
-				t.Fatalf("cancel in %s: %v", phase, err)
-			}
-			versions, failures := l.finish()
-			if got.State != baton.StateCancelled {
-				t.Fatalf("after cancel in %s: %s %s", phase, got.State, got.Error)
-			}
-			t.Logf("cancel in %s took %s", phase, took)
-			if len(failures) > 0 || versions["v1"] == 0 || versions["v2"] > 0 {
-				t.Fatalf("served during cancel: %v, failures %v", versions, failures)
-			}
-			assertClean(t, b, c, got)
-		})
-	}
-	// The app still deploys afterwards.
-	mustSucceed(t, c, "hello", appDir(t, "v3"))
-}
-
 // TestKillDuringPhase: kill -9 baton while a deployment is in a phase, start
 // it again: the deployment reads failed (interrupted), nothing is held, the
 // previous revision serves and a queued deployment runs to success.

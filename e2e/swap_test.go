@@ -121,63 +121,6 @@ func TestSwapStickySettings(t *testing.T) {
 	}
 }
 
-// TestSwapWarmupRules: a warm-up path answering a disallowed status fails
-// the swap after its attempts, production untouched; a redirect is not
-// followed.
-func TestSwapWarmupRules(t *testing.T) {
-	t.Parallel()
-	b := startBaton(t)
-	c := b.client()
-	ctx := context.Background()
-	slotsApp(t, b, "wu")
-	p := newProxyClient(b.proxyAddr)
-	before := ask(t, p, "wu.localhost")
-
-	set := func(kv ...string) {
-		var ss []baton.Setting
-		for i := 0; i < len(kv); i += 2 {
-			ss = append(ss, baton.Setting{Key: kv[i], Value: kv[i+1], Sticky: true})
-		}
-		d, err := c.SetSettings(ctx, "wu", "production", ss, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d = waitFinal(t, c, d.ID); d.State != baton.StateSucceeded {
-			t.Fatalf("settings: %s %s", d.State, d.Error)
-		}
-	}
-	set("BATON_SWAP_WARMUP_PATH", "/status/503", "BATON_SWAP_WARMUP_STATUSES", "200,202")
-	before = ask(t, p, "wu.localhost")
-	sw, err := c.Swap(ctx, "wu", "staging", "production", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := waitFinal(t, c, sw.ID)
-	if d.State != baton.StateFailed || !strings.Contains(d.Error, "failed 5 times") || !strings.Contains(d.Error, "503") {
-		t.Fatalf("swap with a failing warm-up: %s %q", d.State, d.Error)
-	}
-	after := ask(t, p, "wu.localhost")
-	if after.Version != before.Version || after.PID != before.PID {
-		t.Fatalf("production changed by a failed swap: %+v → %+v", before, after)
-	}
-	if a := ask(t, p, "wu-staging.localhost"); a.Version != "v2" {
-		t.Fatalf("staging changed by a failed swap: %+v", a)
-	}
-
-	// A redirecting warm-up path counts as answered and is not followed.
-	set("BATON_SWAP_WARMUP_PATH", "/redirect", "BATON_SWAP_WARMUP_STATUSES", "302")
-	sw, err = c.Swap(ctx, "wu", "staging", "production", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := waitFinal(t, c, sw.ID); d.State != baton.StateSucceeded {
-		t.Fatalf("swap with a redirecting warm-up: %s %s", d.State, d.Error)
-	}
-	if a := ask(t, p, "wu.localhost"); a.Version != "v2" || a.Redirected != 0 {
-		t.Fatalf("after redirect warm-up: %+v (redirect followed %d times)", a, a.Redirected)
-	}
-}
-
 // TestSwapPreview: pause, inspect, complete; and pause, cancel → as before.
 func TestSwapPreview(t *testing.T) {
 	t.Parallel()
