@@ -158,7 +158,7 @@ type Admission struct {
 }
 
 // Admit decides an EnqueueRequest against the app's QueueState at now. In
-// order: a frozen app refuses (EFROZEN); a repeated Idempotency-Key within
+// order: a frozen app refuses (EFROZEN) all but recovery (Kind.Recovery); a repeated Idempotency-Key within
 // the window gets the first answer; a request whose IfUnchanged still holds
 // records nothing; then the conflict policy decides, refusing with ECONFLICT
 // (policy fail on a busy app) or EQUEUEFULL (policy queue on a full queue),
@@ -170,8 +170,8 @@ type Admission struct {
 // for one app are decided from the same state.
 func Admit(req EnqueueRequest, q QueueState, now time.Time) (Admission, error) {
 	d := req.Deployment
-	if f := q.Frozen; f != nil {
-		return Admission{}, Errorf(EFROZEN, "app %q is frozen since %s by %s: %q; new deployments are refused until `baton unfreeze %s`",
+	if f := q.Frozen; f != nil && !d.Kind.Recovery() {
+		return Admission{}, Errorf(EFROZEN, "app %q is frozen since %s by %s: %q; deployments, settings changes and swaps are refused until `baton unfreeze %s` (recovery stays allowed: rollback, stabilize, traffic, revisions)",
 			d.App, f.At.UTC().Format(time.RFC3339), f.By, f.Reason, d.App)
 	}
 	if d.IdempotencyKey != "" {

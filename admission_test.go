@@ -195,6 +195,28 @@ func TestAdmitFrozen(t *testing.T) {
 	}
 }
 
+// TestAdmitFrozenAllowsRecovery: a freeze stops new code (deploys,
+// settings changes, swaps) and lets recovery through, so an operator can
+// stabilize or roll back during an incident without unfreezing for CI.
+func TestAdmitFrozenAllowsRecovery(t *testing.T) {
+	q := baton.QueueState{Frozen: &baton.Freeze{Reason: "incident 42", By: "alice", At: admitNow}}
+	for kind, allowed := range map[baton.Kind]bool{
+		baton.KindDeploy: false, baton.KindConfig: false, baton.KindSwap: false,
+		baton.KindRollback: true, baton.KindStabilize: true, baton.KindTraffic: true,
+		baton.KindActivate: true, baton.KindDeactivate: true, baton.KindRestart: true,
+	} {
+		req := newRequest(baton.PolicyQueue)
+		req.Deployment.Kind = kind
+		_, err := baton.Admit(req, q, admitNow)
+		if allowed && err != nil {
+			t.Errorf("%s while frozen: %v, want it admitted (recovery)", kind, err)
+		}
+		if !allowed && baton.ErrorCode(err) != baton.EFROZEN {
+			t.Errorf("%s while frozen: %v, want EFROZEN", kind, err)
+		}
+	}
+}
+
 // TestAdmitRepeat: a repeated Idempotency-Key within the window gets the
 // first answer whatever the policy and the queue (a full queue, a busy
 // app under fail); outside the window, or with another key, the request

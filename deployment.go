@@ -82,7 +82,21 @@ const (
 	KindActivate   Kind = "activate"   // start an inactive revision (0 %)
 	KindDeactivate Kind = "deactivate" // stop a revision without traffic
 	KindRestart    Kind = "restart"    // restart a revision's instances
+	KindRollback   Kind = "rollback"   // an earlier revision live again
 )
+
+// Recovery reports whether operations of kind k only put back or reshape
+// what already ran (rollback, stabilize, traffic, activate, deactivate,
+// restart), as opposed to bringing new code or settings (deploy, settings,
+// swap). A frozen app refuses the latter and allows recovery: freezing
+// during an incident must not lock the operator out of the fix.
+func (k Kind) Recovery() bool {
+	switch k {
+	case KindRollback, KindStabilize, KindTraffic, KindActivate, KindDeactivate, KindRestart:
+		return true
+	}
+	return false
+}
 
 // AutoSwapPrefix starts the log line naming the swap a deployment queued
 // (auto_swap_to), so a client following the deployment can follow the swap.

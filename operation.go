@@ -25,6 +25,7 @@ type OpRequest struct {
 //	KindTraffic                   TrafficParams
 //	KindStabilize, KindActivate,
 //	KindDeactivate, KindRestart   RevisionParams
+//	KindRollback                  RollbackParams
 //
 // A deployment record keeps them as JSON in Deployment.Params, written by
 // EncodeParams and read by DecodeParams; nothing else builds or parses
@@ -40,6 +41,7 @@ var (
 	_ OpParams = SwapParams{}
 	_ OpParams = TrafficParams{}
 	_ OpParams = RevisionParams{}
+	_ OpParams = RollbackParams{}
 )
 
 // DeployParams is the params of a KindDeploy operation.
@@ -164,6 +166,21 @@ func (RevisionParams) takes(k Kind) bool {
 	}
 	return false
 }
+
+// RollbackParams is the params of a KindRollback operation (and the body
+// of the API's rollback request).
+type RollbackParams struct {
+	// To is the revision to go back to, by name (APP--NNNNNN) or by the
+	// id of the deployment that created it; empty: the revision that
+	// served the slot before the current one. The coordinator writes the
+	// revision it chose here when it accepts the request.
+	To string `json:"to,omitempty"`
+	// CurrentSettings runs the revision's code with the slot's settings of
+	// now, as a new revision, instead of the settings it was deployed with.
+	CurrentSettings bool `json:"current_settings,omitempty"`
+}
+
+func (RollbackParams) takes(k Kind) bool { return k == KindRollback }
 
 // EncodeParams is the stored form of an operation's params
 // (Deployment.Params): JSON, or "" for a deploy that asks for nothing (nil

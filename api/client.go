@@ -256,6 +256,25 @@ func (c *Client) SetTraffic(ctx context.Context, app, slot string, weights map[s
 	return d, err
 }
 
+// Rollback queues a rollback of app's slot (rp.To empty: to the revision
+// that served before the current one) and returns the queued operation.
+func (c *Client) Rollback(ctx context.Context, app, slot string, rp baton.RollbackParams, policy baton.Policy, author string) (baton.Deployment, error) {
+	if slot == "" {
+		slot = baton.ProductionSlot
+	}
+	b, _ := json.Marshal(rp)
+	q := url.Values{}
+	if policy != "" {
+		q.Set("on_conflict", string(policy))
+	}
+	if author != "" {
+		q.Set("author", author)
+	}
+	var d baton.Deployment
+	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/rollback?"+q.Encode(), strings.NewReader(string(b)), nil, &d)
+	return d, err
+}
+
 // Stabilize gives one revision 100 % and deactivates the others.
 func (c *Client) Stabilize(ctx context.Context, app, slot, rev string, policy baton.Policy) (baton.Deployment, error) {
 	var d baton.Deployment

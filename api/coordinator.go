@@ -29,6 +29,9 @@ type Coordinator interface {
 	SetSettings(ctx context.Context, req baton.OpRequest, ch baton.SettingsChange) (baton.Deployment, error)
 	Swap(ctx context.Context, req baton.OpRequest, sp baton.SwapParams) (baton.Deployment, error)
 	CompleteSwap(ctx context.Context, id string) (baton.Deployment, error)
+	// Rollback queues a rollback, refusing at once a target it cannot go
+	// back to.
+	Rollback(ctx context.Context, req baton.OpRequest, rp baton.RollbackParams) (baton.Deployment, error)
 
 	Freeze(ctx context.Context, app string, f baton.Freeze, cancelRunning bool) (baton.App, error)
 	Unfreeze(ctx context.Context, app string) (baton.App, error)

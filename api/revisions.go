@@ -135,6 +135,35 @@ func (s *Server) stabilize(w http.ResponseWriter, r *http.Request) {
 	s.runOp(w, r, baton.OpRequest{Slot: body.Slot, Kind: baton.KindStabilize, Params: baton.RevisionParams{Revision: body.Revision}})
 }
 
+// rollback queues a rollback and answers 202 with its Location, as a
+// deploy does: it starts instances and waits for their health, which may
+// take a while; clients follow it like a deployment.
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var body baton.RollbackParams
+	if r.ContentLength != 0 {
+		if err := decode(r, &body); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	q := r.URL.Query()
+	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	app, slot := r.PathValue("app"), r.PathValue("slot")
+	d, err := s.Coord.Rollback(r.Context(), baton.OpRequest{App: app, Slot: slot, Policy: policy,
+		Author: q.Get("author"), Message: q.Get("message")}, body)
+	s.auditf(r, string(baton.KindRollback), app+"/"+slot, d.ID+" to "+body.To, err)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/deployments/"+d.ID)
+	writeJSON(w, http.StatusAccepted, d)
+}
+
 func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		RevisionMode *string `json:"revision_mode"`

@@ -58,6 +58,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/apps/{app}/revisions/{rev}/restart", scope: deploy, handler: s.revisionOp(baton.KindRestart)},
 		{pattern: "PUT /api/v1/apps/{app}/slots/{slot}/traffic", scope: deploy, handler: s.setTraffic},
 		{pattern: "POST /api/v1/apps/{app}/stabilize", scope: deploy, handler: s.stabilize},
+		{pattern: "POST /api/v1/apps/{app}/slots/{slot}/rollback", scope: deploy, handler: s.rollback},
 		{pattern: "POST /api/v1/apps/{app}/swaps", scope: deploy, handler: s.createSwap},
 		{pattern: "POST /api/v1/swaps/{id}/complete", scope: deploy, handler: s.completeSwap},
 		{pattern: "POST /api/v1/swaps/{id}/cancel", scope: deploy, handler: s.cancelSwap},

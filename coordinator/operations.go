@@ -63,6 +63,12 @@ func (c *Coordinator) operate(p *pipeline) error {
 			return err
 		}
 		return c.swap(ctx, p, sp)
+	case baton.KindRollback:
+		rp, err := baton.DecodeParams[baton.RollbackParams](d.Kind, d.Params)
+		if err != nil {
+			return err
+		}
+		return c.rollback(ctx, p, rp)
 	case baton.KindStabilize, baton.KindActivate, baton.KindDeactivate, baton.KindRestart:
 		rp, err := baton.DecodeParams[baton.RevisionParams](d.Kind, d.Params)
 		if err != nil {
