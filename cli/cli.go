@@ -60,6 +60,8 @@ type env struct {
 	stderr io.Writer
 	// tokenFrom says where the token came from, for the hint after a 401.
 	tokenFrom string
+	// width, when set, is the terminal width tables are fitted to (tests).
+	width int
 }
 
 func (e *env) client() *api.Client {

@@ -26,10 +26,10 @@ func noun(k baton.Kind) string {
 	return string(k)
 }
 
-// reason is d.Error worded to follow its state: "cancelled: oops" and
+// because is d.Error worded to follow its state: "cancelled: oops" and
 // "cancelled by request" are recorded with the state in front, which a
 // sentence that already says "is cancelled" must not repeat.
-func reason(d baton.Deployment) string {
+func because(d baton.Deployment) string {
 	rest, cut := strings.CutPrefix(d.Error, string(d.State))
 	switch {
 	case d.Error == "":
@@ -47,9 +47,9 @@ func resultError(d baton.Deployment) error {
 	case baton.StateSucceeded:
 		return nil
 	case baton.StateCancelled, baton.StateSuperseded:
-		return &exitError{ExitCancelled, fmt.Errorf("%s %s was %s%s", noun(d.Kind), d.ID, d.State, reason(d))}
+		return &exitError{ExitCancelled, fmt.Errorf("%s %s was %s%s", noun(d.Kind), d.ID, d.State, because(d))}
 	default:
-		return &exitError{ExitFailed, fmt.Errorf("%s %s failed%s\n  full log: baton logs %s", noun(d.Kind), d.ID, reason(d), d.ID)}
+		return &exitError{ExitFailed, fmt.Errorf("%s %s failed%s\n  full log: baton logs %s", noun(d.Kind), d.ID, because(d), d.ID)}
 	}
 }
 
@@ -175,7 +175,7 @@ func interrupted(e *env, id string, kind baton.Kind) error {
 	state := ""
 	if d, err := e.client().Deployment(ctx, id); err == nil {
 		if d.State.Final() {
-			return &exitError{ExitInterrupted, fmt.Errorf("interrupted; %s %s had already ended: %s%s", noun(d.Kind), id, d.State, reason(d))}
+			return &exitError{ExitInterrupted, fmt.Errorf("interrupted; %s %s had already ended: %s%s", noun(d.Kind), id, d.State, because(d))}
 		}
 		kind, state = d.Kind, string(d.State)
 		if d.Phase != "" {

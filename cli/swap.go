@@ -86,7 +86,11 @@ Any failure before the switch stops what was started: nothing changes.
 			if err != nil {
 				return err
 			}
-			return resultError(d)
+			if err := resultError(d); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, succeeded(d))
+			return nil
 		},
 	}, &cobra.Command{
 		Use:   "cancel ID",
@@ -97,7 +101,7 @@ Any failure before the switch stops what was started: nothing changes.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "swap %s is %s\n", d.ID, d.State)
+			fmt.Fprintf(e.stdout, "swap %s is %s%s\n", d.ID, d.State, because(d))
 			return nil
 		},
 	})
