@@ -179,7 +179,7 @@ func TestSuccessSaysWhatHappened(t *testing.T) {
 	}
 }
 
-// TestSmallWordings: "cancelled: cancelled: oops"; --auto-swap-to ''
+// TestSmallWordings: "cancelled: cancelled: oops"; an empty --auto-swap-to
 // printed "auto swap to -".
 func TestSmallWordings(t *testing.T) {
 	f := newFakeAPI(t)
