@@ -32,7 +32,13 @@ and queue a deployment of it. The artifact is stored on the server before the
 deployment is queued, so it does not depend on this command staying connected.
 
 Commit, author and message default to the working directory's git metadata,
-or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
+or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...). A folder
+with uncommitted changes deploys as commit HEAD-dirty: what is uploaded is
+not that commit.
+
+With --wait the log streams until the deployment ends and the exit code is
+its result. Ctrl-C stops waiting, not the deployment: the CLI says so, with
+its id and the command that cancels it (exit 130).
 
 A deploy of what is already live (the same artifact, and the slot's settings
 unchanged since) records no deployment: it says so and exits 0. --force

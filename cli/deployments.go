@@ -17,7 +17,7 @@ func newDeploymentsCmd(e *env) *cobra.Command {
 	var limit int
 	list := &cobra.Command{
 		Use:   "list APP",
-		Short: "An app's deployments, newest first",
+		Short: "An app's operations, newest first: deployments, swaps, settings, traffic, stabilize, revision operations, each with its kind and a summary",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ds, err := e.client().Deployments(cmd.Context(), args[0], limit)

@@ -20,8 +20,9 @@ func newStatusCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [APP]",
 		Short: "What runs, what is queued, what serves, and any conflicts (with the command that fixes each)",
-		Long: `Show an app's slots, active revisions with traffic and instance health, the
-running operation, the queue, the last 10 deployments and its conflicts.
+		Long: `Show an app's slots, active revisions with traffic and instance health and
+where each comes from (commit, author, message, deploy time), the running
+operation, the queue, the last 10 operations and the app's conflicts.
 Without APP, one line per app.
 
 --check exits 2 when there is any conflict (0 when none), for CI:

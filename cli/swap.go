@@ -24,7 +24,8 @@ func newSwapCmd(e *env) *cobra.Command {
   2. each new instance is warmed up: GET of each [warmup] path (or setting
      BATON_SWAP_WARMUP_PATH) with header Baton-Warmup: 1, no redirects
      followed, up to 5 attempts; [warmup] statuses / BATON_SWAP_WARMUP_STATUSES
-     restrict the accepted statuses;
+     restrict the accepted statuses (a path that redirects, e.g. to a login
+     page, needs its 302 listed there, or a warm-up path that answers itself);
   3. with --preview it stops in phase awaiting-completion: the source host
      serves the new code with the target's settings until
      'baton swap complete ID' or 'baton swap cancel ID'; the app's other
