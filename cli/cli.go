@@ -93,7 +93,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || baton.ErrorCode(err) == baton.EUNAVAILABLE):
+		// Ctrl-C ended a wait or a request (the client reports a request
+		// cut short as the server unreachable).
 		code, err = ExitInterrupted, errors.New("interrupted")
 	default:
 		code = exitFor(err)

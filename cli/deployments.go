@@ -75,8 +75,12 @@ func printDeployments(w io.Writer, ds []baton.Deployment, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tID\tSTATE\tKIND\tPHASE\tREVISION\tCOMMIT\tDURATION\tSUMMARY")
 	for _, d := range ds {
+		phase := d.Phase // where it is, or where it ended when it did not succeed
+		if d.State == baton.StateSucceeded {
+			phase = ""
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format("2006-01-02 15:04:05"), d.ID, d.State, dash(string(d.Kind)),
-			dash(string(d.Phase)), dash(d.Revision), shortCommit(d.Commit), durationText(d, now), dash(short(summary(d), 70)))
+			dash(string(phase)), dash(d.Revision), shortCommit(d.Commit), durationText(d, now), dash(short(summary(d), 70)))
 	}
 	tw.Flush()
 }
