@@ -1,6 +1,8 @@
 .PHONY: demo test build bench bench-proxies bench-deploy bench-scale
 
-# Build baton and the example app, serve, deploy and redeploy the example.
+# Build baton, serve, deploy and redeploy the example (baton builds it: its
+# [build] step). Data in $BATON_DATA, default ~/.local/state/baton-demo:
+# outside the module, so `go vet ./...` never walks into unpacked revisions.
 demo:
 	./scripts/demo.sh
 

@@ -236,7 +236,6 @@ func (c *Client) Revision(ctx context.Context, app, rev string) (RevisionView, e
 
 // RevisionOp activates, deactivates or restarts a revision and waits for it.
 func (c *Client) RevisionOp(ctx context.Context, app, rev, op, slot string, policy baton.Policy) (baton.Deployment, error) {
-	var d baton.Deployment
 	q := url.Values{}
 	if slot != "" {
 		q.Set("slot", slot)
@@ -244,16 +243,13 @@ func (c *Client) RevisionOp(ctx context.Context, app, rev, op, slot string, poli
 	if policy != "" {
 		q.Set("on_conflict", string(policy))
 	}
-	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/revisions/"+url.PathEscape(rev)+"/"+op+"?"+q.Encode(), nil, nil, &d)
-	return d, err
+	return c.op(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/revisions/"+url.PathEscape(rev)+"/"+op+"?"+q.Encode(), nil)
 }
 
 // SetTraffic sets a slot's weights and waits for the change.
 func (c *Client) SetTraffic(ctx context.Context, app, slot string, weights map[string]int, policy baton.Policy) (baton.Deployment, error) {
-	var d baton.Deployment
 	b, _ := json.Marshal(map[string]any{"weights": weights})
-	_, err := c.do(ctx, "PUT", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/traffic?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
-	return d, err
+	return c.op(ctx, "PUT", "/api/v1/apps/"+url.PathEscape(app)+"/slots/"+url.PathEscape(slot)+"/traffic?on_conflict="+string(policy), strings.NewReader(string(b)))
 }
 
 // Rollback queues a rollback of app's slot (rp.To empty: to the revision
@@ -277,9 +273,27 @@ func (c *Client) Rollback(ctx context.Context, app, slot string, rp baton.Rollba
 
 // Stabilize gives one revision 100 % and deactivates the others.
 func (c *Client) Stabilize(ctx context.Context, app, slot, rev string, policy baton.Policy) (baton.Deployment, error) {
-	var d baton.Deployment
 	b, _ := json.Marshal(map[string]string{"slot": slot, "revision": rev})
-	_, err := c.do(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/stabilize?on_conflict="+string(policy), strings.NewReader(string(b)), nil, &d)
+	return c.op(ctx, "POST", "/api/v1/apps/"+url.PathEscape(app)+"/stabilize?on_conflict="+string(policy), strings.NewReader(string(b)))
+}
+
+// op sends the request of an operation the server runs before it answers
+// (traffic, stabilize, revision operations) and returns the operation. One
+// that ran and failed is answered with a problem and the operation's
+// Location: op then returns the finished operation along with the error,
+// so a caller can tell an operation that failed (d final, not succeeded)
+// from one that was refused (d empty). A 202 returns the operation still
+// running.
+func (c *Client) op(ctx context.Context, method, path string, body io.Reader) (baton.Deployment, error) {
+	var d baton.Deployment
+	resp, err := c.do(ctx, method, path, body, nil, &d)
+	if err != nil && resp != nil {
+		if id, ok := strings.CutPrefix(resp.Header.Get("Location"), "/api/v1/deployments/"); ok && id != "" {
+			if got, gerr := c.Deployment(ctx, id); gerr == nil && got.State.Final() {
+				d = got
+			}
+		}
+	}
 	return d, err
 }
 

@@ -37,12 +37,11 @@ func newAppsCmd(e *env) *cobra.Command {
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "APP\tSLOT\tLIVE REVISION\tCREATED")
 			for _, a := range apps {
+				// The app's name and date on its first slot's row only.
+				name, created := a.Name, a.CreatedAt.Local().Format("2006-01-02 15:04")
 				for _, s := range a.Slots {
-					live := s.LiveRevision
-					if live == "" {
-						live = "-"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, s.Name, live, a.CreatedAt.Local().Format("2006-01-02 15:04"))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, s.Name, dash(s.LiveRevision), created)
+					name, created = "", ""
 				}
 			}
 			return tw.Flush()

@@ -24,18 +24,23 @@ const (
 	ExitConflicts = 2 // status --check found conflicts
 	ExitFailed    = 3 // the deployment or swap failed
 	ExitCancelled = 4 // cancelled or superseded
-	ExitRefused   = 5 // 409 conflict policy, 423 frozen, 429 queue full or rate limit
+	ExitRefused   = 5 // refused: 409 conflict policy, 423 frozen, 429 queue full or rate limit, 422 unusable request
 	ExitTimeout   = 6 // timed out waiting
+	// ExitInterrupted: Ctrl-C (128+SIGINT); what the command started goes on.
+	ExitInterrupted = 130
 )
 
 const exitCodesHelp = `Exit codes:
   0  done
   1  usage or unexpected error
   2  status --check found conflicts
-  3  the deployment or swap failed
+  3  the operation ran and failed (a deployment, swap, settings change,
+     traffic change, stabilize or revision operation)
   4  cancelled or superseded
-  5  refused (409 conflict policy, 423 frozen, 429 queue full or rate limit)
-  6  timed out waiting`
+  5  refused, nothing ran (409 conflict policy or wrong state, 423 frozen,
+     429 queue full or rate limit, 422 unusable request)
+  6  timed out waiting
+  130  interrupted (Ctrl-C); an operation already queued goes on on the server`
 
 // exitError carries an exit code out of a command.
 type exitError struct {
@@ -55,6 +60,8 @@ type env struct {
 	stderr io.Writer
 	// tokenFrom says where the token came from, for the hint after a 401.
 	tokenFrom string
+	// width, when set, is the terminal width tables are fitted to (tests).
+	width int
 }
 
 func (e *env) client() *api.Client {
@@ -83,9 +90,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code := ExitError
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		code = ee.code
-	} else {
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || baton.ErrorCode(err) == baton.EUNAVAILABLE):
+		// Ctrl-C ended a wait or a request (the client reports a request
+		// cut short as the server unreachable).
+		code, err = ExitInterrupted, errors.New("interrupted")
+	default:
 		code = exitFor(err)
 	}
 	fmt.Fprintln(stderr, describeError(err))
@@ -98,7 +110,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // exitFor picks the exit code of an API error.
 func exitFor(err error) int {
 	switch baton.ErrorCode(err) {
-	case baton.ECONFLICT, baton.EFROZEN, baton.EQUEUEFULL, baton.ERATELIMITED:
+	case baton.ECONFLICT, baton.EFROZEN, baton.EQUEUEFULL, baton.ERATELIMITED, baton.EUNPROCESSABLE:
 		return ExitRefused
 	}
 	return ExitError
@@ -160,6 +172,17 @@ token in $BATON_DATA/admin.token or ./baton-data/admin.token.
 	}
 	root.PersistentFlags().StringVar(&e.url, "url", defURL, "baton API address (env BATON_URL)")
 	root.PersistentFlags().StringVar(&e.token, "token", "", "access token (env BATON_TOKEN; default: the local server's admin token file)")
+	output := root.PersistentFlags().StringP("output", "o", "table", "output format of read commands: table (fitted to the terminal) or json (everything; same as --json)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		switch *output {
+		case "json":
+			e.asJSON = true
+		case "table", "":
+		default:
+			return fmt.Errorf("-o %q: use table or json", *output)
+		}
+		return nil
+	}
 	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e),
 		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newSlotsCmd(e), newConfigCmd(e), newSwapCmd(e),
 		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e))

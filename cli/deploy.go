@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +32,13 @@ and queue a deployment of it. The artifact is stored on the server before the
 deployment is queued, so it does not depend on this command staying connected.
 
 Commit, author and message default to the working directory's git metadata,
-or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...).
+or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...). A folder
+with uncommitted changes deploys as commit HEAD-dirty: what is uploaded is
+not that commit.
+
+With --wait the log streams until the deployment ends and the exit code is
+its result. Ctrl-C stops waiting, not the deployment: the CLI says so, with
+its id and the command that cancels it (exit 130).
 
 A deploy of what is already live (the same artifact, and the slot's settings
 unchanged since) records no deployment: it says so and exits 0. --force
@@ -154,7 +161,14 @@ func openArtifact(path string) (io.Reader, string, func(), error) {
 	return f, ct, func() { f.Close() }, nil
 }
 
+// dirtySuffix marks a commit id taken from git HEAD when the deployed
+// folder had uncommitted changes: what was deployed is not that commit.
+const dirtySuffix = "-dirty"
+
 // fillProvenance fills commit, author and message from CI variables or git.
+// A commit taken from a working tree with uncommitted changes (in the
+// deployed folder, or under the working directory for an archive) is
+// marked HEAD-dirty.
 func fillProvenance(o *api.DeployOptions, path string) {
 	firstEnv := func(names ...string) string {
 		for _, n := range names {
@@ -192,13 +206,17 @@ func fillProvenance(o *api.DeployOptions, path string) {
 		return strings.TrimSpace(string(out))
 	}
 	if o.Commit == "" {
-		o.Commit = git("rev-parse", "HEAD")
+		if o.Commit = git("rev-parse", "HEAD"); o.Commit != "" && git("status", "--porcelain", "--", ".") != "" {
+			// What is uploaded is the working tree, not HEAD: say so.
+			o.Commit += dirtySuffix
+		}
 	}
+	head := strings.TrimSuffix(o.Commit, dirtySuffix)
 	if o.Commit != "" && o.Message == "" {
-		o.Message = git("log", "-1", "--format=%s", o.Commit)
+		o.Message = git("log", "-1", "--format=%s", head)
 	}
 	if o.Commit != "" && os.Getenv("GITHUB_ACTOR") == "" && os.Getenv("GITLAB_USER_LOGIN") == "" {
-		if a := git("log", "-1", "--format=%an", o.Commit); a != "" {
+		if a := git("log", "-1", "--format=%an", head); a != "" {
 			o.Author = a
 		}
 	}
@@ -230,21 +248,12 @@ func follow(ctx context.Context, e *env, id string, timeout time.Duration) error
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			return &exitError{ExitTimeout, fmt.Errorf("gave up waiting for deployment %s after %s; it goes on: baton logs -f %s", id, timeout, id)}
+			return &exitError{ExitTimeout, fmt.Errorf("gave up waiting for %s %s after %s; it goes on: baton logs -f %s", noun(d.Kind), id, timeout, id)}
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return interrupted(e, id, d.Kind)
 		}
 		return err
 	}
 	return resultError(d)
-}
-
-// resultError maps a finished deployment to nil or an exit error.
-func resultError(d baton.Deployment) error {
-	switch d.State {
-	case baton.StateSucceeded:
-		return nil
-	case baton.StateCancelled, baton.StateSuperseded:
-		return &exitError{ExitCancelled, fmt.Errorf("deployment %s was %s: %s", d.ID, d.State, d.Error)}
-	default:
-		return &exitError{ExitFailed, fmt.Errorf("deployment %s failed: %s\n  full log: baton logs %s", d.ID, d.Error, d.ID)}
-	}
 }

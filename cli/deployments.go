@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,7 +17,7 @@ func newDeploymentsCmd(e *env) *cobra.Command {
 	var limit int
 	list := &cobra.Command{
 		Use:   "list APP",
-		Short: "An app's deployments, newest first",
+		Short: "An app's operations, newest first: deployments, swaps, settings, traffic, stabilize, revision operations, each with its kind and a summary",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ds, err := e.client().Deployments(cmd.Context(), args[0], limit)
@@ -26,14 +27,8 @@ func newDeploymentsCmd(e *env) *cobra.Command {
 			if e.asJSON {
 				return e.printJSON(ds)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tID\tSTATE\tPHASE\tREVISION\tCOMMIT\tDURATION\tMESSAGE")
-			now := time.Now()
-			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format("2006-01-02 15:04:05"), d.ID, d.State,
-					dash(string(d.Phase)), dash(d.Revision), dash(short(d.Commit, 10)), durationText(d, now), short(oneLine(d.Message), 50))
-			}
-			return tw.Flush()
+			printDeployments(e.stdout, ds, time.Now())
+			return nil
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 20, "how many to show")
@@ -65,7 +60,7 @@ func newDeploymentsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "deployment %s is %s: %s\n", d.ID, d.State, d.Error)
+			fmt.Fprintf(e.stdout, "%s %s is %s%s\n", noun(d.Kind), d.ID, d.State, because(d))
 			return nil
 		},
 	}
@@ -74,11 +69,29 @@ func newDeploymentsCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// printDeployments is the history table: every operation with its kind
+// and a one-line summary of what it did (for a deployment, its message).
+func printDeployments(w io.Writer, ds []baton.Deployment, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tID\tSTATE\tKIND\tPHASE\tREVISION\tCOMMIT\tDURATION\tSUMMARY")
+	for _, d := range ds {
+		phase := d.Phase // where it is, or where it ended when it did not succeed
+		if d.State == baton.StateSucceeded {
+			phase = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format("2006-01-02 15:04:05"), d.ID, d.State, dash(string(d.Kind)),
+			dash(string(phase)), dash(d.Revision), shortCommit(d.Commit), durationText(d, now), dash(short(summary(d), 70)))
+	}
+	tw.Flush()
+}
+
 func printDeployment(e *env, d baton.Deployment) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, dash(v)) }
 	row("id", d.ID)
 	row("app", d.App+" / "+d.Slot)
+	row("kind", string(d.Kind))
+	row("summary", summary(d))
 	row("state", string(d.State))
 	row("phase", string(d.Phase))
 	row("revision", d.Revision)

@@ -153,8 +153,17 @@ func appLogs(ctx context.Context, e *env, app string) error {
 	return nil
 }
 
-// followApp follows the app's running operation, then each next one.
+// followApp follows the app's running operation, then each next one,
+// until Ctrl-C, which ends it without an error.
 func followApp(ctx context.Context, e *env, app string) error {
+	err := followAppLoop(ctx, e, app)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func followAppLoop(ctx context.Context, e *env, app string) error {
 	st, err := e.client().Status(ctx, app)
 	if err != nil {
 		return err

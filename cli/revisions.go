@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,19 @@ import (
 
 	"github.com/batonhq/baton"
 )
+
+// opDone finishes an operation command: an operation that ran and failed
+// is exit 3 (cancelled 4), a refusal exit 5, and one the server still runs
+// (it answered 202 after its wait) is followed to its end.
+func (e *env) opDone(ctx context.Context, d baton.Deployment, err error) error {
+	if err := opOutcome(d, err); err != nil {
+		return err
+	}
+	if !d.State.Final() {
+		return follow(ctx, e, d.ID, 0)
+	}
+	return nil
+}
 
 // policyFlag adds --on-conflict to an operation command.
 func policyFlag(cmd *cobra.Command) *string {
@@ -84,7 +98,7 @@ func newRevisionsCmd(e *env) *cobra.Command {
 				return err
 			}
 			d, err := e.client().RevisionOp(cmd.Context(), args[0], args[1], name, slot, p)
-			if err != nil {
+			if err := e.opDone(cmd.Context(), d, err); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "%s %s: done (%s)\n", name, args[1], d.ID)
@@ -131,10 +145,11 @@ pins any active revision (for testing).`,
 		if err != nil {
 			return err
 		}
-		if _, err := e.client().SetTraffic(cmd.Context(), args[0], slot, weights, p); err != nil {
+		d, err := e.client().SetTraffic(cmd.Context(), args[0], slot, weights, p)
+		if err := e.opDone(cmd.Context(), d, err); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "traffic of %s/%s set\n", args[0], slot)
+		fmt.Fprintf(e.stdout, "traffic of %s/%s set: %s (%s)\n", args[0], slot, summary(d), d.ID)
 		return nil
 	}
 	set.Flags().StringVar(&slot, "slot", baton.ProductionSlot, "slot")
@@ -159,7 +174,7 @@ the slot, every other revision drains and stops. Reports what it changed.`,
 			return err
 		}
 		d, err := e.client().Stabilize(c.Context(), args[0], slot, rev, p)
-		if err != nil {
+		if err := e.opDone(c.Context(), d, err); err != nil {
 			return err
 		}
 		log, _ := e.client().Log(c.Context(), d.ID)
@@ -168,6 +183,7 @@ the slot, every other revision drains and stops. Reports what it changed.`,
 				fmt.Fprintln(e.stdout, line)
 			}
 		}
+		fmt.Fprintln(e.stdout, succeeded(d))
 		return nil
 	}
 	cmd.Flags().StringVar(&slot, "slot", baton.ProductionSlot, "slot")

@@ -91,7 +91,11 @@ once, at start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data", "./baton-data", "data directory (database, artifacts, revisions)")
+	defData := os.Getenv("BATON_DATA")
+	if defData == "" {
+		defData = "./baton-data"
+	}
+	f.StringVar(&cfg.DataDir, "data", defData, "data directory: database, artifacts, revisions (env BATON_DATA, where the CLI also looks for the admin token)")
 	f.StringVar(&cfg.Store, "store", "", "state store: empty for SQLite in --data, or postgres://USER@HOST:PORT/DB to share one PostgreSQL between controllers")
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7070", "API listen address")
 	f.StringVar(&cfg.ProxyAddr, "proxy", "127.0.0.1:8080", "proxy listen address")

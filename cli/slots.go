@@ -59,7 +59,11 @@ func newSlotsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "slot %s of %s: auto swap to %s\n", s.Name, s.App, dash(s.AutoSwapTo))
+			if s.AutoSwapTo == "" {
+				fmt.Fprintf(e.stdout, "slot %s of %s: auto swap off\n", s.Name, s.App)
+			} else {
+				fmt.Fprintf(e.stdout, "slot %s of %s: auto swap to %s after each successful deployment\n", s.Name, s.App, s.AutoSwapTo)
+			}
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,8 +20,9 @@ func newStatusCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [APP]",
 		Short: "What runs, what is queued, what serves, and any conflicts (with the command that fixes each)",
-		Long: `Show an app's slots, active revisions with traffic and instance health, the
-running operation, the queue, the last 10 deployments and its conflicts.
+		Long: `Show an app's slots, active revisions with traffic and instance health and
+where each comes from (commit, author, message, deploy time), the running
+operation, the queue, the last 10 operations and the app's conflicts.
 Without APP, one line per app.
 
 --check exits 2 when there is any conflict (0 when none), for CI:
@@ -42,7 +44,7 @@ Without APP, one line per app.
 						return err
 					}
 				} else {
-					printStatus(e.stdout, st, time.Now())
+					printStatus(e.stdout, st, liveDeployments(ctx, e.client(), st), time.Now())
 				}
 			} else {
 				var err error
@@ -104,8 +106,51 @@ func printStatusLines(w io.Writer, all []baton.AppStatus) {
 	tw.Flush()
 }
 
-// printStatus prints one app's status as aligned sections.
-func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
+// liveDeployments returns, for each active revision, the operation that
+// created it (deployment or settings change): from the recent history, or
+// asked for when it is older.
+func liveDeployments(ctx context.Context, c *api.Client, st baton.AppStatus) map[string]baton.Deployment {
+	out := map[string]baton.Deployment{}
+	for _, d := range st.Recent {
+		if _, seen := out[d.Revision]; d.Revision != "" && !seen && (d.Kind == baton.KindDeploy || d.Kind == baton.KindConfig || d.Kind == "") {
+			out[d.Revision] = d
+		}
+	}
+	for _, s := range st.Slots {
+		for _, r := range s.Revisions {
+			if _, ok := out[r.Name]; ok {
+				continue
+			}
+			rev, err := c.Revision(ctx, st.App, r.Name)
+			if err != nil || rev.Deployment == "" {
+				continue
+			}
+			if d, err := c.Deployment(ctx, rev.Deployment); err == nil {
+				out[r.Name] = d
+			}
+		}
+	}
+	return out
+}
+
+// healthyOf counts the instances that serve: healthy and not crash-looping
+// (an instance between two crashes may just have passed its check).
+func healthyOf(r baton.RevisionStatus) int {
+	if len(r.Instances) == 0 {
+		return r.Healthy
+	}
+	n := 0
+	for _, in := range r.Instances {
+		if in.Healthy && !in.CrashLooping {
+			n++
+		}
+	}
+	return n
+}
+
+// printStatus prints one app's status as aligned sections; live holds the
+// operation that created each active revision (liveDeployments).
+func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployment, now time.Time) {
 	fmt.Fprintf(w, "%s  (revision mode %s)\n", st.App, st.RevisionMode)
 	if st.Frozen != nil {
 		fmt.Fprintf(w, "FROZEN since %s by %s: %s\n", st.Frozen.At.Local().Format("2006-01-02 15:04"), st.Frozen.By, st.Frozen.Reason)
@@ -134,10 +179,11 @@ func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
 			if r.State != "" {
 				inst = append([]string{r.State}, inst...)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%d/%d\t%s\n", s.Name, s.Host, r.Name, r.Weight, r.Healthy, len(r.Instances), dash(strings.Join(inst, "; ")))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%%\t%d/%d\t%s\n", s.Name, s.Host, r.Name, r.Weight, healthyOf(r), len(r.Instances), dash(strings.Join(inst, "; ")))
 		}
 	}
 	tw.Flush()
+	printLive(w, st, live)
 	if d := st.Running; d != nil {
 		fmt.Fprintf(w, "\nRUNNING  %s %s  phase %s  for %ds  by %s  commit %s\n", d.Kind, d.ID, d.Phase, st.RunningForSeconds, dash(d.Author), dash(short(d.Commit, 10)))
 	} else {
@@ -154,12 +200,12 @@ func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTIME\tSTATUS\tKIND\tREVISION\tCOMMIT\tDURATION\tMESSAGE")
 	for _, d := range st.Recent {
-		msg := oneLine(d.Message)
+		msg := summary(d)
 		if d.Error != "" && d.State != baton.StateSucceeded {
 			msg = dash(msg) + " — " + d.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format("01-02 15:04:05"), d.State, d.Kind, dash(d.Revision),
-			dash(short(d.Commit, 10)), durationText(d, now), short(dash(msg), 70))
+			shortCommit(d.Commit), durationText(d, now), short(dash(msg), 70))
 	}
 	tw.Flush()
 	if len(st.Conflicts) == 0 {
@@ -170,6 +216,36 @@ func printStatus(w io.Writer, st baton.AppStatus, now time.Time) {
 	for _, c := range st.Conflicts {
 		fmt.Fprintf(w, "  %s: %s\n    fix: %s\n", c.Code, c.Message, c.Fix)
 	}
+}
+
+// printLive shows, per slot, where each active revision comes from: its
+// commit, author, message and when it was deployed.
+func printLive(w io.Writer, st baton.AppStatus, live map[string]baton.Deployment) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := false
+	for _, s := range st.Slots {
+		for _, r := range s.Revisions {
+			d, ok := live[r.Name]
+			if !ok {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(tw, "\nSLOT\tREVISION\tDEPLOYED\tBY\tCOMMIT\tMESSAGE")
+				header = true
+			}
+			at := d.CreatedAt
+			if d.FinishedAt != nil {
+				at = *d.FinishedAt
+			}
+			msg := summary(d)
+			if d.Kind == baton.KindConfig {
+				msg = "settings change: " + dash(msg)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, r.Name, at.Local().Format("2006-01-02 15:04:05"), dash(d.Author),
+				shortCommit(d.Commit), dash(short(msg, 70)))
+		}
+	}
+	tw.Flush()
 }
 
 func newWaitCmd(e *env) *cobra.Command {
@@ -194,12 +270,19 @@ when that deployment ends and exits with its result.
 			if strings.HasPrefix(target, "d-") {
 				d, err := e.client().Follow(ctx, target, func(api.Event) {})
 				if err != nil {
-					if ctx.Err() != nil {
-						return &exitError{ExitTimeout, fmt.Errorf("deployment %s did not end within %s", target, timeout)}
+					if ctx.Err() == context.DeadlineExceeded {
+						return &exitError{ExitTimeout, fmt.Errorf("%s %s did not end within %s", noun(d.Kind), target, timeout)}
+					}
+					if errors.Is(ctx.Err(), context.Canceled) {
+						return interrupted(e, target, d.Kind)
 					}
 					return err
 				}
-				return resultError(d)
+				if err := resultError(d); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, succeeded(d))
+				return nil
 			}
 			if err := e.client().WaitIdle(ctx, target); err != nil {
 				if ctx.Err() != nil {

@@ -23,7 +23,8 @@ func newSwapCmd(e *env) *cobra.Command {
   2. each new instance is warmed up: GET of each [warmup] path (or setting
      BATON_SWAP_WARMUP_PATH) with header Baton-Warmup: 1, no redirects
      followed, up to 5 attempts; [warmup] statuses / BATON_SWAP_WARMUP_STATUSES
-     restrict the accepted statuses;
+     restrict the accepted statuses (a path that redirects, e.g. to a login
+     page, needs its 302 listed there, or a warm-up path that answers itself);
   3. with --preview it stops in phase awaiting-completion: the source host
      serves the new code with the target's settings until
      'baton swap complete ID' or 'baton swap cancel ID'; the app's other
@@ -85,7 +86,11 @@ Any failure before the switch stops what was started: nothing changes.
 			if err != nil {
 				return err
 			}
-			return resultError(d)
+			if err := resultError(d); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, succeeded(d))
+			return nil
 		},
 	}, &cobra.Command{
 		Use:   "cancel ID",
@@ -96,7 +101,7 @@ Any failure before the switch stops what was started: nothing changes.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "swap %s is %s\n", d.ID, d.State)
+			fmt.Fprintf(e.stdout, "swap %s is %s%s\n", d.ID, d.State, because(d))
 			return nil
 		},
 	})

@@ -191,13 +191,15 @@ func newAuditCmd(e *env) *cobra.Command {
 			if e.asJSON {
 				return e.printJSON(es)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tTARGET\tOUTCOME\tFROM\tDETAIL")
+			rows := [][]string{{"TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM", "DETAIL"}}
 			for _, a := range es {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Local().Format("2006-01-02 15:04:05"), a.Actor, a.Action,
-					a.Target, a.Outcome, a.Remote, a.Detail)
+				rows = append(rows, []string{a.Time.Local().Format("2006-01-02 15:04:05"), a.Actor, a.Action,
+					a.Target, a.Outcome, a.Remote, dash(oneLine(a.Detail))})
 			}
-			return tw.Flush()
+			if printFitted(e.stdout, rows, e.termWidth(), 6) {
+				fmt.Fprintln(e.stderr, "(details cut to fit the terminal; -o json shows everything)")
+			}
+			return nil
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")

@@ -262,7 +262,7 @@ func warmOne(ctx context.Context, client *http.Client, addr, path string, w bato
 			if len(w.Statuses) == 0 || slices.Contains(w.Statuses, resp.StatusCode) {
 				return nil
 			}
-			last = fmt.Sprintf("status %d is not one of %v", resp.StatusCode, w.Statuses)
+			last = warmupStatusRefused(resp, w.Statuses)
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -273,6 +273,21 @@ func warmOne(ctx context.Context, client *http.Client, addr, path string, w bato
 		}
 	}
 	return baton.Errorf(baton.EUNPROCESSABLE, "warm-up of %s on %s failed %d times (last: %s); the swap is reverted", path, addr, w.Retries, last)
+}
+
+// warmupStatusRefused says why a warm-up answer does not count, and for a
+// redirect, that warm-ups do not follow redirects and how to accept it.
+func warmupStatusRefused(resp *http.Response, statuses []int) string {
+	msg := fmt.Sprintf("status %d is not one of %v", resp.StatusCode, statuses)
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			msg += fmt.Sprintf(" (a redirect to %s", loc)
+		} else {
+			msg += " (a redirect"
+		}
+		msg += fmt.Sprintf("; warm-ups do not follow redirects: add %d to [warmup] statuses in baton.toml or to the slot setting BATON_SWAP_WARMUP_STATUSES, or warm a path that answers itself)", resp.StatusCode)
+	}
+	return msg
 }
 
 // autoSwap queues a swap after a successful deployment into a slot that

@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 
 API=${BATON_API:-127.0.0.1:7070}
 PROXY=${BATON_PROXY:-127.0.0.1:8080}
-DATA=${BATON_DATA:-./baton-data}
-export BATON_URL="http://$API"
+# Outside the source tree: revisions are unpacked Go sources, which `go vet
+# ./...` and `go test ./...` would otherwise take for packages of baton.
+DATA=${BATON_DATA:-${XDG_STATE_HOME:-$HOME/.local/state}/baton-demo}
+export BATON_URL="http://$API" BATON_DATA="$DATA"
 
-echo "==> building baton and the example app"
+echo "==> building baton (baton builds the example app itself: its [build] step)"
 mkdir -p bin
 go build -o bin/baton ./cmd/baton
-go build -o examples/hello/hello ./examples/hello
 
 echo "==> starting baton serve (data in $DATA, API $API, proxy $PROXY; its log: $DATA/serve.log)"
 mkdir -p "$DATA"
@@ -51,7 +52,8 @@ curl -sS -H "Host: hello.localhost" "http://$PROXY/"; echo
 
 cat <<MSG
 
-baton is serving. Try:
+baton is serving; its data and admin token are in $DATA. Try:
+  export BATON_URL=$BATON_URL BATON_DATA=$DATA   # so the CLI finds the server and its token
   curl -H 'Host: hello.localhost' http://$PROXY/
   bin/baton deployments list hello
   bin/baton deploy hello examples/hello --wait
