@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/server"
 )
@@ -37,12 +37,7 @@ func TestMain(m *testing.M) {
 	// The scenarios mostly wait on child processes and the network, not
 	// the CPU: unless -parallel is given, run more of them at once than
 	// the default GOMAXPROCS.
-	flag.Parse()
-	parallelSet := false
-	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
-	if !parallelSet {
-		_ = flag.Set("test.parallel", "6")
-	}
+	testparallel.Default(6)
 	dir, err := os.MkdirTemp("", "baton-coordinator-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/testparallel"
 )
 
 var (
@@ -37,6 +38,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Each test mostly waits on its own baton child process: unless
+	// -parallel is given, run more of them at once than GOMAXPROCS.
+	testparallel.Default(4)
 	var err error
 	if adminToken, err = baton.NewTokenSecret(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
