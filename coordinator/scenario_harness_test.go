@@ -25,8 +25,8 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/server"
 )
 
