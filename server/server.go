@@ -188,7 +188,7 @@ func (s *Server) open(ctx context.Context) error {
 		reaped = s.reapOrphans(ctx)
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
-	s.metrics = metrics.New()
+	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
 		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
