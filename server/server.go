@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/supervisor"
+	"github.com/batonhq/baton/webhooks"
 )
 
 // Config is the configuration of `baton serve`.
@@ -58,6 +60,12 @@ type Config struct {
 	// ProxyTLSCert and ProxyTLSKey, both set, serve the apps over HTTPS
 	// (HTTP/2 and HTTP/1.1) on ProxyAddr; upstreams stay plain HTTP/1.1.
 	ProxyTLSCert, ProxyTLSKey string
+
+	// Webhooks are http(s) URLs that get a signed JSON event each time a
+	// deployment or operation ends; WebhookSecret (or the contents of
+	// WebhookSecretFile) signs them.
+	Webhooks                         []string
+	WebhookSecret, WebhookSecretFile string
 }
 
 // The API reaches the coordinator only through its own interface.
@@ -74,6 +82,7 @@ type Server struct {
 	proxy   *proxy.Proxy
 	coord   *coordinator.Coordinator
 	metrics *metrics.Metrics
+	hooks   *webhooks.Dispatcher
 	apiLn   net.Listener
 	proxyLn net.Listener
 	apiSrv  *http.Server
@@ -189,8 +198,12 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
 	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+	if err := s.openWebhooks(); err != nil {
+		return err
+	}
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
+		OnFinished:   s.hooks.NotifyFinished,
 		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
 		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
@@ -368,6 +381,9 @@ func (s *Server) Close() error {
 	if s.coord != nil {
 		errs = append(errs, s.coord.Close())
 	}
+	if s.hooks != nil { // after the coordinator: its last events are queued
+		errs = append(errs, s.hooks.Close())
+	}
 	if s.sup != nil {
 		errs = append(errs, s.sup.Close())
 	}
@@ -381,6 +397,29 @@ func (s *Server) Close() error {
 		errs = append(errs, s.dirLock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openWebhooks builds and starts the webhook dispatcher; with no URLs it
+// is a dispatcher that delivers nothing.
+func (s *Server) openWebhooks() error {
+	secret := []byte(s.cfg.WebhookSecret)
+	if s.cfg.WebhookSecretFile != "" {
+		b, err := os.ReadFile(s.cfg.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		secret = bytes.TrimSpace(b)
+	}
+	if len(s.cfg.Webhooks) > 0 && len(secret) == 0 {
+		s.log.Warn("webhooks are sent unsigned: set --webhook-secret-file")
+	}
+	hooks, err := webhooks.New(webhooks.Config{URLs: s.cfg.Webhooks, Secret: secret, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.hooks = hooks
+	hooks.Open()
+	return nil
 }
 
 // openStore opens the configured store: SQLite in the data directory by
