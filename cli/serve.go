@@ -120,6 +120,7 @@ X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
 	f.StringVar(&cfg.ProxyTLSKey, "proxy-tls-key", "", "private key of --proxy-tls-cert (PEM)")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
+	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")
 	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable)")
 	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file whose contents sign webhook bodies (HMAC-SHA256 in X-Baton-Signature-256)")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("BATON_WEBHOOK_SECRET"), "webhook signing secret (env BATON_WEBHOOK_SECRET; prefer --webhook-secret-file)")

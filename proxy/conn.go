@@ -44,6 +44,8 @@ type clientConn struct {
 
 	// obs is what the request metrics count for the current request.
 	obs observation
+	// logb is scratch for the access log line.
+	logb []byte
 
 	state atomic.Int32
 	// fresh: no request has arrived on the connection yet. Shutdown
@@ -221,18 +223,31 @@ func (cc *clientConn) serveRequest() bool {
 	out0, upw0 := cc.out.n, cc.upw.n
 	keep := cc.handleRequest()
 	o, r := &cc.obs, &cc.req
-	if o.st == nil {
-		cc.p.countUnrouted(o.status)
-		return keep
-	}
 	in := int64(0)
 	if r.chunked {
 		in = cc.upw.n - upw0
 	} else if r.length > 0 {
 		in = r.length
 	}
-	o.st.observe(o.status, o.cause, time.Since(start), in, cc.out.n-out0+o.out)
+	out, took := cc.out.n-out0+o.out, time.Since(start)
+	if o.st == nil {
+		cc.p.countUnrouted(o.status)
+	} else {
+		o.st.observe(o.status, o.cause, took, in, out)
+	}
+	if cc.p.access != nil && o.status != 0 {
+		cc.logRequest(start, took, in, out)
+	}
 	return keep
+}
+
+// logRequest writes the access log line of the request just served.
+func (cc *clientConn) logRequest(start time.Time, took time.Duration, in, out int64) {
+	r := &cc.req
+	e := accessEntry{start: start, st: cc.obs.st, host: r.host, method: r.method, target: r.target,
+		peer: cc.addr.ip, status: cc.obs.status, cause: cc.obs.cause, in: in, out: out, took: took}
+	cc.logb = appendAccessLine(cc.logb[:0], &e)
+	cc.p.access.add(cc.logb)
 }
 
 // handleRequest reads, routes and forwards one request and reports
@@ -244,6 +259,7 @@ func (cc *clientConn) handleRequest() bool {
 	r.raw, err = readHead(cc.br, r.raw, p.maxHeaderBytes)
 	if err != nil {
 		if err == errHeadTooLarge {
+			r.method, r.target, r.host = nil, nil, nil // not parsed: nothing to log
 			cc.writeProblem(headerTooLarge(p.maxHeaderBytes), false)
 		}
 		// Otherwise the client went away or was too slow: nobody to answer.

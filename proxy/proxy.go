@@ -51,6 +51,9 @@ type Config struct {
 	// plane may wait for its next request and send its head (2 minutes
 	// when zero).
 	IdleTimeout time.Duration
+	// AccessLog, when set, gets one JSON line per request; its owner
+	// opens and closes it (after Shutdown).
+	AccessLog *AccessLog
 }
 
 // Proxy is an http.Handler that routes each request by its Host header to
@@ -64,6 +67,8 @@ type Proxy struct {
 	maxHeaderBytes int
 	idleTimeout    time.Duration
 	fwd            forwarder
+	// access is the access log, nil when off.
+	access *AccessLog
 
 	// table is read on every request without locks; SetRoutes replaces it.
 	table atomic.Pointer[table]
@@ -122,6 +127,7 @@ func New(cfg Config) *Proxy {
 		fwd:            newReverseProxy(cfg.UpstreamHeaderTimeout, cfg.Logger),
 		reg:            make(map[string]*upstream),
 		stats:          make(map[statsKey]*reqStats),
+		access:         cfg.AccessLog,
 	}
 	p.table.Store(emptyTable())
 	return p
@@ -147,14 +153,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.status == 0 && cause == CauseClientGone {
 		m.status = 499
 	}
+	var in int64
+	if body != nil {
+		in = body.n
+	}
 	if st == nil {
 		p.countUnrouted(m.status)
 	} else {
-		var in int64
-		if body != nil {
-			in = body.n
-		}
 		st.observe(m.status, cause, time.Since(start), in, m.wrote)
+	}
+	if p.access != nil && m.status != 0 {
+		p.logServeHTTP(r, start, st, m.status, cause, in, m.wrote)
 	}
 	*m = meteredWriter{}
 	meteredWriters.Put(m)

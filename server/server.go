@@ -66,6 +66,9 @@ type Config struct {
 	// WebhookSecretFile) signs them.
 	Webhooks                         []string
 	WebhookSecret, WebhookSecretFile string
+	// AccessLog, when set, is a file that gets one JSON line per request
+	// the proxy answers ("-": standard output).
+	AccessLog string
 }
 
 // The API reaches the coordinator only through its own interface.
@@ -83,9 +86,12 @@ type Server struct {
 	coord   *coordinator.Coordinator
 	metrics *metrics.Metrics
 	hooks   *webhooks.Dispatcher
-	apiLn   net.Listener
-	proxyLn net.Listener
-	apiSrv  *http.Server
+	// access and accessFile are the proxy's access log, nil when off.
+	access     *proxy.AccessLog
+	accessFile *os.File
+	apiLn      net.Listener
+	proxyLn    net.Listener
+	apiSrv     *http.Server
 	// proxyServing is set once the proxy owns proxyLn.
 	proxyServing bool
 	// auth checks tokens for the API, git and Kudu alike.
@@ -196,7 +202,10 @@ func (s *Server) open(ctx context.Context) error {
 	if handoff == nil {
 		reaped = s.reapOrphans(ctx)
 	}
-	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
+	if err := s.openAccessLog(); err != nil {
+		return err
+	}
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access})
 	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
 	if err := s.openWebhooks(); err != nil {
 		return err
@@ -374,6 +383,12 @@ func (s *Server) Close() error {
 	} else if s.proxyLn != nil {
 		s.proxyLn.Close()
 	}
+	if s.access != nil { // after the proxy: its last lines are in
+		errs = append(errs, s.access.Close())
+		if s.accessFile != nil {
+			errs = append(errs, s.accessFile.Close())
+		}
+	}
 	if s.stopSharing != nil {
 		s.stopSharing()
 	}
@@ -397,6 +412,26 @@ func (s *Server) Close() error {
 		errs = append(errs, s.dirLock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openAccessLog opens the proxy's access log when one is configured.
+func (s *Server) openAccessLog() error {
+	var w io.Writer
+	switch s.cfg.AccessLog {
+	case "":
+		return nil
+	case "-":
+		w = os.Stdout
+	default:
+		f, err := os.OpenFile(s.cfg.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		s.accessFile, w = f, f
+	}
+	s.access = proxy.NewAccessLog(w)
+	s.access.Open()
+	return nil
 }
 
 // openWebhooks builds and starts the webhook dispatcher; with no URLs it
