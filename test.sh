@@ -2,13 +2,16 @@
 # Runs baton's whole test suite: vet, gofmt, staticcheck, then every
 # package under the race detector, with a throwaway PostgreSQL cluster and
 # headless Chromium.
-# Installs what the tests need (git, curl, PostgreSQL, Chromium) when missing.
+# Installs what the tests need (git, curl, promtool, PostgreSQL, Chromium)
+# when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v curl >/dev/null || need_apt+=(curl)
+# promtool checks the /metrics exposition (metrics/requests_test.go).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

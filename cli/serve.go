@@ -42,9 +42,15 @@ a PostgreSQL store need the same key file).
 With --proxy-tls-cert and --proxy-tls-key the proxy serves apps over HTTPS
 only, offering HTTP/2 and HTTP/1.1 (WebSockets over HTTP/1.1); instances
 still get plain HTTP/1.1, with X-Forwarded-Proto: https. The files are read
-once, at start.`,
+once, at start.
+
+With --webhook URL (repeatable) baton POSTs a JSON event to each URL when
+a deployment or operation ends, signed with HMAC-SHA256 over the body in
+X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
+--webhook-secret-file; failed deliveries are retried with back-off.`,
 		Example: `  baton serve
   baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com
+  baton serve --webhook https://ci.example.com/baton --webhook-secret-file /etc/baton/hook.secret
   baton serve --proxy 0.0.0.0:443 --domain apps.example.com --proxy-tls-cert apps.pem --proxy-tls-key apps-key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,5 +120,9 @@ once, at start.`,
 	f.StringVar(&cfg.ProxyTLSKey, "proxy-tls-key", "", "private key of --proxy-tls-cert (PEM)")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
+	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")
+	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable)")
+	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file whose contents sign webhook bodies (HMAC-SHA256 in X-Baton-Signature-256)")
+	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("BATON_WEBHOOK_SECRET"), "webhook signing secret (env BATON_WEBHOOK_SECRET; prefer --webhook-secret-file)")
 	return cmd
 }

@@ -33,6 +33,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records deployments, phases and lease waits (nil: none).
 	Metrics *metrics.Metrics
+	// OnFinished, when set, is called with the stored record of each
+	// deployment or operation that ran and ended (webhooks). It runs on
+	// the worker's goroutine after the lock is released, so it must not
+	// block.
+	OnFinished func(baton.Deployment)
 
 	LeaseTTL       time.Duration // default 15s; renewed every TTL/3
 	MaxQueue       int           // queued deployments per app; default 100

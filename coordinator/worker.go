@@ -240,6 +240,13 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 		release()
 	}
 	c.cfg.Metrics.ObserveFinished(d.App, string(d.Kind), string(state), d.Duration(c.cfg.Now()))
+	if c.cfg.OnFinished != nil {
+		if fd, err := c.cfg.Store.Deployment(bg, d.ID); err != nil {
+			c.log.Warn("read finished deployment for its event", "deployment", d.ID, "err", err)
+		} else {
+			c.cfg.OnFinished(fd)
+		}
+	}
 	c.log.Info("deployment finished", "deployment", d.ID, "app", d.App, "state", state, "reason", reason)
 }
 

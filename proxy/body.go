@@ -30,6 +30,9 @@ type wbuf struct {
 	// allocates nothing (WriteTo consumes bufs, so it is rebuilt on vec).
 	bufs net.Buffers
 	vec  [2][]byte
+	// n counts the bytes passed to write, for the request metrics (heads
+	// are appended to b directly and not counted).
+	n int64
 }
 
 // write queues p, or writes it through at once when it is large.
@@ -37,6 +40,7 @@ func (w *wbuf) write(p []byte) error {
 	if w.err != nil {
 		return w.err
 	}
+	w.n += int64(len(p))
 	if len(w.b)+len(p) <= flushAt {
 		w.b = append(w.b, p...)
 		return nil

@@ -42,6 +42,11 @@ type clientConn struct {
 	dlMu   sync.Mutex
 	headIn bool
 
+	// obs is what the request metrics count for the current request.
+	obs observation
+	// logb is scratch for the access log line.
+	logb []byte
+
 	state atomic.Int32
 	// fresh: no request has arrived on the connection yet. Shutdown
 	// gives such a connection firstRequestGrace to send its first
@@ -200,14 +205,61 @@ func (cc *clientConn) abort() {
 // aLongTimeAgo is a deadline in the past, which wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// serveRequest handles one request and reports whether the connection
-// may carry another.
+// observation is what the metrics count for one request on the data plane.
+type observation struct {
+	// st is nil until the request is routed to an app.
+	st     *reqStats
+	status int
+	cause  Cause
+	// out counts the response body bytes a problem answer wrote.
+	out int64
+}
+
+// serveRequest handles one request, counts it, and reports whether the
+// connection may carry another.
 func (cc *clientConn) serveRequest() bool {
+	start := time.Now()
+	cc.obs = observation{}
+	out0, upw0 := cc.out.n, cc.upw.n
+	keep := cc.handleRequest()
+	o, r := &cc.obs, &cc.req
+	in := int64(0)
+	if r.chunked {
+		in = cc.upw.n - upw0
+	} else if r.length > 0 {
+		in = r.length
+	}
+	out, took := cc.out.n-out0+o.out, time.Since(start)
+	if o.st == nil {
+		cc.p.countUnrouted(o.status)
+	} else {
+		o.st.observe(o.status, o.cause, took, in, out)
+	}
+	if cc.p.access != nil && o.status != 0 {
+		cc.logRequest(start, took, in, out)
+	}
+	return keep
+}
+
+// logRequest writes the access log line of the request just served.
+func (cc *clientConn) logRequest(start time.Time, took time.Duration, in, out int64) {
+	r := &cc.req
+	e := accessEntry{start: start, st: cc.obs.st, host: r.host, method: r.method, target: r.target,
+		peer: cc.addr.ip, status: cc.obs.status, cause: cc.obs.cause, in: in, out: out, took: took}
+	cc.logb = appendAccessLine(cc.logb[:0], &e)
+	cc.p.access.add(cc.logb)
+}
+
+// handleRequest reads, routes and forwards one request and reports
+// whether the connection may carry another. It notes in cc.obs what the
+// metrics count.
+func (cc *clientConn) handleRequest() bool {
 	p, r := cc.p, &cc.req
 	var err error
 	r.raw, err = readHead(cc.br, r.raw, p.maxHeaderBytes)
 	if err != nil {
 		if err == errHeadTooLarge {
+			r.method, r.target, r.host = nil, nil, nil // not parsed: nothing to log
 			cc.writeProblem(headerTooLarge(p.maxHeaderBytes), false)
 		}
 		// Otherwise the client went away or was too slow: nobody to answer.
@@ -225,20 +277,29 @@ func (cc *clientConn) serveRequest() bool {
 	cc.linger = r.hasBody() // until the body is known to be read
 
 	c, rt, pb := p.acquire(host, pin, cookie, "")
+	if rt != nil {
+		cc.obs.st = rt.stats
+	}
 	if pb != nil {
 		return cc.writeProblem(pb, keepOnProblem)
 	}
+	cc.obs.st = c.b.stats
 	res := cc.forward(c)
 	if res.err != nil && res.resendable && isRefused(res.err) {
 		p.refused(rt, c.u, res.err)
 		c2, rt2, pb := p.acquire(host, pin, cookie, c.u.addr)
 		switch {
 		case rt2 == nil:
+			cc.obs.st = nil
 			return cc.writeProblem(pb, keepOnProblem)
 		case pb == nil:
 			c, rt = c2, rt2
+			cc.obs.st = c.b.stats
 			res = cc.forward(c)
 		}
+	}
+	if res.wrote {
+		cc.obs.status = cc.resp.status
 	}
 	if res.err == nil || res.wrote {
 		cc.linger = cc.linger && !res.keep
@@ -252,6 +313,7 @@ func (cc *clientConn) upstreamFailed(rt *route, u *upstream, res result, keep bo
 	p, r := cc.p, &cc.req
 	if res.clientGone {
 		p.log.Debug("proxy: client went away", "host", rt.host, "upstream", u.addr, "err", res.err)
+		cc.obs.status, cc.obs.cause = 499, CauseClientGone
 		return false
 	}
 	if res.badBody != nil {
@@ -268,7 +330,11 @@ func (cc *clientConn) upstreamFailed(rt *route, u *upstream, res result, keep bo
 		return cc.writeProblem(gatewayTimeout(rt, p.headerTimeout), keep)
 	}
 	p.log.Error("proxy: upstream failed", attrs...)
-	return cc.writeProblem(badGateway(rt), keep)
+	keep = cc.writeProblem(badGateway(rt), keep)
+	if isRefused(res.err) {
+		cc.obs.cause = CauseUpstreamRefused
+	}
+	return keep
 }
 
 // writeProblem answers with pb and reports whether the connection stays.
@@ -299,7 +365,9 @@ func (cc *clientConn) writeProblem(pb *problem, keep bool) bool {
 	b = append(b, "\r\n"...)
 	if !is(cc.req.method, "head") {
 		b = append(b, w.body...)
+		cc.obs.out = int64(len(w.body))
 	}
+	cc.obs.status, cc.obs.cause = w.status, pb.cause
 	cc.out.b = b
 	return cc.out.flush() == nil && keep
 }
@@ -346,6 +414,7 @@ func badRequest(pe *parseError) *problem {
 		Title:  http.StatusText(pe.status),
 		Status: pe.status,
 		Detail: "the request cannot be forwarded: " + pe.detail,
+		cause:  CauseMalformedRequest,
 	}
 }
 

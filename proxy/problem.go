@@ -27,6 +27,8 @@ type problem struct {
 	Revision string `json:"revision,omitempty"`
 
 	retryAfter int // seconds; sent as Retry-After when positive
+	// cause is what the request metrics count the answer as.
+	cause Cause
 }
 
 func (pb *problem) write(w http.ResponseWriter) {
@@ -71,6 +73,7 @@ func noLiveRevision(rt *route) *problem {
 			rt.app, rt.slot, rt.app),
 		Host: rt.host, App: rt.app, Slot: rt.slot,
 		retryAfter: 10,
+		cause:      CauseNoLiveRevision,
 	}
 }
 
@@ -89,6 +92,7 @@ func noLiveInstance(rt *route, revision string) *problem {
 			what, rt.slot),
 		Host: rt.host, App: rt.app, Slot: rt.slot, Revision: revision,
 		retryAfter: 1,
+		cause:      CauseNoLiveRevision,
 	}
 }
 
@@ -104,6 +108,7 @@ func unknownRevision(rt *route, revision string) *problem {
 		Detail: fmt.Sprintf("revision %q named by the Baton-Revision header is not routed for app %s in slot %s; routed revisions: %s",
 			revision, rt.app, rt.slot, routed),
 		Host: rt.host, App: rt.app, Slot: rt.slot, Revision: revision,
+		cause: CauseUnknownRevision,
 	}
 }
 
@@ -117,6 +122,7 @@ func badGateway(rt *route) *problem {
 		Detail: fmt.Sprintf("app %s in slot %s could not be reached or failed before answering; the server log has the details",
 			rt.app, rt.slot),
 		Host: rt.host, App: rt.app, Slot: rt.slot,
+		cause: CauseUpstreamFailed,
 	}
 }
 
@@ -127,5 +133,6 @@ func gatewayTimeout(rt *route, wait time.Duration) *problem {
 		Status: http.StatusGatewayTimeout,
 		Detail: fmt.Sprintf("app %s in slot %s did not answer in time (response headers are awaited for %s)", rt.app, rt.slot, wait),
 		Host:   rt.host, App: rt.app, Slot: rt.slot,
+		cause: CauseUpstreamTimeout,
 	}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// plane may wait for its next request and send its head (2 minutes
 	// when zero).
 	IdleTimeout time.Duration
+	// AccessLog, when set, gets one JSON line per request; its owner
+	// opens and closes it (after Shutdown).
+	AccessLog *AccessLog
 }
 
 // Proxy is an http.Handler that routes each request by its Host header to
@@ -64,6 +67,8 @@ type Proxy struct {
 	maxHeaderBytes int
 	idleTimeout    time.Duration
 	fwd            forwarder
+	// access is the access log, nil when off.
+	access *AccessLog
 
 	// table is read on every request without locks; SetRoutes replaces it.
 	table atomic.Pointer[table]
@@ -76,6 +81,13 @@ type Proxy struct {
 	// unhealthy holds the addresses SetHealthy marked, so the mark reaches
 	// upstreams created later for the same address.
 	unhealthy map[string]bool
+	// stats holds the request counters of every routed app slot and
+	// revision (stats.go); guarded by mu, read on the request path only
+	// through the table.
+	stats    map[statsKey]*reqStats
+	statsGen uint64
+	// unrouted counts requests that reached no app.
+	unrouted unrouted
 
 	// srv is the state of the data plane's listeners (Serve, Shutdown).
 	srv server
@@ -114,6 +126,8 @@ func New(cfg Config) *Proxy {
 		idleTimeout:    cfg.IdleTimeout,
 		fwd:            newReverseProxy(cfg.UpstreamHeaderTimeout, cfg.Logger),
 		reg:            make(map[string]*upstream),
+		stats:          make(map[statsKey]*reqStats),
+		access:         cfg.AccessLog,
 	}
 	p.table.Store(emptyTable())
 	return p
@@ -127,11 +141,43 @@ func New(cfg Config) *Proxy {
 // Serve is the faster data plane for HTTP/1.1, plain or over TLS; ServeHTTP
 // is for mounting the proxy in an http.Server (HTTP/2, tests).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	m := meteredWriters.Get().(*meteredWriter)
+	m.ResponseWriter = w
+	var body *countingBody
+	if !bodyless(r) {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	st, cause := p.serveHTTP(m, r)
+	if m.status == 0 && cause == CauseClientGone {
+		m.status = 499
+	}
+	var in int64
+	if body != nil {
+		in = body.n
+	}
+	if st == nil {
+		p.countUnrouted(m.status)
+	} else {
+		st.observe(m.status, cause, time.Since(start), in, m.wrote)
+	}
+	if p.access != nil && m.status != 0 {
+		p.logServeHTTP(r, start, st, m.status, cause, in, m.wrote)
+	}
+	*m = meteredWriter{}
+	meteredWriters.Put(m)
+}
+
+// serveHTTP is ServeHTTP without the metrics: it returns the counters the
+// request belongs to (nil when it reached no app) and why the proxy
+// answered for the app, if it did.
+func (p *Proxy) serveHTTP(w *meteredWriter, r *http.Request) (*reqStats, Cause) {
 	if r.Method == http.MethodConnect {
 		// Apps are origins, not tunnels (as on the data plane); this also
 		// refuses WebSockets over HTTP/2 (RFC 8441), which are not offered.
 		badRequest(&parseError{http.StatusMethodNotAllowed, "CONNECT is not served"}).write(w)
-		return
+		return nil, CauseNone
 	}
 	host := r.Host
 	if host == "" {
@@ -153,11 +199,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, rt, pb := p.acquire(host, pin, cookie, "")
 	if pb != nil {
 		pb.write(w)
-		return
+		if rt == nil {
+			return nil, CauseNone
+		}
+		return rt.stats, pb.cause
 	}
 	err := p.forward(w, r, c)
 	if err == nil {
-		return
+		return c.b.stats, CauseNone
 	}
 	if isRefused(err) && bodyless(r) {
 		// Nothing reached the instance and there is no body to replay, so
@@ -168,16 +217,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case rt2 == nil: // the host went away meanwhile
 			pb.write(w)
-			return
+			return nil, CauseNone
 		case pb == nil:
 			c, rt = c2, rt2
 			if err = p.forward(w, r, c); err == nil {
-				return
+				return c.b.stats, CauseNone
 			}
 		}
 		// Otherwise no other instance exists: answer for the refusal.
 	}
-	p.upstreamFailed(w, r, rt, c.u, err)
+	return c.b.stats, p.upstreamFailed(w, r, rt, c.u, err)
 }
 
 // refused notes a refused connection to u: passive health keeps requests
@@ -232,31 +281,79 @@ func (p *Proxy) acquire(host, pin, cookie, exclude string) (choice, *route, *pro
 }
 
 // upstreamFailed answers a request whose forward wrote nothing.
-func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, u *upstream, err error) {
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, u *upstream, err error) Cause {
 	if r.Context().Err() != nil {
 		// The client went away (or the server is shutting down): nobody
 		// reads the answer and the upstream did nothing wrong. 499 is
 		// nginx's "client closed request", for access logs.
 		p.log.Debug("proxy: client went away", "host", rt.host, "upstream", u.addr, "err", err)
 		w.WriteHeader(499)
-		return
+		return CauseClientGone
 	}
 	var ce *clientBodyError
 	if errors.As(err, &ce) {
 		// The client's fault: not logged as the instance's, not a 502.
 		p.log.Debug("proxy: malformed request body", "host", rt.host, "upstream", u.addr, "err", err)
 		badRequest(&parseError{http.StatusBadRequest, "the request body could not be read: " + ce.err.Error()}).write(w)
-		return
+		return CauseMalformedRequest
 	}
 	attrs := []any{"host", rt.host, "app", rt.app, "slot", rt.slot, "upstream", u.addr,
 		"method", r.Method, "path", r.URL.Path, "err", err}
 	if isTimeout(err) {
 		p.log.Warn("proxy: upstream timed out", attrs...)
 		gatewayTimeout(rt, p.headerTimeout).write(w)
-		return
+		return CauseUpstreamTimeout
 	}
 	p.log.Error("proxy: upstream failed", attrs...)
 	badGateway(rt).write(w)
+	if isRefused(err) {
+		return CauseUpstreamRefused
+	}
+	return CauseUpstreamFailed
+}
+
+// meteredWriter notes the status and body size of a ServeHTTP answer for
+// the metrics. Unwrap lets http.ResponseController (which ReverseProxy
+// uses to flush and to hijack for upgrades) reach the server's writer.
+type meteredWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  int64
+}
+
+var meteredWriters = sync.Pool{New: func() any { return new(meteredWriter) }}
+
+func (m *meteredWriter) WriteHeader(code int) {
+	if m.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		m.status = code
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *meteredWriter) Write(b []byte) (int, error) {
+	if m.status == 0 {
+		m.status = http.StatusOK
+	}
+	n, err := m.ResponseWriter.Write(b)
+	m.wrote += int64(n)
+	return n, err
+}
+
+// Flush flushes the server's writer if it can.
+func (m *meteredWriter) Flush() { http.NewResponseController(m.ResponseWriter).Flush() }
+
+func (m *meteredWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+// countingBody counts the request body bytes read from the client.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // bodyless reports whether r carries no body, so it can be sent again.

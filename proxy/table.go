@@ -48,6 +48,8 @@ type route struct {
 	// total is the sum of their weights.
 	live  []*backend
 	total int
+	// stats counts the requests answered before a revision was chosen.
+	stats *reqStats
 }
 
 // backend is the request-path form of a Backend.
@@ -56,6 +58,8 @@ type backend struct {
 	weight   int
 	ups      []*upstream
 	rr       roundRobin
+	// stats counts the requests the revision served in this slot.
+	stats *reqStats
 }
 
 // maxHostLen bounds the host names the lookup lowercases on the stack. DNS
@@ -156,6 +160,7 @@ func (p *Proxy) SetRoutes(routes []Route) {
 		routes: make(map[string]*route, len(routes)),
 		ups:    make(map[string]*upstream),
 	}
+	p.statsGen++
 	for _, r := range routes {
 		host := normalizeHost(r.Host)
 		if host == "" {
@@ -165,9 +170,10 @@ func (p *Proxy) SetRoutes(routes []Route) {
 		if _, dup := t.routes[host]; dup {
 			p.log.Warn("proxy: duplicate route for host; the later one wins", "host", host, "app", r.App, "slot", r.Slot)
 		}
-		rt := &route{host: host, app: r.App, slot: r.Slot}
+		rt := &route{host: host, app: r.App, slot: r.Slot, stats: p.statsLocked(r.App, r.Slot, "")}
 		for _, b := range r.Backends {
-			be := &backend{revision: b.Revision, weight: min(max(b.Weight, 0), 100)}
+			be := &backend{revision: b.Revision, weight: min(max(b.Weight, 0), 100),
+				stats: p.statsLocked(r.App, r.Slot, b.Revision)}
 			for _, addr := range b.Addrs {
 				u := t.ups[addr]
 				if u == nil {
@@ -189,5 +195,6 @@ func (p *Proxy) SetRoutes(routes []Route) {
 	// upstream must find the new table when it loads again.
 	p.table.Store(t)
 	p.sweepLocked(t)
+	p.sweepStatsLocked()
 	p.log.Debug("proxy: routes set", "routes", len(t.routes), "upstreams", len(t.ups))
 }

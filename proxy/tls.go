@@ -158,6 +158,8 @@ type h2Server struct {
 	// reaches zero after wait asked for it.
 	handlers int
 	idle     chan struct{}
+	// open counts the connections the HTTP/2 server holds, for Stats.
+	open int
 }
 
 func newH2Server(p *Proxy, addr net.Addr) *h2Server {
@@ -217,6 +219,13 @@ func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.p.ServeHTTP(w, r)
 }
 
+// openConns is how many connections the HTTP/2 server holds now.
+func (h *h2Server) openConns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.open
+}
+
 // connState closes a connection whose preface arrives after Shutdown
 // began. net/http sends GOAWAY (Shutdown) only to the connections the
 // HTTP/2 server had registered by then, and it registers one only when it
@@ -230,6 +239,10 @@ func (h *h2Server) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		h.fresh[c] = struct{}{}
+		h.open++
+	case http.StateClosed, http.StateHijacked:
+		delete(h.fresh, c)
+		h.open--
 	default:
 		delete(h.fresh, c)
 	}

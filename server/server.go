@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/supervisor"
+	"github.com/batonhq/baton/webhooks"
 )
 
 // Config is the configuration of `baton serve`.
@@ -58,6 +60,15 @@ type Config struct {
 	// ProxyTLSCert and ProxyTLSKey, both set, serve the apps over HTTPS
 	// (HTTP/2 and HTTP/1.1) on ProxyAddr; upstreams stay plain HTTP/1.1.
 	ProxyTLSCert, ProxyTLSKey string
+
+	// Webhooks are http(s) URLs that get a signed JSON event each time a
+	// deployment or operation ends; WebhookSecret (or the contents of
+	// WebhookSecretFile) signs them.
+	Webhooks                         []string
+	WebhookSecret, WebhookSecretFile string
+	// AccessLog, when set, is a file that gets one JSON line per request
+	// the proxy answers ("-": standard output).
+	AccessLog string
 }
 
 // The API reaches the coordinator only through its own interface.
@@ -74,9 +85,13 @@ type Server struct {
 	proxy   *proxy.Proxy
 	coord   *coordinator.Coordinator
 	metrics *metrics.Metrics
-	apiLn   net.Listener
-	proxyLn net.Listener
-	apiSrv  *http.Server
+	hooks   *webhooks.Dispatcher
+	// access and accessFile are the proxy's access log, nil when off.
+	access     *proxy.AccessLog
+	accessFile *os.File
+	apiLn      net.Listener
+	proxyLn    net.Listener
+	apiSrv     *http.Server
 	// proxyServing is set once the proxy owns proxyLn.
 	proxyServing bool
 	// auth checks tokens for the API, git and Kudu alike.
@@ -187,10 +202,17 @@ func (s *Server) open(ctx context.Context) error {
 	if handoff == nil {
 		reaped = s.reapOrphans(ctx)
 	}
-	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20})
-	s.metrics = metrics.New()
+	if err := s.openAccessLog(); err != nil {
+		return err
+	}
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access})
+	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+	if err := s.openWebhooks(); err != nil {
+		return err
+	}
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
+		OnFinished:   s.hooks.NotifyFinished,
 		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
 		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
@@ -361,12 +383,21 @@ func (s *Server) Close() error {
 	} else if s.proxyLn != nil {
 		s.proxyLn.Close()
 	}
+	if s.access != nil { // after the proxy: its last lines are in
+		errs = append(errs, s.access.Close())
+		if s.accessFile != nil {
+			errs = append(errs, s.accessFile.Close())
+		}
+	}
 	if s.stopSharing != nil {
 		s.stopSharing()
 	}
 	s.wg.Wait()
 	if s.coord != nil {
 		errs = append(errs, s.coord.Close())
+	}
+	if s.hooks != nil { // after the coordinator: its last events are queued
+		errs = append(errs, s.hooks.Close())
 	}
 	if s.sup != nil {
 		errs = append(errs, s.sup.Close())
@@ -381,6 +412,49 @@ func (s *Server) Close() error {
 		errs = append(errs, s.dirLock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openAccessLog opens the proxy's access log when one is configured.
+func (s *Server) openAccessLog() error {
+	var w io.Writer
+	switch s.cfg.AccessLog {
+	case "":
+		return nil
+	case "-":
+		w = os.Stdout
+	default:
+		f, err := os.OpenFile(s.cfg.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		s.accessFile, w = f, f
+	}
+	s.access = proxy.NewAccessLog(w)
+	s.access.Open()
+	return nil
+}
+
+// openWebhooks builds and starts the webhook dispatcher; with no URLs it
+// is a dispatcher that delivers nothing.
+func (s *Server) openWebhooks() error {
+	secret := []byte(s.cfg.WebhookSecret)
+	if s.cfg.WebhookSecretFile != "" {
+		b, err := os.ReadFile(s.cfg.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		secret = bytes.TrimSpace(b)
+	}
+	if len(s.cfg.Webhooks) > 0 && len(secret) == 0 {
+		s.log.Warn("webhooks are sent unsigned: set --webhook-secret-file")
+	}
+	hooks, err := webhooks.New(webhooks.Config{URLs: s.cfg.Webhooks, Secret: secret, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.hooks = hooks
+	hooks.Open()
+	return nil
 }
 
 // openStore opens the configured store: SQLite in the data directory by
