@@ -253,3 +253,21 @@ func DiskUseByApp(f RetentionFacts) map[string]DiskUse {
 	}
 	return out
 }
+
+// GCReport is what a collection did, or with DryRun would do.
+type GCReport struct {
+	DryRun bool            `json:"dry_run"`
+	Policy RetentionPolicy `json:"policy"`
+	Plan   RetentionPlan   `json:"plan"`
+	// Before and After are the bytes revisions, their logs and artifacts
+	// used on this controller's disk before and after (measured again
+	// after a real collection; expected for a dry run).
+	Before    int64 `json:"before_bytes"`
+	After     int64 `json:"after_bytes"`
+	Reclaimed int64 `json:"reclaimed_bytes"`
+	// Apps is each app's disk use after.
+	Apps map[string]DiskUse `json:"apps"`
+	// Skipped lists apps left for a later collection: an operation ran
+	// or waited for them.
+	Skipped []string `json:"skipped_apps,omitempty"`
+}

@@ -195,3 +195,23 @@ func TestDiskUseByApp(t *testing.T) {
 		t.Errorf("disk use: got %+v, want %+v", got, want)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"5GiB", 5 << 30, true}, {"5G", 5 << 30, true}, {"5 GB", 5e9, true}, {"500MiB", 500 << 20, true},
+		{"1.5KiB", 1536, true}, {"1024", 1024, true}, {"0", 0, true}, {"12b", 12, true},
+		{"", 0, false}, {"five", 0, false}, {"5XB", 0, false}, {"-1G", 0, false},
+	} {
+		got, err := baton.ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d (ok %t)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if got := baton.FormatSize(191 << 20); got != "191.0 MiB" {
+		t.Errorf("FormatSize = %q", got)
+	}
+}

@@ -268,6 +268,7 @@ var routeTable = []struct {
 	{"POST /api/v1/apps/{app}/unfreeze", "POST", "/api/v1/apps/hello/unfreeze", "", admin(200)},
 	{"POST /api/v1/apps/{app}/lock/break", "POST", "/api/v1/apps/hello/lock/break", `{"reason":"test"}`, admin(404)},
 	{"GET /api/v1/audit", "GET", "/api/v1/audit", "", admin(200)},
+	{"POST /api/v1/gc", "POST", "/api/v1/gc?dry_run=true", "", admin(200)},
 	{"POST /api/v1/tokens", "POST", "/api/v1/tokens", `{"name":"fresh","scope":"read"}`, admin(201)},
 	{"GET /api/v1/tokens", "GET", "/api/v1/tokens", "", admin(200)},
 	{"DELETE /api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/reader", "", admin(204)},
