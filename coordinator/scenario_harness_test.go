@@ -67,6 +67,8 @@ type batonEnv struct {
 	srv   *server.Server
 	c     *api.Client
 	p     *proxyClient
+	// configure, when set, changes the server's configuration (open).
+	configure func(*server.Config)
 }
 
 // startBaton runs a baton in-process on :0 with a fresh data directory; it
@@ -74,11 +76,18 @@ type batonEnv struct {
 // it is left.
 func startBaton(t testing.TB) *batonEnv {
 	t.Helper()
+	return startBatonWith(t, nil)
+}
+
+// startBatonWith is startBaton with configure changing the server's
+// configuration.
+func startBatonWith(t testing.TB, configure func(*server.Config)) *batonEnv {
+	t.Helper()
 	tok, err := baton.NewTokenSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &batonEnv{t: t, data: t.TempDir(), token: tok}
+	b := &batonEnv{t: t, data: t.TempDir(), token: tok, configure: configure}
 	if err := os.WriteFile(filepath.Join(b.data, server.AdminTokenFile), []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +109,14 @@ func (b *batonEnv) open() {
 	// execs, so a re-open right after a close may briefly find it taken.
 	ours := fmt.Sprintf("(pid %d)", os.Getpid())
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		srv, err = server.Open(context.Background(), server.Config{
+		cfg := server.Config{
 			DataDir: b.data, APIAddr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0",
 			ControllerID: "test", DrainTimeout: 5 * time.Second, StopGrace: 2 * time.Second,
-		})
+		}
+		if b.configure != nil {
+			b.configure(&cfg)
+		}
+		srv, err = server.Open(context.Background(), cfg)
 		if err == nil || !strings.Contains(err.Error(), ours) || time.Now().After(deadline) {
 			break
 		}
