@@ -252,6 +252,7 @@ var routeTable = []struct {
 	{"POST /api/v1/apps/{app}/revisions/{rev}/restart", "POST", "/api/v1/apps/hello/revisions/hello--000001/restart", "", deployer(404, 404)},
 	{"PUT /api/v1/apps/{app}/slots/{slot}/traffic", "PUT", "/api/v1/apps/hello/slots/production/traffic", `{"weights":{"hello--000001":100}}`, deployer(409, 409)},
 	{"POST /api/v1/apps/{app}/stabilize", "POST", "/api/v1/apps/hello/stabilize", `{}`, deployer(409, 409)},
+	{"POST /api/v1/apps/{app}/slots/{slot}/rollback", "POST", "/api/v1/apps/hello/slots/production/rollback", `{}`, deployer(422, 422)},
 	{"POST /api/v1/apps/{app}/swaps", "POST", "/api/v1/apps/hello/swaps", `{"source":"staging","target":"production"}`, deployer(202, 202)},
 	{"POST /api/v1/swaps/{id}/complete", "POST", "/api/v1/swaps/{dep}/complete", "", deployer(404, 404)},
 	{"POST /api/v1/swaps/{id}/cancel", "POST", "/api/v1/swaps/{dep}/cancel", "", deployer(404, 404)},

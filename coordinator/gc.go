@@ -206,13 +206,17 @@ func (c *Coordinator) applyPlan(ctx context.Context, f baton.RetentionFacts, pla
 	}
 	held := map[string]bool{} // digests a skipped app's revisions name
 	for app, e := range perApp {
-		if !c.collectApp(ctx, app, e[0], e[1]) {
+		left, ok := c.collectApp(ctx, app, e[0], e[1])
+		if !ok {
 			skipped = append(skipped, app)
 			for _, r := range f.Revisions {
 				if r.App == app {
 					held[r.ArtifactDigest] = true
 				}
 			}
+		}
+		for _, name := range left {
+			held[byName[name].ArtifactDigest] = true
 		}
 	}
 	if len(plan.RemoveArtifacts) == 0 {
@@ -262,23 +266,25 @@ func namedByRevision(f baton.RetentionFacts, digest string) bool {
 
 // collectApp moves the folders of revs into the app's trash and removes
 // the instance logs of logs, holding the app's gate only for that, then
-// empties the trash. It returns false, touching nothing, when an
-// operation runs or waits for the app.
-func (c *Coordinator) collectApp(ctx context.Context, app string, revs, logs []string) bool {
+// empties the trash. It returns the revisions it left because they serve
+// or run again, or ok false, touching nothing, when an operation runs or
+// waits for the app.
+func (c *Coordinator) collectApp(ctx context.Context, app string, revs, logs []string) (left []string, ok bool) {
 	g := c.gate(app)
 	if !g.TryLock() {
-		return false
+		return nil, false
 	}
 	queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued, baton.StateRunning}, Limit: 1})
 	if err != nil || len(queued) > 0 {
 		g.Unlock()
-		return false
+		return nil, false
 	}
 	trash := filepath.Join(c.appDir(app), "trash")
 	var moved []string
 	c.filesMu.Lock()
 	for _, name := range revs {
 		if !c.collectable(ctx, name) {
+			left = append(left, name)
 			continue
 		}
 		if err := os.MkdirAll(trash, 0o755); err != nil {
@@ -296,7 +302,9 @@ func (c *Coordinator) collectApp(ctx context.Context, app string, revs, logs []s
 	}
 	c.filesMu.Unlock()
 	for _, name := range logs {
-		if c.collectable(ctx, name) {
+		if !c.collectable(ctx, name) {
+			left = append(left, name)
+		} else {
 			if err := os.Remove(c.instanceLogPath(app, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				c.log.Warn("remove instance log", "revision", name, "err", err)
 			}
@@ -309,7 +317,7 @@ func (c *Coordinator) collectApp(ctx context.Context, app string, revs, logs []s
 			c.log.Warn("empty trash", "dir", dir, "err", err)
 		}
 	}
-	return true
+	return left, true
 }
 
 // collectable checks again, just before its files go, that a revision
