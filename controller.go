@@ -46,3 +46,10 @@ type BlobStore interface {
 	// ReadArtifact writes the artifact to w; ENOTFOUND if it is not stored.
 	ReadArtifact(ctx context.Context, digest string, w io.Writer) error
 }
+
+// BlobRemover is a BlobStore that collection may remove artifacts from
+// once no revision or queued operation of any controller names them.
+type BlobRemover interface {
+	// RemoveArtifact deletes the artifact; one not stored is no error.
+	RemoveArtifact(ctx context.Context, digest string) error
+}

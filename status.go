@@ -18,6 +18,9 @@ type AppStatus struct {
 	Recent            []Deployment `json:"recent"`
 	Lease             *Lease       `json:"lease,omitempty"`
 	Conflicts         []Conflict   `json:"conflicts"`
+	// Disk is what the app's revisions use on this controller's disk, as
+	// the last collection measured it (nil before the first).
+	Disk *DiskUse `json:"disk,omitempty"`
 }
 
 // SlotStatus is one slot: its host and active revisions.

@@ -44,3 +44,11 @@ func (c *Client) Audit(ctx context.Context, limit int) ([]baton.AuditEntry, erro
 	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/audit?limit=%d", limit), nil, nil, &out)
 	return out, err
 }
+
+// GC runs a collection of what the retention policy no longer keeps, or
+// with dryRun reports what one would remove.
+func (c *Client) GC(ctx context.Context, dryRun bool) (baton.GCReport, error) {
+	var rep baton.GCReport
+	_, err := c.do(ctx, "POST", fmt.Sprintf("/api/v1/gc?dry_run=%t", dryRun), nil, nil, &rep)
+	return rep, err
+}

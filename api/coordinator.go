@@ -42,5 +42,8 @@ type Coordinator interface {
 	InstanceHealth(rev string) (healthy, total int)
 	RevisionLog(app, rev string, max int64) ([]byte, error)
 	Resources(ctx context.Context) ([]baton.ResourceStatus, error)
+	// Collect removes what the retention policy no longer keeps (with
+	// dryRun, only reports it).
+	Collect(ctx context.Context, dryRun bool) (baton.GCReport, error)
 	Controllers(ctx context.Context) ([]baton.Controller, error)
 }

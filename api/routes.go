@@ -75,6 +75,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/apps/{app}/unfreeze", scope: admin, handler: s.unfreeze},
 		{pattern: "POST /api/v1/apps/{app}/lock/break", scope: admin, handler: s.breakLock},
 		{pattern: "GET /api/v1/audit", scope: admin, handler: s.audit},
+		{pattern: "POST /api/v1/gc", scope: admin, handler: s.gc},
 		{pattern: "POST /api/v1/tokens", scope: admin, handler: s.createToken},
 		{pattern: "GET /api/v1/tokens", scope: admin, handler: s.listTokens},
 		{pattern: "DELETE /api/v1/tokens/{name}", scope: admin, handler: s.revokeToken},

@@ -356,6 +356,28 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, es)
 }
 
+// gc runs a collection (dry_run=true: reports what one would remove).
+func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
+	dry := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, "dry_run %q must be true or false", v))
+			return
+		}
+		dry = b
+	}
+	rep, err := s.Coord.Collect(r.Context(), dry)
+	if !dry {
+		s.auditf(r, "gc", "", fmt.Sprintf("reclaimed %d bytes", rep.Reclaimed), err)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, rep)
+}
+
 // auditf records a privileged action and its outcome.
 func (s *Server) auditf(r *http.Request, action, target, detail string, err error) {
 	t, _ := TokenOf(r.Context())

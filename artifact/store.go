@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -90,8 +91,12 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 	final := s.Path(digest)
 	if _, statErr := os.Lstat(final); statErr == nil {
 		// Already stored (and synced): a repeated upload costs no fsync.
+		// Its time is renewed: collection keeps an artifact that no
+		// revision names yet for a while after it was stored (List).
 		tmp.Close()
 		os.Remove(tmp.Name())
+		now := time.Now()
+		_ = os.Chtimes(final, now, now)
 		return digest, size, nil
 	}
 	if err = tmp.Sync(); err != nil {
@@ -157,6 +162,35 @@ func (s *Store) Remove(digest string) error {
 		return fmt.Errorf("remove artifact: %w", err)
 	}
 	return nil
+}
+
+// Info is a stored artifact as List reports it.
+type Info struct {
+	Digest string
+	Size   int64
+	// Stored is when it was last stored (an upload of content already
+	// present renews it).
+	Stored time.Time
+}
+
+// List returns every stored artifact, in no particular order.
+func (s *Store) List() ([]Info, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "sha256"))
+	if err != nil {
+		return nil, fmt.Errorf("list artifacts: %w", err)
+	}
+	var out []Info
+	for _, e := range entries {
+		if !ValidDigest(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, Info{Digest: e.Name(), Size: fi.Size(), Stored: fi.ModTime()})
+	}
+	return out, nil
 }
 
 // ValidDigest reports whether digest is a sha256 hex digest as Put returns

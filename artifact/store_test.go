@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -169,5 +170,30 @@ func TestNewStoreRemovesLeftUploads(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("%s was removed: %v", filepath.Base(other), err)
+	}
+}
+
+// TestStoreListRenewsStored: List reports size and time stored; storing
+// the same content again renews the time, so collection's grace for an
+// artifact no revision names yet starts again with each upload.
+func TestStoreListRenewsStored(t *testing.T) {
+	s, _ := newStore(t)
+	digest, _, err := s.Put(strings.NewReader("content"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(s.Path(digest), past, past); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 1 || list[0].Digest != digest || list[0].Size != 7 || !list[0].Stored.Equal(past) {
+		t.Fatalf("List = %+v, %v; want %s of 7 bytes stored %s", list, err, digest, past)
+	}
+	if _, _, err := s.Put(strings.NewReader("content"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ = s.List(); time.Since(list[0].Stored) > time.Minute {
+		t.Fatalf("stored again: List says stored %s, want now", list[0].Stored)
 	}
 }

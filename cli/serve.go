@@ -12,12 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/server"
 )
 
 func newServeCmd(e *env) *cobra.Command {
 	var cfg server.Config
-	var logFormat string
+	var logFormat, diskBudget string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
@@ -47,7 +48,17 @@ once, at start.
 With --webhook URL (repeatable) baton POSTs a JSON event to each URL when
 a deployment or operation ends, signed with HMAC-SHA256 over the body in
 X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
---webhook-secret-file; failed deliveries are retried with back-off.`,
+--webhook-secret-file; failed deliveries are retried with back-off.
+
+Retention: after every operation and on start, baton removes what its policy
+no longer keeps: the unpacked folders (with build outputs) and instance logs
+of old revisions, and artifacts no kept revision names. Kept per slot: the
+newest --retain-revisions revisions that went live, so each can be rolled
+back to; always kept: what serves, what a queued or running operation names.
+Over --disk-budget, the unpacked folders of kept inactive revisions go first
+(a rollback unpacks them again), then the oldest kept revisions, never the
+newest one a plain 'baton rollback' needs. 'baton gc --dry-run' shows what
+would go; deployment records and their logs stay.`,
 		Example: `  baton serve
   baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com
   baton serve --webhook https://ci.example.com/baton --webhook-secret-file /etc/baton/hook.secret
@@ -61,6 +72,20 @@ X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
 				return fmt.Errorf("--log-format %q: use text or json", logFormat)
 			}
 			cfg.Logger = slog.New(h)
+			if diskBudget == "none" {
+				cfg.DiskBudget = -1
+			} else if n, err := baton.ParseSize(diskBudget); err != nil {
+				return fmt.Errorf("--disk-budget: %w", err)
+			} else if cfg.DiskBudget = n; n == 0 {
+				cfg.DiskBudget = -1
+			}
+			if v := os.Getenv("BATON_TEST_COLLECT_PAUSE"); v != "" {
+				// Test hook: slow collection down to kill baton during one.
+				var err error
+				if cfg.CollectPause, err = time.ParseDuration(v); err != nil {
+					return fmt.Errorf("BATON_TEST_COLLECT_PAUSE: %w", err)
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Open(ctx, cfg)
@@ -110,6 +135,8 @@ X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
 	f.IntVar(&cfg.MaxQueue, "max-queue", 100, "most deployments queued per app (full queue answers 429)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long an old revision may finish in-flight requests")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
+	f.IntVar(&cfg.RetainRevisions, "retain-revisions", baton.DefaultRetainRevisions, "newest revisions per slot that stay rollbackable (artifact, folder, instance log)")
+	f.StringVar(&diskBudget, "disk-budget", "5GiB", "disk budget of revisions, their logs and artifacts (e.g. 500MiB, 5GiB; 0 or none: no budget)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxUploads, "max-uploads", 8, "artifact uploads in progress at once (more answer 429)")
 	f.IntVar(&cfg.AuthFailLimit, "auth-fail-limit", 10, "failed authentications per address per minute before 429")

@@ -189,6 +189,10 @@ func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployme
 	} else {
 		fmt.Fprintln(w, "\nRUNNING  nothing")
 	}
+	if u := st.Disk; u != nil {
+		fmt.Fprintf(w, "\nDISK     %s: revisions %s, logs %s, artifacts %s; %d revisions kept for rollback\n",
+			baton.FormatSize(u.Total), baton.FormatSize(u.Revisions), baton.FormatSize(u.Logs), baton.FormatSize(u.Artifacts), u.Kept)
+	}
 	if len(st.Queue) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nQUEUED\tKIND\tAUTHOR\tPOLICY\tSINCE")

@@ -65,6 +65,13 @@ type Config struct {
 	// one (see Handoff); Open adopts those of routed revisions instead of
 	// starting them again.
 	Adopt []HandedGroup
+	// Retention is what collection keeps; zero Revisions means
+	// baton.DefaultRetainRevisions, zero ArtifactGrace
+	// baton.DefaultArtifactGrace, zero DiskBudget no budget.
+	Retention baton.RetentionPolicy
+	// CollectPause makes collection wait this long before each removal: a
+	// test hook, to kill baton in the middle of one.
+	CollectPause time.Duration
 	// Reaped lists what the supervisor's ReapOrphans killed before Open:
 	// recovery notes the build and release commands among them in their
 	// deployments' logs.
@@ -102,6 +109,12 @@ func (c *Config) setDefaults() {
 	if c.ControllerID == "" {
 		c.ControllerID = "local"
 	}
+	if c.Retention.Revisions == 0 {
+		c.Retention.Revisions = baton.DefaultRetainRevisions
+	}
+	if c.Retention.ArtifactGrace == 0 {
+		c.Retention.ArtifactGrace = baton.DefaultArtifactGrace
+	}
 }
 
 // Coordinator owns the deployment workers, the running revisions' instance
@@ -136,6 +149,13 @@ type Coordinator struct {
 	// filesMu serializes restoring revision folders (revisionFiles).
 	filesMu sync.Mutex
 	closed  bool
+	// gates holds each app's gate (see gate); gcMu makes collections run
+	// one at a time; gcWake asks the collector for one; disk is every
+	// app's disk use as the last collection measured it.
+	gates  map[string]*sync.Mutex
+	gcMu   sync.Mutex
+	gcWake chan struct{}
+	disk   map[string]baton.DiskUse
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool
@@ -171,6 +191,8 @@ func New(cfg Config) *Coordinator {
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
+		gates:   map[string]*sync.Mutex{},
+		gcWake:  make(chan struct{}, 1),
 
 		restoring: map[runKey]restoreState{},
 	}
@@ -213,6 +235,8 @@ func (c *Coordinator) Open(ctx context.Context) error {
 			c.removeFailedRevision(d)
 		}
 	}
+	// A collection that a crash interrupted left its trash.
+	c.emptyTrash()
 	// Nothing in tmp/ belongs to a running deployment now.
 	if entries, err := os.ReadDir(c.tmpDir()); err == nil {
 		for _, e := range entries {
@@ -247,6 +271,9 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	}
 	c.wg.Add(1)
 	go c.housekeep()
+	c.wg.Add(1)
+	go c.collector()
+	c.requestCollect()
 	return nil
 }
 

@@ -19,7 +19,7 @@ type instanceLog struct {
 }
 
 func openInstanceLog(c *Coordinator, app, rev, dep string) (*instanceLog, error) {
-	path := filepath.Join(c.appDir(app), "logs", rev+".log")
+	path := c.instanceLogPath(app, rev)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}

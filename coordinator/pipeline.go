@@ -84,7 +84,6 @@ func (c *Coordinator) execute(r *run, fence baton.Fence) (baton.State, string) {
 	}
 	p.observePhase()
 	if err == nil {
-		c.pruneRevisions(context.WithoutCancel(r.ctx), p.d.App)
 		c.autoSwap(p)
 		return baton.StateSucceeded, ""
 	}

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"os"
-	"path/filepath"
 
 	"github.com/batonhq/baton"
 )
@@ -18,8 +17,10 @@ func (c *Coordinator) activate(ctx context.Context, p *pipeline, name string) er
 	if r.Active {
 		return baton.Errorf(baton.ECONFLICT, "revision %s is already active in slot %s", name, r.Slot)
 	}
-	if _, err := os.Stat(c.revisionDir(r.App, r.Name)); err != nil {
-		return baton.Errorf(baton.ECONFLICT, "the files of revision %s were removed (only the newest %d inactive revisions are kept); deploy its artifact again", name, KeepInactive)
+	if _, err := os.Stat(c.revisionDir(r.App, r.Name)); err != nil && (r.ArtifactDigest == "" || c.localArtifact(ctx, r.ArtifactDigest) != nil) {
+		// A folder alone is unpacked again (revisionFiles); not without
+		// its artifact.
+		return baton.Errorf(baton.ECONFLICT, "the files and the artifact of revision %s were removed (baton serve --retain-revisions and --disk-budget say what is kept); deploy its code again", name)
 	}
 	r.Slot = p.d.Slot
 	if err := p.enter(baton.PhaseStarting); err != nil {
@@ -117,34 +118,9 @@ func (c *Coordinator) InstanceHealth(rev string) (healthy, total int) {
 	return healthy, total
 }
 
-// KeepInactive is how many inactive revisions keep their files for
-// reactivation; older ones are removed after each deployment.
-const KeepInactive = 10
-
-// pruneRevisions removes the files of inactive revisions beyond the newest
-// KeepInactive. Their records stay in history; activating one says its
-// files are gone.
-func (c *Coordinator) pruneRevisions(ctx context.Context, app string) {
-	revs, err := c.cfg.Store.Revisions(ctx, app) // newest first
-	if err != nil {
-		return
-	}
-	kept := 0
-	for _, r := range revs {
-		if r.Active {
-			continue
-		}
-		if kept < KeepInactive {
-			kept++
-			continue
-		}
-		_ = os.RemoveAll(c.revisionDir(app, r.Name))
-	}
-}
-
 // RevisionLog returns the last max bytes of a revision's instance output.
 func (c *Coordinator) RevisionLog(app, rev string, max int64) ([]byte, error) {
-	f, err := os.Open(filepath.Join(c.appDir(app), "logs", rev+".log"))
+	f, err := os.Open(c.instanceLogPath(app, rev))
 	if err != nil {
 		return nil, baton.Errorf(baton.ENOTFOUND, "revision %s of %s has no instance output", rev, app)
 	}

@@ -66,6 +66,13 @@ type batonEnv struct {
 	configure func(*server.Config)
 }
 
+// startBatonWith is startBaton with configure changing the server's
+// configuration.
+func startBatonWith(t testing.TB, configure func(*server.Config)) *batonEnv {
+	t.Helper()
+	return startBaton(t, configure)
+}
+
 // startBaton runs a baton in-process on :0 with a fresh data directory; it
 // is closed at the end of the test, which then checks that no process of
 // it is left.
@@ -78,7 +85,9 @@ func startBaton(t testing.TB, configure ...func(*server.Config)) *batonEnv {
 	b := &batonEnv{t: t, data: t.TempDir(), token: tok}
 	b.configure = func(c *server.Config) {
 		for _, f := range configure {
-			f(c)
+			if f != nil {
+				f(c)
+			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(b.data, server.AdminTokenFile), []byte(tok+"\n"), 0o600); err != nil {

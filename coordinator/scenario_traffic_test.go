@@ -15,6 +15,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/server"
 )
 
 // multipleApp creates an app in multiple revision mode with n active
@@ -226,16 +227,20 @@ func TestScenarioStabilize(t *testing.T) {
 	b.serves(host("st", ""), "v2")
 }
 
-// TestScenarioRevisionRetention: only the newest 10 inactive revisions
-// keep their files; reactivating an older one says why it cannot.
+// TestScenarioRevisionRetention: with --retain-revisions 10, the serving
+// revision and the newest 10 before it keep their files; reactivating an
+// older one says why it cannot.
 func TestScenarioRevisionRetention(t *testing.T) {
 	t.Parallel()
-	b := startBaton(t)
+	b := startBatonWith(t, func(c *server.Config) { c.RetainRevisions = 10 })
 	ctx := context.Background()
 	b.createApp("ret")
 	var revs []string
 	for i := 1; i <= 13; i++ {
 		revs = append(revs, b.mustDeploy("ret", appDir(t, fmt.Sprint("v", i)), api.DeployOptions{}).Revision)
+	}
+	if _, err := b.c.GC(ctx, false); err != nil { // after the one the last deploy started
+		t.Fatal(err)
 	}
 	for i, rev := range revs {
 		_, err := os.Stat(filepath.Join(b.data, "apps", "ret", "revisions", rev))

@@ -21,6 +21,9 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	}
 	now := c.cfg.Now()
 	st := baton.AppStatus{App: a.Name, Controller: a.Controller, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
+	if u, ok := c.DiskUse(app); ok {
+		st.Disk = &u
+	}
 	for _, s := range a.Slots {
 		ss := baton.SlotStatus{Name: s.Name, Host: c.host(app, s.Name), AutoSwapTo: s.AutoSwapTo, Revisions: []baton.RevisionStatus{}}
 		for _, rw := range c.slotRouting(app, s.Name) {

@@ -222,7 +222,11 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 		c.heartbeat(r, fence, hbStop)
 	}()
 
+	// Collection leaves the app's files alone while it runs.
+	g := c.gate(d.App)
+	g.Lock()
 	state, reason := c.execute(r, fence)
+	g.Unlock()
 	close(hbStop)
 	<-hbDone
 
@@ -247,6 +251,7 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 			c.cfg.OnFinished(fd)
 		}
 	}
+	c.requestCollect()
 	c.log.Info("deployment finished", "deployment", d.ID, "app", d.App, "state", state, "reason", reason)
 }
 

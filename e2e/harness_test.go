@@ -106,6 +106,8 @@ type batonProc struct {
 	apiAddr   string
 	proxyAddr string
 	extra     []string
+	// env is added to baton serve's environment (test hooks).
+	env []string
 	// token is the admin token: adminToken, or whatever a fresh data
 	// directory got (startBatonFresh).
 	token  string
@@ -169,6 +171,9 @@ func (b *batonProc) start() {
 		bin = batonRaceBin
 	}
 	b.cmd, b.handedPID = exec.Command(bin, args...), 0
+	if len(b.env) > 0 {
+		b.cmd.Env = append(os.Environ(), b.env...)
+	}
 	pr, pw := io.Pipe()
 	b.cmd.Stdout, b.cmd.Stderr = pw, pw
 	if err := b.cmd.Start(); err != nil {

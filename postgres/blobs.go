@@ -68,3 +68,12 @@ func (s *DB) ReadArtifact(ctx context.Context, digest string, w io.Writer) error
 	}
 	return nil
 }
+
+var _ baton.BlobRemover = (*DB)(nil)
+
+// RemoveArtifact deletes a stored artifact; removing one that is not
+// stored is not an error.
+func (s *DB) RemoveArtifact(ctx context.Context, digest string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM artifact_chunks WHERE digest = $1`, digest)
+	return err
+}

@@ -51,6 +51,14 @@ type Config struct {
 	DrainTimeout time.Duration // default 30s
 	StopGrace    time.Duration // SIGTERM → SIGKILL for instances; default 5s
 
+	// RetainRevisions is how many of the newest revisions per slot stay
+	// rollbackable (default 20); DiskBudget bounds what revisions, their
+	// logs and artifacts use on disk (0: 5 GiB; negative: no budget).
+	RetainRevisions int
+	DiskBudget      int64
+	// CollectPause slows collection down (test hook; see coordinator.Config).
+	CollectPause time.Duration
+
 	MaxUploads    int           // artifact uploads in progress at once; default 8
 	UploadWait    time.Duration // how long an upload waits for a slot before 429; default 30s
 	AuthFailLimit int           // failed authentications per address per minute; default 10
@@ -219,6 +227,7 @@ func (s *Server) open(ctx context.Context) error {
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 		Adopt: handoff.groups(), Reaped: reaped,
+		Retention: retention(cfg), CollectPause: cfg.CollectPause,
 	})
 	if err := s.coord.Open(ctx); err != nil {
 		s.coord = nil
@@ -467,4 +476,20 @@ func openStore(ctx context.Context, cfg Config) (baton.Store, error) {
 		return postgres.Open(ctx, cfg.Store)
 	}
 	return nil, fmt.Errorf("--store %q: use sqlite (the default) or a postgres:// URL", cfg.Store)
+}
+
+// retention is the coordinator's retention policy from cfg.
+func retention(cfg Config) baton.RetentionPolicy {
+	p := baton.RetentionPolicy{Revisions: cfg.RetainRevisions, DiskBudget: cfg.DiskBudget}
+	switch {
+	case p.Revisions <= 0:
+		p.Revisions = baton.DefaultRetainRevisions
+	}
+	switch {
+	case p.DiskBudget == 0:
+		p.DiskBudget = baton.DefaultDiskBudget
+	case p.DiskBudget < 0:
+		p.DiskBudget = 0
+	}
+	return p
 }
