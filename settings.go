@@ -39,7 +39,7 @@ func ValidateSetting(s Setting) error {
 // Masked returns the setting with a secret value hidden.
 func (s Setting) Masked() Setting {
 	if s.Secret {
-		s.Value = "********"
+		s.Value = SecretMask
 	}
 	return s
 }

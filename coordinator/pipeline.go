@@ -284,16 +284,19 @@ func (p *pipeline) buildEnv() []string {
 // the command is left, so a resource lease held for it is released only
 // after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
-	return p.c.runCommand(ctx, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
+	return p.c.runCommand(ctx, p.d.App, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
 		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }})
 }
 
-// runCommand runs a build or release command (see pipeline.runCommand); a
+// runCommand runs a build or release command of app (see
+// pipeline.runCommand), its output with the app's secrets hidden; a
 // failure carries the command's last lines of output.
-func (c *Coordinator) runCommand(ctx context.Context, cmd supervisor.Command) error {
+func (c *Coordinator) runCommand(ctx context.Context, app string, cmd supervisor.Command) error {
 	var last lastLines
 	out := cmd.Output
+	mask := c.masker(app)
 	cmd.Output = func(line string) {
+		line = mask.Mask(line)
 		last.add(line)
 		if out != nil {
 			out(line)
