@@ -29,6 +29,8 @@ type pipeline struct {
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
+	// changed lists the settings a config change sets or removes.
+	changed []string
 	// weight is the traffic percent a deploy asked for (multiple mode).
 	weight int
 	// started is the new revision's instances, healthy, until the
@@ -159,24 +161,29 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 	p.dir = filepath.Join(c.tmpDir(), p.d.ID)
-	err = extract(ctx, c, p.d, p.dir)
+	reused, m, err := p.reuseBuild(ctx)
+	if err == nil && !reused {
+		err = extract(ctx, c, p.d, p.dir)
+	}
 	cancel()
 	if err != nil {
 		return asPhaseError(ctx, err)
 	}
-	m, err := manifest.Load(p.dir)
-	if err != nil {
+	if m, err = manifest.Load(p.dir); err != nil {
 		return err
 	}
 	p.useManifest(m)
 	c.logf(p.d.ID, "manifest from %s: run %q, %d instance(s), health %s", m.Source, m.Run.Command, m.Run.Instances, m.Health.Path)
 
-	if m.Build.Command != "" {
+	if m.Build.Command != "" && !reused {
 		ctx, cancel, err := p.phase(baton.PhaseBuilding)
 		if err != nil {
 			return err
 		}
-		err = p.runCommand(ctx, m.Build.Command, p.buildEnv(), "build")
+		env, err := p.buildEnv(ctx, m)
+		if err == nil {
+			err = p.runCommand(ctx, m.Build.Command, env, "build")
+		}
 		cancel()
 		if err != nil {
 			return asPhaseError(ctx, baton.Errorf(baton.EUNPROCESSABLE, "build command failed: %v", err))
@@ -271,10 +278,6 @@ func (p *pipeline) cleanup() {
 			p.c.log.Warn("remove revision files", "dir", p.dir, "err", err)
 		}
 	}
-}
-
-func (p *pipeline) buildEnv() []string {
-	return instanceEnv(p.d.App, p.d.Slot, p.rev, p.dir)
 }
 
 // runCommand runs a build or release command in the revision folder, its
