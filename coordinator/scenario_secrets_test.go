@@ -75,3 +75,4 @@ func TestScenarioSecretsMaskedInLogs(t *testing.T) {
 		t.Errorf("failed release: %s %q", f.State, f.Error)
 	}
 }
+

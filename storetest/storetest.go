@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 
 		"Idempotency":             testIdempotency,
 		"IdempotencyOtherRequest": testIdempotencyOtherRequest,
+		"AppOptions":              testAppOptions,
 		"EnqueueUnchanged":        testEnqueueUnchanged,
 		"FailInterrupted":         testFailInterrupted,
 		"Log":                     testLog,
@@ -438,6 +439,38 @@ func testIdempotencyOtherRequest(t *testing.T, s baton.Store) {
 	u.ID, u.ArtifactDigest = baton.NewID("d-"), "02"
 	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: u, IdempotencyWindow: time.Hour})
 	wantCode(t, err, baton.EUNPROCESSABLE)
+}
+
+// testAppOptions: an app's options are kept on the app (App, Apps), apart
+// from its settings; ENOTFOUND for an app that does not exist.
+func testAppOptions(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "opts")).on(t)
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != (baton.AppOptions{}) {
+		t.Fatalf("a new app has options %+v", a.Options)
+	}
+	o := baton.AppOptions{KuduOnConflict: baton.PolicyFail, GitOnConflict: baton.PolicySupersede}
+	if err := s.SetAppOptions(ctx, "opts", o); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != o {
+		t.Fatalf("options = %+v, want %+v", a.Options, o)
+	}
+	for _, a := range must(s.Apps(ctx)).on(t) {
+		if a.Name == "opts" && a.Options != o {
+			t.Fatalf("Apps: options = %+v, want %+v", a.Options, o)
+		}
+	}
+	if ss := must(s.Settings(ctx, "opts", baton.ProductionSlot)).on(t); len(ss) != 0 {
+		t.Fatalf("options became settings: %+v", ss)
+	}
+	if err := s.SetAppOptions(ctx, "opts", baton.AppOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != (baton.AppOptions{}) {
+		t.Fatalf("cleared options = %+v", a.Options)
+	}
+	wantCode(t, s.SetAppOptions(ctx, "no-such-app", o), baton.ENOTFOUND)
 }
 
 func testFailInterrupted(t *testing.T, s baton.Store) {
