@@ -75,4 +75,3 @@ func TestScenarioSecretsMaskedInLogs(t *testing.T) {
 		t.Errorf("failed release: %s %q", f.State, f.Error)
 	}
 }
-
