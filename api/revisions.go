@@ -210,6 +210,13 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.RevisionMode != nil {
 		mode, err := baton.ParseRevisionMode(*body.RevisionMode)
+		var rs []baton.Revision
+		if err == nil {
+			rs, err = s.Store.Revisions(r.Context(), app)
+		}
+		if err == nil {
+			err = baton.CheckRevisionMode(app, mode, baton.ActiveBySlot(rs))
+		}
 		if err == nil {
 			err = s.Store.SetRevisionMode(r.Context(), app, mode)
 		}
