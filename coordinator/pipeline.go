@@ -161,7 +161,7 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 	p.dir = filepath.Join(c.tmpDir(), p.d.ID)
-	reused, m, err := p.reuseBuild(ctx)
+	reused, err := p.reuseBuild(ctx)
 	if err == nil && !reused {
 		err = extract(ctx, c, p.d, p.dir)
 	}
@@ -169,7 +169,8 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return asPhaseError(ctx, err)
 	}
-	if m, err = manifest.Load(p.dir); err != nil {
+	m, err := manifest.Load(p.dir)
+	if err != nil {
 		return err
 	}
 	p.useManifest(m)

@@ -19,34 +19,34 @@ import (
 // setting is one the manifest names as build-time ([build] env). It
 // reports whether it did; if not, prepare unpacks and builds as for a
 // deploy.
-func (p *pipeline) reuseBuild(ctx context.Context) (bool, baton.Manifest, error) {
+func (p *pipeline) reuseBuild(ctx context.Context) (bool, error) {
 	c := p.c
 	if p.d.Kind != baton.KindConfig || p.replaces == "" {
-		return false, baton.Manifest{}, nil
+		return false, nil
 	}
 	rev, err := c.cfg.Store.Revision(ctx, p.replaces)
 	if err != nil {
-		return false, baton.Manifest{}, err
+		return false, err
 	}
 	src, err := c.revisionFiles(ctx, rev)
 	if err != nil {
-		return false, baton.Manifest{}, err
+		return false, err
 	}
 	m, err := manifest.Load(src)
 	if err != nil {
-		return false, m, err
+		return false, err
 	}
 	if bt := m.Build.BuildTime(p.changed); len(bt) > 0 {
 		c.logf(p.d.ID, "build-time setting %s changed ([build] env): building %s's artifact again", strings.Join(bt, ", "), rev.Name)
-		return false, m, nil
+		return false, nil
 	}
 	if err := copyTree(ctx, src, p.dir); err != nil {
-		return false, m, fmt.Errorf("copy the files of %s: %w", rev.Name, err)
+		return false, fmt.Errorf("copy the files of %s: %w", rev.Name, err)
 	}
 	if m.Build.Command != "" {
 		c.logf(p.d.ID, "reusing the build output of %s: no build-time setting changed ([build] env = [%s])", rev.Name, strings.Join(m.Build.Env, ", "))
 	}
-	return true, m, nil
+	return true, nil
 }
 
 // buildEnv is the environment of a build: baton's variables and the

@@ -241,6 +241,10 @@ func TestScenarioRevisionRetention(t *testing.T) {
 			t.Errorf("revision %s: files kept = %v, want %v", rev, err == nil, kept)
 		}
 	}
+	// Activating a second revision needs multiple mode (single mode refuses it).
+	if _, err := b.c.SetRevisionMode(ctx, "ret", baton.RevisionsMultiple); err != nil {
+		t.Fatal(err)
+	}
 	_, err := b.c.RevisionOp(ctx, "ret", revs[0], "activate", "", "")
 	if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "files") {
 		t.Fatalf("activating a pruned revision: %v", err)
