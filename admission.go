@@ -99,6 +99,9 @@ type UnchangedAnswer struct {
 	// Revision served the slot when the answer was given.
 	Revision string
 	At       time.Time
+	// Request is the answered request's Deployment.RequestFingerprint;
+	// "" for answers kept before fingerprints were (taken as the same).
+	Request string
 }
 
 // Verdict is what Admit decided a store must answer.
@@ -158,8 +161,11 @@ type Admission struct {
 }
 
 // Admit decides an EnqueueRequest against the app's QueueState at now. In
-// order: a frozen app refuses (EFROZEN) all but recovery (Kind.Recovery); a repeated Idempotency-Key within
-// the window gets the first answer; a request whose IfUnchanged still holds
+// order: a frozen app refuses (EFROZEN) all but recovery (Kind.Recovery);
+// a repeated Idempotency-Key within the window gets the first answer if
+// the request is the same (RequestDiff), and is refused with
+// EUNPROCESSABLE naming the key's deployment if it is not (the IETF
+// httpapi Idempotency-Key draft); a request whose IfUnchanged still holds
 // records nothing; then the conflict policy decides, refusing with ECONFLICT
 // (policy fail on a busy app) or EQUEUEFULL (policy queue on a full queue),
 // or queueing, possibly replacing queued deployments and cancelling the
@@ -177,9 +183,17 @@ func Admit(req EnqueueRequest, q QueueState, now time.Time) (Admission, error) {
 	if d.IdempotencyKey != "" {
 		since := now.Add(-req.IdempotencyWindow)
 		if r := q.Repeat; r != nil && !r.CreatedAt.Before(since) {
+			if diff := RequestDiff(*r, d); diff != "" {
+				return Admission{}, Errorf(EUNPROCESSABLE, "Idempotency-Key %q belongs to deployment %s (%s of %s/%s), and this request differs in %s; nothing was created. Send a new key for a new request (the same key only repeats the same request)",
+					d.IdempotencyKey, r.ID, r.Kind, r.App, r.Slot, diff)
+			}
 			return Admission{Verdict: VerdictRepeat, Deployment: *r}, nil
 		}
 		if r := q.RepeatUnchanged; r != nil && !r.At.Before(since) {
+			if r.Request != "" && r.Request != d.RequestFingerprint() {
+				return Admission{}, Errorf(EUNPROCESSABLE, "Idempotency-Key %q belongs to an earlier request to %s that was answered \"%s already live\", and this request differs (artifact, slot or options); nothing was created. Send a new key for a new request (the same key only repeats the same request)",
+					d.IdempotencyKey, d.App, r.Revision)
+			}
 			return Admission{Verdict: VerdictRepeatUnchanged, Revision: r.Revision}, nil
 		}
 	}

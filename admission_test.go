@@ -222,14 +222,16 @@ func TestAdmitFrozenAllowsRecovery(t *testing.T) {
 // app under fail); outside the window, or with another key, the request
 // is decided afresh.
 func TestAdmitRepeat(t *testing.T) {
-	first := queued1
-	first.IdempotencyKey = "k"
 	unchanged := &baton.UnchangedAnswer{Revision: "hello--000003", At: admitNow.Add(-time.Minute)}
 	for _, p := range baton.Policies() {
 		for name, c := range admitCases {
 			req := newRequest(p)
 			req.MaxQueue = c.maxQueue
 			req.Deployment.IdempotencyKey = "k"
+			// The first request was this one, sent a minute ago by someone else.
+			first := req.Deployment
+			first.ID, first.State, first.Kind, first.CreatedAt, first.Author = "d-q1", baton.StateQueued, baton.KindDeploy, admitNow.Add(-time.Minute), "bob"
+			unchanged.Request = req.Deployment.RequestFingerprint()
 
 			q := c.q
 			q.Repeat = &first
@@ -256,6 +258,65 @@ func TestAdmitRepeat(t *testing.T) {
 				t.Fatalf("%s/%s: outside the window = %s, %v; want as without a key: %s, %v", p, name, adm.Verdict, err, fresh.Verdict, freshErr)
 			}
 		}
+	}
+}
+
+// TestAdmitRepeatOtherRequest: the same Idempotency-Key with another
+// request (artifact, slot, options, policy, order key) is refused with 422
+// naming the deployment the key belongs to, whatever the queue; the same
+// request from another author or with another message is a repeat.
+func TestAdmitRepeatOtherRequest(t *testing.T) {
+	base := baton.Deployment{ID: "d-new", App: "hello", Slot: baton.ProductionSlot, Kind: baton.KindDeploy, Policy: baton.PolicyQueue,
+		ArtifactDigest: "aaaa", Params: `{"weight":10}`, OrderKey: 7, IdempotencyKey: "k", Author: "ada", Message: "m"}
+	first := base
+	first.ID, first.State, first.CreatedAt = "d-first", baton.StateFailed, admitNow.Add(-time.Minute)
+	for name, tc := range map[string]struct {
+		change func(d *baton.Deployment)
+		diff   string // "" for a repeat
+	}{
+		"same request":        {func(d *baton.Deployment) {}, ""},
+		"other author":        {func(d *baton.Deployment) { d.Author, d.Message, d.Commit = "bob", "retry", "c2" }, ""},
+		"policy spelled out":  {func(d *baton.Deployment) { d.Policy = "" }, ""},
+		"other artifact":      {func(d *baton.Deployment) { d.ArtifactDigest = "bbbb" }, "artifact digest"},
+		"other slot":          {func(d *baton.Deployment) { d.Slot = "staging" }, "slot"},
+		"other options":       {func(d *baton.Deployment) { d.Params = `{"weight":50}` }, "options"},
+		"other policy":        {func(d *baton.Deployment) { d.Policy = baton.PolicyFail }, "on_conflict"},
+		"other order key":     {func(d *baton.Deployment) { d.OrderKey = 8 }, "order key"},
+		"other kind and slot": {func(d *baton.Deployment) { d.Kind, d.Slot = baton.KindConfig, "staging" }, "kind"},
+	} {
+		for qname, c := range admitCases {
+			req := baton.EnqueueRequest{Deployment: base, IdempotencyWindow: time.Hour, MaxQueue: c.maxQueue}
+			tc.change(&req.Deployment)
+			for _, form := range []string{"deployment", "unchanged"} {
+				q := c.q
+				if form == "deployment" {
+					q.Repeat = &first
+				} else {
+					q.RepeatUnchanged = &baton.UnchangedAnswer{Revision: "hello--000003", At: first.CreatedAt, Request: first.RequestFingerprint()}
+				}
+				adm, err := baton.Admit(req, q, admitNow)
+				if tc.diff == "" {
+					if err != nil || (adm.Verdict != baton.VerdictRepeat && adm.Verdict != baton.VerdictRepeatUnchanged) {
+						t.Errorf("%s/%s/%s: %s, %v; want the first answer", name, qname, form, adm.Verdict, err)
+					}
+					continue
+				}
+				if baton.ErrorCode(err) != baton.EUNPROCESSABLE {
+					t.Errorf("%s/%s/%s: %s, %v; want 422 unprocessable", name, qname, form, adm.Verdict, err)
+					continue
+				}
+				if form == "deployment" && (!strings.Contains(err.Error(), "d-first") || !strings.Contains(err.Error(), tc.diff)) {
+					t.Errorf("%s/%s: %v; want it to name d-first and %q", name, qname, err, tc.diff)
+				}
+			}
+		}
+	}
+	// An Unchanged answer kept before fingerprints (Request "") repeats.
+	q := baton.QueueState{RepeatUnchanged: &baton.UnchangedAnswer{Revision: "hello--000003", At: first.CreatedAt}}
+	other := base
+	other.ArtifactDigest = "cccc"
+	if adm, err := baton.Admit(baton.EnqueueRequest{Deployment: other, IdempotencyWindow: time.Hour}, q, admitNow); err != nil || adm.Verdict != baton.VerdictRepeatUnchanged {
+		t.Errorf("old unchanged answer: %s, %v; want a repeat", adm.Verdict, err)
 	}
 }
 

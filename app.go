@@ -17,7 +17,38 @@ type App struct {
 	Frozen *Freeze `json:"frozen,omitempty"`
 	// Controller is the controller that runs the app ("" until one claims it).
 	Controller string `json:"controller,omitempty"`
+	// Options are baton's own per-app options (baton apps set).
+	Options AppOptions `json:"options"`
 }
+
+// AppOptions are baton's own options for an app: how baton treats it,
+// never part of its environment (settings are). They are set with
+// `baton apps set APP --kudu-on-conflict …` and kept on the app.
+type AppOptions struct {
+	// KuduOnConflict is the conflict policy of a deployment through the
+	// Kudu API whose request names none; "" is queue.
+	KuduOnConflict Policy `json:"kudu_on_conflict,omitempty"`
+	// GitOnConflict is the conflict policy of a git push that sets no
+	// -o on-conflict; "" is queue.
+	GitOnConflict Policy `json:"git_on_conflict,omitempty"`
+}
+
+// Check validates the options' policies ("" stays: queue).
+func (o AppOptions) Check() error {
+	for name, p := range map[string]Policy{"kudu_on_conflict": o.KuduOnConflict, "git_on_conflict": o.GitOnConflict} {
+		if p == "" {
+			continue
+		}
+		if _, err := ParsePolicy(string(p)); err != nil {
+			return Errorf(EINVALID, "app option %s: %s", name, ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+// appOptionKeys are the settings names people used for app options
+// before there were options: refused as settings, naming the option.
+var appOptionKeys = map[string]string{"kudu_on_conflict": "--kudu-on-conflict", "git_on_conflict": "--git-on-conflict"}
 
 // Freeze records who stopped an app's deployments, when and why.
 type Freeze struct {

@@ -1,7 +1,10 @@
 package baton
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -144,6 +147,62 @@ type Deployment struct {
 	FinishedAt *time.Time `json:"finished_at"`
 	// PhaseStartedAt is when the current phase began.
 	PhaseStartedAt *time.Time `json:"phase_started_at,omitempty"`
+}
+
+// requestFields are what makes two requests under one Idempotency-Key the
+// same request: what is deployed, where, and with which options. Who sent
+// it and its message are not: a CI job retried by another person, or with
+// a reworded message, repeats the same request.
+func (d Deployment) requestFields() []struct{ name, value string } {
+	kind, policy := d.Kind, d.Policy
+	if kind == "" {
+		kind = KindDeploy
+	}
+	if policy == "" {
+		policy = PolicyQueue
+	}
+	return []struct{ name, value string }{
+		{"kind", string(kind)},
+		{"slot", d.Slot},
+		{"artifact digest", d.ArtifactDigest},
+		{"options", d.Params},
+		{"on_conflict", string(policy)},
+		{"order key", fmt.Sprint(d.OrderKey)},
+	}
+}
+
+// RequestFingerprint sums the request fields of d (kind, slot, artifact
+// digest, options, conflict policy, order key), so that a store can tell
+// a repeat of a request from another request under the same key.
+func (d Deployment) RequestFingerprint() string {
+	h := sha256.New()
+	for _, f := range d.requestFields() {
+		fmt.Fprintf(h, "%s=%q\n", f.name, f.value)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// RequestDiff names the request fields in which a and b differ
+// ("artifact digest, slot"), "" when they are the same request.
+func RequestDiff(a, b Deployment) string {
+	fa, fb := a.requestFields(), b.requestFields()
+	var diff []string
+	for i := range fa {
+		if fa[i].value != fb[i].value {
+			diff = append(diff, fmt.Sprintf("%s (%s, now %s)", fa[i].name, orNone(fa[i].value), orNone(fb[i].value)))
+		}
+	}
+	return strings.Join(diff, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	if len(s) > 19 {
+		return s[:16] + "…"
+	}
+	return s
 }
 
 // Duration is how long the deployment ran, or has run until now.

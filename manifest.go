@@ -25,6 +25,26 @@ type RunSpec struct {
 type BuildSpec struct {
 	Command string        `json:"command"`
 	Timeout time.Duration `json:"timeout"`
+	// Env names the settings the build reads (build-time settings): the
+	// build gets them in its environment, and a change of one of them
+	// builds again. A change of any other setting only restarts the app
+	// with the build output it has.
+	Env []string `json:"env,omitempty"`
+}
+
+// BuildTime returns those of keys that are build-time settings (in Env):
+// a change of any of them needs a new build.
+func (b BuildSpec) BuildTime(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		for _, e := range b.Env {
+			if k == e {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // ReleaseSpec is an optional command run once per deployment before start,

@@ -27,6 +27,9 @@ func ValidateSetting(s Setting) error {
 	if !settingKey.MatchString(s.Key) {
 		return Errorf(EINVALID, "setting name %q is not an environment variable name: use letters, digits and '_', not starting with a digit", s.Key)
 	}
+	if flag, ok := appOptionKeys[strings.ToLower(s.Key)]; ok {
+		return Errorf(EINVALID, "%s is an option of baton's, not an environment variable of the app: set it with `baton apps set %s %s POLICY`", s.Key, orApp(s.App), flag)
+	}
 	if reservedKeys[s.Key] {
 		return Errorf(EINVALID, "setting %s is set by baton itself and cannot be changed", s.Key)
 	}
@@ -36,10 +39,17 @@ func ValidateSetting(s Setting) error {
 	return nil
 }
 
+func orApp(app string) string {
+	if app == "" {
+		return "APP"
+	}
+	return app
+}
+
 // Masked returns the setting with a secret value hidden.
 func (s Setting) Masked() Setting {
 	if s.Secret {
-		s.Value = "********"
+		s.Value = SecretMask
 	}
 	return s
 }

@@ -45,6 +45,9 @@ type AppStore interface {
 	SetFrozen(ctx context.Context, app string, f *Freeze) error
 	// SetRevisionMode sets the app's revision mode.
 	SetRevisionMode(ctx context.Context, app, mode string) error
+	// SetAppOptions replaces the app's options (baton's own, not settings);
+	// ENOTFOUND if the app does not exist. The caller checks them.
+	SetAppOptions(ctx context.Context, app string, o AppOptions) error
 	CreateSlot(ctx context.Context, app, slot string) (Slot, error)
 	// DeleteSlot removes a slot and its settings; its revisions stay in history.
 	DeleteSlot(ctx context.Context, app, slot string) error

@@ -305,6 +305,21 @@ func (c *Client) SetRevisionMode(ctx context.Context, app, mode string) (baton.A
 	return a, err
 }
 
+// AppChange is what UpdateApp changes; nil fields stay as they are.
+type AppChange struct {
+	RevisionMode   *string `json:"revision_mode,omitempty"`
+	KuduOnConflict *string `json:"kudu_on_conflict,omitempty"`
+	GitOnConflict  *string `json:"git_on_conflict,omitempty"`
+}
+
+// UpdateApp changes an app's revision mode and baton's options for it.
+func (c *Client) UpdateApp(ctx context.Context, app string, ch AppChange) (baton.App, error) {
+	var a baton.App
+	b, _ := json.Marshal(ch)
+	_, err := c.do(ctx, "PATCH", "/api/v1/apps/"+url.PathEscape(app), strings.NewReader(string(b)), nil, &a)
+	return a, err
+}
+
 // Status returns an app's status with its conflicts.
 func (c *Client) Status(ctx context.Context, app string) (baton.AppStatus, error) {
 	var st baton.AppStatus

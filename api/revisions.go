@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -164,17 +165,58 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, d)
 }
 
+// orQueue is a policy option as its effect: "" is queue.
+func orQueue(p baton.Policy) baton.Policy {
+	if p == "" {
+		return baton.PolicyQueue
+	}
+	return p
+}
+
 func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		RevisionMode *string `json:"revision_mode"`
+		// baton's own options ("" sets the default back); see baton.AppOptions.
+		KuduOnConflict *string `json:"kudu_on_conflict"`
+		GitOnConflict  *string `json:"git_on_conflict"`
 	}
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	app := r.PathValue("app")
+	if body.KuduOnConflict != nil || body.GitOnConflict != nil {
+		a, err := s.Store.App(r.Context(), app)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		o := a.Options
+		if body.KuduOnConflict != nil {
+			o.KuduOnConflict = baton.Policy(*body.KuduOnConflict)
+		}
+		if body.GitOnConflict != nil {
+			o.GitOnConflict = baton.Policy(*body.GitOnConflict)
+		}
+		err = o.Check()
+		if err == nil {
+			err = s.Store.SetAppOptions(r.Context(), app, o)
+		}
+		s.auditf(r, "app.options", app, fmt.Sprintf("kudu_on_conflict=%s git_on_conflict=%s", orQueue(o.KuduOnConflict), orQueue(o.GitOnConflict)), err)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	if body.RevisionMode != nil {
 		mode, err := baton.ParseRevisionMode(*body.RevisionMode)
+		var rs []baton.Revision
+		if err == nil {
+			rs, err = s.Store.Revisions(r.Context(), app)
+		}
+		if err == nil {
+			err = baton.CheckRevisionMode(app, mode, baton.ActiveBySlot(rs))
+		}
 		if err == nil {
 			err = s.Store.SetRevisionMode(r.Context(), app, mode)
 		}

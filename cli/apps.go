@@ -4,8 +4,18 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 	"github.com/spf13/cobra"
 )
+
+// orDefaultPolicy is an option's policy as its effect: "" is queue.
+func orDefaultPolicy(p baton.Policy) string {
+	if p == "" {
+		return string(baton.PolicyQueue) + " (default)"
+	}
+	return string(p)
+}
 
 func newAppsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "apps", Short: "Create, list and delete apps"}
@@ -60,24 +70,44 @@ func newAppsCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	var mode string
+	var mode, kuduPolicy, gitPolicy string
 	set := &cobra.Command{
 		Use:   "set APP",
-		Short: "Change an app's options (--revision-mode single|multiple)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Change an app's options (--revision-mode, --kudu-on-conflict, --git-on-conflict)",
+		Long: `Change an app's options. They are baton's own, kept on the app: unlike
+settings (baton config set) they are not in the app's environment and
+changing one creates no revision.`,
+		Example: `  baton apps set hello --revision-mode multiple
+  baton apps set hello --kudu-on-conflict fail     # Kudu deploys that name no on_conflict get 409 while busy
+  baton apps set hello --git-on-conflict ''        # git pushes queue again (the default)`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if mode == "" {
-				return fmt.Errorf("nothing to set: give --revision-mode single or multiple")
+			var ch api.AppChange
+			flags := cmd.Flags()
+			if flags.Changed("revision-mode") {
+				ch.RevisionMode = &mode
 			}
-			a, err := e.client().SetRevisionMode(cmd.Context(), args[0], mode)
+			if flags.Changed("kudu-on-conflict") {
+				ch.KuduOnConflict = &kuduPolicy
+			}
+			if flags.Changed("git-on-conflict") {
+				ch.GitOnConflict = &gitPolicy
+			}
+			if ch == (api.AppChange{}) {
+				return fmt.Errorf("nothing to set: give --revision-mode, --kudu-on-conflict or --git-on-conflict")
+			}
+			a, err := e.client().UpdateApp(cmd.Context(), args[0], ch)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "app %s: revision mode %s\n", a.Name, a.RevisionMode)
+			fmt.Fprintf(e.stdout, "app %s: revision mode %s, Kudu deploys on conflict %s, git pushes on conflict %s\n",
+				a.Name, a.RevisionMode, orDefaultPolicy(a.Options.KuduOnConflict), orDefaultPolicy(a.Options.GitOnConflict))
 			return nil
 		},
 	}
 	set.Flags().StringVar(&mode, "revision-mode", "", "single: a deployment takes 100 % and deactivates the previous revision; multiple: revisions stay active with weights")
+	set.Flags().StringVar(&kuduPolicy, "kudu-on-conflict", "", "conflict policy of Kudu API deploys whose request names no on_conflict: "+baton.PolicyChoices()+"; '' for the default (queue)")
+	set.Flags().StringVar(&gitPolicy, "git-on-conflict", "", "conflict policy of git pushes without -o on-conflict: "+baton.PolicyChoices()+"; '' for the default (queue)")
 	cmd.AddCommand(create, list, del, set)
 	return cmd
 }

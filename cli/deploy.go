@@ -112,7 +112,7 @@ BUILD_BUILDID) when one is set, and is recorded with the deployment.
 	f.StringVarP(&o.Message, "message", "m", "", "deployment message (default: the last commit's subject)")
 	f.StringVar(&o.Commit, "commit", "", "commit id (default: git HEAD or the CI's commit variable)")
 	f.StringVar(&o.Author, "author", "", "author (default: git author or the CI's actor variable)")
-	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key within 24h returns the first deployment")
+	f.StringVar(&o.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key with the same request within 24h returns the first deployment; with another artifact, slot or options it is refused (422). In CI: \"$CI_PIPELINE_ID-$CI_JOB_NAME\" or \"$GITHUB_RUN_ID-$GITHUB_JOB\"")
 	f.StringVar(&policy, "on-conflict", string(baton.PolicyQueue), baton.PolicyChoices())
 	f.Int64Var(&o.OrderKey, "order-key", 0, "orders deploys by source for --on-conflict newer-only (default: the CI run number, if any)")
 	f.BoolVar(&o.Force, "force", false, "deploy even if this artifact and the slot's settings are already live")

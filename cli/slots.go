@@ -93,7 +93,10 @@ func newConfigCmd(e *env) *cobra.Command {
 		Long: `Set settings of a slot. A sticky setting stays with the slot when it is
 swapped; the others travel with the revision. A secret is never shown in full.
 The change goes through the app's queue and lock like a deployment and
-restarts the slot's live revision as a new revision with zero downtime.`,
+restarts the slot's live revision as a new revision with zero downtime, on
+the build output it has: the build runs again only when a changed setting is
+one the manifest names as build-time ([build] env = ["NAME", …]), and a build
+sees only those settings.`,
 		Example: `  baton config set hello FEATURE=on
   baton config set hello DB_URL=postgres://staging --slot staging --sticky --secret`,
 		Args: cobra.MinimumNArgs(2),

@@ -160,6 +160,12 @@ type Coordinator struct {
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool
 
+	// masks holds each app's Masker of secret values (mask.go); depApps
+	// the app of each deployment that logged, to find it.
+	masksMu sync.Mutex
+	masks   map[string]*baton.Masker
+	depApps sync.Map
+
 	changes *broadcast
 	pub     publisher // publishRoutes: one table build at a time, shared by callers
 }
@@ -187,6 +193,7 @@ func New(cfg Config) *Coordinator {
 		log:     cfg.Logger,
 		workers: map[string]*worker{},
 		runs:    map[string]*run{},
+		masks:   map[string]*baton.Masker{},
 		running: map[runKey]*instances{},
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		apps:    map[string]bool{},

@@ -12,6 +12,7 @@ import (
 // log file, and to the deployment log while that deployment runs.
 type instanceLog struct {
 	c    *Coordinator
+	app  string
 	mu   sync.Mutex
 	f    *os.File
 	dep  string
@@ -27,7 +28,7 @@ func openInstanceLog(c *Coordinator, app, rev, dep string) (*instanceLog, error)
 	if err != nil {
 		return nil, fmt.Errorf("open instance log: %w", err)
 	}
-	l := &instanceLog{c: c, f: f, dep: dep}
+	l := &instanceLog{c: c, app: app, f: f, dep: dep}
 	l.line.emit = func(s string) {
 		if l.dep != "" {
 			c.logf(l.dep, "app: %s", s)
@@ -36,14 +37,18 @@ func openInstanceLog(c *Coordinator, app, rev, dep string) (*instanceLog, error)
 	return l, nil
 }
 
-// Write takes whole lines from the supervisor.
+// Write takes whole lines from the supervisor and hides the app's
+// secrets in them before they reach the revision log or the deployment's.
 func (l *instanceLog) Write(p []byte) (int, error) {
+	n := len(p)
+	p = []byte(l.c.masker(l.app).Mask(string(p)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f != nil {
 		_, _ = l.f.Write(p)
 	}
-	return l.line.Write(p)
+	_, err := l.line.Write(p)
+	return n, err
 }
 
 // Detach stops copying output into the deployment log.

@@ -18,8 +18,16 @@ func (c *Coordinator) SubmitOp(ctx context.Context, req baton.OpRequest) (baton.
 	if req.Policy == "" {
 		req.Policy = baton.PolicyQueue
 	}
-	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
+	app, err := c.cfg.Store.App(ctx, req.App)
+	if err != nil {
 		return baton.Deployment{}, err
+	}
+	if rp, ok := req.Params.(baton.RevisionParams); ok && req.Kind == baton.KindActivate {
+		// Refused at once rather than failing in the queue; checked again
+		// when it runs (operate).
+		if err := c.checkActivate(ctx, app, req.Slot, rp.Revision); err != nil {
+			return baton.Deployment{}, err
+		}
 	}
 	res, err := c.enqueue(ctx, baton.Deployment{
 		ID: baton.NewID("d-"), App: req.App, Slot: req.Slot, Kind: req.Kind, Params: params,
@@ -78,6 +86,13 @@ func (c *Coordinator) operate(p *pipeline) error {
 		case baton.KindStabilize:
 			return c.stabilize(ctx, p, rp.Revision)
 		case baton.KindActivate:
+			app, err := c.cfg.Store.App(ctx, d.App)
+			if err == nil {
+				err = c.checkActivate(ctx, app, d.Slot, rp.Revision)
+			}
+			if err != nil {
+				return err
+			}
 			return c.activate(ctx, p, rp.Revision)
 		case baton.KindDeactivate:
 			return c.deactivate(ctx, p, rp.Revision)
@@ -111,4 +126,14 @@ func (c *Coordinator) NextDeployment(ctx context.Context, app string, seq int64)
 			return d, false, nil
 		}
 	}
+}
+
+// checkActivate applies baton.CheckActivate to the slot's active
+// revisions as the store records them.
+func (c *Coordinator) checkActivate(ctx context.Context, app baton.App, slot, rev string) error {
+	rs, err := c.cfg.Store.Revisions(ctx, app.Name)
+	if err != nil {
+		return err
+	}
+	return baton.CheckActivate(app.Name, slot, app.RevisionMode, rev, baton.ActiveBySlot(rs)[slot])
 }

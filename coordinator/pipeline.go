@@ -29,6 +29,8 @@ type pipeline struct {
 	// replaces is the revision a config change re-creates (its weight
 	// passes to the new one in multiple mode).
 	replaces string
+	// changed lists the settings a config change sets or removes.
+	changed []string
 	// weight is the traffic percent a deploy asked for (multiple mode).
 	weight int
 	// started is the new revision's instances, healthy, until the
@@ -158,7 +160,10 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 	p.dir = filepath.Join(c.tmpDir(), p.d.ID)
-	err = extract(ctx, c, p.d, p.dir)
+	reused, err := p.reuseBuild(ctx)
+	if err == nil && !reused {
+		err = extract(ctx, c, p.d, p.dir)
+	}
 	cancel()
 	if err != nil {
 		return asPhaseError(ctx, err)
@@ -170,12 +175,15 @@ func (p *pipeline) prepare() error {
 	p.useManifest(m)
 	c.logf(p.d.ID, "manifest from %s: run %q, %d instance(s), health %s", m.Source, m.Run.Command, m.Run.Instances, m.Health.Path)
 
-	if m.Build.Command != "" {
+	if m.Build.Command != "" && !reused {
 		ctx, cancel, err := p.phase(baton.PhaseBuilding)
 		if err != nil {
 			return err
 		}
-		err = p.runCommand(ctx, m.Build.Command, p.buildEnv(), "build")
+		env, err := p.buildEnv(ctx, m)
+		if err == nil {
+			err = p.runCommand(ctx, m.Build.Command, env, "build")
+		}
 		cancel()
 		if err != nil {
 			return asPhaseError(ctx, baton.Errorf(baton.EUNPROCESSABLE, "build command failed: %v", err))
@@ -272,10 +280,6 @@ func (p *pipeline) cleanup() {
 	}
 }
 
-func (p *pipeline) buildEnv() []string {
-	return instanceEnv(p.d.App, p.d.Slot, p.rev, p.dir)
-}
-
 // runCommand runs a build or release command in the revision folder, its
 // output into the deployment log. The supervisor records it before it can
 // run, so a restart after a crash of baton kills it (ReapOrphans), and
@@ -283,16 +287,19 @@ func (p *pipeline) buildEnv() []string {
 // the command is left, so a resource lease held for it is released only
 // after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
-	return p.c.runCommand(ctx, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
+	return p.c.runCommand(ctx, p.d.App, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
 		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }})
 }
 
-// runCommand runs a build or release command (see pipeline.runCommand); a
+// runCommand runs a build or release command of app (see
+// pipeline.runCommand), its output with the app's secrets hidden; a
 // failure carries the command's last lines of output.
-func (c *Coordinator) runCommand(ctx context.Context, cmd supervisor.Command) error {
+func (c *Coordinator) runCommand(ctx context.Context, app string, cmd supervisor.Command) error {
 	var last lastLines
 	out := cmd.Output
+	mask := c.masker(app)
 	cmd.Output = func(line string) {
+		line = mask.Mask(line)
 		last.add(line)
 		if out != nil {
 			out(line)

@@ -117,8 +117,13 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 		limit, _ := c.phaseDeadline(baton.PhaseBuilding, &m)
 		bctx, cancel := context.WithTimeoutCause(ctx, limit, phaseDeadline{baton.PhaseBuilding, limit})
 		c.log.Info("running the build of a restored revision", "revision", r.Name, "command", m.Build.Command)
-		err := c.runCommand(bctx, supervisor.Command{Name: r.Name, Label: "build", Command: m.Build.Command, Dir: tmp,
-			Env:    instanceEnv(r.App, r.Slot, r.Name, tmp),
+		env, err := c.withBuildSettings(bctx, instanceEnv(r.App, r.Slot, r.Name, tmp), r.App, r.Slot, m)
+		if err != nil {
+			cancel()
+			return "", err
+		}
+		err = c.runCommand(bctx, r.App, supervisor.Command{Name: r.Name, Label: "build", Command: m.Build.Command, Dir: tmp,
+			Env:    env,
 			Output: func(line string) { c.log.Info("build output", "revision", r.Name, "line", line) }})
 		cancel()
 		if err != nil {

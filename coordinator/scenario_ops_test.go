@@ -117,15 +117,27 @@ func TestScenarioConflictCatalogue(t *testing.T) {
 		b.mustDeploy("fz", appDir(t, "v1"), api.DeployOptions{})
 	})
 
+	// No command makes this conflict any more: single mode with two
+	// active revisions, and activating a second one in single mode, are
+	// refused naming the command that does it right.
 	t.Run(baton.ConflictMultipleActive, func(t *testing.T) {
-		b.multipleApp("ma", 2)
+		revs := b.multipleApp("ma", 2)
+		_, err := b.c.SetRevisionMode(ctx, "ma", baton.RevisionsSingle)
+		if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "baton stabilize ma --revision") {
+			t.Fatalf("single mode with two active revisions: %v", err)
+		}
+		b.noConflicts("ma")
+		b.runFix("ma", "baton stabilize ma --revision "+revs[1], "")
 		if _, err := b.c.SetRevisionMode(ctx, "ma", baton.RevisionsSingle); err != nil {
 			t.Fatal(err)
 		}
-		b.runFix("ma", b.conflictFix("ma", baton.ConflictMultipleActive), "")
+		_, err = b.c.RevisionOp(ctx, "ma", revs[0], "activate", "", "")
+		if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "baton rollback ma --to "+revs[0]) {
+			t.Fatalf("activate a second revision in single mode: %v", err)
+		}
 		b.noConflicts("ma")
 		if got := b.routing("ma"); len(got) != 1 {
-			t.Fatalf("after the fix: %v", got)
+			t.Fatalf("routing: %v", got)
 		}
 	})
 

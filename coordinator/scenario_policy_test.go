@@ -169,22 +169,27 @@ func TestScenarioSupersedePolicy(t *testing.T) {
 	b.serves(host("s", ""), "v5")
 }
 
-// TestScenarioIdempotencyKey: the same key returns the first deployment
-// instead of queueing a second; another key deploys.
+// TestScenarioIdempotencyKey: the same key with the same request returns
+// the first deployment instead of queueing a second; the same key with
+// another artifact is a 422 naming the first, and creates nothing;
+// another key deploys.
 func TestScenarioIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	b := startBaton(t)
-	b.createApp("i")
+	b.createApp("i", "staging")
 	dir := appDir(t, "v1")
 	first := b.deploy("i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
 	again, err := b.deployErr("i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42"})
 	if err != nil || again.ID != first.ID {
 		t.Fatalf("same key gave %s (%v), want %s", again.ID, err, first.ID)
 	}
-	// Even with another artifact, the key names the first.
-	other, err := b.deployErr("i", appDir(t, "v2"), api.DeployOptions{IdempotencyKey: "pipeline-42"})
-	if err != nil || other.ID != first.ID {
-		t.Fatalf("same key, other artifact: %s (%v), want %s", other.ID, err, first.ID)
+	_, err = b.deployErr("i", appDir(t, "v2"), api.DeployOptions{IdempotencyKey: "pipeline-42"})
+	if baton.ErrorCode(err) != baton.EUNPROCESSABLE || !strings.Contains(err.Error(), first.ID) || !strings.Contains(err.Error(), "artifact digest") {
+		t.Fatalf("same key, other artifact: %v; want 422 naming %s and the artifact", err, first.ID)
+	}
+	_, err = b.deployErr("i", dir, api.DeployOptions{IdempotencyKey: "pipeline-42", Slot: "staging"})
+	if baton.ErrorCode(err) != baton.EUNPROCESSABLE {
+		t.Fatalf("same key, other slot: %v; want 422", err)
 	}
 	forced := b.deploy("i", dir, api.DeployOptions{IdempotencyKey: "pipeline-43", Force: true})
 	if forced.ID == first.ID {

@@ -31,6 +31,11 @@ func (p *pipeline) configure() (redeploy bool, err error) {
 		}
 		c.logf(p.d.ID, "unset %s", k)
 	}
+	c.forgetSecrets(p.d.App)
+	for _, s := range ch.Set {
+		p.changed = append(p.changed, s.Key)
+	}
+	p.changed = append(p.changed, ch.Unset...)
 	live := heaviest(c.slotRouting(p.d.App, p.d.Slot))
 	if live == "" {
 		c.logf(p.d.ID, "slot %s has no live revision; the settings apply to its next deployment", p.d.Slot)

@@ -210,6 +210,8 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 		return
 	}
 	r.d = d
+	c.depApps.Store(d.ID, d.App)
+	c.forgetSecrets(d.App) // read again: another controller may have changed them
 	c.logf(d.ID, "started (lock token %d)", fence.Token)
 	c.changes.notify()
 
@@ -229,6 +231,7 @@ func (c *Coordinator) runDeployment(d baton.Deployment) {
 	g.Unlock()
 	close(hbStop)
 	<-hbDone
+	reason = c.masker(d.App).Mask(reason) // it may quote output
 
 	// The last log line goes before the state, so a reader that sees the
 	// final state has every line.
@@ -369,7 +372,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (c *Coordinator) logf(id, format string, args ...any) {
-	if err := c.cfg.Store.AppendLog(context.WithoutCancel(c.ctx), id, fmt.Sprintf(format, args...)); err != nil {
+	// Every line of a deployment log passes here: build, release and app
+	// output included. A secret setting's value never reaches the log.
+	line := c.maskLog(id, fmt.Sprintf(format, args...))
+	if err := c.cfg.Store.AppendLog(context.WithoutCancel(c.ctx), id, line); err != nil {
 		c.log.Warn("append deployment log", "deployment", id, "err", err)
 	}
 	c.changes.notify()

@@ -83,11 +83,14 @@ func TestConflictCatalogue(t *testing.T) {
 	})
 
 	t.Run(baton.ConflictMultipleActive, func(t *testing.T) {
+		// No command makes this conflict: single mode with two active
+		// revisions is refused, naming the stabilize that fixes it.
 		revs := multipleApp(t, b, "ma", 2)
-		if _, err := c.SetRevisionMode(ctx, "ma", baton.RevisionsSingle); err != nil {
-			t.Fatal(err)
+		_, err := c.SetRevisionMode(ctx, "ma", baton.RevisionsSingle)
+		if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "baton stabilize ma --revision") {
+			t.Fatalf("single mode with two active revisions: %v", err)
 		}
-		runFix(t, b, "ma", conflictFix(t, b, "ma", baton.ConflictMultipleActive), "")
+		runFix(t, b, "ma", "baton stabilize ma --revision "+revs[1], "")
 		if got := routingOf(t, c, "ma"); len(got) != 1 {
 			t.Fatalf("after the fix: %v (revisions %v)", got, revs)
 		}

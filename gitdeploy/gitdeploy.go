@@ -95,8 +95,8 @@ type Config struct {
 	// the first target's branch becomes HEAD of a new repository.
 	Targets func(ctx context.Context, app string) ([]Target, error)
 	// Policy returns the conflict policy of a push that sets no
-	// -o on-conflict=…; nil means queue. The per-app git_on_conflict
-	// setting plugs in here.
+	// -o on-conflict=…; nil means queue. baton serve reads the app's
+	// option git_on_conflict (baton.AppOptions) here.
 	Policy func(ctx context.Context, app string) (baton.Policy, error)
 	// Authorize decides whether r may read (write false) or push to app's
 	// repository; nil means LoopbackOnly. Token auth (HTTP basic, token as

@@ -39,6 +39,9 @@ func parseUpdates(s string) ([]refUpdate, error) {
 type pushOptions struct {
 	// Policy is the on-conflict option, "" when not given.
 	Policy baton.Policy
+	// PolicyFromApp: no on-conflict was given, and Policy is the app's
+	// option git_on_conflict (Config.Policy).
+	PolicyFromApp bool
 	// Force deploys the commit even if it is live already.
 	Force bool
 	// OrderKey orders the deploy for policy newer-only; 0 when not given.
@@ -121,6 +124,7 @@ func (h *Handler) preReceive(ctx context.Context, s *session, form url.Values, o
 		return 1
 	}
 	if opts.Policy == "" {
+		opts.PolicyFromApp = true
 		if opts.Policy, err = h.cfg.Policy(ctx, s.app); err != nil {
 			out.say("baton: %s", baton.ErrorMessage(err))
 			return 1
@@ -165,7 +169,7 @@ func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target,
 	out.say("baton: deploying %s %q by %s to %s (%s), on conflict %s", short(c.Sha), c.Subject, c.Author, s.app, t.Slot, policy)
 	res, err := h.submit(ctx, s, t, opts, c, qenv)
 	if err != nil {
-		h.sayRefused(out, s.app, u, policy, err)
+		h.sayRefused(out, s.app, u, opts, err)
 		return 1
 	}
 	d := res.Deployment
@@ -203,7 +207,7 @@ func (h *Handler) deploy(ctx context.Context, s *session, u refUpdate, t Target,
 
 // sayRefused explains a deployment the coordinator would not accept; for a
 // busy app it names who holds it and when to try again.
-func (h *Handler) sayRefused(out *reply, app string, u refUpdate, policy baton.Policy, err error) {
+func (h *Handler) sayRefused(out *reply, app string, u refUpdate, opts pushOptions, err error) {
 	var e *baton.Error
 	if !errors.As(err, &e) {
 		h.log.Error("git push deploy", "app", app, "err", err)
@@ -229,8 +233,11 @@ func (h *Handler) sayRefused(out *reply, app string, u refUpdate, policy baton.P
 		retry = fmt.Sprintf("in about %ds", e.RetryAfterSeconds)
 	}
 	hint := ""
-	if policy == baton.PolicyFail {
+	if opts.Policy == baton.PolicyFail {
 		hint = ", or push with -o on-conflict=queue to wait in line"
+		if opts.PolicyFromApp {
+			hint += fmt.Sprintf(" (this app's pushes refuse while it is busy: app option git_on_conflict=fail, changed with `baton apps set %s --git-on-conflict queue`)", app)
+		}
 	}
 	out.say("baton: %s was not updated; retry %s%s", u.Ref, retry, hint)
 }

@@ -97,7 +97,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 		kuduError(w, http.StatusBadRequest, "deploying from a packageUri is not supported: upload the zip as the request body", nil)
 		return
 	}
-	policy, err := h.policy(ctx, s.app, pr.policy)
+	policy, fromApp, err := h.policy(ctx, s.app, pr.policy)
 	if err != nil {
 		h.problem(w, r, err)
 		return
@@ -118,7 +118,7 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), OrderKey: orderKey, Force: force,
 	})
 	if err != nil {
-		h.submitError(w, r, err)
+		h.submitError(w, r, err, s.app, fromApp)
 		return
 	}
 	d := res.Deployment
@@ -183,17 +183,22 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request, pr pushRequest) {
 	}
 }
 
-// policy is the request's on_conflict, else the app's (the hook), else queue.
-func (h *Handler) policy(ctx context.Context, app, param string) (baton.Policy, error) {
+// policy is the request's on_conflict, else the app's option (the hook,
+// fromApp), else queue.
+func (h *Handler) policy(ctx context.Context, app, param string) (p baton.Policy, fromApp bool, err error) {
 	if param != "" || h.cfg.Policy == nil {
-		return baton.ParsePolicy(param)
+		p, err = baton.ParsePolicy(param)
+		return p, false, err
 	}
-	return h.cfg.Policy(ctx, app)
+	p, err = h.cfg.Policy(ctx, app)
+	return p, true, err
 }
 
 // submitError answers a refused deployment. A conflict keeps Kudu's 409
 // sentence and names what holds the app.
-func (h *Handler) submitError(w http.ResponseWriter, r *http.Request, err error) {
+// The way out it suggests depends on where policy fail came from: the
+// request's on_conflict, or the app's option (fromApp).
+func (h *Handler) submitError(w http.ResponseWriter, r *http.Request, err error, app string, fromApp bool) {
 	var e *baton.Error
 	if !errors.As(err, &e) || e.Code != baton.ECONFLICT || e.Conflict == nil || e.Conflict.Holder == nil {
 		h.problem(w, r, err)
@@ -216,9 +221,13 @@ func (h *Handler) submitError(w http.ResponseWriter, r *http.Request, err error)
 	if hd.Kind != "" && hd.Kind != baton.KindDeploy {
 		what += " (a " + string(hd.Kind) + " operation)"
 	}
+	way := "deploy without on_conflict=fail to wait in line"
+	if fromApp {
+		way = fmt.Sprintf("deploy with on_conflict=queue to wait in line (this app's Kudu deploys refuse while it is busy: app option %s=fail, changed with `baton apps set %s --kudu-on-conflict queue`)", PolicyOption, app)
+	}
 	msg := fmt.Sprintf("There is a deployment currently in progress: %s by %s, phase %s, running since %s (%s); %d more queued. "+
-		"Please try again when it completes, or deploy without on_conflict=fail to wait in line.",
-		what, by, phase, since.UTC().Format(time.RFC3339), h.cfg.Now().Sub(since).Round(time.Second), e.Conflict.QueueLength)
+		"Please try again when it completes, or %s.",
+		what, by, phase, since.UTC().Format(time.RFC3339), h.cfg.Now().Sub(since).Round(time.Second), e.Conflict.QueueLength, way)
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}

@@ -182,6 +182,27 @@ func TestConflictNamesHolder(t *testing.T) {
 	}
 }
 
+// TestConflictWordedByPolicySource: a 409 under the app's option
+// kudu_on_conflict=fail does not tell the client to drop an on_conflict
+// it never sent; it names the option and how to change it.
+func TestConflictWordedByPolicySource(t *testing.T) {
+	s := newTestSite(t, Config{Policy: func(ctx context.Context, app string) (baton.Policy, error) { return baton.PolicyFail, nil }})
+	holder := baton.Deployment{ID: "d-holder", App: "hello", State: baton.StateRunning, Phase: baton.PhaseBuilding}
+	s.dep.err = &baton.Error{Code: baton.ECONFLICT, Message: "busy", Conflict: &baton.ConflictDetail{App: "hello", Holder: &holder}}
+	_, raw := s.do("POST", "/api/zipdeploy", "zip")
+	<-s.dep.submitted
+	msg := decodeJSON[struct{ Message string }](t, raw).Message
+	if strings.Contains(msg, "without on_conflict=fail") || !strings.Contains(msg, "kudu_on_conflict=fail") ||
+		!strings.Contains(msg, "baton apps set hello --kudu-on-conflict queue") {
+		t.Errorf("409 under the app option: %s", msg)
+	}
+	_, raw = s.do("POST", "/api/zipdeploy?on_conflict=fail", "zip")
+	<-s.dep.submitted
+	if msg := decodeJSON[struct{ Message string }](t, raw).Message; !strings.Contains(msg, "without on_conflict=fail") {
+		t.Errorf("409 under the request's on_conflict: %s", msg)
+	}
+}
+
 func TestOtherRefusalsAreProblems(t *testing.T) {
 	s := newTestSite(t, Config{})
 	s.dep.err = &baton.Error{Code: baton.EQUEUEFULL, Message: "app \"hello\" already has 100 deployments queued", RetryAfterSeconds: 60}

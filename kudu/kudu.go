@@ -51,7 +51,7 @@ type Config struct {
 	// like the rest of the API. nil accepts any (tests of this package).
 	Authorize func(r *http.Request, app string, c Credentials) error
 	// Policy is the conflict policy of a deployment whose request has no
-	// on_conflict parameter: the hook for the app setting kudu_on_conflict.
+	// on_conflict parameter: the hook for the app option kudu_on_conflict.
 	// nil means queue, which is what Kudu clients expect: they poll longer.
 	Policy func(ctx context.Context, app string) (baton.Policy, error)
 	// Settings returns the app's non-secret settings for GET /api/settings.

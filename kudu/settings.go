@@ -6,10 +6,16 @@ import (
 	"github.com/batonhq/baton"
 )
 
-// PolicySetting is the app setting (of the production slot) that gives
-// Kudu deployments their conflict policy when the request names none:
-// kudu_on_conflict=fail makes a busy app answer 409 as Kudu does.
-const PolicySetting = "kudu_on_conflict"
+// PolicyOption names the app option (baton.AppOptions.KuduOnConflict)
+// that gives Kudu deployments their conflict policy when the request names
+// none: `baton apps set APP --kudu-on-conflict fail` makes a busy app
+// answer 409 as Kudu does. It is not a setting: the app never sees it.
+const PolicyOption = "kudu_on_conflict"
+
+// AppReader reads an app; baton.Store is one.
+type AppReader interface {
+	App(ctx context.Context, name string) (baton.App, error)
+}
 
 // SettingsReader reads a slot's settings; baton.Store is one.
 type SettingsReader interface {
@@ -34,23 +40,18 @@ func SettingsOf(r SettingsReader) func(ctx context.Context, app string) (map[str
 	}
 }
 
-// PolicyOf returns a Config.Policy that reads PolicySetting from the
-// production slot's settings; unset means queue.
-func PolicyOf(r SettingsReader) func(ctx context.Context, app string) (baton.Policy, error) {
+// PolicyOf returns a Config.Policy that reads the app's option
+// kudu_on_conflict; unset means queue.
+func PolicyOf(r AppReader) func(ctx context.Context, app string) (baton.Policy, error) {
 	return func(ctx context.Context, app string) (baton.Policy, error) {
-		ss, err := r.Settings(ctx, app, baton.ProductionSlot)
+		a, err := r.App(ctx, app)
 		if err != nil {
 			return "", err
 		}
-		for _, s := range ss {
-			if s.Key == PolicySetting {
-				p, err := baton.ParsePolicy(s.Value)
-				if err != nil {
-					return "", baton.Errorf(baton.EINVALID, "app setting %s: %s", PolicySetting, baton.ErrorMessage(err))
-				}
-				return p, nil
-			}
+		p, err := baton.ParsePolicy(string(a.Options.KuduOnConflict))
+		if err != nil {
+			return "", baton.Errorf(baton.EINVALID, "app option %s: %s", PolicyOption, baton.ErrorMessage(err))
 		}
-		return baton.PolicyQueue, nil
+		return p, nil
 	}
 }

@@ -26,16 +26,25 @@ func TestSettingsOf(t *testing.T) {
 	}
 }
 
+// appWith is an AppReader with fixed app options.
+type appWith baton.AppOptions
+
+func (o appWith) App(_ context.Context, name string) (baton.App, error) {
+	return baton.App{Name: name, Options: baton.AppOptions(o)}, nil
+}
+
+// TestPolicyOf: the Kudu policy comes from the app's option, not from a
+// setting (which the app would see in its environment).
 func TestPolicyOf(t *testing.T) {
 	ctx := context.Background()
-	if p, err := PolicyOf(settingsOf{})(ctx, "hello"); p != baton.PolicyQueue || err != nil {
+	if p, err := PolicyOf(appWith{})(ctx, "hello"); p != baton.PolicyQueue || err != nil {
 		t.Fatalf("unset: %q %v", p, err)
 	}
-	if p, err := PolicyOf(settingsOf{{Key: PolicySetting, Value: "fail"}})(ctx, "hello"); p != baton.PolicyFail || err != nil {
+	if p, err := PolicyOf(appWith{KuduOnConflict: baton.PolicyFail, GitOnConflict: baton.PolicyCancel})(ctx, "hello"); p != baton.PolicyFail || err != nil {
 		t.Fatalf("fail: %q %v", p, err)
 	}
-	_, err := PolicyOf(settingsOf{{Key: PolicySetting, Value: "sometimes"}})(ctx, "hello")
-	if baton.ErrorCode(err) != baton.EINVALID || !strings.Contains(baton.ErrorMessage(err), "app setting kudu_on_conflict") {
+	_, err := PolicyOf(appWith{KuduOnConflict: "sometimes"})(ctx, "hello")
+	if baton.ErrorCode(err) != baton.EINVALID || !strings.Contains(baton.ErrorMessage(err), "app option kudu_on_conflict") {
 		t.Fatalf("invalid: %v", err)
 	}
 }

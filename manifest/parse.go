@@ -79,6 +79,20 @@ func (t buildTable) spec() (s baton.BuildSpec, err error) {
 		return s, err
 	}
 	s.Command = t.Command
+	seen := map[string]bool{}
+	for _, k := range t.Env {
+		if err := baton.ValidateSetting(baton.Setting{Key: k}); err != nil {
+			return s, tomlErr("[build] env: %s", baton.ErrorMessage(err))
+		}
+		if seen[k] {
+			return s, tomlErr("[build] env names %s twice", k)
+		}
+		seen[k] = true
+	}
+	if len(t.Env) > 0 && strings.TrimSpace(t.Command) == "" {
+		return s, tomlErr("[build] env names settings for a build, but [build] command is missing")
+	}
+	s.Env = t.Env
 	s.Timeout, err = durationBetween("[build] timeout", t.Timeout, time.Second, 24*time.Hour)
 	return s, err
 }

@@ -26,6 +26,7 @@ instances = 3
 [build]
 command = "npm ci && npm run build"
 timeout = "15m"
+env = ["NEXT_PUBLIC_API_URL", "SENTRY_RELEASE"]
 
 [release]
 command = "./migrate up"
@@ -46,7 +47,7 @@ timeout = "30s"
 retries = 2
 `, func(m *baton.Manifest) {
 			m.Run = baton.RunSpec{Command: "node server.js", Instances: 3}
-			m.Build = baton.BuildSpec{Command: "npm ci && npm run build", Timeout: 15 * time.Minute}
+			m.Build = baton.BuildSpec{Command: "npm ci && npm run build", Timeout: 15 * time.Minute, Env: []string{"NEXT_PUBLIC_API_URL", "SENTRY_RELEASE"}}
 			m.Release = baton.ReleaseSpec{Command: "./migrate up", Resources: []string{"postgres:main", "redis:cache"}, Timeout: 5 * time.Minute, ResourceWait: 150 * time.Second}
 			m.Health = baton.HealthSpec{Path: "/healthz?full=1", Interval: 250 * time.Millisecond, Timeout: time.Second, StartTimeout: 2 * time.Minute}
 			m.Warmup = baton.WarmupSpec{Paths: []string{"/", "/api/ping"}, Statuses: []int{200, 204}, Timeout: 30 * time.Second, Retries: 2}
@@ -102,6 +103,11 @@ func TestParseInvalid(t *testing.T) {
 		{"zero duration", run + "[release]\ntimeout = \"0s\"", `baton.toml: [release] timeout "0s" must be more than zero`},
 		{"negative duration", run + "[health]\nstart_timeout = \"-5s\"", `baton.toml: [health] start_timeout "-5s" must be more than zero`},
 		{"tiny interval", run + "[health]\ninterval = \"1ns\"", `baton.toml: [health] interval "1ns" is shorter than 10ms`},
+		{"build env not a name", run + "[build]\ncommand = \"make\"\nenv = [\"A-B\"]", `baton.toml: [build] env: setting name "A-B" is not an environment variable name: use letters, digits and '_', not starting with a digit`},
+		{"build env reserved", run + "[build]\ncommand = \"make\"\nenv = [\"PORT\"]", `baton.toml: [build] env: setting PORT is set by baton itself and cannot be changed`},
+		{"build env twice", run + "[build]\ncommand = \"make\"\nenv = [\"A\", \"A\"]", `baton.toml: [build] env names A twice`},
+		{"build env without command", run + "[build]\nenv = [\"A\"]", `baton.toml: [build] env names settings for a build, but [build] command is missing`},
+		{"build env not a list", run + "[build]\ncommand = \"make\"\nenv = \"A\"", `baton.toml line 5: [build] env must be a list of setting names like ["NEXT_PUBLIC_API_URL"]`},
 		{"huge timeout", run + "[build]\ntimeout = \"48h\"", `baton.toml: [build] timeout "48h" is longer than 24h0m0s`},
 		{"resource wait", run + "[release]\nresource_wait = \"x\"", `baton.toml: [release] resource_wait "x" is not a duration like "2s" or "1m30s"`},
 		{"health path without slash", run + "[health]\npath = \"healthz\"", `baton.toml: [health] path: "healthz" is not a URL path; write it like "/healthz"`},

@@ -10,7 +10,7 @@ import (
 // match the structs in toml.go.
 var knownKeys = map[string]string{
 	"run":     "command, instances",
-	"build":   "command, timeout",
+	"build":   "command, timeout, env",
 	"release": "command, resources, timeout, resource_wait",
 	"health":  "path, interval, timeout, start_timeout",
 	"warmup":  "paths, statuses, timeout, retries",
@@ -29,6 +29,7 @@ var valueTypes = map[string]string{
 	"run.instances":         "a whole number",
 	"build.command":         "a string",
 	"build.timeout":         durationType,
+	"build.env":             `a list of setting names like ["NEXT_PUBLIC_API_URL"]`,
 	"release.command":       "a string",
 	"release.resources":     `a list of strings like ["postgres:main"]`,
 	"release.timeout":       durationType,

@@ -16,8 +16,9 @@ type runTable struct {
 }
 
 type buildTable struct {
-	Command string  `toml:"command"`
-	Timeout *string `toml:"timeout"`
+	Command string   `toml:"command"`
+	Timeout *string  `toml:"timeout"`
+	Env     []string `toml:"env"`
 }
 
 type releaseTable struct {

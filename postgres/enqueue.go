@@ -64,8 +64,8 @@ func queueState(ctx context.Context, tx pgx.Tx, req baton.EnqueueRequest) (baton
 			q.Repeat = &prev[0]
 		}
 		var u baton.UnchangedAnswer
-		err = tx.QueryRow(ctx, `SELECT revision, created_at FROM unchanged_requests WHERE app = $1 AND idempotency_key = $2`,
-			d.App, d.IdempotencyKey).Scan(&u.Revision, &u.At)
+		err = tx.QueryRow(ctx, `SELECT revision, created_at, request FROM unchanged_requests WHERE app = $1 AND idempotency_key = $2`,
+			d.App, d.IdempotencyKey).Scan(&u.Revision, &u.At, &u.Request)
 		if err == nil {
 			q.RepeatUnchanged = &u
 		} else if !errors.Is(err, pgx.ErrNoRows) {
@@ -168,9 +168,9 @@ func rememberUnchanged(ctx context.Context, tx pgx.Tx, req baton.EnqueueRequest,
 		AND created_at < now() - $2::bigint * interval '1 microsecond'`, d.App, micros(req.IdempotencyWindow)); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
-		d.App, d.IdempotencyKey, revision)
+	_, err := tx.Exec(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at, request) VALUES ($1, $2, $3, now(), $4)
+		ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at, request = excluded.request`,
+		d.App, d.IdempotencyKey, revision, d.RequestFingerprint())
 	return err
 }
 

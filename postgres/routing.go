@@ -93,6 +93,16 @@ func (s *DB) SetRevisionMode(ctx context.Context, app, mode string) error {
 	return err
 }
 
+// SetAppOptions replaces an app's options.
+func (s *DB) SetAppOptions(ctx context.Context, app string, o baton.AppOptions) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE apps SET kudu_on_conflict = $1, git_on_conflict = $2 WHERE name = $3`,
+		string(o.KuduOnConflict), string(o.GitOnConflict), app)
+	if err == nil && tag.RowsAffected() == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
+	}
+	return err
+}
+
 // CreateSlot adds a slot to an app.
 func (s *DB) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO slots (app, name, created_at) VALUES ($1, $2, now()) ON CONFLICT (app, name) DO NOTHING`, app, slot)

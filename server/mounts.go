@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
 	"net/http"
+
+	"github.com/batonhq/baton"
 
 	"github.com/batonhq/baton/gitdeploy"
 	"github.com/batonhq/baton/kudu"
@@ -40,7 +43,8 @@ func (s *Server) kudu() *kudu.Handler {
 		Logger:    s.log,
 		MaxUpload: s.cfg.MaxUpload,
 		// The production slot's settings: GET /api/settings lists the
-		// non-secret ones; kudu_on_conflict sets the default policy.
+		// non-secret ones. The app's option kudu_on_conflict sets the
+		// default policy.
 		Settings: kudu.SettingsOf(s.store),
 		Policy:   kudu.PolicyOf(s.store),
 		// A baton token as the Basic password or Bearer token.
@@ -58,9 +62,23 @@ func (s *Server) gitDeploy() *gitdeploy.Handler {
 		ProxyAddr: s.ProxyAddr(),
 		MaxUpload: s.cfg.MaxUpload,
 		Logger:    s.log,
-		// Targets and Policy stay nil until slots have deploy_branch and
-		// apps git_on_conflict: main → production, queue.
+		// Targets stays nil until slots have deploy_branch: main →
+		// production. A push without -o on-conflict takes the app's
+		// option git_on_conflict (default queue).
+		Policy: gitPolicyOf(s.store),
 		// A baton token as the Basic password.
 		Authorize: s.authorizeGit,
 	})
+}
+
+// gitPolicyOf is the policy of a push without -o on-conflict: the app's
+// option git_on_conflict, queue when unset.
+func gitPolicyOf(st baton.Store) func(ctx context.Context, app string) (baton.Policy, error) {
+	return func(ctx context.Context, app string) (baton.Policy, error) {
+		a, err := st.App(ctx, app)
+		if err != nil {
+			return "", err
+		}
+		return baton.ParsePolicy(string(a.Options.GitOnConflict))
+	}
 }

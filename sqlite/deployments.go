@@ -112,8 +112,8 @@ func queueState(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest) (bato
 		}
 		var u baton.UnchangedAnswer
 		var at int64
-		err = tx.QueryRowContext(ctx, `SELECT revision, created_at FROM unchanged_requests WHERE app = ? AND idempotency_key = ?`,
-			d.App, d.IdempotencyKey).Scan(&u.Revision, &at)
+		err = tx.QueryRowContext(ctx, `SELECT revision, created_at, request FROM unchanged_requests WHERE app = ? AND idempotency_key = ?`,
+			d.App, d.IdempotencyKey).Scan(&u.Revision, &at, &u.Request)
 		if err == nil {
 			u.At = fromMicros(at)
 			q.RepeatUnchanged = &u
@@ -231,9 +231,9 @@ func rememberUnchanged(ctx context.Context, tx *sql.Tx, req baton.EnqueueRequest
 		d.App, now-req.IdempotencyWindow.Microseconds()); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at`,
-		d.App, d.IdempotencyKey, revision, now)
+	_, err := tx.ExecContext(ctx, `INSERT INTO unchanged_requests (app, idempotency_key, revision, created_at, request) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (app, idempotency_key) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at, request = excluded.request`,
+		d.App, d.IdempotencyKey, revision, now, d.RequestFingerprint())
 	return err
 }
 

@@ -92,6 +92,19 @@ func (s *DB) SetRevisionMode(ctx context.Context, app, mode string) error {
 	return nil
 }
 
+// SetAppOptions replaces an app's options.
+func (s *DB) SetAppOptions(ctx context.Context, app string, o baton.AppOptions) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE apps SET kudu_on_conflict = ?, git_on_conflict = ? WHERE name = ?`,
+		string(o.KuduOnConflict), string(o.GitOnConflict), app)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
+	}
+	return nil
+}
+
 // CreateSlot adds a slot to an app.
 func (s *DB) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {

@@ -38,18 +38,20 @@ func Run(t *testing.T, open Opener) {
 		"FreezeBeatsIdempotency":      testFreezeBeatsIdempotency,
 		"EnqueueNewerOnly":            testEnqueueNewerOnly,
 
-		"Idempotency":      testIdempotency,
-		"EnqueueUnchanged": testEnqueueUnchanged,
-		"FailInterrupted":  testFailInterrupted,
-		"Log":              testLog,
-		"Revisions":        testRevisions,
-		"Audit":            testAudit,
-		"Tokens":           testTokens,
-		"Routing":          testRouting,
-		"Freeze":           testFreeze,
-		"Controllers":      testControllers,
-		"FailExpired":      testFailExpired,
-		"SlotsAndSettings": testSlotsAndSettings,
+		"Idempotency":             testIdempotency,
+		"IdempotencyOtherRequest": testIdempotencyOtherRequest,
+		"AppOptions":              testAppOptions,
+		"EnqueueUnchanged":        testEnqueueUnchanged,
+		"FailInterrupted":         testFailInterrupted,
+		"Log":                     testLog,
+		"Revisions":               testRevisions,
+		"Audit":                   testAudit,
+		"Tokens":                  testTokens,
+		"Routing":                 testRouting,
+		"Freeze":                  testFreeze,
+		"Controllers":             testControllers,
+		"FailExpired":             testFailExpired,
+		"SlotsAndSettings":        testSlotsAndSettings,
 
 		"LeaseExpiresByStoreClock":   testLeaseExpiresByStoreClock,
 		"DeleteAppKeepsFences":       testDeleteAppKeepsFences,
@@ -385,6 +387,90 @@ func testIdempotency(t *testing.T, s baton.Store) {
 	if res.Existing {
 		t.Fatal("key matched outside its window")
 	}
+}
+
+// testIdempotencyOtherRequest: a key reused with another request (artifact,
+// slot, options) is refused with EUNPROCESSABLE naming the key's
+// deployment, and nothing is recorded; the same request from another author
+// repeats. An Unchanged answer kept under a key is kept with its request.
+func testIdempotencyOtherRequest(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "idem2")).on(t)
+	must(s.CreateSlot(ctx, "idem2", "staging")).on(t)
+	d := newDeployment("idem2", baton.PolicyQueue)
+	d.IdempotencyKey = "run-9"
+	first := enqueue(t, s, d)
+	for name, change := range map[string]func(*baton.Deployment){
+		"artifact": func(o *baton.Deployment) { o.ArtifactDigest = "01" },
+		"slot":     func(o *baton.Deployment) { o.Slot = "staging" },
+		"options":  func(o *baton.Deployment) { o.Params = `{"weight":50}` },
+	} {
+		o := newDeployment("idem2", baton.PolicyQueue)
+		o.IdempotencyKey = "run-9"
+		change(&o)
+		_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: o, IdempotencyWindow: time.Hour})
+		wantCode(t, err, baton.EUNPROCESSABLE)
+		if !strings.Contains(err.Error(), first.Deployment.ID) {
+			t.Fatalf("other %s: %v; want it to name %s", name, err, first.Deployment.ID)
+		}
+		if _, err := s.Deployment(ctx, o.ID); baton.ErrorCode(err) != baton.ENOTFOUND {
+			t.Fatalf("other %s: deployment %s recorded (%v)", name, o.ID, err)
+		}
+	}
+	same := newDeployment("idem2", baton.PolicyQueue)
+	same.IdempotencyKey, same.Author, same.Message = "run-9", "retrier", "re-run"
+	if again := enqueue(t, s, same); !again.Existing || again.Deployment.ID != first.Deployment.ID {
+		t.Fatalf("the same request again gave %+v, want %s", again, first.Deployment.ID)
+	}
+
+	// An Unchanged answer: the same request repeats it, another is refused.
+	must(s.CreateApp(ctx, "idem3")).on(t)
+	_, rev := goLive(t, s, "idem3", baton.ProductionSlot)
+	check := &baton.LiveCheck{Revision: rev.Name, Weight: 100, Seq: newestSeq(t, s, "idem3")}
+	u := newDeployment("idem3", baton.PolicyQueue)
+	u.IdempotencyKey = "run-10"
+	if res := must(s.Enqueue(ctx, baton.EnqueueRequest{Deployment: u, IdempotencyWindow: time.Hour, IfUnchanged: check})).on(t); !res.Unchanged {
+		t.Fatalf("first request: %+v, want Unchanged", res)
+	}
+	u.ID = baton.NewID("d-")
+	if res := must(s.Enqueue(ctx, baton.EnqueueRequest{Deployment: u, IdempotencyWindow: time.Hour})).on(t); !res.Unchanged || !res.Existing {
+		t.Fatalf("repeat: %+v, want the Unchanged answer again", res)
+	}
+	u.ID, u.ArtifactDigest = baton.NewID("d-"), "02"
+	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: u, IdempotencyWindow: time.Hour})
+	wantCode(t, err, baton.EUNPROCESSABLE)
+}
+
+// testAppOptions: an app's options are kept on the app (App, Apps), apart
+// from its settings; ENOTFOUND for an app that does not exist.
+func testAppOptions(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "opts")).on(t)
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != (baton.AppOptions{}) {
+		t.Fatalf("a new app has options %+v", a.Options)
+	}
+	o := baton.AppOptions{KuduOnConflict: baton.PolicyFail, GitOnConflict: baton.PolicySupersede}
+	if err := s.SetAppOptions(ctx, "opts", o); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != o {
+		t.Fatalf("options = %+v, want %+v", a.Options, o)
+	}
+	for _, a := range must(s.Apps(ctx)).on(t) {
+		if a.Name == "opts" && a.Options != o {
+			t.Fatalf("Apps: options = %+v, want %+v", a.Options, o)
+		}
+	}
+	if ss := must(s.Settings(ctx, "opts", baton.ProductionSlot)).on(t); len(ss) != 0 {
+		t.Fatalf("options became settings: %+v", ss)
+	}
+	if err := s.SetAppOptions(ctx, "opts", baton.AppOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a := must(s.App(ctx, "opts")).on(t); a.Options != (baton.AppOptions{}) {
+		t.Fatalf("cleared options = %+v", a.Options)
+	}
+	wantCode(t, s.SetAppOptions(ctx, "no-such-app", o), baton.ENOTFOUND)
 }
 
 func testFailInterrupted(t *testing.T, s baton.Store) {
