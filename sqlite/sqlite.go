@@ -25,6 +25,8 @@ var migrations embed.FS
 // DB is a baton.Store backed by one SQLite file.
 type DB struct {
 	db *sql.DB
+	// path is the database file, for Snapshot's own connection.
+	path string
 	// Now is the clock used for lease expiry and timestamps; tests pin it.
 	Now func() time.Time
 }
@@ -46,7 +48,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection: SQLite has one writer anyway, and a single connection
 	// turns lock contention into Go-level queueing instead of SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	s := &DB{db: db, Now: time.Now}
+	s := &DB{db: db, path: path, Now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
