@@ -78,6 +78,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/tokens", scope: admin, handler: s.createToken},
 		{pattern: "GET /api/v1/tokens", scope: admin, handler: s.listTokens},
 		{pattern: "DELETE /api/v1/tokens/{name}", scope: admin, handler: s.revokeToken},
+		{pattern: "POST /api/v1/backup", scope: admin, handler: s.backup},
 
 		// Unknown API paths answer 404 to token holders only, so that
 		// nobody learns the routes without one.

@@ -66,17 +66,19 @@ var _ api.Coordinator = (*coordinator.Coordinator)(nil)
 // Server is a running baton: API listener, proxy listener and everything
 // behind them.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   baton.Store
-	arts    *artifact.Store
-	sup     *supervisor.Supervisor
-	proxy   *proxy.Proxy
-	coord   *coordinator.Coordinator
-	metrics *metrics.Metrics
-	apiLn   net.Listener
-	proxyLn net.Listener
-	apiSrv  *http.Server
+	cfg   Config
+	log   *slog.Logger
+	store baton.Store
+	// rawStore is the store under the secrets wrapper, for backups.
+	rawStore baton.Store
+	arts     *artifact.Store
+	sup      *supervisor.Supervisor
+	proxy    *proxy.Proxy
+	coord    *coordinator.Coordinator
+	metrics  *metrics.Metrics
+	apiLn    net.Listener
+	proxyLn  net.Listener
+	apiSrv   *http.Server
 	// proxyServing is set once the proxy owns proxyLn.
 	proxyServing bool
 	// auth checks tokens for the API, git and Kudu alike.
@@ -164,6 +166,7 @@ func (s *Server) open(ctx context.Context) error {
 	if s.store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
+	s.rawStore = s.store
 	sh, err := s.share(ctx, s.store)
 	if err != nil {
 		return fmt.Errorf("listen for other controllers: %w", err)
@@ -210,7 +213,7 @@ func (s *Server) open(ctx context.Context) error {
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
-		Ready: func() error { return nil }}
+		Ready: func() error { return nil }, Backup: s.backup}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
 	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
