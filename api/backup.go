@@ -40,6 +40,9 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/gzip")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 		w.WriteHeader(http.StatusOK)
+		// The client learns at once that the archive comes, and a
+		// failure later reads as a cut archive, not a server gone.
+		_ = http.NewResponseController(w).Flush()
 	}}
 	err := s.Backup(r.Context(), sw, o)
 	s.auditf(r, "backup", "", fmt.Sprintf("include_key=%t", o.IncludeKey), err)

@@ -86,8 +86,15 @@ func (s *Server) routes() []route {
 	}
 }
 
+// Version says which baton serves, in /healthz.
+type Version struct {
+	Version string `json:"version"`
+	// SchemaVersion is the store schema this baton migrates to.
+	SchemaVersion int `json:"schema_version"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, 200, map[string]string{"status": "ok"})
+	writeJSON(w, 200, map[string]any{"status": "ok", "version": s.Version.Version, "schema_version": s.Version.SchemaVersion})
 }
 
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {

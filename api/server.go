@@ -41,6 +41,8 @@ type Server struct {
 	// Backup writes a backup archive for POST /api/v1/backup; nil answers
 	// that this baton cannot.
 	Backup BackupFunc
+	// Version is what /healthz says of this baton.
+	Version Version
 
 	uploads uploadSlots
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/buildinfo"
 	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/postgres"
@@ -213,7 +214,8 @@ func (s *Server) open(ctx context.Context) error {
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
-		Ready: func() error { return nil }, Backup: s.backup}
+		Ready: func() error { return nil }, Backup: s.backup,
+		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
 	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
@@ -234,6 +236,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.startAPI(s.wrapAPI(apiServer.Handler()))
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "proxy_tls", s.proxyTLS != nil,
 		"data", cfg.DataDir, "domain", cfg.Domain)
+	// systemd learns the new main process before the old one exits.
+	s.notifySystemd()
 	s.signalReady()
 	return nil
 }
