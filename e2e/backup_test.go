@@ -10,6 +10,8 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/backup"
+	"github.com/batonhq/baton/pgtest"
 )
 
 // TestBackupRestore backs a serving baton up under load (no request
@@ -159,4 +161,40 @@ func missingAudit(got, want []baton.AuditEntry) []string {
 		}
 	}
 	return out
+}
+
+// TestBackupPostgres: with a PostgreSQL store, the archive holds the
+// artifacts and the note that the database is backed up with its own
+// tools, and restores into a data directory with both.
+func TestBackupPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	b := startBaton(t, "--store", dsn)
+	c := b.client()
+	if _, err := c.CreateApp(context.Background(), "pgapp"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "pgapp", appDir(t, "v1"))
+	archive := filepath.Join(t.TempDir(), "pg.tar.gz")
+	out, code := runCLI(t, b, "backup", archive, "--include-key")
+	if code != 0 || !strings.Contains(out, "pg_dump") {
+		t.Fatalf("baton backup: exit %d\n%s", code, out)
+	}
+	m, err := backup.ReadManifest(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Store != "postgres" || m.Artifacts() < 1 || !m.KeyIncluded {
+		t.Errorf("manifest: %+v", m)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	out, code = runCLI(t, b, "restore", archive, "--data", restored)
+	if code != 0 || !strings.Contains(out, "--store postgres://") {
+		t.Fatalf("baton restore: exit %d\n%s", code, out)
+	}
+	for _, name := range []string{backup.PostgresNote, "secret.key"} {
+		if _, err := os.Stat(filepath.Join(restored, name)); err != nil {
+			t.Errorf("restored data directory lacks %s: %v", name, err)
+		}
+	}
 }
