@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/backup"
 	"github.com/batonhq/baton/secretstore"
@@ -61,6 +63,19 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.keyFile = filepath.Join(f.dir, "secret.key")
 	if f.key, _, err = secretstore.LoadOrCreateKey(f.keyFile); err != nil {
+		t.Fatal(err)
+	}
+	// A secret setting, sealed with the key.
+	lease, err := f.db.AcquireLease(ctx, "app:hello", "test", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := secretstore.New(f.db, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sealed.PutSetting(ctx, baton.Fence{Key: lease.Key, Token: lease.Token},
+		baton.Setting{App: "hello", Slot: baton.ProductionSlot, Key: "DB_PASSWORD", Value: "pw", Secret: true}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -235,6 +250,18 @@ func TestRestoreWithoutKeyNeedsKeyFile(t *testing.T) {
 	}
 	if _, err := restore(f.archive(t, true), backup.RestoreOptions{DataDir: filepath.Join(parent, "both"), KeyFile: f.keyFile}); err == nil {
 		t.Error("--key was taken for a backup that holds its own key")
+	}
+	// A key file of another baton is refused before anything is written.
+	wrong := filepath.Join(t.TempDir(), "other.key")
+	if _, _, err := secretstore.LoadOrCreateKey(wrong); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore(archive, backup.RestoreOptions{DataDir: filepath.Join(parent, "wrong"), KeyFile: wrong})
+	if err == nil || !strings.Contains(err.Error(), "does not open the secret settings") {
+		t.Errorf("restore with another baton's key: %v", err)
+	}
+	if l := leftovers(t, parent, "data", "nokey", "both"); len(l) > 0 {
+		t.Errorf("a refused restore left %v", l)
 	}
 }
 

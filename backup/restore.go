@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/sqlite"
 )
 
@@ -101,6 +103,15 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 		}
 		if info.SchemaVersion != m.SchemaVersion {
 			return m, fmt.Errorf("the database in the backup is of schema %d, its manifest says %d", info.SchemaVersion, m.SchemaVersion)
+		}
+		opener := key
+		if m.KeyIncluded {
+			if opener, err = readKey(filepath.Join(tmp, KeyName)); err != nil {
+				return m, err
+			}
+		}
+		if err := checkKey(ctx, info.SecretSample, opener); err != nil {
+			return m, err
 		}
 	}
 	if key != nil {
@@ -331,4 +342,32 @@ func readKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a baton secret key (32 bytes in hex)", path)
 	}
 	return key, nil
+}
+
+// checkKey makes sure key opens the sealed secret setting sample: a
+// wrong key file is refused now rather than found when an app starts.
+// A nil key or sample checks nothing.
+func checkKey(ctx context.Context, sample *baton.Setting, key []byte) error {
+	if sample == nil || key == nil {
+		return nil
+	}
+	sealed, err := secretstore.New(oneSetting{s: *sample}, key)
+	if err != nil {
+		return err
+	}
+	if _, err := sealed.Settings(ctx, sample.App, sample.Slot); err != nil {
+		return fmt.Errorf("the secret key does not open the secret settings of this backup (%s of app %s): it is not the key of the baton that made it", sample.Key, sample.App)
+	}
+	return nil
+}
+
+// oneSetting is a store that holds one setting and nothing else: enough
+// for secretstore to open it.
+type oneSetting struct {
+	baton.Store
+	s baton.Setting
+}
+
+func (o oneSetting) Settings(ctx context.Context, app, slot string) ([]baton.Setting, error) {
+	return []baton.Setting{o.s}, nil
 }

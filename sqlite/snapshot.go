@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/batonhq/baton"
 )
 
 // Snapshot writes a consistent copy of the database to dest, a file that
@@ -58,6 +60,10 @@ type FileInfo struct {
 	// Artifacts are the digests of the artifacts its revisions and its
 	// unfinished deployments need, sorted.
 	Artifacts []string
+	// SecretSample is one secret setting with its value as stored
+	// (sealed), for a check that a key opens the secrets; nil when there
+	// are none.
+	SecretSample *baton.Setting
 }
 
 // Inspect checks the database file at path (a snapshot, or one restored
@@ -106,5 +112,15 @@ func Inspect(ctx context.Context, path string) (FileInfo, error) {
 		return FileInfo{}, err
 	}
 	sort.Strings(info.Artifacts)
+	var st baton.Setting
+	err = db.QueryRowContext(ctx, `SELECT app, slot, key, value FROM settings WHERE secret = 1 ORDER BY app, slot, key LIMIT 1`).
+		Scan(&st.App, &st.Slot, &st.Key, &st.Value)
+	switch {
+	case err == nil:
+		st.Secret = true
+		info.SecretSample = &st
+	case !errors.Is(err, sql.ErrNoRows):
+		return FileInfo{}, fmt.Errorf("read the settings of %s: %w", path, err)
+	}
 	return info, nil
 }

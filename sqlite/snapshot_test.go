@@ -2,9 +2,11 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -83,5 +85,39 @@ func TestInspectRefusesGarbage(t *testing.T) {
 	}
 	if _, err := sqlite.Inspect(context.Background(), path); err == nil {
 		t.Fatal("Inspect accepted a file that is not a database")
+	}
+}
+
+// TestOpenRefusesNewerSchema: a binary older than the store (a newer one
+// migrated it) refuses to open it, naming both schemas, and leaves it as
+// it is.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "baton.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := sqlite.SchemaVersion() + 1
+	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, err = sqlite.Open(ctx, path)
+	if err == nil {
+		t.Fatal("an older baton opened a store of a newer schema")
+	}
+	for _, want := range []string{fmt.Sprintf("schema %d", newer), fmt.Sprintf("schema %d", sqlite.SchemaVersion())} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if info, err := sqlite.Inspect(ctx, path); err != nil || info.SchemaVersion != newer {
+		t.Errorf("the refused store changed: %+v %v", info, err)
 	}
 }

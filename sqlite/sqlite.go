@@ -66,6 +66,13 @@ func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
+	var applied sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&applied); err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	if known := SchemaVersion(); int(applied.Int64) > known {
+		return fmt.Errorf("the store is of schema %d, newer than this baton knows (schema %d): a newer baton migrated it; run that version or a newer one (`baton version` says which schema a binary knows)", applied.Int64, known)
+	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
