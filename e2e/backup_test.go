@@ -51,9 +51,39 @@ func TestBackupRestore(t *testing.T) {
 	p := newProxyClient(b.proxyAddr)
 	l := startLoad(t, p, "shop.localhost", 4)
 	eventually(t, 10*time.Second, "load reaches v2", func() bool { return l.count("v2") > 0 })
+	// Another app deploys in a loop meanwhile: the snapshot may hold a
+	// running or queued deployment, which the restored baton recovers.
+	if _, err := c.CreateApp(ctx, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "busy", appDir(t, "b0"))
+	loopDirs := []string{appDir(t, "b1"), appDir(t, "b2")}
+	stopLoop, loopDone := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoop:
+				loopDone <- nil
+				return
+			default:
+			}
+			res, err := deployErr(c, "busy", loopDirs[i%2], api.DeployOptions{})
+			if err == nil {
+				_, err = c.Follow(ctx, res.Deployment.ID, func(api.Event) {})
+			}
+			if err != nil {
+				loopDone <- err
+				return
+			}
+		}
+	}()
 	archive := filepath.Join(t.TempDir(), "baton.tar.gz")
 	out, code := runCLI(t, b, "backup", archive)
-	if code != 0 || !strings.Contains(out, "1 artifacts") && !strings.Contains(out, "2 artifacts") {
+	close(stopLoop)
+	if err := <-loopDone; err != nil {
+		t.Fatalf("deploy loop during the backup: %v", err)
+	}
+	if code != 0 || !strings.Contains(out, "artifacts") {
 		t.Fatalf("baton backup: exit %d\n%s", code, out)
 	}
 	seen := l.count("v2")
@@ -98,6 +128,10 @@ func TestBackupRestore(t *testing.T) {
 		status, b, err := p2.get("shop.localhost", "/")
 		body = b
 		return err == nil && status == 200 && version(b) == "v2"
+	})
+	eventually(t, 60*time.Second, "the restored baton serves busy", func() bool {
+		status, b, err := p2.get("busy.localhost", "/")
+		return err == nil && status == 200 && strings.HasPrefix(version(b), "b")
 	})
 	if !strings.Contains(body, `"DB_PASSWORD":"backup-s3cret"`) || !strings.Contains(body, `"GREETING":"hi"`) {
 		t.Errorf("the restored app lacks its settings: %s", body)
