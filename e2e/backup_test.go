@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,5 +234,65 @@ func TestBackupPostgres(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(restored, name)); err != nil {
 			t.Errorf("restored data directory lacks %s: %v", name, err)
 		}
+	}
+}
+
+// TestBackupKilledLeavesNoWholeFile: `baton backup` killed with SIGKILL
+// while the archive streams leaves no FILE, only a hidden partial file
+// that does not read as a backup.
+func TestBackupKilledLeavesNoWholeFile(t *testing.T) {
+	t.Parallel()
+	var archive bytes.Buffer
+	if _, err := backup.Write(context.Background(), &archive, backup.Source{ArtifactDir: t.TempDir(), Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Write(archive.Bytes()[:archive.Len()/2])
+		http.NewResponseController(w).Flush()
+		select { // the rest never comes while the CLI lives
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.tar.gz")
+	cmd := exec.Command(batonBin, "backup", path)
+	cmd.Env = append(os.Environ(), "BATON_URL="+srv.URL)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	var partial string
+	eventually(t, 20*time.Second, "the partial backup file has the first half", func() bool {
+		des, _ := os.ReadDir(dir)
+		for _, de := range des {
+			if fi, err := de.Info(); err == nil && fi.Size() >= int64(archive.Len()/2) {
+				partial = filepath.Join(dir, de.Name())
+				return true
+			}
+		}
+		return false
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed = true
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("a killed backup left FILE")
+	}
+	if !strings.HasPrefix(filepath.Base(partial), ".") {
+		t.Errorf("the partial file %s is not hidden", partial)
+	}
+	if _, err := backup.ReadManifest(partial); err == nil {
+		t.Error("the partial file reads as a whole backup")
 	}
 }
