@@ -273,6 +273,7 @@ var routeTable = []struct {
 	{"POST /api/v1/tokens", "POST", "/api/v1/tokens", `{"name":"fresh","scope":"read"}`, admin(201)},
 	{"GET /api/v1/tokens", "GET", "/api/v1/tokens", "", admin(200)},
 	{"DELETE /api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/reader", "", admin(204)},
+	{"POST /api/v1/backup", "POST", "/api/v1/backup", `{}`, admin(200)},
 
 	// Kudu and git check the token themselves (HTTP Basic password).
 	{"/kudu/{app}/", "GET", "/kudu/hello/api/deployments", "", reader(200)},

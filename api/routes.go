@@ -79,6 +79,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /api/v1/tokens", scope: admin, handler: s.createToken},
 		{pattern: "GET /api/v1/tokens", scope: admin, handler: s.listTokens},
 		{pattern: "DELETE /api/v1/tokens/{name}", scope: admin, handler: s.revokeToken},
+		{pattern: "POST /api/v1/backup", scope: admin, handler: s.backup},
 
 		// Unknown API paths answer 404 to token holders only, so that
 		// nobody learns the routes without one.
@@ -86,8 +87,15 @@ func (s *Server) routes() []route {
 	}
 }
 
+// Version says which baton serves, in /healthz.
+type Version struct {
+	Version string `json:"version"`
+	// SchemaVersion is the store schema this baton migrates to.
+	SchemaVersion int `json:"schema_version"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, 200, map[string]string{"status": "ok"})
+	writeJSON(w, 200, map[string]any{"status": "ok", "version": s.Version.Version, "schema_version": s.Version.SchemaVersion})
 }
 
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,11 @@ type Server struct {
 	MaxUploads int
 	// UploadWait is how long an upload waits for a slot before 429; default 30s.
 	UploadWait time.Duration
+	// Backup writes a backup archive for POST /api/v1/backup; nil answers
+	// that this baton cannot.
+	Backup BackupFunc
+	// Version is what /healthz says of this baton.
+	Version Version
 
 	uploads uploadSlots
 }

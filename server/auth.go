@@ -30,10 +30,7 @@ const adminTokenName = "admin"
 // and the store wrapper that seals secret settings with it, the first
 // admin token, the token checker that the API, git and Kudu share, and TLS.
 func (s *Server) secure(ctx context.Context) error {
-	keyPath := s.cfg.SecretKeyFile
-	if keyPath == "" {
-		keyPath = filepath.Join(s.cfg.DataDir, "secret.key")
-	}
+	keyPath := s.keyFile()
 	key, created, err := secretstore.LoadOrCreateKey(keyPath)
 	if err != nil {
 		return err
@@ -51,6 +48,14 @@ func (s *Server) secure(ctx context.Context) error {
 	}
 	s.auth = &api.Auth{Tokens: s.store, Audit: s.store, Logger: s.log, FailLimit: s.cfg.AuthFailLimit}
 	return s.listenSecurely()
+}
+
+// keyFile is the path of the key that seals secret settings.
+func (s *Server) keyFile() string {
+	if s.cfg.SecretKeyFile != "" {
+		return s.cfg.SecretKeyFile
+	}
+	return filepath.Join(s.cfg.DataDir, "secret.key")
 }
 
 // bootstrapAdmin creates the admin token when the store has no token at

@@ -21,6 +21,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/buildinfo"
 	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/postgres"
@@ -85,15 +86,17 @@ var _ api.Coordinator = (*coordinator.Coordinator)(nil)
 // Server is a running baton: API listener, proxy listener and everything
 // behind them.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   baton.Store
-	arts    *artifact.Store
-	sup     *supervisor.Supervisor
-	proxy   *proxy.Proxy
-	coord   *coordinator.Coordinator
-	metrics *metrics.Metrics
-	hooks   *webhooks.Dispatcher
+	cfg   Config
+	log   *slog.Logger
+	store baton.Store
+	// rawStore is the store under the secrets wrapper, for backups.
+	rawStore baton.Store
+	arts     *artifact.Store
+	sup      *supervisor.Supervisor
+	proxy    *proxy.Proxy
+	coord    *coordinator.Coordinator
+	metrics  *metrics.Metrics
+	hooks    *webhooks.Dispatcher
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
 	accessFile *os.File
@@ -187,6 +190,7 @@ func (s *Server) open(ctx context.Context) error {
 	if s.store, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
+	s.rawStore = s.store
 	sh, err := s.share(ctx, s.store)
 	if err != nil {
 		return fmt.Errorf("listen for other controllers: %w", err)
@@ -241,7 +245,8 @@ func (s *Server) open(ctx context.Context) error {
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
-		Ready: func() error { return nil }}
+		Ready: func() error { return nil }, Backup: s.backup,
+		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
 	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
@@ -262,6 +267,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.startAPI(s.wrapAPI(apiServer.Handler()))
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "proxy_tls", s.proxyTLS != nil,
 		"data", cfg.DataDir, "domain", cfg.Domain)
+	// systemd learns the new main process before the old one exits.
+	s.notifySystemd()
 	s.signalReady()
 	return nil
 }

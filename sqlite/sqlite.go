@@ -25,6 +25,8 @@ var migrations embed.FS
 // DB is a baton.Store backed by one SQLite file.
 type DB struct {
 	db *sql.DB
+	// path is the database file, for Snapshot's own connection.
+	path string
 	// Now is the clock used for lease expiry and timestamps; tests pin it.
 	Now func() time.Time
 }
@@ -46,7 +48,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection: SQLite has one writer anyway, and a single connection
 	// turns lock contention into Go-level queueing instead of SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	s := &DB{db: db, Now: time.Now}
+	s := &DB{db: db, path: path, Now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -63,6 +65,13 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var applied sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&applied); err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	if known := SchemaVersion(); int(applied.Int64) > known {
+		return fmt.Errorf("the store is of schema %d, newer than this baton knows (schema %d): a newer baton migrated it; run that version or a newer one (`baton version` says which schema a binary knows)", applied.Int64, known)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
