@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs baton's whole test suite: vet, gofmt, staticcheck, then every
 # package under the race detector, with a throwaway PostgreSQL cluster and
-# headless Chromium.
+# headless Chromium; then fuzzes the proxy's front door for a bounded time
+# and fails if any process the suite started is still running.
 # Installs what the tests need (git, curl, promtool, PostgreSQL, Chromium)
 # when missing.
 set -euo pipefail
