@@ -90,26 +90,26 @@ func (c *Coordinator) enqueue(ctx context.Context, d baton.Deployment, check *ba
 	return res, nil
 }
 
-// estimateWait guesses how long until the app is free, from the durations
-// of its recent successful deployments.
+// estimateWait is the Retry-After of a refusal: how long until the app is
+// free by baton.EstimateWait, from the holder, what is queued behind it,
+// the app's recent history and the holder's phase deadlines.
 func (c *Coordinator) estimateWait(ctx context.Context, app string, cd *baton.ConflictDetail) int {
-	recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateSucceeded}, Limit: 10})
-	avg := 30 * time.Second
-	if err == nil && len(recent) > 0 {
-		var sum time.Duration
-		for _, d := range recent {
-			sum += d.Duration(c.cfg.Now())
+	f := baton.WaitFacts{Holder: cd.Holder, Now: c.cfg.Now()}
+	if recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, Limit: 30}); err == nil {
+		f.Recent = recent
+	}
+	if queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued}, Oldest: true}); err == nil {
+		for _, q := range queued {
+			if cd.Holder == nil || q.ID != cd.Holder.ID {
+				f.Queued = append(f.Queued, q)
+			}
 		}
-		avg = sum / time.Duration(len(recent))
 	}
-	wait := avg * time.Duration(cd.QueueLength+1)
-	if cd.Holder != nil {
-		wait -= cd.Holder.Duration(c.cfg.Now())
+	if h := cd.Holder; h != nil {
+		m := c.runManifest(*h)
+		f.Limit = func(ph baton.Phase) (time.Duration, bool) { return c.phaseDeadline(ph, m) }
 	}
-	if s := int(wait.Round(time.Second).Seconds()); s > 1 {
-		return s
-	}
-	return 1
+	return int(baton.EstimateWait(f).Seconds())
 }
 
 // shareArtifact copies a local artifact into the shared store.
