@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 )
 
 // TestKuduCurl runs the curl commands of Kudu's and Microsoft's zip deploy
@@ -285,9 +286,10 @@ func TestKuduBrokenZip(t *testing.T) {
 }
 
 // TestKuduSettings: GET /api/settings lists the production slot's settings
-// without the secret ones, and the app setting kudu_on_conflict=fail turns
-// a busy app's answer into Kudu's 409 unless the request asks to queue.
-// The settings change itself is no Kudu deployment.
+// without the secret ones, and the app option kudu_on_conflict=fail (kept
+// on the app, not as a setting the app would see) turns a busy app's
+// answer into Kudu's 409 unless the request asks to queue. The settings
+// change itself is no Kudu deployment.
 func TestKuduSettings(t *testing.T) {
 	t.Parallel()
 	b := startBaton(t)
@@ -296,8 +298,12 @@ func TestKuduSettings(t *testing.T) {
 	if _, err := c.CreateApp(ctx, "st"); err != nil {
 		t.Fatal(err)
 	}
+	fail := string(baton.PolicyFail)
+	if _, err := c.UpdateApp(ctx, "st", api.AppChange{KuduOnConflict: &fail}); err != nil {
+		t.Fatal(err)
+	}
 	op, err := c.SetSettings(ctx, "st", "production", []baton.Setting{
-		{Key: "GREETING", Value: "hi"}, {Key: "DB_PASSWORD", Value: "s3cret", Secret: true}, {Key: "kudu_on_conflict", Value: "fail"},
+		{Key: "GREETING", Value: "hi"}, {Key: "DB_PASSWORD", Value: "s3cret", Secret: true},
 	}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +314,7 @@ func TestKuduSettings(t *testing.T) {
 	k := newKuduClient("http://"+b.apiAddr+"/kudu/st", b.apiAddr, "st")
 	_, body, err := k.do("GET", "/api/settings", nil)
 	var settings map[string]string
-	if err != nil || json.Unmarshal(body, &settings) != nil || len(settings) != 2 || settings["GREETING"] != "hi" || settings["kudu_on_conflict"] != "fail" {
+	if err != nil || json.Unmarshal(body, &settings) != nil || len(settings) != 1 || settings["GREETING"] != "hi" {
 		t.Fatalf("settings: %s %v", body, err)
 	}
 
