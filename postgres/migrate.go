@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,11 @@ func (s *DB) migrate(ctx context.Context) error {
 		done := map[int64]bool{}
 		for _, v := range applied {
 			done[v] = true
+		}
+		// A database a newer baton migrated has tables this one does not
+		// know how to keep consistent: refuse rather than run on it.
+		if newest, known := slices.Max(append(applied, 0)), all[len(all)-1].version; newest > known {
+			return fmt.Errorf("the store is of schema %d, newer than this baton knows (schema %d): a newer baton migrated it; run that version or a newer one (`baton version` says which schema a binary knows)", newest, known)
 		}
 		for _, m := range all {
 			if done[m.version] {

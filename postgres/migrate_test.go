@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -93,4 +94,31 @@ func migrationFiles(t *testing.T) int {
 		t.Fatalf("no migrations found: %v", err)
 	}
 	return len(names)
+}
+
+// TestOpenRefusesNewerSchema: a database a newer baton migrated (a
+// migration this binary does not have) is refused, naming both schemas,
+// instead of being run on.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	db, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (9999, 'from the future')`)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.Open(ctx, dsn)
+	if err == nil || !strings.Contains(err.Error(), "schema 9999") {
+		t.Fatalf("open a store of schema 9999: %v, want a refusal naming it", err)
+	}
 }
