@@ -31,8 +31,9 @@ func Policies() []Policy {
 
 // PolicyChoices is the policies for a flag's help: "queue | fail | …".
 func PolicyChoices() string {
-	names := make([]string, 0, 4)
-	for _, p := range Policies() {
+	policies := Policies()
+	names := make([]string, 0, len(policies))
+	for _, p := range policies {
 		names = append(names, string(p))
 	}
 	return strings.Join(names, " | ")
