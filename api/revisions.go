@@ -51,6 +51,21 @@ func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, s.revisionView(rv))
 }
 
+// fromQuery fills in what every operation request takes from its URL:
+// the app, the conflict policy (on_conflict) and, unless set, the author.
+func fromQuery(r *http.Request, req *baton.OpRequest) error {
+	q := r.URL.Query()
+	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
+	if err != nil {
+		return err
+	}
+	req.App, req.Policy = r.PathValue("app"), policy
+	if req.Author == "" {
+		req.Author = q.Get("author")
+	}
+	return nil
+}
+
 // runOp queues an operation and waits for its end: 200 with the operation
 // when it succeeded, a 409 problem with its reason when it failed.
 func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req baton.OpRequest) {
@@ -59,15 +74,9 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, req baton.OpReque
 		s.fail(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
-	if err != nil {
+	if err := fromQuery(r, &req); err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	req.App, req.Policy = r.PathValue("app"), policy
-	if req.Author == "" {
-		req.Author = q.Get("author")
 	}
 	d, err := s.Coord.SubmitOp(r.Context(), req)
 	s.auditf(r, string(req.Kind), req.App+"/"+req.Slot, d.ID+" "+params, err)
@@ -147,16 +156,13 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	q := r.URL.Query()
-	policy, err := baton.ParsePolicy(q.Get("on_conflict"))
-	if err != nil {
+	req := baton.OpRequest{Slot: r.PathValue("slot"), Message: r.URL.Query().Get("message")}
+	if err := fromQuery(r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	app, slot := r.PathValue("app"), r.PathValue("slot")
-	d, err := s.Coord.Rollback(r.Context(), baton.OpRequest{App: app, Slot: slot, Policy: policy,
-		Author: q.Get("author"), Message: q.Get("message")}, body)
-	s.auditf(r, string(baton.KindRollback), app+"/"+slot, d.ID+" to "+body.To, err)
+	d, err := s.Coord.Rollback(r.Context(), req, body)
+	s.auditf(r, string(baton.KindRollback), req.App+"/"+req.Slot, d.ID+" to "+body.To, err)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -3,8 +3,6 @@
 package artifact
 
 import (
-	"fmt"
-
 	"github.com/batonhq/baton"
 )
 
@@ -37,20 +35,6 @@ func (l Limits) withDefaults() Limits {
 		l.MaxFiles = d.MaxFiles
 	}
 	return l
-}
-
-// formatSize renders n bytes the way people write limits: "1.0 GiB".
-func formatSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // unprocessable returns an EUNPROCESSABLE error.

@@ -84,7 +84,7 @@ func corrupt(err error) error {
 
 // tooBig reports an archive whose content is over the byte limit.
 func (x *extractor) tooBig() error {
-	return unprocessable("archive unpacks to more than %s (limit); leave out what the app does not need at run time or raise the server's unpack limit", formatSize(x.lim.MaxBytes))
+	return unprocessable("archive unpacks to more than %s (limit); leave out what the app does not need at run time or raise the server's unpack limit", baton.FormatSize(x.lim.MaxBytes))
 }
 
 // tooMany reports an archive with more entries than the limit.

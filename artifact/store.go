@@ -85,7 +85,7 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 	if maxBytes > 0 && size > maxBytes {
 		return "", 0, baton.Errorf(baton.ETOOLARGE,
 			"artifact is larger than the %s upload limit; leave out what the app does not need at run time (dependencies it can build, caches, test data) or raise the server's upload limit",
-			formatSize(maxBytes))
+			baton.FormatSize(maxBytes))
 	}
 	digest = hex.EncodeToString(h.Sum(nil))
 	final := s.Path(digest)

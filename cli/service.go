@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/batonhq/baton/internal/atomicfile"
 	"github.com/spf13/cobra"
 )
 
@@ -120,7 +121,7 @@ It writes the file only; then, as root:
 				return err
 			}
 			path := filepath.Join(dir, c.Name+".service")
-			if err := writeFileAtomic(path, unit, 0o644); err != nil {
+			if err := atomicfile.Write(path, unit, 0o644); err != nil {
 				return fmt.Errorf("write %s: %w (run as root, or use --print)", path, err)
 			}
 			fmt.Fprintf(e.stdout, "wrote %s\nnext, as root:\n", path)
@@ -142,29 +143,4 @@ It writes the file only; then, as root:
 	f.StringVar(&dir, "dir", "/etc/systemd/system", "folder the unit is written to")
 	cmd.AddCommand(install)
 	return cmd
-}
-
-// writeFileAtomic writes path through a temporary file beside it.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/internal/invariants"
 	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/server"
 )
@@ -66,13 +66,6 @@ type batonEnv struct {
 	configure func(*server.Config)
 }
 
-// startBatonWith is startBaton with configure changing the server's
-// configuration.
-func startBatonWith(t testing.TB, configure func(*server.Config)) *batonEnv {
-	t.Helper()
-	return startBaton(t, configure)
-}
-
 // startBaton runs a baton in-process on :0 with a fresh data directory; it
 // is closed at the end of the test, which then checks that no process of
 // it is left.
@@ -85,9 +78,7 @@ func startBaton(t testing.TB, configure ...func(*server.Config)) *batonEnv {
 	b := &batonEnv{t: t, data: t.TempDir(), token: tok}
 	b.configure = func(c *server.Config) {
 		for _, f := range configure {
-			if f != nil {
-				f(c)
-			}
+			f(c)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(b.data, server.AdminTokenFile), []byte(tok+"\n"), 0o600); err != nil {
@@ -440,25 +431,12 @@ func (b *batonEnv) assertClean(d baton.Deployment) {
 	b.noLocks()
 }
 
-// assertSerial checks from the recorded history that the deployments that
-// ran never overlapped, started in acceptance order, with rising tokens.
+// assertSerial fails t unless the deployments that ran never overlapped,
+// in acceptance order with rising tokens (invariants.Serial).
 func assertSerial(t testing.TB, ds []baton.Deployment) {
 	t.Helper()
-	var ran []baton.Deployment
-	for _, d := range ds {
-		if d.StartedAt != nil {
-			ran = append(ran, d)
-		}
-	}
-	sort.Slice(ran, func(i, j int) bool { return ran[i].Seq < ran[j].Seq })
-	for i := 1; i < len(ran); i++ {
-		prev, cur := ran[i-1], ran[i]
-		if prev.FinishedAt == nil || cur.StartedAt.Before(*prev.FinishedAt) {
-			t.Fatalf("deployments overlapped: %s ran %v–%v, %s started %v", prev.ID, prev.StartedAt, prev.FinishedAt, cur.ID, cur.StartedAt)
-		}
-		if cur.Token <= prev.Token {
-			t.Fatalf("fencing tokens not increasing: %s has %d after %s with %d", cur.ID, cur.Token, prev.ID, prev.Token)
-		}
+	if err := invariants.Serial(ds); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 func TestScenarioRetention60Deploys(t *testing.T) {
 	t.Parallel()
 	const deploys, retain = 60, 5
-	b := startBatonWith(t, func(c *server.Config) { c.RetainRevisions = retain; c.DiskBudget = -1 })
+	b := startBaton(t, func(c *server.Config) { c.RetainRevisions = retain; c.DiskBudget = -1 })
 	ctx := context.Background()
 	b.createApp("ret")
 	padded := func(dir string) {

@@ -230,7 +230,7 @@ func TestScenarioStabilize(t *testing.T) {
 // older one says why it cannot.
 func TestScenarioRevisionRetention(t *testing.T) {
 	t.Parallel()
-	b := startBatonWith(t, func(c *server.Config) { c.RetainRevisions = 10 })
+	b := startBaton(t, func(c *server.Config) { c.RetainRevisions = 10 })
 	ctx := context.Background()
 	b.createApp("ret")
 	var revs []string

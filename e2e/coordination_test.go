@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/invariants"
 )
 
 // gate is a file a test creates to let a waiting build or app continue.
@@ -50,25 +50,12 @@ func waitPhase(t testing.TB, c *api.Client, id string, phase baton.Phase) baton.
 	return d
 }
 
-// assertSerial checks from the recorded history that the deployments that
-// ran never overlapped and started in acceptance order.
+// assertSerial fails t unless the deployments that ran never overlapped,
+// in acceptance order with rising tokens (invariants.Serial).
 func assertSerial(t testing.TB, ds []baton.Deployment) {
 	t.Helper()
-	var ran []baton.Deployment
-	for _, d := range ds {
-		if d.StartedAt != nil {
-			ran = append(ran, d)
-		}
-	}
-	sort.Slice(ran, func(i, j int) bool { return ran[i].Seq < ran[j].Seq })
-	for i := 1; i < len(ran); i++ {
-		prev, cur := ran[i-1], ran[i]
-		if prev.FinishedAt == nil || cur.StartedAt.Before(*prev.FinishedAt) {
-			t.Fatalf("deployments overlapped: %s ran %v–%v, %s started %v", prev.ID, prev.StartedAt, prev.FinishedAt, cur.ID, cur.StartedAt)
-		}
-		if cur.Token <= prev.Token {
-			t.Fatalf("fencing tokens not increasing: %s has %d after %s with %d", cur.ID, cur.Token, prev.ID, prev.Token)
-		}
+	if err := invariants.Serial(ds); err != nil {
+		t.Fatal(err)
 	}
 }
 

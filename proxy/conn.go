@@ -221,7 +221,7 @@ func (cc *clientConn) serveRequest() bool {
 	start := time.Now()
 	cc.obs = observation{}
 	out0, upw0 := cc.out.n, cc.upw.n
-	keep := cc.handleRequest()
+	keep := cc.handleRequest(start)
 	o, r := &cc.obs, &cc.req
 	in := int64(0)
 	if r.chunked {
@@ -253,7 +253,7 @@ func (cc *clientConn) logRequest(start time.Time, took time.Duration, in, out in
 // handleRequest reads, routes and forwards one request and reports
 // whether the connection may carry another. It notes in cc.obs what the
 // metrics count.
-func (cc *clientConn) handleRequest() bool {
+func (cc *clientConn) handleRequest(start time.Time) bool {
 	p, r := cc.p, &cc.req
 	var err error
 	r.raw, err = readHead(cc.br, r.raw, p.maxHeaderBytes)
@@ -284,7 +284,7 @@ func (cc *clientConn) handleRequest() bool {
 		return cc.writeProblem(pb, keepOnProblem)
 	}
 	cc.obs.st = c.b.stats
-	res := cc.forward(c)
+	res := cc.forward(c, start)
 	if res.err != nil && res.resendable && isRefused(res.err) {
 		p.refused(rt, c.u, res.err)
 		c2, rt2, pb := p.acquire(host, pin, cookie, c.u.addr)
@@ -295,7 +295,7 @@ func (cc *clientConn) handleRequest() bool {
 		case pb == nil:
 			c, rt = c2, rt2
 			cc.obs.st = c.b.stats
-			res = cc.forward(c)
+			res = cc.forward(c, start)
 		}
 	}
 	if res.wrote {

@@ -128,11 +128,7 @@ func forwardedValue(r *http.Request) string {
 func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {
 	a := &attempt{addr: addr}
 	r = r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
-	var body *clientBody
-	if !bodyless(r) {
-		body = &clientBody{ReadCloser: r.Body}
-		r.Body = body
-	}
+	body, _ := r.Body.(*clientBody) // ServeHTTP's wrapper, when there is a body
 	f.rp.ServeHTTP(w, r)
 	if a.err != nil && body != nil && body.err != nil {
 		return &clientBodyError{body.err}
@@ -140,17 +136,20 @@ func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr stri
 	return a.err
 }
 
-// clientBody notes how reading a request body from the client failed, so
-// that a failure of the client's (a body shorter or longer than its
+// clientBody is a request body as ServeHTTP reads it from the client: it
+// counts the bytes (for the metrics) and notes how reading failed, so that
+// a failure of the client's (a body shorter or longer than its
 // Content-Length, a stream the client reset) is not blamed on the
 // instance.
 type clientBody struct {
 	io.ReadCloser
+	n   int64
 	err error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
 	}

@@ -144,9 +144,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	m := meteredWriters.Get().(*meteredWriter)
 	m.ResponseWriter = w
-	var body *countingBody
+	var body *clientBody
 	if !bodyless(r) {
-		body = &countingBody{ReadCloser: r.Body}
+		body = &clientBody{ReadCloser: r.Body}
 		r.Body = body
 	}
 	st, cause := p.serveHTTP(m, r)
@@ -343,18 +343,6 @@ func (m *meteredWriter) Write(b []byte) (int, error) {
 func (m *meteredWriter) Flush() { http.NewResponseController(m.ResponseWriter).Flush() }
 
 func (m *meteredWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
-
-// countingBody counts the request body bytes read from the client.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
-}
 
 // bodyless reports whether r carries no body, so it can be sent again.
 func bodyless(r *http.Request) bool {

@@ -10,9 +10,10 @@ import (
 // connReader is the io.Reader under a connection's bufio.Reader. It can
 // carry bytes to write first (a request to an upstream, a response to a
 // client) and then wait for the answer without the read that Go's net
-// package always tries first and that, right after a write, can only
-// fail with EAGAIN. On this kind of machine a syscall is the largest cost
-// of a proxied request, and this saves two of six per request.
+// package always tries first and that, right after a write to an
+// upstream, can only fail with EAGAIN. On this kind of machine a syscall
+// is the largest cost of a proxied request; on the upstream side this
+// saves one per request (the client side keeps its read: see below).
 //
 // The write happens inside the raw read callback, after Go's poller has
 // been armed for reading, so an answer that arrives at once is not missed.

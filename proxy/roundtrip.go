@@ -40,11 +40,12 @@ const inlineBodyMax = clientReadBuffer
 const watchAfter = 50 * time.Millisecond
 
 // forward sends the current request to c.u and copies the response back.
-// It holds c.u's in-flight count until the exchange (or tunnel) ends.
-func (cc *clientConn) forward(c choice) (res result) {
+// It holds c.u's in-flight count until the exchange (or tunnel) ends. now
+// is when the request began (serveRequest read the clock for the metrics
+// already; a second read would cost every request).
+func (cc *clientConn) forward(c choice, now time.Time) (res result) {
 	defer c.u.release()
 	p, r, u := cc.p, &cc.req, c.u
-	now := time.Now()
 	deadline := now.Add(p.headerTimeout)
 
 	cc.uhead = appendUpstreamRequest(cc.uhead[:0], r, &cc.addr)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/atomicfile"
 	"github.com/batonhq/baton/kudu"
 	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/web"
@@ -117,22 +118,7 @@ func adminSecret(path string) (secret string, adopted bool, err error) {
 	if secret, err = baton.NewTokenSecret(); err != nil {
 		return "", false, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+AdminTokenFile+"-*") // mode 0600
-	if err != nil {
-		return "", false, err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(secret + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, []byte(secret+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return secret, false, nil
