@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/internal/invariants"
+	"github.com/batonhq/baton/internal/loadtest"
 	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/server"
 )
@@ -506,66 +506,26 @@ func (b *batonEnv) serves(host, v string) answer {
 	return a
 }
 
-// load sends GETs through the proxy from n goroutines until finish and
-// counts answers per version and failures.
-type load struct {
-	mu       sync.Mutex
-	versions map[string]int
-	failures []string
-	stop     chan struct{}
-	once     sync.Once
-	wg       sync.WaitGroup
-}
+// load is a steady load through the proxy (loadtest.Load).
+type load struct{ *loadtest.Load }
 
+// startLoad sends GETs for host on n workers until finish (at the latest
+// when the test ends), counting answers per version.
 func (b *batonEnv) startLoad(host string, n int) *load {
-	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
-	b.t.Cleanup(func() { l.finish() })
 	p := b.p
-	for i := 0; i < n; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				status, body, err := p.get(host)
-				var a answer
-				_ = json.Unmarshal([]byte(body), &a)
-				l.mu.Lock()
-				switch {
-				case err != nil:
-					l.failures = append(l.failures, err.Error())
-				case status != 200:
-					l.failures = append(l.failures, fmt.Sprintf("status %d: %s", status, body))
-				default:
-					l.versions[a.Version]++
-				}
-				l.mu.Unlock()
-				// A steady load, not a flood: the other tests share the CPU.
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
+	l := &load{loadtest.Start(n, 2*time.Millisecond, // a steady load, not a flood: other tests share the CPU
+		func() (int, string, string, error) {
+			status, body, err := p.get(host)
+			var a answer
+			_ = json.Unmarshal([]byte(body), &a)
+			return status, a.Version, body, err
+		})}
+	b.t.Cleanup(func() { l.finish() })
 	return l
 }
 
-func (l *load) count(v string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.versions[v]
-}
-
-// finish stops the load and returns what it saw.
-func (l *load) finish() (map[string]int, []string) {
-	l.once.Do(func() { close(l.stop) })
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.versions, l.failures
-}
+func (l *load) count(v string) int                 { return l.Count(v) }
+func (l *load) finish() (map[string]int, []string) { return l.Finish() }
 
 // swapRequest is the body of POST /api/v1/apps/{app}/swaps.
 type swapRequest struct {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/loadtest"
 	"github.com/batonhq/baton/internal/testparallel"
 )
 
@@ -482,57 +483,19 @@ func version(body string) string {
 	return rest[:strings.IndexByte(rest, '"')]
 }
 
-// load sends GETs through the proxy from n goroutines until stopped and
-// counts answers per version and failures.
-type load struct {
-	mu       sync.Mutex
-	versions map[string]int
-	failures []string
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
-}
+// load is a steady load through the proxy (loadtest.Load).
+type load struct{ *loadtest.Load }
 
 // startLoad sends requests for host on n workers until finish, or until
 // the test ends if a check stops it before.
 func startLoad(t testing.TB, p *proxyClient, host string, n int) *load {
-	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
+	l := &load{loadtest.Start(n, 0, func() (int, string, string, error) {
+		status, body, err := p.get(host, "/")
+		return status, version(body), body, err
+	})}
 	t.Cleanup(func() { l.finish() })
-	for i := 0; i < n; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				status, body, err := p.get(host, "/")
-				l.mu.Lock()
-				switch {
-				case err != nil:
-					l.failures = append(l.failures, err.Error())
-				case status != 200:
-					l.failures = append(l.failures, fmt.Sprintf("status %d: %s", status, body))
-				default:
-					l.versions[version(body)]++
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
 	return l
 }
 
-func (l *load) count(v string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.versions[v]
-}
-
-func (l *load) finish() (map[string]int, []string) {
-	l.stopOnce.Do(func() { close(l.stop) })
-	l.wg.Wait()
-	return l.versions, l.failures
-}
+func (l *load) count(v string) int                 { return l.Count(v) }
+func (l *load) finish() (map[string]int, []string) { return l.Finish() }
