@@ -12,10 +12,21 @@ type Manifest struct {
 	Release ReleaseSpec `json:"release"`
 	Health  HealthSpec  `json:"health"`
 	Warmup  WarmupSpec  `json:"warmup"`
+	// Resources bound a container image's instances; archives run as
+	// plain processes and ignore them.
+	Resources ResourcesSpec `json:"resources"`
+}
+
+// ResourcesSpec limits each instance of a container image. Zero is no
+// limit.
+type ResourcesSpec struct {
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	CPUs        float64 `json:"cpus,omitempty"`
 }
 
 // RunSpec is how instances are started. Command runs under /bin/sh -c with
-// PORT set.
+// PORT set. For a container image an empty Command runs the image's own
+// entrypoint and cmd.
 type RunSpec struct {
 	Command   string `json:"command"`
 	Instances int    `json:"instances"`

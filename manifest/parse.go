@@ -22,13 +22,23 @@ const (
 // is an EUNPROCESSABLE error that names the key. The result has defaults
 // applied and Source "baton.toml".
 func Parse(data []byte) (baton.Manifest, error) {
+	return parse(data, true)
+}
+
+// ParseImage reads the baton.toml of a container image: as Parse, but
+// [run] command may be left out (the image's entrypoint and cmd run).
+func ParseImage(data []byte) (baton.Manifest, error) {
+	return parse(data, false)
+}
+
+func parse(data []byte, needCommand bool) (baton.Manifest, error) {
 	var f file
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return baton.Manifest{}, decodeErr(err)
 	}
-	m, err := f.manifest()
+	m, err := f.manifest(needCommand)
 	if err != nil {
 		return baton.Manifest{}, err
 	}
@@ -36,10 +46,10 @@ func Parse(data []byte) (baton.Manifest, error) {
 	return m.WithDefaults(), nil
 }
 
-func (f *file) manifest() (baton.Manifest, error) {
+func (f *file) manifest(needCommand bool) (baton.Manifest, error) {
 	var m baton.Manifest
 	var err error
-	if m.Run, err = f.Run.spec(); err != nil {
+	if m.Run, err = f.Run.spec(needCommand); err != nil {
 		return m, err
 	}
 	if m.Build, err = f.Build.spec(); err != nil {
@@ -54,12 +64,15 @@ func (f *file) manifest() (baton.Manifest, error) {
 	if m.Warmup, err = f.Warmup.spec(); err != nil {
 		return m, err
 	}
+	if m.Resources, err = f.Resources.spec(); err != nil {
+		return m, err
+	}
 	return m, nil
 }
 
-func (t runTable) spec() (baton.RunSpec, error) {
+func (t runTable) spec(needCommand bool) (baton.RunSpec, error) {
 	s := baton.RunSpec{Command: t.Command}
-	if strings.TrimSpace(t.Command) == "" {
+	if needCommand && strings.TrimSpace(t.Command) == "" {
 		return s, tomlErr("[run] command is missing; it is the command that starts the app, with PORT in its environment")
 	}
 	if err := checkCommand("run", t.Command); err != nil {
@@ -159,6 +172,26 @@ func (t warmupTable) spec() (s baton.WarmupSpec, err error) {
 	return s, nil
 }
 
+// MaxCPUs bounds [resources] cpus.
+const MaxCPUs = 256
+
+func (t resourcesTable) spec() (s baton.ResourcesSpec, err error) {
+	if t.Memory != nil {
+		n, err := baton.ParseSize(*t.Memory)
+		if err != nil || n < 4<<20 {
+			return s, tomlErr("[resources] memory %q is not a size of at least 4MiB; write it like \"256MiB\" or \"1GiB\"", *t.Memory)
+		}
+		s.MemoryBytes = n
+	}
+	if t.CPUs != nil {
+		if c := *t.CPUs; c < 0.01 || c > MaxCPUs {
+			return s, tomlErr("[resources] cpus %g is not between 0.01 and %d", c, MaxCPUs)
+		}
+		s.CPUs = *t.CPUs
+	}
+	return s, nil
+}
+
 // durationBetween parses an optional duration; absent is zero (default).
 func durationBetween(key string, v *string, lo, hi time.Duration) (time.Duration, error) {
 	if v == nil {
@@ -232,7 +265,7 @@ func unknownKey(e *toml.DecodeError) string {
 	row, _ := e.Position()
 	key := e.Key()
 	if len(key) == 1 {
-		return fmt.Sprintf("%s line %d: unknown table [%s]; baton.toml has [run], [build], [release], [health] and [warmup]", TOMLFile, row, key[0])
+		return fmt.Sprintf("%s line %d: unknown table [%s]; baton.toml has [run], [build], [release], [health], [warmup] and [resources]", TOMLFile, row, key[0])
 	}
 	known := knownKeys[key[0]]
 	if known == "" {

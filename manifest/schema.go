@@ -9,11 +9,12 @@ import (
 // knownKeys lists each table's keys for "unknown key" messages; it must
 // match the structs in toml.go.
 var knownKeys = map[string]string{
-	"run":     "command, instances",
-	"build":   "command, timeout, env",
-	"release": "command, resources, timeout, resource_wait",
-	"health":  "path, interval, timeout, start_timeout",
-	"warmup":  "paths, statuses, timeout, retries",
+	"run":       "command, instances",
+	"build":     "command, timeout, env",
+	"release":   "command, resources, timeout, resource_wait",
+	"health":    "path, interval, timeout, start_timeout",
+	"warmup":    "paths, statuses, timeout, retries",
+	"resources": "memory, cpus",
 }
 
 const durationType = `a duration string like "30s"`
@@ -25,6 +26,9 @@ var valueTypes = map[string]string{
 	"release":               "a table",
 	"health":                "a table",
 	"warmup":                "a table",
+	"resources":             "a table",
+	"resources.memory":      `a size string like "256MiB"`,
+	"resources.cpus":        "a number of CPUs like 0.5",
 	"run.command":           "a string",
 	"run.instances":         "a whole number",
 	"build.command":         "a string",

@@ -8,6 +8,8 @@ type file struct {
 	Release releaseTable `toml:"release"`
 	Health  healthTable  `toml:"health"`
 	Warmup  warmupTable  `toml:"warmup"`
+	// Resources applies to container images only.
+	Resources resourcesTable `toml:"resources"`
 }
 
 type runTable struct {
@@ -40,4 +42,9 @@ type warmupTable struct {
 	Statuses []int    `toml:"statuses"`
 	Timeout  *string  `toml:"timeout"`
 	Retries  *int     `toml:"retries"`
+}
+
+type resourcesTable struct {
+	Memory *string  `toml:"memory"`
+	CPUs   *float64 `toml:"cpus"`
 }
