@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Deployer accepts deployment requests with their artifacts and signals
@@ -34,6 +35,34 @@ type SubmitRequest struct {
 	Params DeployParams
 	// Force deploys even when the artifact and settings already serve the slot.
 	Force bool
+	// Image, when set, deploys a container image pulled from a registry
+	// instead of Artifact. (An image archive comes as Artifact; a pushed
+	// image as ImageDigest.)
+	Image *ImagePull
+	// ImageDigest deploys an image baton already holds (pushed to its
+	// registry), by manifest digest.
+	ImageDigest string
+}
+
+// ImagePull says where to pull a container image from.
+type ImagePull struct {
+	Ref string `json:"ref"`
+	// Insecure allows a registry over plain HTTP (loopback and tests).
+	Insecure bool `json:"insecure,omitempty"`
+	// Username and Password log in to the registry; empty: baton's host
+	// credentials (auth.json, docker config) if any.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// ArtifactImage is the ArtifactType of a container image revision.
+const ArtifactImage = "image"
+
+// IsImageDigest reports whether an artifact digest names a container
+// image: images are recorded by their manifest digest "sha256:<hex>",
+// archives by the bare hex of their content.
+func IsImageDigest(digest string) bool {
+	return strings.HasPrefix(digest, "sha256:")
 }
 
 // SubmitResult says what Submit did with a request.

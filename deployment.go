@@ -127,9 +127,10 @@ type Deployment struct {
 	Phase    Phase  `json:"phase"`
 	Policy   Policy `json:"on_conflict"`
 	Revision string `json:"revision"`
-	// ArtifactDigest is the sha256 (hex) of the uploaded artifact.
+	// ArtifactDigest is the sha256 (hex) of the uploaded artifact, or for
+	// a container image its manifest digest "sha256:<hex>" (IsImageDigest).
 	ArtifactDigest string `json:"artifact_digest"`
-	// ArtifactType is "zip" or "tar.gz".
+	// ArtifactType is "zip", "tar.gz" or "image".
 	ArtifactType   string `json:"artifact_type"`
 	Message        string `json:"message"`
 	Commit         string `json:"commit"`

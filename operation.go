@@ -50,6 +50,13 @@ type DeployParams struct {
 	// revision mode; nil asks for nothing (as 0: the new revision joins
 	// without traffic, or takes 100 % when nothing had traffic).
 	Weight *int `json:"weight,omitempty"`
+	// Image is where a container image came from ("registry/app:v1",
+	// "archive", "push app:v1"), for people; the revision records its
+	// digest.
+	Image string `json:"image,omitempty"`
+	// Manifest is a baton.toml given with the deploy (baton deploy
+	// --manifest); for an image it wins over the image's own.
+	Manifest string `json:"manifest,omitempty"`
 }
 
 func (DeployParams) takes(k Kind) bool { return k == KindDeploy || k == "" }

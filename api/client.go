@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -156,8 +157,15 @@ type DeployOptions struct {
 	// Force deploys even when the artifact and the slot's settings are
 	// already live (otherwise the answer is Unchanged).
 	Force bool
-	// ContentType is application/zip or application/gzip.
+	// ContentType is application/zip, application/gzip or
+	// application/x-tar (an image archive).
 	ContentType string
+	// Image deploys a container image pulled from a registry; the
+	// artifact is then nil.
+	Image *baton.ImagePull
+	// Manifest is a baton.toml for a container image; it wins over the
+	// image's own.
+	Manifest string
 }
 
 // DeployResult is the answer to a deploy request: the deployment it
@@ -195,8 +203,19 @@ func (c *Client) Deploy(ctx context.Context, app string, artifact io.Reader, o D
 	if o.OrderKey > 0 {
 		q.Set("order_key", strconv.FormatInt(o.OrderKey, 10))
 	}
+	if o.Manifest != "" {
+		q.Set("manifest", o.Manifest)
+	}
 	h := http.Header{}
 	h.Set("Content-Type", o.ContentType)
+	if o.Image != nil {
+		b, err := json.Marshal(ImageDeploy{Image: *o.Image})
+		if err != nil {
+			return DeployResult{}, err
+		}
+		artifact = bytes.NewReader(b)
+		h.Set("Content-Type", "application/json")
+	}
 	if o.IdempotencyKey != "" {
 		h.Set("Idempotency-Key", o.IdempotencyKey)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/manifest"
 )
 
 // Server is the HTTP API in front of a coordinator.
@@ -184,11 +185,34 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	if slot == "" {
 		slot = baton.ProductionSlot
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !acceptedArtifactType(ct) {
-		s.fail(w, r, baton.Errorf(baton.EINVALID, "Content-Type %q is not an artifact type; send application/zip or application/gzip (a tar.gz)", ct))
+	var (
+		body  io.Reader = r.Body
+		image *baton.ImagePull
+	)
+	switch ct := r.Header.Get("Content-Type"); {
+	case isJSON(ct):
+		var req ImageDeploy
+		if err := decode(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if req.Image.Ref == "" {
+			s.fail(w, r, baton.Errorf(baton.EINVALID, `a JSON deploy names a container image: {"image": {"ref": "registry.example.com/app:v1"}}; upload an archive as application/zip, application/gzip or application/x-tar instead`))
+			return
+		}
+		image, body = &req.Image, nil
+	case ct != "" && !acceptedArtifactType(ct):
+		s.fail(w, r, baton.Errorf(baton.EINVALID, "Content-Type %q is not an artifact type; send application/zip, application/gzip (a tar.gz), application/x-tar (an image archive) or application/json naming an image", ct))
 		return
 	}
 	var params baton.DeployParams
+	if v := q.Get("manifest"); v != "" {
+		if _, err := manifest.ParseImage([]byte(v)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		params.Manifest = v
+	}
 	if v := q.Get("weight"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100 {
@@ -211,7 +235,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Coord.Submit(r.Context(), baton.SubmitRequest{
 		Params: params,
-		App:    r.PathValue("app"), Slot: slot, Artifact: r.Body, MaxUpload: s.MaxUpload, Policy: policy,
+		App:    r.PathValue("app"), Slot: slot, Artifact: body, Image: image, MaxUpload: s.MaxUpload, Policy: policy,
 		Message: q.Get("message"), Commit: q.Get("commit"), Author: q.Get("author"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), OrderKey: orderKey, Force: force,
 	})
@@ -240,11 +264,21 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ImageDeploy is the JSON body of a deploy of a container image pulled
+// from a registry.
+type ImageDeploy struct {
+	Image baton.ImagePull `json:"image"`
+}
+
+func isJSON(ct string) bool {
+	return strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]) == "application/json"
+}
+
 func acceptedArtifactType(ct string) bool {
 	ct = strings.TrimSpace(strings.SplitN(ct, ";", 2)[0])
 	switch ct {
 	case "application/zip", "application/x-zip-compressed", "application/gzip", "application/x-gzip",
-		"application/x-tar+gzip", "application/x-compressed-tar", "application/octet-stream":
+		"application/x-tar+gzip", "application/x-compressed-tar", "application/octet-stream", "application/x-tar":
 		return true
 	}
 	return false

@@ -16,6 +16,8 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/manifest"
+	"github.com/batonhq/baton/ociimage"
 )
 
 func newDeployCmd(e *env) *cobra.Command {
@@ -24,12 +26,26 @@ func newDeployCmd(e *env) *cobra.Command {
 	var wait bool
 	var weight int
 	var timeout time.Duration
+	var img baton.ImagePull
+	var authFile, manifestFile string
 	cmd := &cobra.Command{
-		Use:   "deploy APP PATH",
-		Short: "Deploy a folder or an archive (zip, tar.gz) to an app",
+		Use:   "deploy APP PATH | deploy APP --image REF",
+		Short: "Deploy a folder, an archive (zip, tar.gz) or a container image to an app",
 		Long: `Upload PATH (a folder is zipped on the fly; a .zip or .tar.gz is sent as is)
 and queue a deployment of it. The artifact is stored on the server before the
 deployment is queued, so it does not depend on this command staying connected.
+
+Container images deploy three ways, each a revision recorded by image digest
+and run with runc: --image REF pulls from a registry (--insecure-registry for
+plain HTTP; credentials from --registry-auth FILE, an auth.json or docker
+config.json, else the server's own); PATH may be an image archive (podman
+save, docker save: OCI or docker format); or push to baton's own registry:
+  podman login HOST:PORT -u baton -p TOKEN
+  podman push IMAGE HOST:PORT/APP:TAG        (HOST:PORT/APP/SLOT:TAG for a slot)
+An image runs its entrypoint and cmd; how baton checks and scales it comes
+from --manifest FILE (a baton.toml), else a baton.toml in the image's working
+directory, else its dev.baton.* labels (dev.baton.health.path=/healthz), else
+the defaults.
 
 Commit, author and message default to the working directory's git metadata,
 or to CI variables (GITHUB_SHA, GITHUB_ACTOR, CI_COMMIT_SHA, ...). A folder
@@ -61,10 +77,20 @@ BUILD_BUILDID) when one is set, and is recorded with the deployment.
 		Example: `  baton deploy hello ./examples/hello --wait
   baton deploy hello build.tar.gz --on-conflict fail -m "hotfix"
   baton deploy hello ./examples/hello --force   # again, though it is live
-  baton deploy hello build.tar.gz --on-conflict newer-only --order-key 42`,
-		Args: cobra.ExactArgs(2),
+  baton deploy hello build.tar.gz --on-conflict newer-only --order-key 42
+  baton deploy hello --image registry.example.com/hello:v2 --wait
+  baton deploy hello hello-image.tar --manifest baton.toml`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, path := args[0], args[1]
+			app, path := args[0], ""
+			switch {
+			case len(args) == 2 && img.Ref != "":
+				return baton.Errorf(baton.EINVALID, "give either PATH or --image, not both")
+			case len(args) == 2:
+				path = args[1]
+			case img.Ref == "":
+				return baton.Errorf(baton.EINVALID, "nothing to deploy: give a folder or archive (baton deploy %s ./app) or an image (baton deploy %s --image REF)", app, app)
+			}
 			p, err := baton.ParsePolicy(policy)
 			if err != nil {
 				return err
@@ -76,13 +102,28 @@ BUILD_BUILDID) when one is set, and is recorded with the deployment.
 			if cmd.Flags().Changed("weight") {
 				o.Weight = &weight
 			}
-			fillProvenance(&o, path)
-			body, contentType, cleanup, err := openArtifact(path)
-			if err != nil {
-				return err
+			if manifestFile != "" {
+				if o.Manifest, err = readManifest(manifestFile); err != nil {
+					return err
+				}
 			}
-			defer cleanup()
-			o.ContentType = contentType
+			var body io.Reader
+			if img.Ref != "" {
+				if err := imageCredentials(&img, authFile); err != nil {
+					return err
+				}
+				o.Image = &img
+				if o.Message == "" {
+					o.Message = "image " + img.Ref
+				}
+			} else {
+				fillProvenance(&o, path)
+				var cleanup func()
+				if body, o.ContentType, cleanup, err = openArtifact(path); err != nil {
+					return err
+				}
+				defer cleanup()
+			}
 			ctx := cmd.Context()
 			res, err := e.client().Deploy(ctx, app, body, o)
 			if err != nil {
@@ -119,6 +160,10 @@ BUILD_BUILDID) when one is set, and is recorded with the deployment.
 	f.IntVar(&weight, "weight", 0, "multiple revision mode: traffic percent for the new revision (default 0, or 100 when nothing has traffic)")
 	f.BoolVar(&wait, "wait", false, "follow the deployment's phases and log; exit with its result")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up waiting after this long (exit 6); 0 waits forever")
+	f.StringVar(&img.Ref, "image", "", "deploy a container image pulled from a registry, e.g. registry.example.com/hello:v2")
+	f.BoolVar(&img.Insecure, "insecure-registry", false, "with --image, allow a registry over plain HTTP (loopback or test registries)")
+	f.StringVar(&authFile, "registry-auth", "", "with --image, log in with the credentials for its registry in this auth.json or docker config.json")
+	f.StringVar(&manifestFile, "manifest", "", "for a container image: a baton.toml (health, instances, release, resources) that wins over the image's own")
 	addJSON(cmd, e)
 	return cmd
 }
@@ -146,19 +191,52 @@ func openArtifact(path string) (io.Reader, string, func(), error) {
 		}
 		return tmp, "application/zip", cleanup, nil
 	}
-	kind, err := artifact.DetectType(path)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("%s: %v", path, baton.ErrorMessage(err))
+	ct := "application/x-tar"
+	if _, isImage := ociimage.ArchiveKind(path); !isImage {
+		kind, err := artifact.DetectType(path)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%s: %v; give a folder, a .zip, a .tar.gz or a container image archive (podman save)", path, baton.ErrorMessage(err))
+		}
+		ct = "application/zip"
+		if kind == "tar.gz" {
+			ct = "application/gzip"
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	ct := "application/zip"
-	if kind == "tar.gz" {
-		ct = "application/gzip"
-	}
 	return f, ct, func() { f.Close() }, nil
+}
+
+// readManifest reads and checks a baton.toml given with --manifest.
+func readManifest(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--manifest: %w", err)
+	}
+	if _, err := manifest.ParseImage(data); err != nil {
+		return "", fmt.Errorf("--manifest %s: %s", path, baton.ErrorMessage(err))
+	}
+	return string(data), nil
+}
+
+// imageCredentials fills the registry login of an image pull from an
+// auth file (--registry-auth): podman's auth.json or docker's
+// config.json, read by go-containerregistry's keychain.
+func imageCredentials(img *baton.ImagePull, authFile string) error {
+	if authFile == "" {
+		return nil
+	}
+	user, pass, err := ociimage.CredentialsFor(img.Ref, authFile)
+	if err != nil {
+		return fmt.Errorf("--registry-auth %s: %w", authFile, err)
+	}
+	if user == "" && pass == "" {
+		return baton.Errorf(baton.EINVALID, "--registry-auth %s has no credentials for the registry of %s; log in with podman login --authfile %s REGISTRY", authFile, img.Ref, authFile)
+	}
+	img.Username, img.Password = user, pass
+	return nil
 }
 
 // dirtySuffix marks a commit id taken from git HEAD when the deployed

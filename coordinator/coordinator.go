@@ -16,14 +16,19 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/metrics"
+	"github.com/batonhq/baton/ociimage"
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/supervisor"
 )
 
 // Config is what a Coordinator needs. Zero durations take defaults.
 type Config struct {
-	Store      baton.Store
-	Artifacts  *artifact.Store
+	Store     baton.Store
+	Artifacts *artifact.Store
+	// Images holds container images; nil: none can be deployed.
+	Images *ociimage.Store
+	// Containers says how image revisions run under runc.
+	Containers ContainerConfig
 	Supervisor *supervisor.Supervisor
 	Proxy      *proxy.Proxy
 	// DataDir holds apps/APP/revisions/REV and tmp/.
@@ -76,6 +81,16 @@ type Config struct {
 	// recovery notes the build and release commands among them in their
 	// deployments' logs.
 	Reaped []supervisor.Reaped
+}
+
+// ContainerConfig is where the supervisor's containers keep their state.
+type ContainerConfig struct {
+	// Runtime is the runc binary; "" finds runc in PATH.
+	Runtime string
+	// StateRoot is runc's --root: baton's containers only.
+	StateRoot string
+	// BundleDir holds one OCI bundle per running container.
+	BundleDir string
 }
 
 func (c *Config) setDefaults() {

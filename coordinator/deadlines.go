@@ -60,7 +60,7 @@ func (c *Coordinator) runManifest(d baton.Deployment) *baton.Manifest {
 		}
 	}
 	if d.Revision != "" {
-		if m, err := manifest.Load(c.revisionDir(d.App, d.Revision)); err == nil {
+		if m, err := loadManifest(c.revisionDir(d.App, d.Revision)); err == nil {
 			return &m
 		}
 	}

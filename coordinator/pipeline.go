@@ -168,7 +168,7 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return asPhaseError(ctx, err)
 	}
-	m, err := manifest.Load(p.dir)
+	m, err := loadManifest(p.dir)
 	if err != nil {
 		return err
 	}
@@ -287,8 +287,18 @@ func (p *pipeline) cleanup() {
 // the command is left, so a resource lease held for it is released only
 // after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
-	return p.c.runCommand(ctx, p.d.App, supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
-		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }})
+	cmd := supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
+		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }}
+	if p.manifest != nil {
+		ct, err := p.c.container(ctx, p.dir, command, *p.manifest)
+		if err != nil {
+			return err
+		}
+		if ct != nil {
+			cmd.Container, cmd.Env = ct, containerEnv(env)
+		}
+	}
+	return p.c.runCommand(ctx, p.d.App, cmd)
 }
 
 // runCommand runs a build or release command of app (see
@@ -377,8 +387,26 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 	}
 }
 
-// extract unpacks the deployment's artifact into dir.
+// extract unpacks the deployment's artifact into dir; for an image, it
+// unpacks the image in the image store and writes the revision's
+// image.json and manifest into dir.
 func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
+	if baton.IsImageDigest(d.ArtifactDigest) {
+		dp, err := baton.DecodeParams[baton.DeployParams](baton.KindDeploy, d.Params)
+		if d.Kind != baton.KindDeploy && d.Kind != "" {
+			// A settings change restarts the image with the manifest
+			// its revision was deployed with (copied by reuseBuild).
+			dp, err = baton.DeployParams{}, nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.prepareImage(ctx, d.ArtifactDigest, dp.Image, dp.Manifest, dir); err != nil {
+			return err
+		}
+		c.logf(d.ID, "unpacked image %s", d.ArtifactDigest[:19])
+		return nil
+	}
 	if err := c.localArtifact(ctx, d.ArtifactDigest); err != nil {
 		return err
 	}

@@ -85,6 +85,9 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 		return "", baton.Errorf(baton.ENOTFOUND, "the files of %s are missing and it records no artifact to unpack them from", r.Name)
 	}
 	c.log.Warn("revision folder missing; unpacking it again from its artifact", "revision", r.Name, "artifact", r.ArtifactDigest)
+	if baton.IsImageDigest(r.ArtifactDigest) {
+		return dir, c.restoreImageFiles(ctx, r, dir)
+	}
 	if err := c.localArtifact(ctx, r.ArtifactDigest); err != nil {
 		return "", fmt.Errorf("the files of %s are missing and its artifact %s cannot be read again: %w", r.Name, short(r.ArtifactDigest), err)
 	}
@@ -109,7 +112,7 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 	if err != nil {
 		return "", fmt.Errorf("unpack the artifact of %s again: %w", r.Name, asPhaseError(ectx, err))
 	}
-	m, err := manifest.Load(tmp)
+	m, err := loadManifest(tmp)
 	if err != nil {
 		return "", err
 	}
@@ -138,6 +141,34 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 	}
 	c.log.Info("restored revision files from the artifact", "revision", r.Name)
 	return dir, nil
+}
+
+// restoreImageFiles writes an image revision's folder again, with the
+// manifest its deployment gave, if its record is still kept.
+func (c *Coordinator) restoreImageFiles(ctx context.Context, r baton.Revision, dir string) error {
+	var dp baton.DeployParams
+	if d, err := c.cfg.Store.Deployment(ctx, r.Deployment); err == nil && (d.Kind == baton.KindDeploy || d.Kind == "") {
+		dp, _ = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
+	}
+	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.tmpDir(), "restore-"+r.Name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	tmp := filepath.Join(work, "files")
+	if err := c.prepareImage(ctx, r.ArtifactDigest, dp.Image, dp.Manifest, tmp); err != nil {
+		return fmt.Errorf("prepare the image of %s again: %w", r.Name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("move restored files of %s into place: %w", r.Name, err)
+	}
+	return nil
 }
 
 // short is the first 12 characters of a digest, as logs show it.

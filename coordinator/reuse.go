@@ -32,7 +32,7 @@ func (p *pipeline) reuseBuild(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	m, err := manifest.Load(src)
+	m, err := loadManifest(src)
 	if err != nil {
 		return false, err
 	}

@@ -49,9 +49,11 @@ func (p *pipeline) configure() (redeploy bool, err error) {
 	if err := c.localArtifact(ctx, rev.ArtifactDigest); err != nil {
 		return false, fmt.Errorf("artifact of %s: %w", live, err)
 	}
-	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(rev.ArtifactDigest))
-	if err != nil {
-		return false, fmt.Errorf("artifact of %s: %w", live, err)
+	kind := baton.ArtifactImage
+	if !baton.IsImageDigest(rev.ArtifactDigest) {
+		if kind, err = artifact.DetectType(c.cfg.Artifacts.Path(rev.ArtifactDigest)); err != nil {
+			return false, fmt.Errorf("artifact of %s: %w", live, err)
+		}
 	}
 	p.d.ArtifactDigest, p.d.ArtifactType, p.replaces = rev.ArtifactDigest, kind, live
 	c.logf(p.d.ID, "restarting %s's artifact as a new revision with the new settings", live)

@@ -62,7 +62,10 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		if out, err = openInstanceLog(c, rs.rev.App, rs.rev.Name, rs.dep); err != nil {
 			return nil, err
 		}
-		spec = c.groupSpec(rs.rev, rs.dir, m, env, out)
+		if spec, err = c.groupSpec(ctx, rs.rev, rs.dir, m, env, out); err != nil {
+			out.Close()
+			return nil, err
+		}
 	}
 	// A deployment's phase context has this deadline already.
 	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
@@ -131,7 +134,7 @@ func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep st
 	if err != nil {
 		return supervisor.Spec{}, baton.Manifest{}, nil, err
 	}
-	m, err := manifest.Load(dir)
+	m, err := loadManifest(dir)
 	if err != nil {
 		return supervisor.Spec{}, m, nil, err
 	}
@@ -143,11 +146,17 @@ func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep st
 	if err != nil {
 		return supervisor.Spec{}, m, nil, err
 	}
-	return c.groupSpec(r, dir, m, env, out), m, out, nil
+	spec, err := c.groupSpec(ctx, r, dir, m, env, out)
+	if err != nil {
+		out.Close()
+	}
+	return spec, m, out, err
 }
 
-func (c *Coordinator) groupSpec(r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) supervisor.Spec {
-	return supervisor.Spec{
+// groupSpec is how the supervisor runs a revision's instances: its
+// manifest's command in its folder, or for an image a container.
+func (c *Coordinator) groupSpec(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) (supervisor.Spec, error) {
+	spec := supervisor.Spec{
 		Name:      r.Name,
 		Dir:       dir,
 		Command:   m.Run.Command,
@@ -159,6 +168,11 @@ func (c *Coordinator) groupSpec(r baton.Revision, dir string, m baton.Manifest, 
 		// instance that stopped answering, while another one can take them.
 		OnHealth: c.cfg.Proxy.SetHealthy,
 	}
+	ct, err := c.container(ctx, dir, m.Run.Command, m)
+	if ct != nil {
+		spec.Container, spec.Env = ct, containerEnv(env)
+	}
+	return spec, err
 }
 
 // revisionEnv is the environment of a revision's instances: baton's own

@@ -9,6 +9,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
+	"github.com/batonhq/baton/ociimage"
 )
 
 var _ baton.Deployer = (*Coordinator)(nil)
@@ -23,19 +24,9 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
 		return baton.SubmitResult{}, err
 	}
-	digest, _, err := c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload)
+	digest, kind, err := c.acceptArtifact(ctx, &req)
 	if err != nil {
 		return baton.SubmitResult{}, err
-	}
-	kind, err := artifact.DetectType(c.cfg.Artifacts.Path(digest))
-	if err != nil {
-		return baton.SubmitResult{}, err
-	}
-	if c.cfg.Blobs != nil {
-		// The app's controller may be another one: share the artifact.
-		if err := c.shareArtifact(ctx, digest); err != nil {
-			return baton.SubmitResult{}, err
-		}
 	}
 	params, err := baton.EncodeParams(baton.KindDeploy, req.Params)
 	if err != nil {
@@ -52,6 +43,42 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 	}
 	res, err := c.enqueue(ctx, d, check)
 	return baton.SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err
+}
+
+// acceptArtifact stores what a deploy request brings and returns its
+// digest and type: an uploaded archive in the artifact store; an image
+// (pulled, pushed, or uploaded as an image archive) in the image store,
+// where req.Params.Image then says where it came from.
+func (c *Coordinator) acceptArtifact(ctx context.Context, req *baton.SubmitRequest) (digest, kind string, err error) {
+	archive := ""
+	if req.Image == nil && req.ImageDigest == "" {
+		if digest, _, err = c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload); err != nil {
+			return "", "", err
+		}
+		path := c.cfg.Artifacts.Path(digest)
+		if _, isImage := ociimage.ArchiveKind(path); !isImage {
+			if req.Params.Manifest != "" {
+				return "", "", baton.Errorf(baton.EINVALID, "a manifest given with the deploy applies to container images; put baton.toml in the archive instead")
+			}
+			if kind, err = artifact.DetectType(path); err != nil {
+				return "", "", err
+			}
+			if c.cfg.Blobs != nil {
+				// The app's controller may be another one: share the artifact.
+				err = c.shareArtifact(ctx, digest)
+			}
+			return digest, kind, err
+		}
+		// The image store keeps the image's blobs; collection removes the
+		// archive itself once its grace has passed.
+		archive = path
+	}
+	img, source, err := c.acceptImage(ctx, *req, archive)
+	if err != nil {
+		return "", "", err
+	}
+	req.Params.Image = source
+	return img.Digest, baton.ArtifactImage, nil
 }
 
 // enqueue records a deployment or operation under its conflict policy and
@@ -122,9 +149,13 @@ func (c *Coordinator) shareArtifact(ctx context.Context, digest string) error {
 	return c.cfg.Blobs.PutArtifact(ctx, digest, f)
 }
 
-// localArtifact makes sure an artifact is on this controller's disk,
-// fetching it from the shared store when another controller accepted it.
+// localArtifact makes sure an artifact (or a container image, by its
+// manifest digest) is on this controller's disk, fetching it from the
+// shared store when another controller accepted it.
 func (c *Coordinator) localArtifact(ctx context.Context, digest string) error {
+	if baton.IsImageDigest(digest) {
+		return c.localImage(ctx, digest)
+	}
 	if f, err := c.cfg.Artifacts.Open(digest); err == nil {
 		f.Close()
 		return nil
@@ -132,15 +163,28 @@ func (c *Coordinator) localArtifact(ctx context.Context, digest string) error {
 	if c.cfg.Blobs == nil {
 		return baton.Errorf(baton.ENOTFOUND, "artifact %s is missing from this controller", digest)
 	}
+	return c.fromShared(ctx, digest, func(r io.Reader) error {
+		got, _, err := c.cfg.Artifacts.Put(r, 0)
+		if err == nil && got != digest {
+			err = fmt.Errorf("artifact %s from the shared store hashes to %s", digest, got)
+		}
+		return err
+	})
+}
+
+// fromShared streams a blob of the shared store into put.
+func (c *Coordinator) fromShared(ctx context.Context, digest string, put func(io.Reader) error) error {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.cfg.Blobs.ReadArtifact(ctx, digest, pw)) }()
-	got, _, err := c.cfg.Artifacts.Put(pr, 0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(c.cfg.Blobs.ReadArtifact(ctx, digest, pw))
+	}()
+	err := put(pr)
 	pr.CloseWithError(err)
+	<-done
 	if err != nil {
-		return fmt.Errorf("fetch artifact %s from the shared store: %w", digest, err)
-	}
-	if got != digest {
-		return fmt.Errorf("artifact %s from the shared store hashes to %s", digest, got)
+		return fmt.Errorf("fetch %s from the shared store: %w", digest, err)
 	}
 	return nil
 }

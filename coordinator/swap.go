@@ -205,7 +205,7 @@ func (c *Coordinator) preview(ctx context.Context, p *pipeline, sp baton.SwapPar
 // warm requests each warm-up path on each instance (header Baton-Warmup: 1,
 // no redirects followed) until it answers acceptably, up to the retry limit.
 func (c *Coordinator) warm(ctx context.Context, p *pipeline, in *instances, slot string) error {
-	m, err := manifest.Load(c.revisionDir(in.rev.App, in.rev.Name))
+	m, err := loadManifest(c.revisionDir(in.rev.App, in.rev.Name))
 	if err != nil {
 		return err
 	}

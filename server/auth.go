@@ -177,6 +177,7 @@ func (s *Server) secureMounts(mounts map[string]http.Handler) map[string]baton.S
 		// authorizeGit), with the credentials their clients send.
 		kudu.PathPattern: api.Public,
 		"/git/":          api.Public,
+		"/v2/":           api.Public, // authorizeRegistry
 		"GET /metrics":   baton.ScopeRead,
 	}
 }

@@ -23,6 +23,8 @@ func (s *Server) mounts() map[string]http.Handler {
 		kudu.PathPattern: s.kudu().PathHandler(),
 		// git push deploy: remote http://HOST:PORT/git/APP.git.
 		"/git/": s.gitDeploy(),
+		// The OCI registry: podman push HOST:PORT/APP:TAG deploys.
+		"/v2/": s.registry(),
 	}
 }
 
