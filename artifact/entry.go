@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -18,12 +19,58 @@ type extractor struct {
 	ctx   context.Context
 	root  *os.Root
 	lim   Limits
+	opt   TarOptions
 	files int
 	bytes int64
 	buf   []byte
 	// links are the symlinks written; checkLinks follows them once the
 	// whole tree exists, because a later entry can change where they lead.
 	links []string
+	// dirModes are applied by finish, with KeepModes.
+	dirModes map[string]fs.FileMode
+	// laterLinks are hard links whose target comes later in the stream,
+	// made by finish, with ContainerLinks.
+	laterLinks []hardlinkEntry
+}
+
+type hardlinkEntry struct{ raw, name, target, to string }
+
+// perm returns the permission bits an entry of the given mode gets.
+func (x *extractor) perm(mode fs.FileMode, dir bool) fs.FileMode {
+	switch {
+	case x.opt.KeepModes:
+		return mode & (fs.ModePerm | fs.ModeSticky)
+	case dir || mode&0o111 != 0:
+		return 0o755
+	}
+	return 0o644
+}
+
+// finish makes the hard links to later entries, checks where symlinks
+// lead and gives folders their modes, once every entry is written.
+func (x *extractor) finish() error {
+	for _, l := range x.laterLinks {
+		if err := x.link(l.raw, l.name, l.target, l.to); err != nil {
+			return err
+		}
+	}
+	if !x.opt.ContainerLinks {
+		if err := x.checkLinks(); err != nil {
+			return err
+		}
+	}
+	// Deepest first, so a folder made read-only never blocks its children.
+	names := make([]string, 0, len(x.dirModes))
+	for name := range x.dirModes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range slices.Backward(names) {
+		if err := x.root.Chmod(name, x.dirModes[name]); err != nil {
+			return x.fsErr(name, err)
+		}
+	}
+	return nil
 }
 
 // entry counts one entry and returns its cleaned name, "" for the root.
@@ -82,10 +129,16 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-func (x *extractor) dir(raw string) error {
+func (x *extractor) dir(raw string, mode fs.FileMode) error {
 	name, err := x.entry(raw)
 	if err != nil || name == "" {
 		return err
+	}
+	if x.opt.KeepModes {
+		if x.dirModes == nil {
+			x.dirModes = map[string]fs.FileMode{}
+		}
+		x.dirModes[name] = x.perm(mode, true)
 	}
 	fi, err := x.root.Lstat(name)
 	switch {
@@ -102,7 +155,8 @@ func (x *extractor) dir(raw string) error {
 	return nil
 }
 
-// file writes a regular file, executable if mode has any x bit.
+// file writes a regular file, executable if mode has any x bit, or with
+// mode's permission bits under KeepModes.
 func (x *extractor) file(raw string, mode fs.FileMode, r io.Reader) error {
 	name, err := x.entry(raw)
 	if err != nil {
@@ -111,10 +165,7 @@ func (x *extractor) file(raw string, mode fs.FileMode, r io.Reader) error {
 	if err := x.prepare(raw, name); err != nil {
 		return err
 	}
-	perm := fs.FileMode(0o644)
-	if mode&0o111 != 0 {
-		perm = 0o755
-	}
+	perm := x.perm(mode, false)
 	// O_EXCL after prepare removed any earlier entry, so a file never
 	// writes through a link left by an earlier one.
 	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
@@ -140,11 +191,13 @@ func (x *extractor) symlink(raw, target string) error {
 	switch {
 	case target == "" || strings.IndexByte(target, 0) >= 0 || strings.Contains(target, `\`):
 		return unprocessable("archive entry %s is a symlink with an unusable target %s", quote(raw), quote(target))
+	case x.opt.ContainerLinks:
 	case path.IsAbs(target):
 		return unprocessable("archive entry %s is a symlink to the absolute path %s; only relative links inside the revision folder are allowed", quote(raw), quote(target))
-	}
-	if to := path.Join(path.Dir(name), target); to == ".." || strings.HasPrefix(to, "../") {
-		return unprocessable("archive entry %s is a symlink to %s, which is outside the revision folder", quote(raw), quote(target))
+	default:
+		if to := path.Join(path.Dir(name), target); to == ".." || strings.HasPrefix(to, "../") {
+			return unprocessable("archive entry %s is a symlink to %s, which is outside the revision folder", quote(raw), quote(target))
+		}
 	}
 	if err := x.prepare(raw, name); err != nil {
 		return err
@@ -168,9 +221,23 @@ func (x *extractor) hardlink(raw, target string) error {
 	if err != nil || to == "" {
 		return unprocessable("archive entry %s is a hard link to %s, which is outside the revision folder", quote(raw), quote(target))
 	}
+	if x.opt.ContainerLinks {
+		if _, err := x.root.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+			x.laterLinks = append(x.laterLinks, hardlinkEntry{raw, name, target, to})
+			return nil
+		}
+	}
+	return x.link(raw, name, target, to)
+}
+
+func (x *extractor) link(raw, name, target, to string) error {
 	fi, err := x.root.Lstat(to)
 	if err != nil || !fi.Mode().IsRegular() {
-		return unprocessable("archive entry %s is a hard link to %s, which is not a file earlier in the archive", quote(raw), quote(target))
+		where := "earlier in the archive"
+		if x.opt.ContainerLinks {
+			where = "in the image"
+		}
+		return unprocessable("archive entry %s is a hard link to %s, which is not a file %s", quote(raw), quote(target), where)
 	}
 	if to == name {
 		return nil

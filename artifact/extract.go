@@ -17,7 +17,7 @@ import (
 // naming the entry. Paths are kept as they are in the archive. On any error
 // dest is removed, so a caller never sees half an artifact; if ctx ends,
 // its cause is returned.
-func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) (err error) {
+func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) error {
 	var unpack func(*extractor, *os.File, int64) error
 	switch kind {
 	case KindZip:
@@ -36,7 +36,38 @@ func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) (e
 	if err != nil {
 		return fmt.Errorf("open artifact: %w", err)
 	}
+	return extractInto(ctx, dest, lim, TarOptions{}, func(x *extractor) error {
+		return unpack(x, f, info.Size())
+	})
+}
 
+// ExtractTar unpacks the uncompressed tar stream r into dest, which must not
+// exist yet, by Extract's rules as changed by opt. On any error dest is
+// removed; r is read no further than the first refused entry.
+func ExtractTar(ctx context.Context, r io.Reader, dest string, lim Limits, opt TarOptions) error {
+	return extractInto(ctx, dest, lim, opt, func(x *extractor) error {
+		return extractTar(x, r)
+	})
+}
+
+// TarOptions changes ExtractTar's rules for trees that are not revision
+// folders but container root filesystems.
+type TarOptions struct {
+	// KeepModes keeps each entry's permission and sticky bits instead of
+	// 0644/0755, without setuid and setgid. Folders get theirs once the
+	// whole tree is written, so a read-only folder can still be filled.
+	KeepModes bool
+	// ContainerLinks accepts symlinks to absolute paths and to paths above
+	// dest: a container whose root is dest resolves them inside it, and
+	// every write here goes through an os.Root, which never follows a link
+	// out. It also accepts hard links to files later in the stream, as a
+	// flattened image lists its upper layers first.
+	ContainerLinks bool
+}
+
+// extractInto creates dest, runs unpack with an extractor rooted there,
+// checks the links and removes dest again on any error.
+func extractInto(ctx context.Context, dest string, lim Limits, opt TarOptions, unpack func(*extractor) error) (err error) {
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		return fmt.Errorf("create revision folder: %w", err)
 	}
@@ -54,11 +85,11 @@ func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) (e
 	}
 	defer root.Close()
 
-	x := &extractor{ctx: ctx, root: root, lim: lim.withDefaults(), buf: make([]byte, 32<<10)}
-	if err := unpack(x, f, info.Size()); err != nil {
+	x := &extractor{ctx: ctx, root: root, lim: lim.withDefaults(), opt: opt, buf: make([]byte, 32<<10)}
+	if err := unpack(x); err != nil {
 		return err
 	}
-	return x.checkLinks()
+	return x.finish()
 }
 
 // readErr reports an error from reading the archive: our own errors from

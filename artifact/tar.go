@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 )
 
@@ -18,9 +17,19 @@ func extractTarGz(x *extractor, f *os.File, _ int64) error {
 		return corrupt(err)
 	}
 	defer gz.Close()
+	if err := extractTar(x, gz); err != nil {
+		return err
+	}
+	// Reading past the tar trailer to the end of the gzip stream verifies
+	// its checksum; the bytes count against the limit like any others.
+	return x.copy("(end of archive)", io.Discard, gz)
+}
+
+// extractTar unpacks the tar stream r.
+func extractTar(x *extractor, r io.Reader) error {
 	// Headers, padding and skipped metadata never pass through x.copy, so
 	// the stream as a whole is bounded too, with room for that overhead.
-	stream := &boundedReader{x: x, r: gz, max: x.lim.MaxBytes + int64(x.lim.MaxFiles)*tarOverheadPerEntry}
+	stream := &boundedReader{x: x, r: r, max: x.lim.MaxBytes + int64(x.lim.MaxFiles)*tarOverheadPerEntry}
 	tr := tar.NewReader(stream)
 	for {
 		hdr, err := tr.Next()
@@ -35,9 +44,7 @@ func extractTarGz(x *extractor, f *os.File, _ int64) error {
 			return err
 		}
 	}
-	// Reading past the tar trailer to the end of the gzip stream verifies
-	// its checksum; the bytes count against the limit like any others.
-	return x.copy("(end of archive)", io.Discard, stream)
+	return nil
 }
 
 // tarOverheadPerEntry allows a header, a PAX header and padding per entry.
@@ -65,9 +72,9 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 func (x *extractor) tarEntry(hdr *tar.Header, tr *tar.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse:
-		return x.file(hdr.Name, fs.FileMode(hdr.Mode), tr)
+		return x.file(hdr.Name, hdr.FileInfo().Mode(), tr)
 	case tar.TypeDir:
-		return x.dir(hdr.Name)
+		return x.dir(hdr.Name, hdr.FileInfo().Mode())
 	case tar.TypeSymlink:
 		return x.symlink(hdr.Name, hdr.Linkname)
 	case tar.TypeLink:

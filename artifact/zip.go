@@ -33,7 +33,7 @@ func (x *extractor) zipEntry(zf *zip.File) error {
 	mode := zf.Mode()
 	switch {
 	case mode.IsDir():
-		return x.dir(zf.Name)
+		return x.dir(zf.Name, zf.Mode())
 	case mode&fs.ModeSymlink != 0:
 		target, err := x.zipLinkTarget(zf)
 		if err != nil {
