@@ -44,6 +44,15 @@ type RevisionStatus struct {
 	// empty otherwise.
 	State        string `json:"state,omitempty"`
 	RestoreError string `json:"restore_error,omitempty"`
+	// Image is the container image the revision runs; nil for an archive.
+	Image *ImageRef `json:"image,omitempty"`
+}
+
+// ImageRef names a container image revision's image: where it came from
+// and the manifest digest it runs.
+type ImageRef struct {
+	Ref    string `json:"ref,omitempty"`
+	Digest string `json:"digest"`
 }
 
 // Revision states in status.

@@ -228,7 +228,7 @@ func imageCredentials(img *baton.ImagePull, authFile string) error {
 	if authFile == "" {
 		return nil
 	}
-	user, pass, err := ociimage.CredentialsFor(img.Ref, authFile)
+	user, pass, err := registryCredentials(img.Ref, authFile)
 	if err != nil {
 		return fmt.Errorf("--registry-auth %s: %w", authFile, err)
 	}

@@ -245,6 +245,9 @@ func printLive(w io.Writer, st baton.AppStatus, live map[string]baton.Deployment
 			if d.Kind == baton.KindConfig {
 				msg = "settings change: " + dash(msg)
 			}
+			if r.Image != nil {
+				msg = "image " + dash(r.Image.Ref) + " " + r.Image.Digest[:min(len(r.Image.Digest), 19)]
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, r.Name, at.Local().Format("2006-01-02 15:04:05"), dash(d.Author),
 				shortCommit(d.Commit), dash(short(msg, 70)))
 		}

@@ -195,6 +195,8 @@ type instances struct {
 	rev   baton.Revision
 	group *supervisor.Group
 	log   *instanceLog
+	// image is the container image they run, nil for an archive.
+	image *baton.ImageRef
 }
 
 // ErrShutdown is the cause given to work cancelled because baton stops.

@@ -83,7 +83,13 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		}
 		return nil, err
 	}
-	return &instances{rev: rs.rev, group: g, log: out}, nil
+	in := &instances{rev: rs.rev, group: g, log: out}
+	if spec.Container != nil {
+		if rec, ok, _ := readImageRecord(spec.Dir); ok {
+			in.image = &baton.ImageRef{Ref: rec.Ref, Digest: rec.Digest}
+		}
+	}
+	return in, nil
 }
 
 // waitStarted waits until every instance of g passes its health check

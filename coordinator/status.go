@@ -35,6 +35,7 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 				}
 			}
 			if in := c.runningOf(rw.Revision, s.Name); in != nil {
+				rs.Image = in.image
 				for _, is := range in.group.Status() {
 					rs.Instances = append(rs.Instances, baton.InstanceStatus{Addr: is.Addr, PID: is.PID, Healthy: is.Healthy,
 						Restarts: is.Restarts, CrashLooping: is.CrashLooping, LastError: is.LastError, StartedAt: is.StartedAt})
