@@ -3,8 +3,8 @@
 # package under the race detector, with a throwaway PostgreSQL cluster and
 # headless Chromium; then fuzzes the proxy's front door for a bounded time
 # and fails if any process the suite started is still running.
-# Installs what the tests need (git, curl, promtool, PostgreSQL, Chromium)
-# when missing.
+# Installs what the tests need (git, curl, promtool, runc, podman, skopeo,
+# PostgreSQL, Chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,6 +13,11 @@ command -v git >/dev/null || need_apt+=(git)
 command -v curl >/dev/null || need_apt+=(curl)
 # promtool checks the /metrics exposition (metrics/requests_test.go).
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# Container images run under runc; podman and skopeo push to baton's
+# registry in the image tests.
+command -v runc >/dev/null || need_apt+=(runc)
+command -v podman >/dev/null || need_apt+=(podman)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
