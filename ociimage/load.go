@@ -139,4 +139,3 @@ func layoutImage(idx v1.ImageIndex, fail failFunc) (v1.Image, error) {
 	}
 	return indexImage(idx, fail)
 }
-

@@ -39,10 +39,10 @@ type Store struct {
 // record is an image's file in images/: the Image and the blobs it needs.
 type record struct {
 	Image
-	MediaType string     `json:"media_type"`
+	MediaType string `json:"media_type"`
 	// Index is the digest of the index the image was pushed as, if any.
-	Index     string     `json:"index,omitempty"`
-	Layers    []blobDesc `json:"layers"`
+	Index  string     `json:"index,omitempty"`
+	Layers []blobDesc `json:"layers"`
 }
 
 type blobDesc struct {

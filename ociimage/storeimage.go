@@ -198,4 +198,3 @@ func (r *layerReader) Close() error {
 	defer r.img.readers.Done()
 	return r.f.Close()
 }
-

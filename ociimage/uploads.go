@@ -221,4 +221,3 @@ func rangeHeader(size int64) string {
 	}
 	return fmt.Sprintf("0-%d", size-1)
 }
-
