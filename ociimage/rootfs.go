@@ -51,6 +51,7 @@ func (s *Store) Rootfs(ctx context.Context, digest string) (string, error) {
 // unpack flattens the image's layers with mutate.Extract and writes the
 // result to dest through artifact.ExtractTar.
 func (s *Store) unpack(ctx context.Context, r *record, dest string) error {
+	s.unpacks.Add(1)
 	si, err := s.imageFromStore(r.Digest)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/internal/atomicfile"
@@ -34,6 +35,8 @@ type Store struct {
 	locks map[string]chan struct{}
 	// uploads are the registry's blob uploads in progress.
 	uploads map[string]*upload
+	// unpacks counts rootfs unpacks started, for tests.
+	unpacks atomic.Int64
 }
 
 // record is an image's file in images/: the Image and the blobs it needs.
