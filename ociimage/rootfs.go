@@ -88,7 +88,7 @@ func unpackErr(r *record, err error) error {
 	if !errors.As(err, &be) {
 		return fmt.Errorf("unpack image %s: %w", short(r.Digest), err)
 	}
-	msg := strings.ReplaceAll(be.Message, "revision folder", "image's root filesystem")
+	msg := strings.NewReplacer("revision folder", "image's root filesystem", "in an artifact", "in an image layer", "archive entry", "image file").Replace(be.Message)
 	return &baton.Error{Code: be.Code, Message: fmt.Sprintf("image %s cannot be unpacked: %s", short(r.Digest), msg)}
 }
 
@@ -111,6 +111,11 @@ func (f *flatReader) Read(p []byte) (int, error) {
 	}
 	layer := "a layer"
 	if cur := f.si.current.Load(); cur != nil {
+		// A damaged blob often fails to decompress before its end, where
+		// its digest is checked: say which it is.
+		if verr := f.si.s.verifyBlob(cur.desc); verr != nil {
+			return n, verr
+		}
 		layer = "layer " + short(cur.desc.Digest.String())
 	}
 	return n, baton.Errorf(baton.EUNPROCESSABLE, "%s is not a usable tar archive: %v; rebuild the image", layer, err)

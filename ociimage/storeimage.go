@@ -198,3 +198,21 @@ func (r *layerReader) Close() error {
 	defer r.img.readers.Done()
 	return r.f.Close()
 }
+
+// verifyBlob reads a stored blob whole and checks its size and digest.
+func (s *Store) verifyBlob(d v1.Descriptor) error {
+	rc, err := s.OpenBlob(d.Digest.String())
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("verify blob: %w", err)
+	}
+	if n != d.Size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.Digest.String() {
+		return damaged(d.Digest.String())
+	}
+	return nil
+}
