@@ -335,3 +335,5 @@ func writeAny(tb testing.TB, x any, ref string) {
 		tb.Fatal(err)
 	}
 }
+
+func mutateConfig(img v1.Image, cf *v1.ConfigFile) (v1.Image, error) { return mutate.ConfigFile(img, cf) }
