@@ -3,6 +3,7 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -138,11 +139,19 @@ func tarBytes(tb testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-// layerOf returns a gzip layer of the tar data.
+// layerOf returns a gzip layer of the tar data, compressed once.
 func layerOf(tb testing.TB, data []byte) v1.Layer {
 	tb.Helper()
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if _, err := zw.Write(data); err != nil {
+		tb.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
+		return io.NopCloser(bytes.NewReader(gz.Bytes())), nil
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -184,6 +193,19 @@ func imageOf(tb testing.TB, cfg *v1.Config, layers ...v1.Layer) v1.Image {
 // and an absolute symlink to try ReadFile on.
 func serverImage(tb testing.TB) v1.Image {
 	tb.Helper()
+	serverImageOnce.Do(func() { serverImg = buildServerImage(tb) })
+	if serverImg == nil {
+		tb.Fatal("building the server image failed")
+	}
+	return serverImg
+}
+
+var (
+	serverImageOnce sync.Once
+	serverImg       v1.Image
+)
+
+func buildServerImage(tb testing.TB) v1.Image {
 	bin := serverBinary(tb)
 	base := layerOf(tb, tarBytes(tb, dirE("etc/", 0o755), fileE("etc/os-release", "ID=baton-test\n"), dirE("tmp/", 0o1777)))
 	app := layerOf(tb, tarBytes(tb,
