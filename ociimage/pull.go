@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -128,5 +127,9 @@ func remoteErr(ref name.Reference, what string, err error) error {
 	case errors.As(err, &ne):
 		return baton.Errorf(baton.EUNAVAILABLE, "registry %s cannot be reached: %v; check the address, that it is up, and whether it needs --insecure (plain HTTP)", reg, err)
 	}
-	return sourceErr(fmt.Sprintf("%s from registry %s", what, reg), err)
+	var be *baton.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	return baton.Errorf(baton.EUNPROCESSABLE, "%s from registry %s: %v; if it persists, the image in the registry is damaged: push it again", what, reg, err)
 }

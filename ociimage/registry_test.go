@@ -357,4 +357,26 @@ func TestRegistrySkopeoCopy(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "app is held by deployment 41 (alice)") {
 		t.Errorf("skopeo copy refused by the hook: %v\n%s", err, out)
 	}
+	t.Logf("skopeo said: %s", out)
+}
+
+func TestRegistryPodmanLoginPush(t *testing.T) {
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Skip("podman is not installed")
+	}
+	s := newStore(t, Limits{})
+	tr := newTestRegistry(t, s)
+	dir := t.TempDir()
+	t.Setenv("REGISTRY_AUTH_FILE", filepath.Join(dir, "auth.json"))
+	podman(t, dir, "load", "-i", dockerArchive(t, serverImage(t)))
+	podman(t, dir, "login", "--tls-verify=false", "-u", "x", "-p", "TOKEN", tr.host)
+	podman(t, dir, "push", "--tls-verify=false", "hello:v1", tr.host+"/app:v1")
+	if len(tr.calls) != 1 || tr.calls[0].repo != "app" || tr.calls[0].ref != "v1" {
+		t.Fatalf("ManifestPushed calls = %+v", tr.calls)
+	}
+	wantID, _ := serverImage(t).ConfigName()
+	if tr.calls[0].img.ID != wantID.String() {
+		t.Errorf("pushed image ID %s, want %s", tr.calls[0].img.ID, wantID)
+	}
+	podman(t, dir, "pull", "--tls-verify=false", tr.host+"/app:v1")
 }

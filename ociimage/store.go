@@ -127,7 +127,10 @@ func tempName(dir, what string) string {
 // Image returns the image held under the manifest digest, ENOTFOUND if none.
 func (s *Store) Image(digest string) (Image, error) {
 	r, err := s.record(digest)
-	return r.Image, err
+	if err != nil {
+		return Image{}, err
+	}
+	return r.Image, nil
 }
 
 func (s *Store) record(digest string) (*record, error) {
