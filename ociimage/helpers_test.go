@@ -107,11 +107,19 @@ type entry struct {
 	mode             int64
 }
 
-func dirE(name string, mode int64) entry   { return entry{name: name, typ: tar.TypeDir, mode: mode} }
-func fileE(name, body string) entry        { return entry{name: name, body: body, typ: tar.TypeReg, mode: 0o644} }
-func modeE(name string, mode int64) entry  { return entry{name: name, body: "x", typ: tar.TypeReg, mode: mode} }
-func symlinkE(name, to string) entry       { return entry{name: name, link: to, typ: tar.TypeSymlink, mode: 0o777} }
-func hardlinkE(name, to string) entry      { return entry{name: name, link: to, typ: tar.TypeLink, mode: 0o644} }
+func dirE(name string, mode int64) entry { return entry{name: name, typ: tar.TypeDir, mode: mode} }
+func fileE(name, body string) entry {
+	return entry{name: name, body: body, typ: tar.TypeReg, mode: 0o644}
+}
+func modeE(name string, mode int64) entry {
+	return entry{name: name, body: "x", typ: tar.TypeReg, mode: mode}
+}
+func symlinkE(name, to string) entry {
+	return entry{name: name, link: to, typ: tar.TypeSymlink, mode: 0o777}
+}
+func hardlinkE(name, to string) entry {
+	return entry{name: name, link: to, typ: tar.TypeLink, mode: 0o644}
+}
 func specialE(name string, typ byte) entry { return entry{name: name, typ: typ, mode: 0o644} }
 
 // tarBytes writes entries as an uncompressed tar.
@@ -358,4 +366,6 @@ func writeAny(tb testing.TB, x any, ref string) {
 	}
 }
 
-func mutateConfig(img v1.Image, cf *v1.ConfigFile) (v1.Image, error) { return mutate.ConfigFile(img, cf) }
+func mutateConfig(img v1.Image, cf *v1.ConfigFile) (v1.Image, error) {
+	return mutate.ConfigFile(img, cf)
+}
