@@ -42,11 +42,16 @@ func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) er
 }
 
 // ExtractTar unpacks the uncompressed tar stream r into dest, which must not
-// exist yet, by Extract's rules as changed by opt. On any error dest is
-// removed; r is read no further than the first refused entry.
+// exist yet, by Extract's rules as changed by opt. It reads r to its end,
+// past the tar trailer, so that an error the writer reports after the
+// trailer is seen. On any error dest is removed; r is read no further than
+// the first refused entry.
 func ExtractTar(ctx context.Context, r io.Reader, dest string, lim Limits, opt TarOptions) error {
 	return extractInto(ctx, dest, lim, opt, func(x *extractor) error {
-		return extractTar(x, r)
+		if err := extractTar(x, r); err != nil {
+			return err
+		}
+		return x.copy("(end of archive)", io.Discard, r)
 	})
 }
 
