@@ -30,6 +30,7 @@ type Group struct {
 	sup       *Supervisor
 	cfg       Config
 	spec      Spec
+	ctr       *containerSetup // nil: instances run spec.Command
 	log       *slog.Logger
 	output    outputSink
 	checker   *checker
@@ -52,12 +53,13 @@ type Group struct {
 	stopErrs     []error
 }
 
-func newGroup(s *Supervisor, spec Spec, ports []int) *Group {
+func newGroup(s *Supervisor, spec Spec, ctr *containerSetup, ports []int) *Group {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Group{
 		sup:     s,
 		cfg:     s.cfg,
 		spec:    spec,
+		ctr:     ctr,
 		log:     s.log.With("group", spec.Name),
 		output:  outputSink{w: spec.Output},
 		checker: newChecker(spec.Health),
