@@ -156,6 +156,9 @@ func resolveContainer(cfg Config, name string, c Container) (*containerSetup, er
 	if info, err := os.Stat(setup.Rootfs); err != nil || !info.IsDir() {
 		return nil, baton.Errorf(baton.EINVALID, "%s: container root filesystem %q is not a directory", name, c.Rootfs)
 	}
+	if err := prepareRootfs(setup.Rootfs); err != nil {
+		return nil, fmt.Errorf("%s: prepare the container root filesystem: %w", name, err)
+	}
 	if setup.uid, setup.gid, setup.groups, setup.home, err = resolveUser(setup.Rootfs, c.User); err != nil {
 		return nil, baton.Errorf(baton.EINVALID, "%s: container user: %v", name, err)
 	}
@@ -166,6 +169,32 @@ func resolveContainer(cfg Config, name string, c Container) (*containerSetup, er
 	// No more than baton's own: raising a limit needs CAP_SYS_RESOURCE.
 	setup.nofile = lim.Max
 	return setup, nil
+}
+
+// prepareRootfs creates the mount points of /tmp and /run in rootfs if
+// the image has none. runc would create them too, but with mode 0755, and
+// it gives a tmpfs the mode of the directory it covers: a /tmp it created
+// would not be writable for a user other than root from the second start
+// on.
+func prepareRootfs(rootfs string) error {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for name, mode := range map[string]os.FileMode{"tmp": 0o777 | os.ModeSticky, "run": 0o755} {
+		err := root.Mkdir(name, 0o700)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err == nil {
+			err = root.Chmod(name, mode) // Mkdir's mode is cut by the umask
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // containerRun is one run of a container: the ID and bundle it gets, the
