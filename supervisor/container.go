@@ -34,7 +34,13 @@ import (
 )
 
 // Container runs an instance (Spec) or a command (Command) as a runc
-// container of an image instead of with /bin/sh -c.
+// container of an image instead of with /bin/sh -c. The container shares
+// the host's network; it has its own pid, mount, IPC and UTS namespaces, a
+// read-only root with writable tmpfs /tmp and /run, and the host's
+// /etc/hosts and /etc/resolv.conf. runc copies the app's stdout and stderr
+// through two pipes of its own to the one baton reads, so a stdout line
+// and a stderr line written at the same moment may swap places, and lines
+// written in pieces to both may interleave.
 type Container struct {
 	// Runtime is the runc binary; "" is Config.ContainerRuntime, else
 	// "runc" from PATH.
@@ -65,6 +71,8 @@ type Container struct {
 	User string
 	// Env is the image's own environment. Spec.Env (or Command.Env) and
 	// PORT are added after it and win; PATH defaults to the usual one.
+	// Spec.Env should then hold only what the app is given (settings), not
+	// baton's own environment: baton's PATH would replace the image's.
 	Env []string
 	// MemoryBytes limits the container's memory; 0 is no limit.
 	MemoryBytes int64

@@ -187,6 +187,9 @@ func TestContainerInstances(t *testing.T) {
 		if !regexp.MustCompile(fmt.Sprintf(`^baton-hello--000002-%d-[0-9a-f]{12}$`, i+1)).MatchString(ref.ID) {
 			t.Errorf("instance %d: container ID %q", i+1, ref.ID)
 		}
+		if st.Container != ref.ID {
+			t.Errorf("instance %d: Status().Container = %q, want %q", i+1, st.Container, ref.ID)
+		}
 		rec := recs[st.PID]
 		if rec.Container == nil || *rec.Container != ref || rec.Dir != ref.Bundle || rec.Index != i+1 {
 			t.Errorf("instance %d: record %+v, container %+v", i+1, rec, ref)
@@ -229,6 +232,11 @@ func TestContainerStopKillsAfterGrace(t *testing.T) {
 	runc := g.Status()[0].PID
 	ref := containerOf(t, g, 1)
 	init := containerPID(t, cfg.ContainerStateRoot, ref.ID)
+	// runc put the container's init in a session of its own: signals to
+	// runc's process group reach the app only through runc.
+	if _, pgrp, ok := procStat(init); !ok || pgrp != init {
+		t.Errorf("container init %d is in process group %d (runc's is %d)", init, pgrp, runc)
+	}
 
 	began := time.Now()
 	if err := g.Stop(context.Background()); err != nil {

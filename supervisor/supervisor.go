@@ -1,6 +1,7 @@
-// Package supervisor runs app instances as OS processes: it gives each a
-// free port, captures its output, checks its health, restarts it when it
-// crashes and stops it (with its children) on request.
+// Package supervisor runs app instances as OS processes, or as runc
+// containers of an image (see Container): it gives each a free port,
+// captures its output, checks its health, restarts it when it crashes and
+// stops it (with its children) on request.
 package supervisor
 
 import (
