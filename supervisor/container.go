@@ -41,9 +41,14 @@ import (
 // through two pipes of its own to the one baton reads, so a stdout line
 // and a stderr line written at the same moment may swap places, and lines
 // written in pieces to both may interleave.
+//
+// The app is PID 1 of its pid namespace, and the kernel delivers a signal
+// to that process only once it has a handler for it: an app that handles
+// no SIGTERM (or is still starting up when it comes) is killed when the
+// grace period ends.
 type Container struct {
 	// Runtime is the runc binary; "" is Config.ContainerRuntime, else
-	// "runc" from PATH.
+	// "runc" from PATH or /usr/sbin/runc (where Debian puts it).
 	Runtime string
 	// StateRoot is runc's --root, where it keeps the state of baton's
 	// containers; "" is Config.ContainerStateRoot. It should hold only
@@ -124,10 +129,7 @@ func resolveContainer(cfg Config, name string, c Container) (*containerSetup, er
 	if c.Runtime == "" {
 		c.Runtime = cfg.ContainerRuntime
 	}
-	if c.Runtime == "" {
-		c.Runtime = "runc"
-	}
-	runtime, err := exec.LookPath(c.Runtime)
+	runtime, err := lookRuntime(c.Runtime)
 	if err != nil {
 		return nil, baton.Errorf(baton.EUNAVAILABLE, "%s: %s (%v)", name, errNoRuntime, err)
 	}
@@ -203,6 +205,22 @@ func prepareRootfs(rootfs string) error {
 		}
 	}
 	return nil
+}
+
+// lookRuntime returns the absolute path of the runtime binary; "" is runc
+// from PATH, else /usr/sbin/runc: a PATH without sbin is common outside a
+// login shell.
+func lookRuntime(runtime string) (string, error) {
+	if runtime != "" {
+		return exec.LookPath(runtime)
+	}
+	path, err := exec.LookPath("runc")
+	if err != nil {
+		if info, serr := os.Stat("/usr/sbin/runc"); serr == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			return "/usr/sbin/runc", nil
+		}
+	}
+	return path, err
 }
 
 // containerRun is one run of a container: the ID and bundle it gets, the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -31,8 +30,7 @@ func (s *Supervisor) terminateContainers(recs []stateRecord, orphans []*orphan, 
 	type rootKey struct{ runtime, root string }
 	roots := make(map[rootKey]bool)
 	if s.cfg.ContainerStateRoot != "" {
-		runtime := orDefault(s.cfg.ContainerRuntime, "runc")
-		if path, err := exec.LookPath(runtime); err == nil {
+		if path, err := lookRuntime(s.cfg.ContainerRuntime); err == nil {
 			if root, err := filepath.Abs(s.cfg.ContainerStateRoot); err == nil {
 				roots[rootKey{path, root}] = true
 			}

@@ -24,7 +24,7 @@ import (
 // need it installed (apt-get install runc).
 func runcPath(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("runc")
+	path, err := lookRuntime("")
 	if err != nil {
 		t.Fatalf("%s (%v)", errNoRuntime, err)
 	}
@@ -252,6 +252,23 @@ func TestContainerStopKillsAfterGrace(t *testing.T) {
 		t.Errorf("runc %d alive %v, container init %d alive %v", runc, alive(runc), init, alive(init))
 	}
 	noContainersLeft(t, cfg)
+}
+
+// TestContainerCloseRightAfterStart: Close while runc is still creating
+// the containers (SIGTERM may reach runc before it forwards signals)
+// leaves no container, bundle or record.
+func TestContainerCloseRightAfterStart(t *testing.T) {
+	cfg := containerConfig(t)
+	cfg.StateDir = t.TempDir()
+	s := New(cfg)
+	if _, err := s.Start(context.Background(), containerSpec(t, "serve", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	noContainersLeft(t, cfg)
+	emptyDir(t, cfg.StateDir)
 }
 
 // TestContainerCrashRestarts: a crashed container is deleted and the
