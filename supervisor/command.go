@@ -31,14 +31,19 @@ type Command struct {
 // Run runs cmd in a new process group and waits for it. Like an instance,
 // the command is recorded in StateDir before it may run, so ReapOrphans
 // kills it should baton die meanwhile; unlike an instance, it does not run
-// at all if its record cannot be written. A container is deleted, with
-// its bundle, before Run returns, however it ended. When ctx ends first (a deadline,
+// at all if its record cannot be written. When ctx ends first (a deadline,
 // a cancel, Close), the whole group is killed with SIGKILL; when the shell
 // exits, whatever it left in its group is killed too. Run returns only
 // once no process of the group is left (or, for a process stuck in the
 // kernel, after a bounded wait: its record then stays for ReapOrphans) and
 // the output has been read; then the record is removed. The error is how
 // the shell ended ("exit status 3"), or ctx's cause if ctx ended.
+//
+// With a Container the process group is runc's: killing it leaves the
+// container running, so Run deletes the container (`runc delete -f`, which
+// kills it) and its bundle before it returns, however the run ended. runc
+// exits with the exit code of the container's process (128+n when signal
+// n killed it).
 func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
