@@ -72,8 +72,8 @@ func main() {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
-	http.HandleFunc("/cgroup", func(w http.ResponseWriter, r *http.Request) {
-		data, err := os.ReadFile("/sys/fs/cgroup/" + r.URL.Query().Get("file"))
+	http.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		data, err := os.ReadFile(r.URL.Query().Get("path"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}

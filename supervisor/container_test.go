@@ -169,8 +169,17 @@ func TestContainerInstances(t *testing.T) {
 			"memory/memory.limit_in_bytes": strconv.Itoa(64 << 20),
 			"cpu/cpu.cfs_quota_us":         "50000",
 		} {
-			if code, body, _ := get(addr, "/cgroup?file="+file); code != 200 || strings.TrimSpace(body) != want {
+			if code, body, _ := get(addr, "/read?path=/sys/fs/cgroup/"+file); code != 200 || strings.TrimSpace(body) != want {
 				t.Errorf("instance %d: %s = %d %q, want %s", i+1, file, code, body, want)
+			}
+		}
+		// The host's name resolution, read-only.
+		if hosts, err := os.ReadFile("/etc/hosts"); err == nil {
+			if code, body, _ := get(addr, "/read?path=/etc/hosts"); code != 200 || body != string(hosts) {
+				t.Errorf("instance %d: /etc/hosts = %d %q, want the host's %q", i+1, code, body, hosts)
+			}
+			if code, body, _ := get(addr, "/write?path=/etc/hosts"); code != 500 || !strings.Contains(body, "read-only file system") {
+				t.Errorf("instance %d: writing /etc/hosts answered %d %q, want a read-only file system", i+1, code, body)
 			}
 		}
 		for _, want := range []string{
