@@ -22,13 +22,18 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(hostStateEnv); dir != "" {
 		os.Exit(runTestHost(dir))
 	}
+	if conf := os.Getenv(containerHostEnv); conf != "" {
+		os.Exit(runContainerHost(conf))
+	}
 	if dir := os.Getenv(runHostEnv); dir != "" {
 		os.Exit(runCommandHost(dir))
 	}
 	if mode := os.Getenv(appModeEnv); mode != "" {
 		os.Exit(runTestApp(mode))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeTestImage()
+	os.Exit(code)
 }
 
 // runTestApp is the fake app. Modes:

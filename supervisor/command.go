@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"syscall"
 
 	"github.com/batonhq/baton"
@@ -19,6 +20,10 @@ type Command struct {
 	Command string
 	Dir     string
 	Env     []string
+	// Container, when set, runs Container.Args in a one-off container of
+	// an image instead of Command (which must be empty; Dir is not used).
+	// Env is added to the image's environment and wins.
+	Container *Container
 	// Output receives each line of its stdout and stderr; nil drops them.
 	Output func(line string)
 }
@@ -33,6 +38,12 @@ type Command struct {
 // kernel, after a bounded wait: its record then stays for ReapOrphans) and
 // the output has been read; then the record is removed. The error is how
 // the shell ended ("exit status 3"), or ctx's cause if ctx ended.
+//
+// With a Container the process group is runc's: killing it leaves the
+// container running, so Run deletes the container (`runc delete -f`, which
+// kills it) and its bundle before it returns, however the run ended. runc
+// exits with the exit code of the container's process (128+n when signal
+// n killed it).
 func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
@@ -46,14 +57,7 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 	defer done()
 
 	log := s.log.With("name", cmd.Name, "label", cmd.Label)
-	p, err := s.startGated(gated{
-		command:    cmd.Command,
-		dir:        cmd.Dir,
-		env:        cmd.Env,
-		rec:        stateRecord{Name: cmd.Name, Label: cmd.Label},
-		log:        log,
-		mustRecord: true,
-	})
+	p, err := s.startCommand(cmd, log)
 	if err != nil {
 		return fmt.Errorf("start %s command: %w", cmd.Label, err)
 	}
@@ -84,6 +88,7 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 	waitGroupsGone(gone, []int{p.pid})
 	cancelWait()
 	p.drainOutput()
+	s.finishContainer(log, p)
 	if groupAlive(p.pid) {
 		log.Error("command still running after SIGKILL; its record stays for the next start", "pid", p.pid)
 	} else {
@@ -93,6 +98,26 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 		return context.Cause(ctx)
 	}
 	return waitErr
+}
+
+// startCommand starts cmd with /bin/sh or in its container.
+func (s *Supervisor) startCommand(cmd Command, log *slog.Logger) (*process, error) {
+	rec := stateRecord{Name: cmd.Name, Label: cmd.Label}
+	if cmd.Container == nil {
+		return s.startGated(gated{command: cmd.Command, dir: cmd.Dir, env: cmd.Env, rec: rec, log: log, mustRecord: true})
+	}
+	if cmd.Command != "" {
+		return nil, baton.Errorf(baton.EINVALID, "a command and a container to run: give one")
+	}
+	setup, err := resolveContainer(s.cfg, cmd.Name, *cmd.Container)
+	if err != nil {
+		return nil, err
+	}
+	run, err := newContainerRun(setup, cmd.Name, 0, cmd.Label, cmd.Env)
+	if err != nil {
+		return nil, err
+	}
+	return s.startContainer(run, rec, gated{log: log, mustRecord: true})
 }
 
 // addCommand registers the cancel of a running command, for Close. It

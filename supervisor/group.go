@@ -30,6 +30,7 @@ type Group struct {
 	sup       *Supervisor
 	cfg       Config
 	spec      Spec
+	ctr       *containerSetup // nil: instances run spec.Command
 	log       *slog.Logger
 	output    outputSink
 	checker   *checker
@@ -52,12 +53,13 @@ type Group struct {
 	stopErrs     []error
 }
 
-func newGroup(s *Supervisor, spec Spec, ports []int) *Group {
+func newGroup(s *Supervisor, spec Spec, ctr *containerSetup, ports []int) *Group {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Group{
 		sup:     s,
 		cfg:     s.cfg,
 		spec:    spec,
+		ctr:     ctr,
 		log:     s.log.With("group", spec.Name),
 		output:  outputSink{w: spec.Output},
 		checker: newChecker(spec.Health),
@@ -192,7 +194,9 @@ func (g *Group) SetLive() {
 
 // Stop sends SIGTERM to every instance's process group, and SIGKILL once
 // StopGrace has passed since the first Stop or when ctx ends, whichever is
-// first. It returns when every process has exited and every goroutine of
+// first. For a container the process group is runc's: runc forwards the
+// SIGTERM to the container's init, and once runc has exited (or was
+// killed) the container is deleted, which kills it if it still runs. It returns when every process has exited and every goroutine of
 // the group has ended, then frees the ports. Stop is idempotent and safe to
 // call concurrently; every call waits. The error reports signals that could
 // not be delivered.
@@ -288,7 +292,10 @@ func (g *Group) broadcastLocked() {
 type InstanceStatus struct {
 	Index int    // from 1
 	Addr  string // 127.0.0.1:PORT, the same across restarts
-	PID   int    // of the shell running the command; 0 while not running
+	PID   int    // of the shell running the command, or of runc; 0 while not running
+	// Container is the ID of the container the instance runs; "" without
+	// Spec.Container or while not running.
+	Container string
 	// Healthy is true after a passing check, false after the process
 	// exited or failed failuresToUnhealthy (2) checks in a row.
 	Healthy      bool
@@ -318,6 +325,9 @@ func (g *Group) Status() []InstanceStatus {
 		}
 		if in.proc != nil {
 			st.PID = in.proc.pid
+			if in.proc.ctr != nil {
+				st.Container = in.proc.ctr.ID
+			}
 			// Up a whole window since the last restart: no longer looping,
 			// even though the flag is only cleared at the next crash.
 			if now.Sub(in.startedAt) >= g.cfg.CrashLoopWindow {

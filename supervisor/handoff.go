@@ -27,6 +27,9 @@ type HandedInstance struct {
 	// the next owner (exec.Cmd.ExtraFiles): once no process holds it, the
 	// app's writes fail (SIGPIPE).
 	Output *os.File `json:"-"`
+	// Container is the container that PID (runc) runs; nil for an instance
+	// run with /bin/sh. The next owner deletes it once runc exits.
+	Container *ContainerRef `json:"container,omitempty"`
 }
 
 // Handoff detaches the group from this Supervisor without stopping its
@@ -47,7 +50,7 @@ func (g *Group) Handoff() ([]HandedInstance, error) {
 	for i, in := range g.instances {
 		out[i] = HandedInstance{Index: in.index, Port: in.port, Restarts: in.restarts, Healthy: in.healthy}
 		if p := in.proc; p != nil {
-			out[i].PID, out[i].StartedAt, out[i].Output = p.pid, p.started, p.output
+			out[i].PID, out[i].StartedAt, out[i].Output, out[i].Container = p.pid, p.started, p.output, p.ctr
 			procs[i] = p
 		}
 	}
@@ -79,6 +82,11 @@ func (s *Supervisor) detach(g *Group, procs []*process) {
 		}
 	}
 	s.state.mu.Unlock()
+	for _, p := range procs {
+		if p != nil && p.ctr != nil {
+			s.containers.drop(p.ctr.ID)
+		}
+	}
 }
 
 // errAdoptedExit is how an adopted process ended: it is not our child, so
@@ -89,10 +97,11 @@ var errAdoptedExit = errors.New("exited (status unknown: the process was started
 // handed off (see Handoff): their records become this Supervisor's, their
 // output is read, their health checked, and the group is live, so an
 // instance that exits is restarted as usual. An instance whose process is
-// gone is started again. Call it before ReapOrphans, which would otherwise
-// kill the adopted processes.
+// gone is started again (its container, if any, deleted first). Call it
+// before ReapOrphans, which would otherwise kill the adopted processes and
+// containers.
 func (s *Supervisor) Adopt(spec Spec, handed []HandedInstance) (*Group, error) {
-	spec, err := spec.withDefaults()
+	spec, ctr, err := s.resolveSpec(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +118,7 @@ func (s *Supervisor) Adopt(spec Spec, handed []HandedInstance) (*Group, error) {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
 	spec.Instances = len(handed)
-	g, err := s.register(spec, ports)
+	g, err := s.register(spec, ctr, ports)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +131,16 @@ func (s *Supervisor) Adopt(spec Spec, handed []HandedInstance) (*Group, error) {
 		p, err := adoptProcess(h)
 		if err != nil {
 			g.log.Warn("adopted instance is gone; starting it again", "instance", in.index, "pid", h.PID, "err", err)
+			if h.Container != nil {
+				s.finishContainer(g.log, &process{ctr: h.Container})
+			}
 			down = append(down, in)
 			continue
+		}
+		if h.Container != nil {
+			ref := *h.Container
+			p.ctr = &ref
+			s.containers.add(ref.ID)
 		}
 		g.mu.Lock()
 		in.started(p)

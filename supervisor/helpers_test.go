@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,10 +72,6 @@ func appSpec(t testing.TB, mode string, instances int) Spec {
 		Instances: instances,
 		Health:    HealthCheck{Path: "/health", Interval: 20 * time.Millisecond, Timeout: time.Second},
 	}
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // start starts spec and stops the group when the test ends.

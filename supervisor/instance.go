@@ -82,7 +82,8 @@ func (in *instance) runProcess(p *process) time.Duration {
 	if kerr := signalGroup(p.pid, syscall.SIGKILL); kerr != nil {
 		g.log.Warn("kill leftover processes", "instance", in.index, "pgid", p.pid, "err", kerr)
 	}
-	g.sup.state.forget(g.log, p) // nothing of it is left to reap after a crash of baton
+	g.sup.finishContainer(g.log, p) // a restart gets a new container
+	g.sup.state.forget(g.log, p)    // nothing of it is left to reap after a crash of baton
 	stopHealth()
 	<-healthDone
 	p.drainOutput() // the tail is complete before the exit is reported

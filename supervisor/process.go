@@ -23,8 +23,11 @@ type process struct {
 	// wait blocks until the process exits: exec.Cmd.Wait for a process
 	// started here, a pidfd for one adopted from an earlier baton (it is
 	// not our child, so wait(2) cannot see it).
-	wait    func() error
-	pid     int // also the process group id (Setpgid)
+	wait func() error
+	pid  int // also the process group id (Setpgid)
+	// ctr is the container runc runs in this process; nil for a process
+	// running a command with /bin/sh.
+	ctr     *ContainerRef
 	output  *os.File
 	outDone chan struct{} // closed when the output goroutine returned
 	started time.Time
@@ -36,13 +39,17 @@ func (in *instance) startProcess() (*process, error) {
 	spec := in.g.spec
 	// Never nil: a nil Env would hand the app baton's own environment.
 	env := append(append(make([]string, 0, len(spec.Env)+1), spec.Env...), "PORT="+strconv.Itoa(in.port))
-	p, err := in.g.sup.startGated(gated{
-		command: spec.Command,
-		dir:     spec.Dir,
-		env:     env,
-		rec:     stateRecord{Name: spec.Name, Index: in.index},
-		log:     in.g.log,
-	})
+	rec := stateRecord{Name: spec.Name, Index: in.index}
+	var p *process
+	var err error
+	if ctr := in.g.ctr; ctr != nil {
+		var run *containerRun
+		if run, err = newContainerRun(ctr, spec.Name, in.index, "", env); err == nil {
+			p, err = in.g.sup.startContainer(run, rec, gated{log: in.g.log})
+		}
+	} else {
+		p, err = in.g.sup.startGated(gated{command: spec.Command, dir: spec.Dir, env: env, rec: rec, log: in.g.log})
+	}
 	if err != nil {
 		return nil, err
 	}

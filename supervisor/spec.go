@@ -15,10 +15,15 @@ type Spec struct {
 	Name string
 	// Dir is the working directory; empty means baton's own.
 	Dir string
-	// Command is run with /bin/sh -c and must serve HTTP on $PORT.
+	// Command is run with /bin/sh -c and must serve HTTP on $PORT. It must
+	// be empty when Container is set.
 	Command string
+	// Container, when set, runs each instance as a runc container of an
+	// image instead of Command; Dir is not used then.
+	Container *Container
 	// Env is the complete environment of the app; the supervisor appends
-	// PORT=<port>, which wins over any PORT already in Env.
+	// PORT=<port>, which wins over any PORT already in Env. With a
+	// Container it is added to the image's environment and wins.
 	Env []string
 	// Instances is how many processes run, each on its own port.
 	Instances int
@@ -43,8 +48,10 @@ func (s Spec) withDefaults() (Spec, error) {
 	switch {
 	case s.Name == "":
 		return s, baton.Errorf(baton.EINVALID, "supervisor spec has no name")
-	case strings.TrimSpace(s.Command) == "":
+	case s.Container == nil && strings.TrimSpace(s.Command) == "":
 		return s, baton.Errorf(baton.EINVALID, "%s: no command to run", s.Name)
+	case s.Container != nil && s.Command != "":
+		return s, baton.Errorf(baton.EINVALID, "%s: a command and a container to run: give one", s.Name)
 	case s.Instances < 1:
 		return s, baton.Errorf(baton.EINVALID, "%s: instances must be at least 1, got %d", s.Name, s.Instances)
 	case s.Health.Interval < 0 || s.Health.Timeout < 0:

@@ -52,6 +52,9 @@ type stateRecord struct {
 	Label     string    `json:"label,omitempty"`
 	Dir       string    `json:"dir"` // absolute Spec.Dir: the process's working directory
 	StartedAt time.Time `json:"started_at"`
+	// Container is the container the process (runc) runs; nil for a
+	// command run with /bin/sh. Dir is then its bundle.
+	Container *ContainerRef `json:"container,omitempty"`
 }
 
 // stateFiles writes and removes the records of one Supervisor.
@@ -162,23 +165,41 @@ type Reaped struct {
 	// StartedAt is when it started; Killed is set when it needed SIGKILL.
 	StartedAt time.Time
 	Killed    bool
+	// Container is the ID of the container it ran; "" for a process run
+	// with /bin/sh. PID is then runc's, or the container's init's for a
+	// container whose runc had gone.
+	Container string
 }
 
 // What says what was killed: "release command (pid 42)" or "instance 2
 // of app--000003 (pid 42)".
 func (r Reaped) What() string {
-	if r.Label != "" {
-		return fmt.Sprintf("%s command (pid %d)", r.Label, r.PID)
+	what := fmt.Sprintf("pid %d", r.PID)
+	if r.Container != "" {
+		what += ", container " + r.Container
 	}
-	return fmt.Sprintf("instance %d of %s (pid %d)", r.Index, r.Name, r.PID)
+	if r.Label != "" {
+		return fmt.Sprintf("%s command (%s)", r.Label, what)
+	}
+	return fmt.Sprintf("instance %d of %s (%s)", r.Index, r.Name, what)
 }
 
 // ReapOrphans kills the instance processes and one-shot commands (Run)
 // that an earlier run of baton left behind when it died without stopping
 // them. Call it once at start-up, before Start and before anything that
 // relies on them being gone (releasing the resource leases of interrupted
-// deployments); it does nothing unless Config.StateDir is set, and it
-// never touches the processes this Supervisor started itself.
+// deployments); it does nothing unless Config.StateDir or
+// Config.ContainerStateRoot is set, and it never touches the processes and
+// containers this Supervisor started (or adopted) itself.
+//
+// Containers: a recorded runc process is stopped like any orphan (runc
+// forwards SIGTERM to the container); afterwards its container is deleted
+// with `runc delete -f`, which kills it if it still runs, and its bundle
+// removed. Besides, every container of baton's (ID prefix "baton-") that
+// `runc list` shows in ContainerStateRoot or in a state root a record
+// names, and that this Supervisor does not own, gets SIGTERM through runc,
+// shares the grace period and is then deleted the same way; it is
+// reported with the container's init as PID.
 //
 // For each record in StateDir whose process still runs and is really the
 // recorded instance (its working directory, read from /proc/<pid>/cwd, is
@@ -198,15 +219,15 @@ func (r Reaped) What() string {
 // that cannot be read or signals that could not be delivered.
 func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 	st := s.state
-	if st.dir == "" {
-		return nil, nil
-	}
-	if err := os.MkdirAll(st.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("reap orphans: %w", err)
-	}
-	recs, err := st.orphanRecords(s.log)
-	if err != nil {
-		return nil, fmt.Errorf("reap orphans: %w", err)
+	var recs []stateRecord
+	if st.dir != "" {
+		if err := os.MkdirAll(st.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("reap orphans: %w", err)
+		}
+		var err error
+		if recs, err = st.orphanRecords(s.log); err != nil {
+			return nil, fmt.Errorf("reap orphans: %w", err)
+		}
 	}
 
 	procErr := checkProc()
@@ -220,17 +241,20 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 			st.removeOrphanRecord(s.log, o)
 		}
 	}
-	if len(orphans) == 0 {
+	// Containers: those of the records (runc signalled above forwards the
+	// SIGTERM), and those a listing finds that nobody owns.
+	ctrs := s.terminateContainers(recs, orphans, &errs)
+	if len(orphans) == 0 && len(ctrs) == 0 {
 		return nil, errors.Join(errs...)
 	}
 
-	// Wait for the groups to exit, then kill what is left.
+	// Wait for the groups and containers to exit, then kill what is left.
 	pgids := make([]int, len(orphans))
 	for i, o := range orphans {
 		pgids[i] = o.rec.PGID
 	}
 	grace, cancel := context.WithTimeout(ctx, s.cfg.StopGrace)
-	waitGroupsGone(grace, pgids)
+	waitGone(grace, pgids, ctrs)
 	cancel()
 	for _, o := range orphans {
 		if !groupAlive(o.rec.PGID) {
@@ -246,8 +270,18 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 	kill, cancel := context.WithTimeout(ctx, orphanKillWait)
 	waitGroupsGone(kill, pgids)
 	cancel()
+	// Deleting a container kills it first if it still runs: the one of a
+	// runc killed just now, or one that ignored SIGTERM.
+	for _, c := range ctrs {
+		if c.pid != 0 && processAlive(c.pid) {
+			c.reaped.Killed = true
+		}
+		if err := c.ref.remove(); err != nil {
+			errs = append(errs, fmt.Errorf("reap orphan container %s: %w", c.ref.ID, err))
+		}
+	}
 
-	reaped := make([]Reaped, 0, len(orphans))
+	reaped := make([]Reaped, 0, len(orphans)+len(ctrs))
 	for _, o := range orphans {
 		if groupAlive(o.rec.PGID) {
 			// Its record stays: the next start tries again.
@@ -257,8 +291,18 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 		}
 		s.log.Warn("killed orphan", "name", o.rec.Name, "label", o.rec.Label, "pid", o.rec.PID, "index", o.rec.Index, "sigkill", o.killed)
 		st.removeOrphanRecord(s.log, o)
-		reaped = append(reaped, Reaped{Name: o.rec.Name, Index: o.rec.Index, Label: o.rec.Label, PID: o.rec.PID,
-			Dir: o.rec.Dir, StartedAt: o.rec.StartedAt, Killed: o.killed})
+		r := Reaped{Name: o.rec.Name, Index: o.rec.Index, Label: o.rec.Label, PID: o.rec.PID,
+			Dir: o.rec.Dir, StartedAt: o.rec.StartedAt, Killed: o.killed}
+		if c := o.rec.Container; c != nil {
+			r.Container = c.ID
+		}
+		reaped = append(reaped, r)
+	}
+	for _, c := range ctrs {
+		if !c.behindRunc && c.pid != 0 {
+			s.log.Warn("killed orphan container", "container", c.ref.ID, "name", c.reaped.Name, "pid", c.pid, "sigkill", c.reaped.Killed)
+			reaped = append(reaped, c.reaped)
+		}
 	}
 	return reaped, errors.Join(errs...)
 }
@@ -326,6 +370,13 @@ func readRecord(path string, pgid int) (stateRecord, error) {
 		return rec, fmt.Errorf("pid %d is not a valid group leader for pgid %d", rec.PID, rec.PGID)
 	case !filepath.IsAbs(rec.Dir):
 		return rec, fmt.Errorf("dir %q is not absolute", rec.Dir)
+	}
+	if c := rec.Container; c != nil {
+		// The bundle is removed: it must be one of ours.
+		if !validContainerID(c.ID) || !filepath.IsAbs(c.Runtime) || !filepath.IsAbs(c.Root) ||
+			!filepath.IsAbs(c.Bundle) || filepath.Base(c.Bundle) != c.ID {
+			return rec, fmt.Errorf("container %+v is not one of baton's", *c)
+		}
 	}
 	return rec, nil
 }

@@ -1,6 +1,7 @@
-// Package supervisor runs app instances as OS processes: it gives each a
-// free port, captures its output, checks its health, restarts it when it
-// crashes and stops it (with its children) on request.
+// Package supervisor runs app instances as OS processes, or as runc
+// containers of an image (see Container): it gives each a free port,
+// captures its output, checks its health, restarts it when it crashes and
+// stops it (with its children) on request.
 package supervisor
 
 import (
@@ -39,6 +40,15 @@ type Config struct {
 	// killed baton left behind. It is created (mode 0700) if missing, and
 	// must not be shared by two running Supervisors. Empty: no records.
 	StateDir string
+	// ContainerRuntime, ContainerStateRoot and ContainerBundleDir are the
+	// defaults of Container.Runtime, StateRoot and BundleDir. ReapOrphans
+	// lists the containers in ContainerStateRoot (and in every state root a
+	// record names) and kills baton's that no instance of this Supervisor
+	// owns, so like StateDir it must not be shared by two running
+	// Supervisors. Empty runtime: "runc" from PATH.
+	ContainerRuntime   string
+	ContainerStateRoot string
+	ContainerBundleDir string
 }
 
 // Config defaults.
@@ -80,6 +90,8 @@ type Supervisor struct {
 	log   *slog.Logger
 	ports portSet
 	state *stateFiles
+	// containers are the IDs of the containers this Supervisor runs.
+	containers ownedContainers
 
 	mu     sync.Mutex
 	groups map[*Group]struct{}
@@ -113,7 +125,7 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	spec, err := spec.withDefaults()
+	spec, ctr, err := s.resolveSpec(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +133,7 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
-	g, err := s.register(spec, ports)
+	g, err := s.register(spec, ctr, ports)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +154,21 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Group, error) {
 	return g, nil
 }
 
+// resolveSpec checks spec, fills its defaults and resolves its container,
+// if any (once per group: the runtime is looked up, the user resolved).
+func (s *Supervisor) resolveSpec(spec Spec) (Spec, *containerSetup, error) {
+	spec, err := spec.withDefaults()
+	if err != nil || spec.Container == nil {
+		return spec, nil, err
+	}
+	ctr, err := resolveContainer(s.cfg, spec.Name, *spec.Container)
+	return spec, ctr, err
+}
+
 // register creates a group on ports (owned already) and records it, unless
 // the Supervisor is closed (then the ports are released).
-func (s *Supervisor) register(spec Spec, ports []int) (*Group, error) {
-	g := newGroup(s, spec, ports)
+func (s *Supervisor) register(spec Spec, ctr *containerSetup, ports []int) (*Group, error) {
+	g := newGroup(s, spec, ctr, ports)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
