@@ -27,8 +27,6 @@ type Config struct {
 	Artifacts *artifact.Store
 	// Images holds container images; nil: none can be deployed.
 	Images *ociimage.Store
-	// Containers says how image revisions run under runc.
-	Containers ContainerConfig
 	Supervisor *supervisor.Supervisor
 	Proxy      *proxy.Proxy
 	// DataDir holds apps/APP/revisions/REV and tmp/.
@@ -81,16 +79,6 @@ type Config struct {
 	// recovery notes the build and release commands among them in their
 	// deployments' logs.
 	Reaped []supervisor.Reaped
-}
-
-// ContainerConfig is where the supervisor's containers keep their state.
-type ContainerConfig struct {
-	// Runtime is the runc binary; "" finds runc in PATH.
-	Runtime string
-	// StateRoot is runc's --root: baton's containers only.
-	StateRoot string
-	// BundleDir holds one OCI bundle per running container.
-	BundleDir string
 }
 
 func (c *Config) setDefaults() {

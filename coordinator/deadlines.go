@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/manifest"
 )
 
 // phaseDeadline is the one table of how long each phase may take: the

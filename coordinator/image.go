@@ -241,9 +241,6 @@ func (c *Coordinator) container(ctx context.Context, dir, command string, m bato
 		return nil, baton.Errorf(baton.EUNPROCESSABLE, "image %s has no entrypoint or cmd and the manifest names no [run] command: nothing to run", short(rec.Digest))
 	}
 	return &supervisor.Container{
-		Runtime:     c.cfg.Containers.Runtime,
-		StateRoot:   c.cfg.Containers.StateRoot,
-		BundleDir:   c.cfg.Containers.BundleDir,
 		Rootfs:      rootfs,
 		Args:        args,
 		Cwd:         rec.Config.WorkingDir,

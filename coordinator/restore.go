@@ -11,7 +11,6 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
-	"github.com/batonhq/baton/manifest"
 	"github.com/batonhq/baton/supervisor"
 )
 

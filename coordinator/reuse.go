@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/manifest"
 )
 
 // reuseBuild gives a settings change (KindConfig) the files of the

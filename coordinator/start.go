@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/manifest"
 	"github.com/batonhq/baton/supervisor"
 )
 

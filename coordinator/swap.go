@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/manifest"
 )
 
 // Swap queues a swap of two slots' live revisions through the app's queue

@@ -300,7 +300,7 @@ func TestImageThreeWaysIn(t *testing.T) {
 	// 3b. podman push to a slot, logged in with a token; a token of
 	// scope read may not push.
 	readTok := createToken(t, b, "reader", baton.ScopeRead)
-	if out, err := pm.try("push", "--tls-verify=false", "--creds", "baton:"+readTok, reg+"/hello:v1", "docker://"+b.apiAddr+"/img/staging:v1"); err == nil {
+	if out, err := pm.try("push", "--tls-verify=false", "--creds", "baton:"+readTok, reg+"/hello:v2", "docker://"+b.apiAddr+"/img/staging:v2"); err == nil {
 		t.Fatalf("a read token pushed:\n%s", out)
 	} else if !strings.Contains(strings.ToLower(out), "deploy") {
 		t.Errorf("a refused push does not say which scope it needs:\n%s", out)

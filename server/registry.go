@@ -64,7 +64,7 @@ func (s *Server) imagePushed(ctx context.Context, repo, reference string, img oc
 		return nil, err
 	}
 	res, err := s.coord.Submit(ctx, baton.SubmitRequest{
-		App: app, Slot: slot, ImageDigest: img.Digest,
+		App: app, Slot: slot, ImageDigest: img.Digest, Policy: baton.PolicyQueue,
 		Params:  baton.DeployParams{Image: "push " + repo + ":" + reference},
 		Message: "image " + repo + ":" + reference,
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/batonhq/baton/buildinfo"
 	"github.com/batonhq/baton/coordinator"
 	"github.com/batonhq/baton/metrics"
+	"github.com/batonhq/baton/ociimage"
 	"github.com/batonhq/baton/postgres"
 	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
@@ -93,6 +94,8 @@ type Server struct {
 	rawStore baton.Store
 	arts     *artifact.Store
 	sup      *supervisor.Supervisor
+	// images holds container images (DATA/images).
+	images *ociimage.Store
 	proxy    *proxy.Proxy
 	coord    *coordinator.Coordinator
 	metrics  *metrics.Metrics
@@ -202,7 +205,14 @@ func (s *Server) open(ctx context.Context) error {
 	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
 		return err
 	}
-	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run")})
+	if s.images, err = ociimage.Open(filepath.Join(cfg.DataDir, "images"), ociimage.DefaultLimits()); err != nil {
+		return err
+	}
+	s.sup = supervisor.New(supervisor.Config{Logger: s.log, StopGrace: cfg.StopGrace, StateDir: filepath.Join(cfg.DataDir, "run"),
+		// Image revisions run under runc, with baton's containers apart
+		// from any others on the host (ReapOrphans lists them there).
+		ContainerStateRoot: filepath.Join(cfg.DataDir, "runc"),
+		ContainerBundleDir: filepath.Join(cfg.DataDir, "bundles")})
 	// Instances left running by a baton that was killed hold ports and
 	// serve nothing: stop them before the live revisions start again.
 	// Build and release commands it left die here too, before recovery
@@ -227,7 +237,7 @@ func (s *Server) open(ctx context.Context) error {
 		OnFinished:   s.hooks.NotifyFinished,
 		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
-		Store: s.store, Artifacts: s.arts, Supervisor: s.sup, Proxy: s.proxy,
+		Store: s.store, Artifacts: s.arts, Images: s.images, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 		Adopt: handoff.groups(), Reaped: reaped,
