@@ -26,7 +26,7 @@ type Config struct {
 	Store     baton.Store
 	Artifacts *artifact.Store
 	// Images holds container images; nil: none can be deployed.
-	Images *ociimage.Store
+	Images     *ociimage.Store
 	Supervisor *supervisor.Supervisor
 	Proxy      *proxy.Proxy
 	// DataDir holds apps/APP/revisions/REV and tmp/.

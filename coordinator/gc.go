@@ -182,6 +182,25 @@ func (c *Coordinator) retentionFacts(ctx context.Context) (baton.RetentionFacts,
 	for _, a := range list {
 		f.Artifacts = append(f.Artifacts, baton.ArtifactFacts{Digest: a.Digest, Size: a.Size, ModTime: a.Stored, InUse: inUseArt[a.Digest]})
 	}
+	if c.cfg.Images != nil {
+		// Container images are artifacts to the retention rules, by
+		// manifest digest.
+		digests, err := c.cfg.Images.Digests()
+		if err != nil {
+			return f, err
+		}
+		for _, d := range digests {
+			img, err := c.cfg.Images.Image(d)
+			if err != nil {
+				continue // removed meanwhile
+			}
+			at, err := c.cfg.Images.StoredAt(d)
+			if err != nil {
+				continue
+			}
+			f.Artifacts = append(f.Artifacts, baton.ArtifactFacts{Digest: d, Size: img.Size, ModTime: at, InUse: inUseArt[d]})
+		}
+	}
 	return f, nil
 }
 
@@ -236,12 +255,19 @@ func (c *Coordinator) applyPlan(ctx context.Context, f baton.RetentionFacts, pla
 		if held[digest] {
 			continue
 		}
-		if fi, err := os.Stat(c.cfg.Artifacts.Path(digest)); err == nil && c.cfg.Now().Sub(fi.ModTime()) < c.cfg.Retention.ArtifactGrace {
+		if at, ok := c.storedAt(digest); ok && c.cfg.Now().Sub(at) < c.cfg.Retention.ArtifactGrace {
 			if !namedByRevision(f, digest) {
 				continue // stored again just now
 			}
 		}
 		c.collectPause()
+		if baton.IsImageDigest(digest) {
+			// Its blobs stay in the shared store: other images may share them.
+			if err := c.cfg.Images.Remove(digest); err != nil {
+				c.log.Warn("remove image", "image", digest, "err", err)
+			}
+			continue
+		}
 		if err := c.cfg.Artifacts.Remove(digest); err != nil {
 			c.log.Warn("remove artifact", "artifact", digest, "err", err)
 			continue
@@ -253,6 +279,22 @@ func (c *Coordinator) applyPlan(ctx context.Context, f baton.RetentionFacts, pla
 		}
 	}
 	return skipped
+}
+
+// storedAt is when an artifact or image was stored (again), if it is.
+func (c *Coordinator) storedAt(digest string) (time.Time, bool) {
+	if baton.IsImageDigest(digest) {
+		if c.cfg.Images == nil {
+			return time.Time{}, false
+		}
+		at, err := c.cfg.Images.StoredAt(digest)
+		return at, err == nil
+	}
+	fi, err := os.Stat(c.cfg.Artifacts.Path(digest))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return fi.ModTime(), true
 }
 
 func namedByRevision(f baton.RetentionFacts, digest string) bool {

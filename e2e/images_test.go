@@ -465,3 +465,67 @@ func TestImageKillDuringStartAndRestartInPlace(t *testing.T) {
 		t.Fatalf("production serves %s after the crash, want kc--000001", rev)
 	}
 }
+
+// TestImageBadInputAndRetention: an image that cannot be had (unknown
+// tag, unreachable registry, not an image) is refused with a sentence
+// and the live revision serves on; collection removes the images of
+// revisions it removes, and keeps the live one's.
+func TestImageBadInputAndRetention(t *testing.T) {
+	t.Parallel()
+	b := startBaton(t, "--retain-revisions", "1")
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "ir"); err != nil {
+		t.Fatal(err)
+	}
+	reg := testRegistry(t)
+	imgs := map[string]v1.Image{}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		imgs[v] = helloImage(t, v, nil)
+		pushTo(t, reg+"/ir:"+v, imgs[v])
+	}
+	p := newProxyClient(b.proxyAddr)
+	if out, code := runCLI(t, b, "deploy", "ir", "--image", reg+"/ir:v1", "--insecure-registry", "--wait"); code != 0 {
+		t.Fatalf("deploy v1: exit %d\n%s", code, out)
+	}
+	waitServes(t, p, "ir.localhost", "v1")
+	for _, bad := range []struct{ ref, want string }{
+		{reg + "/ir:nope", "nope"},
+		{freeAddr(t) + "/ir:v1", "registry"},
+	} {
+		out, code := runCLI(t, b, "deploy", "ir", "--image", bad.ref, "--insecure-registry")
+		if code == 0 || !strings.Contains(out, bad.want) {
+			t.Errorf("deploy --image %s: exit %d, want a refusal naming %q:\n%s", bad.ref, code, bad.want, out)
+		}
+	}
+	notImage := filepath.Join(t.TempDir(), "x.tar")
+	if err := os.WriteFile(notImage, bytes.Repeat([]byte("not a tar "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, b, "deploy", "ir", notImage); code == 0 {
+		t.Errorf("deploying junk as an archive succeeded:\n%s", out)
+	}
+	waitServes(t, p, "ir.localhost", "v1")
+
+	for _, v := range []string{"v2", "v3"} {
+		if out, code := runCLI(t, b, "deploy", "ir", "--image", reg+"/ir:"+v, "--insecure-registry", "--wait"); code != 0 {
+			t.Fatalf("deploy %s: exit %d\n%s", v, code, out)
+		}
+	}
+	waitServes(t, p, "ir.localhost", "v3")
+	if out, code := runCLI(t, b, "gc"); code != 0 {
+		t.Fatalf("gc: exit %d\n%s", code, out)
+	}
+	held := func(v string) bool {
+		d, err := imgs[v].Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = os.Stat(filepath.Join(b.data, "images", "images", d.Hex+".json"))
+		return err == nil
+	}
+	if held("v1") || !held("v3") {
+		t.Fatalf("after gc with --retain-revisions 1: v1 held %v (want false), v3 held %v (want true)", held("v1"), held("v3"))
+	}
+	waitServes(t, p, "ir.localhost", "v3")
+}

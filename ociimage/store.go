@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/internal/atomicfile"
@@ -131,6 +132,24 @@ func (s *Store) Image(digest string) (Image, error) {
 		return Image{}, err
 	}
 	return r.Image, nil
+}
+
+// StoredAt is when the store took an image in (or last took it in
+// again): collection leaves an image that new alone, as a deploy may be
+// about to name it.
+func (s *Store) StoredAt(digest string) (time.Time, error) {
+	hex, err := parseDigest(digest)
+	if err != nil {
+		return time.Time{}, err
+	}
+	fi, err := os.Stat(s.recordPath(hex))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, baton.Errorf(baton.ENOTFOUND, "image %s is not held here", short(digest))
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 func (s *Store) record(digest string) (*record, error) {
