@@ -1,4 +1,4 @@
-.PHONY: demo test build bench bench-proxies bench-deploy bench-scale
+.PHONY: demo test build bench bench-proxies bench-deploy bench-images bench-scale
 
 # Build baton, serve, deploy and redeploy the example (baton builds it: its
 # [build] step). Data in $BATON_DATA, default ~/.local/state/baton-demo:
@@ -46,6 +46,13 @@ bench-deploy:
 	go build -o bin/hello ./examples/hello
 	go build -o bin/deployload ./bench/deployload
 	bin/deployload -baton bin/baton -hello bin/hello $(ARGS)
+
+# A container image deploy (cold and warm) beside the same app as an
+# archive: bench/results-images.md. Needs runc.
+bench-images:
+	go build -o bin/baton ./cmd/baton
+	go build -o bin/deployload ./bench/deployload
+	bin/deployload -baton bin/baton -images 5 $(ARGS)
 
 # 1,000 apps × 3 slots registered through the API; status of all and of one
 # app; restart of baton serve until /readyz and the proxy answer; memory

@@ -294,7 +294,7 @@ func (p *pipeline) runCommand(ctx context.Context, command string, env []string,
 			return err
 		}
 		if ct != nil {
-			cmd.Container, cmd.Env = ct, containerEnv(env)
+			cmd.Container, cmd.Command, cmd.Env = ct, "", containerEnv(env)
 		}
 	}
 	return p.c.runCommand(ctx, p.d.App, cmd)

@@ -175,7 +175,7 @@ func (c *Coordinator) groupSpec(ctx context.Context, r baton.Revision, dir strin
 	}
 	ct, err := c.container(ctx, dir, m.Run.Command, m)
 	if ct != nil {
-		spec.Container, spec.Env = ct, containerEnv(env)
+		spec.Container, spec.Command, spec.Env = ct, "", containerEnv(env)
 	}
 	return spec, err
 }

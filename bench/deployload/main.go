@@ -31,7 +31,7 @@ import (
 
 type options struct {
 	baton, hello, example, manifest, out, app string
-	deploys, swaps, conns                     int
+	deploys, swaps, conns, images             int
 	rate                                      float64
 	window, steady, timeout                   time.Duration
 	keep                                      bool
@@ -53,7 +53,21 @@ func main() {
 	flag.StringVar(&o.app, "app", "bench", "the app's name")
 	flag.StringVar(&o.out, "out", "bench/results-deploy.md", "write the Markdown report here (\"\": stdout only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and baton's log after the run")
+	flag.IntVar(&o.images, "images", 0, "instead of the load run: this many rounds of a cold container image deploy, a warm one and the same app as an archive (images.go; needs runc); report in bench/results-images.md")
 	flag.Parse()
+	if o.images > 0 {
+		if o.baton == "" {
+			fmt.Fprintln(os.Stderr, "deployload: -baton is required")
+			os.Exit(2)
+		}
+		if o.out == "bench/results-deploy.md" {
+			o.out = "bench/results-images.md"
+		}
+		ctx, stop := harness.SignalContext(context.Background())
+		code := runImages(ctx, o)
+		stop()
+		os.Exit(code)
+	}
 	if o.baton == "" || o.hello == "" {
 		fmt.Fprintln(os.Stderr, "deployload: -baton and -hello are required; `make bench-deploy` builds both and runs this")
 		os.Exit(2)
