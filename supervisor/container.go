@@ -7,10 +7,11 @@ package supervisor
 // it gets (SIGTERM from Stop) to the container's init, copies the
 // container's stdout and stderr to the pipe we read, and exits with the
 // init's status. The container's init is in its own session (runc calls
-// setsid), so signals to runc's process group reach it only through runc.
+// setsid), so signals to runc's process group reach it only through runc,
+// and SIGKILL, which runc cannot forward, goes through `runc kill`.
 // Whatever ends the run, `runc delete -f` follows: it kills a container
-// whose runc was killed (SIGKILL after the grace) and removes what runc
-// left; then the bundle is removed.
+// whose runc died first and removes what runc left; then the bundle is
+// removed.
 
 import (
 	"context"
