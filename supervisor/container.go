@@ -462,10 +462,11 @@ func (o *ownedContainers) has(id string) bool {
 // startGated, recorded in rec with the container. The container is owned
 // from before runc creates it until finishContainer.
 func (s *Supervisor) startContainer(run *containerRun, rec stateRecord, gc gated) (*process, error) {
+	s.containers.add(run.ref.ID) // before its bundle exists: ReapOrphans sweeps the others
 	if err := run.writeBundle(); err != nil {
+		s.containers.drop(run.ref.ID)
 		return nil, fmt.Errorf("write container bundle: %w", err)
 	}
-	s.containers.add(run.ref.ID)
 	ref := run.ref
 	rec.Container = &ref
 	gc.rec = rec
