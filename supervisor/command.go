@@ -75,8 +75,12 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 	select {
 	case waitErr = <-exited:
 	case <-ctx.Done():
-		if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
-			log.Warn("kill command", "pid", p.pid, "err", err)
+		// A container is killed through runc, which then copies its last
+		// output and exits; runc itself only if that fails.
+		if p.ctr == nil || p.ctr.kill("KILL") != nil {
+			if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
+				log.Warn("kill command", "pid", p.pid, "err", err)
+			}
 		}
 		waitErr = <-exited
 	}

@@ -7,10 +7,11 @@ package supervisor
 // it gets (SIGTERM from Stop) to the container's init, copies the
 // container's stdout and stderr to the pipe we read, and exits with the
 // init's status. The container's init is in its own session (runc calls
-// setsid), so signals to runc's process group reach it only through runc.
+// setsid), so signals to runc's process group reach it only through runc,
+// and SIGKILL, which runc cannot forward, goes through `runc kill`.
 // Whatever ends the run, `runc delete -f` follows: it kills a container
-// whose runc was killed (SIGKILL after the grace) and removes what runc
-// left; then the bundle is removed.
+// whose runc died first and removes what runc left; then the bundle is
+// removed.
 
 import (
 	"context"
@@ -461,10 +462,11 @@ func (o *ownedContainers) has(id string) bool {
 // startGated, recorded in rec with the container. The container is owned
 // from before runc creates it until finishContainer.
 func (s *Supervisor) startContainer(run *containerRun, rec stateRecord, gc gated) (*process, error) {
+	s.containers.add(run.ref.ID) // before its bundle exists: ReapOrphans sweeps the others
 	if err := run.writeBundle(); err != nil {
+		s.containers.drop(run.ref.ID)
 		return nil, fmt.Errorf("write container bundle: %w", err)
 	}
-	s.containers.add(run.ref.ID)
 	ref := run.ref
 	rec.Container = &ref
 	gc.rec = rec

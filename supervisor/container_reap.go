@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -95,6 +96,32 @@ func (s *Supervisor) terminateContainers(recs []stateRecord, orphans []*orphan, 
 		}
 	}
 	return out
+}
+
+// sweepBundles removes the bundles in Config.ContainerBundleDir that no
+// container of this Supervisor uses: left by a baton that died after
+// writing one but before its container was recorded, or whose deletion
+// failed. They hold the apps' environments, secrets included.
+func (s *Supervisor) sweepBundles(errs *[]error) {
+	if s.cfg.ContainerBundleDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(s.cfg.ContainerBundleDir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			*errs = append(*errs, fmt.Errorf("sweep container bundles: %w", err))
+		}
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !validContainerID(e.Name()) || s.containers.has(e.Name()) {
+			continue
+		}
+		s.log.Warn("removing the bundle of a container that is gone", "bundle", e.Name())
+		if err := os.RemoveAll(filepath.Join(s.cfg.ContainerBundleDir, e.Name())); err != nil {
+			*errs = append(*errs, fmt.Errorf("sweep container bundles: %w", err))
+		}
+	}
 }
 
 // reapedFromLabels names a listed container by the annotations baton gave

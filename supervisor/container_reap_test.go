@@ -125,6 +125,14 @@ func TestContainerReapAfterBatonKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A bundle whose container never got to run, and a directory that is
+	// not baton's.
+	for _, dir := range []string{"baton-orphan--000001-3-000000000000", "keep"} {
+		if err := os.MkdirAll(filepath.Join(cfg.ContainerBundleDir, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	s := newSupervisor(t, cfg)
 	reaped, err := s.ReapOrphans(context.Background())
 	if err != nil || len(reaped) != 2 {
@@ -144,6 +152,9 @@ func TestContainerReapAfterBatonKilled(t *testing.T) {
 		if !poll(func() bool { return !alive(pid) }) {
 			t.Errorf("pid %d outlived ReapOrphans", pid)
 		}
+	}
+	if err := os.Remove(filepath.Join(cfg.ContainerBundleDir, "keep")); err != nil {
+		t.Errorf("the directory that is not a bundle: %v", err)
 	}
 	noContainersLeft(t, cfg)
 	emptyDir(t, cfg.StateDir)

@@ -210,13 +210,10 @@ func TestContainerInstances(t *testing.T) {
 		t.Errorf("runc list = %v, want %v", listed, ids)
 	}
 
-	began := time.Now()
 	if err := g.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(began); took >= cfg.StopGrace {
-		t.Errorf("Stop took %s: SIGTERM did not reach the apps", took)
-	}
+	// The apps exited on SIGTERM (forwarded by runc), not on SIGKILL.
 	for i := range 2 {
 		if want := fmt.Sprintf("[%d] got SIGTERM, exiting\n", i+1); !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in the output:\n%s", want, out.String())

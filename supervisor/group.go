@@ -195,8 +195,9 @@ func (g *Group) SetLive() {
 // Stop sends SIGTERM to every instance's process group, and SIGKILL once
 // StopGrace has passed since the first Stop or when ctx ends, whichever is
 // first. For a container the process group is runc's: runc forwards the
-// SIGTERM to the container's init, and once runc has exited (or was
-// killed) the container is deleted, which kills it if it still runs. It returns when every process has exited and every goroutine of
+// SIGTERM to the container's init; SIGKILL goes to the container through
+// runc; once runc has exited the container is deleted (which kills it if it
+// still runs). It returns when every process has exited and every goroutine of
 // the group has ended, then frees the ports. Stop is idempotent and safe to
 // call concurrently; every call waits. The error reports signals that could
 // not be delivered.
@@ -254,9 +255,18 @@ func (g *Group) beginStop() (deadline time.Time, handedOff bool) {
 }
 
 // signalAll signals the process group of every running instance.
+//
+// SIGKILL for a container goes to the container, through runc, so that runc
+// sees its end, copies the last output and exits; only if runc cannot
+// (the container is not created yet, or runc fails) is runc's process
+// group killed, and the container deleted once runc is gone.
 func (g *Group) signalAll(sig syscall.Signal, why string) {
+	type target struct {
+		in *instance
+		p  *process
+	}
+	var containers []target
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	// Under the lock: run loops clear in.proc under it once the process is
 	// reaped, so we never signal a process group id that could be reused.
 	for _, in := range g.instances {
@@ -264,9 +274,34 @@ func (g *Group) signalAll(sig syscall.Signal, why string) {
 			continue
 		}
 		g.log.Info("signalling instance", "instance", in.index, "pid", in.proc.pid, "signal", sig.String(), "reason", why)
-		if err := signalGroup(in.proc.pid, sig); err != nil {
-			g.stopErrs = append(g.stopErrs, fmt.Errorf("%s: instance %d: send %s: %w", g.spec.Name, in.index, sig, err))
+		if sig == syscall.SIGKILL && in.proc.ctr != nil {
+			containers = append(containers, target{in, in.proc})
+			continue
 		}
+		g.signalLocked(in, sig)
+	}
+	g.mu.Unlock()
+
+	// runc runs outside the lock: a container ID is never reused.
+	for _, c := range containers {
+		err := c.p.ctr.kill("KILL")
+		if err == nil {
+			continue
+		}
+		g.log.Info("kill container through runc failed; killing runc", "instance", c.in.index, "container", c.p.ctr.ID, "err", err)
+		g.mu.Lock()
+		if c.in.proc == c.p {
+			g.signalLocked(c.in, syscall.SIGKILL)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// signalLocked signals the process group of in's process. Caller holds
+// g.mu and has checked in.proc.
+func (g *Group) signalLocked(in *instance, sig syscall.Signal) {
+	if err := signalGroup(in.proc.pid, sig); err != nil {
+		g.stopErrs = append(g.stopErrs, fmt.Errorf("%s: instance %d: send %s: %w", g.spec.Name, in.index, sig, err))
 	}
 }
 

@@ -199,7 +199,8 @@ func (r Reaped) What() string {
 // `runc list` shows in ContainerStateRoot or in a state root a record
 // names, and that this Supervisor does not own, gets SIGTERM through runc,
 // shares the grace period and is then deleted the same way; it is
-// reported with the container's init as PID.
+// reported with the container's init as PID. Last, the bundles in
+// ContainerBundleDir that no container of this Supervisor uses are removed.
 //
 // For each record in StateDir whose process still runs and is really the
 // recorded instance (its working directory, read from /proc/<pid>/cwd, is
@@ -245,6 +246,7 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 	// SIGTERM), and those a listing finds that nobody owns.
 	ctrs := s.terminateContainers(recs, orphans, &errs)
 	if len(orphans) == 0 && len(ctrs) == 0 {
+		s.sweepBundles(&errs)
 		return nil, errors.Join(errs...)
 	}
 
@@ -304,6 +306,7 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 			reaped = append(reaped, c.reaped)
 		}
 	}
+	s.sweepBundles(&errs) // once the containers were deleted
 	return reaped, errors.Join(errs...)
 }
 
