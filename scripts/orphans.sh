@@ -10,6 +10,8 @@
 #   baton-e2e-bin-*/            the baton and example binaries e2e builds
 #   baton-hooktest-*/           gitdeploy's hook tests
 #   go-build*/                  test binaries (some re-run themselves as helpers)
+# and every process in another mount namespace (the containers baton runs
+# with runc, podman's).
 # It is left over when no ancestor of it is still a running test (a *.test
 # binary or the go command): another test run on the same machine is not
 # this suite's leftover, while an orphan has been re-parented to init.
@@ -67,6 +69,10 @@ in_live_test() {
 
 self=$$
 found=0
+# A container (runc, podman) sees its own paths, not the temp dirs, so it
+# is known by its mount namespace: any process outside this script's
+# with no running test above it was left by the suite.
+my_mnt=$(readlink /proc/self/ns/mnt)
 for dir in /proc/[0-9]*; do
   pid=${dir#/proc/}
   [ "$pid" = "$self" ] && continue
@@ -78,7 +84,8 @@ for dir in /proc/[0-9]*; do
   cwd=${cwd% (deleted)}
   exe=$(readlink "$dir/exe" 2>/dev/null || true)
   exe=${exe% (deleted)}
-  if under "$cwd" || under "$exe" || mentions_root "$cmd"; then
+  mnt=$(readlink "$dir/ns/mnt" 2>/dev/null || true)
+  if under "$cwd" || under "$exe" || mentions_root "$cmd" || { [ -n "$mnt" ] && [ "$mnt" != "$my_mnt" ]; }; then
     in_live_test "$pid" && continue
     # Our own pipeline (this script's subshells) never matches: it runs
     # in the repository, not in a temp dir.
