@@ -172,7 +172,11 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 	p.useManifest(m)
-	c.logf(p.d.ID, "manifest from %s: run %q, %d instance(s), health %s", m.Source, m.Run.Command, m.Run.Instances, m.Health.Path)
+	run := fmt.Sprintf("%q", m.Run.Command)
+	if m.Run.Command == "" {
+		run = "the image's entrypoint"
+	}
+	c.logf(p.d.ID, "manifest from %s: run %s, %d instance(s), health %s", m.Source, run, m.Run.Instances, m.Health.Path)
 
 	if m.Build.Command != "" && !reused {
 		ctx, cancel, err := p.phase(baton.PhaseBuilding)

@@ -254,7 +254,17 @@ func TestImageThreeWaysIn(t *testing.T) {
 	}
 	p := newProxyClient(b.proxyAddr)
 	reg := testRegistry(t)
-	v1img, v2img, v3img := helloImage(t, "v1", nil), helloImage(t, "v2", nil), helloImage(t, "v3", nil)
+	// v3 brings its own baton.toml (in its working directory): one
+	// instance, and a release command that runs inside the image.
+	v1img, v2img := helloImage(t, "v1", nil), helloImage(t, "v2", nil)
+	v3img := helloImage(t, "v3", map[string]string{"baton.toml": `[run]
+instances = 1
+[health]
+path = "/healthz"
+interval = "100ms"
+[release]
+command = "/app/hello say release ran in the image"
+`})
 	pushTo(t, reg+"/hello:v1", v1img)
 	pushTo(t, reg+"/hello:v2", v2img)
 	pushTo(t, reg+"/hello:v3", v3img)
@@ -293,8 +303,19 @@ func TestImageThreeWaysIn(t *testing.T) {
 	}
 	waitServes(t, p, "img.localhost", "v3")
 	digest3, _ := v3img.Digest()
-	if _, img := liveImage(t, c, "img", "production"); img == nil || img.Digest != digest3.String() {
-		t.Fatalf("after skopeo copy production runs %+v, want %s", img, digest3)
+	st, err := c.Status(ctx, "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Slots[0].Revisions; len(r) != 1 || r[0].Image == nil || r[0].Image.Digest != digest3.String() || len(r[0].Instances) != 1 {
+		t.Fatalf("after skopeo copy production runs %+v, want %s with 1 instance (its baton.toml)", r, digest3)
+	}
+	log, err := c.Log(ctx, st.Recent[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "release: release ran in the image") {
+		t.Errorf("the image's release command did not run in it:\n%s", log)
 	}
 
 	// 3b. podman push to a slot, logged in with a token; a token of
