@@ -13,7 +13,6 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
@@ -205,40 +204,4 @@ func resolve(root *os.Root, name string) (string, error) {
 		return ".", nil
 	}
 	return path.Join(done...), nil
-}
-
-// Adopt holds the image whose manifest (or index, giving its linux/amd64
-// image) is under digest, once PutBlob has stored it and every blob it
-// names. A missing blob is ENOTFOUND naming it.
-func (s *Store) Adopt(digest string) (Image, error) {
-	return s.adopt(context.Background(), digest, "adopted")
-}
-
-func (s *Store) adopt(ctx context.Context, digest, ref string) (Image, error) {
-	si, err := s.imageFromStore(digest)
-	if err != nil {
-		return Image{}, err
-	}
-	img, err := partial.CompressedToImage(si)
-	if err != nil {
-		return Image{}, err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return Image{}, sourceErr("read manifest", err)
-	}
-	var missing []string
-	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		if hex, err := parseDigest(d.Digest.String()); err == nil && !s.hasBlob(hex) {
-			missing = append(missing, short(d.Digest.String()))
-		}
-	}
-	if len(missing) > 0 {
-		return Image{}, baton.Errorf(baton.ENOTFOUND, "image %s needs blobs that are not held here: %s; put them first", short(digest), strings.Join(missing, ", "))
-	}
-	index := ""
-	if d, err := img.Digest(); err == nil && d.String() != digest {
-		index = digest
-	}
-	return s.add(ctx, img, ref, index, sourceErr)
 }
