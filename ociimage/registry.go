@@ -192,7 +192,8 @@ func (g *registry) serve(w http.ResponseWriter, r *http.Request) error {
 	if rt.kind != "base" && !repoRE.MatchString(rt.repo) {
 		return newRegError(http.StatusBadRequest, codeNameInvalid, "repository name %s is not valid; use APP or APP/SLOT in lowercase", quote(rt.repo))
 	}
-	push := r.Method != http.MethodGet && r.Method != http.MethodHead
+	// Asking after an upload is part of pushing too.
+	push := rt.kind == "upload" || (r.Method != http.MethodGet && r.Method != http.MethodHead)
 	if g.h.Authorize != nil {
 		if err := g.h.Authorize(r, rt.repo, push); err != nil {
 			return g.fromBaton(r, err, codeDenied, codeDenied)

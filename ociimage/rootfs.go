@@ -62,7 +62,7 @@ func (s *Store) unpack(ctx context.Context, r *record, dest string) error {
 	rc := mutate.Extract(img)
 	err = artifact.ExtractTar(ctx, &flatReader{si: si, r: rc}, dest, s.lim.Extract, artifact.TarOptions{KeepModes: true, ContainerLinks: true})
 	rc.Close()
-	// ggcr's goroutine may still be reading a layer: wait until it lets go.
+	// ggcr's goroutine may still be reading a layer: take it away.
 	si.close()
 	if err == nil {
 		for i, l := range r.Layers {

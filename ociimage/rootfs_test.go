@@ -2,7 +2,10 @@ package ociimage
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -224,6 +227,31 @@ func TestRootfsHostileLayers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRootfsBadGzipLayer: ggcr leaves a layer whose gzip header is bad
+// open; the unpack must still end, and say which layer.
+func TestRootfsBadGzipLayer(t *testing.T) {
+	s := newStore(t, Limits{})
+	junk := append([]byte{0x1f, 0x8b, 0xff}, []byte(strings.Repeat("junk", 100))...)
+	config := []byte(`{"os":"linux","architecture":"amd64","config":{"Cmd":["/run"]},"rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("0", 64) + `"]}}`)
+	put := func(data []byte) string {
+		d := fmt.Sprintf("sha256:%x", sha256.Sum256(data))
+		if err := s.PutBlob(d, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	layer, cfg := put(junk), put(config)
+	manifest := put([]byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]}`, cfg, len(config), layer, len(junk))))
+	img, err := s.Adopt(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Rootfs(context.Background(), img.Digest)
+	wantCode(t, err, baton.EUNPROCESSABLE, "layer "+short(layer), "not a usable tar archive")
 }
 
 func TestRootfsExtractLimits(t *testing.T) {

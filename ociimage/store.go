@@ -21,8 +21,8 @@ import (
 )
 
 // Store holds images in a directory; see the package doc for its layout.
-// Its methods are safe for concurrent use, also with other Stores on the
-// same directory only if they do not remove images.
+// Its methods are safe for concurrent use. One Store, in one process, owns
+// a directory: Open removes what others may be writing.
 type Store struct {
 	dir string
 	lim Limits
