@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/internal/atomicfile"
@@ -396,4 +397,36 @@ func (s *Store) Remove(digest string) error {
 		return err
 	}
 	return s.dropUnused(r.blobs(), false)
+}
+
+// PruneBlobs removes the blobs no held image uses that are older than
+// minAge: blobs of pushes that never finished, and an index's children for
+// other platforms. minAge spares pushes in progress (an hour is ample).
+// It returns how many it removed.
+func (s *Store) PruneBlobs(minAge time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := filepath.Join(s.dir, "blobs", "sha256")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	var old []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > minAge {
+			old = append(old, "sha256:"+e.Name())
+		}
+	}
+	before := len(entries)
+	if err := s.dropUnused(old, false); err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	return before - len(after), nil
 }
