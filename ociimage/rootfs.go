@@ -13,6 +13,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/artifact"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
@@ -59,9 +60,7 @@ func (s *Store) unpack(ctx context.Context, r *record, dest string) error {
 	if err != nil {
 		return err
 	}
-	rc := mutate.Extract(img)
-	err = artifact.ExtractTar(ctx, &flatReader{si: si, r: rc}, dest, s.lim.Extract, artifact.TarOptions{KeepModes: true, ContainerLinks: true})
-	rc.Close()
+	err = flatten(ctx, img, dest, s.lim.Extract, si.explain)
 	// ggcr's goroutine may still be reading a layer: take it away.
 	si.close()
 	if err == nil {
@@ -91,12 +90,20 @@ func unpackErr(r *record, err error) error {
 	return &baton.Error{Code: be.Code, Message: fmt.Sprintf("image %s cannot be unpacked: %s", short(r.Digest), msg)}
 }
 
-// flatReader reads mutate.Extract's stream, turning ggcr's own refusals
-// (an unsafe path, a layer that is not a tar) into baton errors naming the
-// layer being read.
+// flatten writes img's filesystem, its layers flattened by mutate.Extract,
+// to dest through artifact.ExtractTar. explain turns ggcr's own refusals
+// (an unsafe path, a layer that is not a tar) into baton errors.
+func flatten(ctx context.Context, img v1.Image, dest string, lim artifact.Limits, explain func(error) error) error {
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	return artifact.ExtractTar(ctx, &flatReader{r: rc, explain: explain}, dest, lim, artifact.TarOptions{KeepModes: true, ContainerLinks: true})
+}
+
+// flatReader reads mutate.Extract's stream, passing its errors other than
+// baton's and the context's through explain.
 type flatReader struct {
-	si *storeImage
-	r  io.Reader
+	r       io.Reader
+	explain func(error) error
 }
 
 func (f *flatReader) Read(p []byte) (int, error) {
@@ -105,19 +112,10 @@ func (f *flatReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	var be *baton.Error
-	if errors.As(err, &be) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &be) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return n, err
 	}
-	layer := "a layer"
-	if cur := f.si.current.Load(); cur != nil {
-		// A damaged blob often fails to decompress before its end, where
-		// its digest is checked: say which it is.
-		if verr := f.si.s.verifyBlob(cur.desc); verr != nil {
-			return n, verr
-		}
-		layer = "layer " + short(cur.desc.Digest.String())
-	}
-	return n, baton.Errorf(baton.EUNPROCESSABLE, "%s is not a usable tar archive: %v; rebuild the image", layer, err)
+	return n, f.explain(err)
 }
 
 // maxReadFile bounds ReadFile: it is for configuration files.

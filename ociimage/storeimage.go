@@ -224,3 +224,17 @@ func (s *Store) verifyBlob(d v1.Descriptor) error {
 	}
 	return nil
 }
+
+// explain names the layer being read in a refusal from ggcr; a damaged
+// blob often fails to decompress before its end, where its digest is
+// checked, so it says which it is.
+func (i *storeImage) explain(err error) error {
+	cur := i.current.Load()
+	if cur == nil {
+		return baton.Errorf(baton.EUNPROCESSABLE, "a layer is not a usable tar archive: %v; rebuild the image", err)
+	}
+	if verr := i.s.verifyBlob(cur.desc); verr != nil {
+		return verr
+	}
+	return baton.Errorf(baton.EUNPROCESSABLE, "layer %s is not a usable tar archive: %v; rebuild the image", short(cur.desc.Digest.String()), err)
+}
