@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -65,8 +66,15 @@ func (s *Store) add(ctx context.Context, img v1.Image, ref, index string, fail f
 		return Image{}, fail("read image layers", err)
 	}
 	for i, l := range layers {
-		if err := put(r.Layers[i].Digest, l.Compressed, s.lim.MaxLayerBytes); err != nil {
+		want := r.Layers[i]
+		if err := put(want.Digest, l.Compressed, s.lim.MaxLayerBytes); err != nil {
 			return Image{}, err
+		}
+		// The digest binds the bytes, not the size the manifest gives
+		// them, which the limits were checked against.
+		hex, _ := parseDigest(want.Digest)
+		if fi, err := os.Stat(s.blobPath(hex)); err != nil || fi.Size() != want.Size {
+			return Image{}, baton.Errorf(baton.EUNPROCESSABLE, "layer %d (%s) of image %s is not the %d bytes its manifest says; the image is damaged: build or push it again", i+1, short(want.Digest), short(r.Digest), want.Size)
 		}
 	}
 	if err := put(r.ID, bytesOpener(img.RawConfigFile), maxConfigBytes); err != nil {
