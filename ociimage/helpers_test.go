@@ -30,17 +30,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// buildDir holds what TestMain's helpers build once for all tests.
+// buildDir holds what the helpers build once for all tests; made when
+// first needed, removed by TestMain.
 var buildDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ociimage-test-")
-	if err != nil {
-		panic(err)
-	}
-	buildDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
 }
 
@@ -74,6 +72,9 @@ var (
 func serverBinary(tb testing.TB) []byte {
 	tb.Helper()
 	serverOnce.Do(func() {
+		if buildDir, serverErr = os.MkdirTemp("", "ociimage-test-"); serverErr != nil {
+			return
+		}
 		src := filepath.Join(buildDir, "server")
 		if serverErr = os.MkdirAll(src, 0o755); serverErr != nil {
 			return

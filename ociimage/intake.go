@@ -1,15 +1,18 @@
 package ociimage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/batonhq/baton"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -63,8 +66,15 @@ func (s *Store) add(ctx context.Context, img v1.Image, ref, index string, fail f
 		return Image{}, fail("read image layers", err)
 	}
 	for i, l := range layers {
-		if err := put(r.Layers[i].Digest, l.Compressed, s.lim.MaxLayerBytes); err != nil {
+		want := r.Layers[i]
+		if err := put(want.Digest, l.Compressed, s.lim.MaxLayerBytes); err != nil {
 			return Image{}, err
+		}
+		// The digest binds the bytes, not the size the manifest gives
+		// them, which the limits were checked against.
+		hex, _ := parseDigest(want.Digest)
+		if fi, err := os.Stat(s.blobPath(hex)); err != nil || fi.Size() != want.Size {
+			return Image{}, baton.Errorf(baton.EUNPROCESSABLE, "layer %d (%s) of image %s is not the %d bytes its manifest says; the image is damaged: build or push it again", i+1, short(want.Digest), short(r.Digest), want.Size)
 		}
 	}
 	if err := put(r.ID, bytesOpener(img.RawConfigFile), maxConfigBytes); err != nil {
@@ -92,7 +102,7 @@ func bytesOpener(raw func() ([]byte, error)) func() (io.ReadCloser, error) {
 		if err != nil {
 			return nil, err
 		}
-		return io.NopCloser(strings.NewReader(string(b))), nil
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 }
 
@@ -253,4 +263,44 @@ func sourceErr(what string, err error) error {
 		return err
 	}
 	return baton.Errorf(baton.EUNPROCESSABLE, "%s: %v", what, err)
+}
+
+// Adopt holds the image whose manifest (or index, giving its linux/amd64
+// image) is under digest, once PutBlob has stored it and every blob it
+// names. A missing blob is ENOTFOUND naming it.
+// An image already held keeps its record (and Ref).
+func (s *Store) Adopt(digest string) (Image, error) {
+	if img, err := s.Image(digest); err == nil {
+		return img, nil
+	}
+	return s.adopt(context.Background(), digest, "adopted")
+}
+
+func (s *Store) adopt(ctx context.Context, digest, ref string) (Image, error) {
+	si, err := s.imageFromStore(digest)
+	if err != nil {
+		return Image{}, err
+	}
+	img, err := partial.CompressedToImage(si)
+	if err != nil {
+		return Image{}, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return Image{}, sourceErr("read manifest", err)
+	}
+	var missing []string
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if hex, err := parseDigest(d.Digest.String()); err == nil && !s.hasBlob(hex) {
+			missing = append(missing, short(d.Digest.String()))
+		}
+	}
+	if len(missing) > 0 {
+		return Image{}, baton.Errorf(baton.ENOTFOUND, "image %s needs blobs that are not held here: %s; put them first", short(digest), strings.Join(missing, ", "))
+	}
+	index := ""
+	if d, err := img.Digest(); err == nil && d.String() != digest {
+		index = digest
+	}
+	return s.add(ctx, img, ref, index, sourceErr)
 }

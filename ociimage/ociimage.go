@@ -18,12 +18,20 @@
 // name starting with "." or in uploads/ and tmp/ until it is complete, is
 // removed on failure, and Open removes what a crash left.
 //
-// Rootfs unpacks through artifact.ExtractTar, so every byte reaching disk
-// passes baton's archive rules: no entry outside the rootfs, no device
-// nodes, no setuid or setgid bits, limits on files and bytes. Symlinks keep
-// the targets the image gave them and mean what they mean inside the
-// container: resolve them against the rootfs (ReadFile does), never by
-// following them on the host.
+// Rootfs flattens the layers with ggcr's mutate.Extract (whiteouts) and
+// writes the result through artifact.ExtractTar, so every byte reaching
+// disk passes baton's archive rules: no entry outside the rootfs, nothing
+// written through a link, no device nodes or fifos (refused, as artifact
+// does), no setuid or setgid bits, limits on files and bytes. Modes are
+// the layers' own; the owner is baton's user. mutate.Extract itself
+// refuses ".." paths and silently leaves out relative links that climb
+// above the root and entries under a path an upper layer made a file.
+// Symlinks keep the targets the image gave them and mean what they mean
+// inside the container: resolve them against the rootfs (ReadFile does),
+// never by following them on the host.
+//
+// Blobs no held image uses (pushes never finished, an index's children
+// for other platforms) stay until PruneBlobs.
 package ociimage
 
 import (

@@ -192,7 +192,8 @@ func (g *registry) serve(w http.ResponseWriter, r *http.Request) error {
 	if rt.kind != "base" && !repoRE.MatchString(rt.repo) {
 		return newRegError(http.StatusBadRequest, codeNameInvalid, "repository name %s is not valid; use APP or APP/SLOT in lowercase", quote(rt.repo))
 	}
-	push := r.Method != http.MethodGet && r.Method != http.MethodHead
+	// Asking after an upload is part of pushing too.
+	push := rt.kind == "upload" || (r.Method != http.MethodGet && r.Method != http.MethodHead)
 	if g.h.Authorize != nil {
 		if err := g.h.Authorize(r, rt.repo, push); err != nil {
 			return g.fromBaton(r, err, codeDenied, codeDenied)
@@ -285,7 +286,9 @@ func (g *registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		return newRegError(http.StatusBadRequest, codeTagInvalid, "tag %s is not valid; use letters, digits, '_', '.' and '-', up to 128", quote(rt.arg))
 	}
 	mt := manifestType(raw)
-	if ct := r.Header.Get("Content-Type"); ct != "" && types.MediaType(ct) != mt && manifestTypeField(raw) != "" {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	ct = strings.TrimSpace(ct)
+	if ct != "" && types.MediaType(ct) != mt && manifestTypeField(raw) != "" {
 		return newRegError(http.StatusBadRequest, codeManifestInvalid, "manifest says it is %s but was sent as %s", mt, ct)
 	} else if ct != "" && manifestTypeField(raw) == "" {
 		mt = types.MediaType(ct)

@@ -256,6 +256,20 @@ func TestRegistryUploads(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	// A cross-repository mount falls back to an upload; a monolithic
+	// POST of a blob already held is answered at once.
+	resp = tr.do(t, "POST", "/v2/other/blobs/uploads/?mount="+digest+"&from=app", "TOKEN", nil, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("mount = %s, want 202", resp.Status)
+	}
+	resp.Body.Close()
+	tr.do(t, "DELETE", resp.Header.Get("Location"), "TOKEN", nil, nil).Body.Close()
+	resp = tr.do(t, "POST", "/v2/other/blobs/uploads/?digest="+digest, "TOKEN", strings.NewReader(string(data)), nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("monolithic POST = %s, want 201", resp.Status)
+	}
+	resp.Body.Close()
+
 	// Monolithic with the wrong digest: refused, nothing kept.
 	wrong := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("other")))
 	resp = tr.do(t, "POST", "/v2/app/blobs/uploads/?digest="+wrong, "TOKEN", strings.NewReader("not other"), nil)

@@ -60,10 +60,8 @@ func (s *Store) unpack(ctx context.Context, r *record, dest string) error {
 	if err != nil {
 		return err
 	}
-	rc := mutate.Extract(img)
-	err = artifact.ExtractTar(ctx, &flatReader{si: si, r: rc}, dest, s.lim.Extract, artifact.TarOptions{KeepModes: true, ContainerLinks: true})
-	rc.Close()
-	// ggcr's goroutine may still be reading a layer: wait until it lets go.
+	err = flatten(ctx, img, dest, s.lim.Extract, si.explain)
+	// ggcr's goroutine may still be reading a layer: take it away.
 	si.close()
 	if err == nil {
 		for i, l := range r.Layers {
@@ -92,12 +90,20 @@ func unpackErr(r *record, err error) error {
 	return &baton.Error{Code: be.Code, Message: fmt.Sprintf("image %s cannot be unpacked: %s", short(r.Digest), msg)}
 }
 
-// flatReader reads mutate.Extract's stream, turning ggcr's own refusals
-// (an unsafe path, a layer that is not a tar) into baton errors naming the
-// layer being read.
+// flatten writes img's filesystem, its layers flattened by mutate.Extract,
+// to dest through artifact.ExtractTar. explain turns ggcr's own refusals
+// (an unsafe path, a layer that is not a tar) into baton errors.
+func flatten(ctx context.Context, img v1.Image, dest string, lim artifact.Limits, explain func(error) error) error {
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	return artifact.ExtractTar(ctx, &flatReader{r: rc, explain: explain}, dest, lim, artifact.TarOptions{KeepModes: true, ContainerLinks: true})
+}
+
+// flatReader reads mutate.Extract's stream, passing its errors other than
+// baton's and the context's through explain.
 type flatReader struct {
-	si *storeImage
-	r  io.Reader
+	r       io.Reader
+	explain func(error) error
 }
 
 func (f *flatReader) Read(p []byte) (int, error) {
@@ -106,19 +112,10 @@ func (f *flatReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	var be *baton.Error
-	if errors.As(err, &be) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &be) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return n, err
 	}
-	layer := "a layer"
-	if cur := f.si.current.Load(); cur != nil {
-		// A damaged blob often fails to decompress before its end, where
-		// its digest is checked: say which it is.
-		if verr := f.si.s.verifyBlob(cur.desc); verr != nil {
-			return n, verr
-		}
-		layer = "layer " + short(cur.desc.Digest.String())
-	}
-	return n, baton.Errorf(baton.EUNPROCESSABLE, "%s is not a usable tar archive: %v; rebuild the image", layer, err)
+	return n, f.explain(err)
 }
 
 // maxReadFile bounds ReadFile: it is for configuration files.
@@ -205,40 +202,4 @@ func resolve(root *os.Root, name string) (string, error) {
 		return ".", nil
 	}
 	return path.Join(done...), nil
-}
-
-// Adopt holds the image whose manifest (or index, giving its linux/amd64
-// image) is under digest, once PutBlob has stored it and every blob it
-// names. A missing blob is ENOTFOUND naming it.
-func (s *Store) Adopt(digest string) (Image, error) {
-	return s.adopt(context.Background(), digest, "adopted")
-}
-
-func (s *Store) adopt(ctx context.Context, digest, ref string) (Image, error) {
-	si, err := s.imageFromStore(digest)
-	if err != nil {
-		return Image{}, err
-	}
-	img, err := partial.CompressedToImage(si)
-	if err != nil {
-		return Image{}, err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return Image{}, sourceErr("read manifest", err)
-	}
-	var missing []string
-	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		if hex, err := parseDigest(d.Digest.String()); err == nil && !s.hasBlob(hex) {
-			missing = append(missing, short(d.Digest.String()))
-		}
-	}
-	if len(missing) > 0 {
-		return Image{}, baton.Errorf(baton.ENOTFOUND, "image %s needs blobs that are not held here: %s; put them first", short(digest), strings.Join(missing, ", "))
-	}
-	index := ""
-	if d, err := img.Digest(); err == nil && d.String() != digest {
-		index = digest
-	}
-	return s.add(ctx, img, ref, index, sourceErr)
 }

@@ -2,7 +2,10 @@ package ociimage
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -224,6 +227,52 @@ func TestRootfsHostileLayers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRootfsBadGzipLayer: ggcr leaves a layer whose gzip header is bad
+// open; the unpack must still end, and say which layer.
+func TestRootfsBadGzipLayer(t *testing.T) {
+	s := newStore(t, Limits{})
+	junk := append([]byte{0x1f, 0x8b, 0xff}, []byte(strings.Repeat("junk", 100))...)
+	manifest, layer := putManualImage(t, s, junk, int64(len(junk)))
+	img, err := s.Adopt(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Rootfs(context.Background(), img.Digest)
+	wantCode(t, err, baton.EUNPROCESSABLE, "layer "+short(layer), "not a usable tar archive")
+}
+
+// TestAdoptLayerSizeLies: a manifest that understates a layer's size (to
+// pass the limits) is refused.
+func TestAdoptLayerSizeLies(t *testing.T) {
+	s := newStore(t, Limits{})
+	data := tarBytes(t, fileE("run", strings.Repeat("x", 5000)))
+	manifest, _ := putManualImage(t, s, data, 100)
+	_, err := s.Adopt(manifest)
+	wantCode(t, err, baton.EUNPROCESSABLE, "not the 100 bytes its manifest says")
+	for _, b := range blobNames(t, s) {
+		os.Remove(s.blobPath(b))
+	}
+}
+
+// putManualImage puts a one-layer image's blobs, the manifest giving the
+// layer size size, and returns the manifest and layer digests.
+func putManualImage(t *testing.T, s *Store, layer []byte, size int64) (manifest, layerDigest string) {
+	t.Helper()
+	config := []byte(`{"os":"linux","architecture":"amd64","config":{"Cmd":["/run"]},"rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("0", 64) + `"]}}`)
+	put := func(data []byte) string {
+		d := fmt.Sprintf("sha256:%x", sha256.Sum256(data))
+		if err := s.PutBlob(d, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	layerDigest, cfg := put(layer), put(config)
+	manifest = put([]byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]}`, cfg, len(config), layerDigest, size)))
+	return manifest, layerDigest
 }
 
 func TestRootfsExtractLimits(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 )
 
 // Store holds images in a directory; see the package doc for its layout.
-// Its methods are safe for concurrent use, also with other Stores on the
-// same directory only if they do not remove images.
+// Its methods are safe for concurrent use. One Store, in one process, owns
+// a directory: Open removes what others may be writing.
 type Store struct {
 	dir string
 	lim Limits
@@ -415,4 +415,36 @@ func (s *Store) Remove(digest string) error {
 		return err
 	}
 	return s.dropUnused(r.blobs(), false)
+}
+
+// PruneBlobs removes the blobs no held image uses that are older than
+// minAge: blobs of pushes that never finished, and an index's children for
+// other platforms. minAge spares pushes in progress (an hour is ample).
+// It returns how many it removed.
+func (s *Store) PruneBlobs(minAge time.Duration) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := filepath.Join(s.dir, "blobs", "sha256")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	var old []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > minAge {
+			old = append(old, "sha256:"+e.Name())
+		}
+	}
+	before := len(entries)
+	if err := s.dropUnused(old, false); err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("prune blobs: %w", err)
+	}
+	return before - len(after), nil
 }

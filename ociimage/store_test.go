@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -187,4 +188,47 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	if _, err := s.Image(img.Digest); err != nil {
 		t.Errorf("held image lost: %v", err)
 	}
+}
+
+func TestPruneBlobs(t *testing.T) {
+	s := newStore(t, Limits{})
+	img := hold(t, s, runImage(t, []entry{fileE("run", "x")}))
+	var orphans []string
+	for _, body := range []string{"old orphan", "new orphan"} {
+		d := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(body)))
+		if err := s.PutBlob(d, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		orphans = append(orphans, d)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(s.blobPath(strings.TrimPrefix(orphans[0], "sha256:")), long, long)
+	for _, d := range append([]string{}, mustBlobDigests(t, s, img.Digest)...) {
+		os.Chtimes(s.blobPath(strings.TrimPrefix(d, "sha256:")), long, long)
+	}
+	n, err := s.PruneBlobs(time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("PruneBlobs = %d, %v; want 1", n, err)
+	}
+	if _, err := s.OpenBlob(orphans[0]); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Errorf("old orphan kept: %v", err)
+	}
+	if rc, err := s.OpenBlob(orphans[1]); err != nil {
+		t.Errorf("new orphan: %v", err)
+	} else {
+		rc.Close()
+	}
+	if _, err := s.Rootfs(context.Background(), img.Digest); err != nil {
+		t.Errorf("held image after PruneBlobs: %v", err)
+	}
+	os.Remove(s.blobPath(strings.TrimPrefix(orphans[1], "sha256:")))
+}
+
+func mustBlobDigests(t *testing.T, s *Store, digest string) []string {
+	t.Helper()
+	ds, err := s.BlobDigests(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }

@@ -24,11 +24,12 @@ type storeImage struct {
 	manifest []byte
 	mt       types.MediaType
 	layers   map[string]v1.Descriptor
-	// readers tracks the layer readers open, so the owner of an unpack can
-	// wait until ggcr's goroutine has let go of every blob.
-	readers sync.WaitGroup
-	mu      sync.Mutex
-	closed  bool
+	// open are the layer readers not yet closed: close closes them, as
+	// ggcr does not close a layer whose decompression fails to start, and
+	// its goroutine must not read blobs once the unpack is over.
+	mu     sync.Mutex
+	open   map[*layerReader]bool
+	closed bool
 	// current is the layer being read, for messages.
 	current atomic.Pointer[layerReader]
 	// verified holds the layers read to the end and found whole.
@@ -129,12 +130,15 @@ func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return &storeLayer{img: i, desc: d}, nil
 }
 
-// close stops new layer readers and waits until the open ones are closed.
+// close closes the open layer readers and refuses new ones.
 func (i *storeImage) close() {
 	i.mu.Lock()
+	defer i.mu.Unlock()
 	i.closed = true
-	i.mu.Unlock()
-	i.readers.Wait()
+	for r := range i.open {
+		r.f.Close()
+	}
+	i.open = nil
 }
 
 type storeLayer struct {
@@ -157,8 +161,11 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	i.readers.Add(1)
 	r := &layerReader{img: i, f: rc, h: sha256.New(), desc: l.desc}
+	if i.open == nil {
+		i.open = map[*layerReader]bool{}
+	}
+	i.open[r] = true
 	i.current.Store(r)
 	return r, nil
 }
@@ -166,12 +173,11 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 // layerReader reads a layer blob, failing if it is longer than its
 // descriptor says or, at its end, does not match its digest.
 type layerReader struct {
-	img    *storeImage
-	f      io.ReadCloser
-	h      hash.Hash
-	n      int64
-	desc   v1.Descriptor
-	closed bool
+	img  *storeImage
+	f    io.ReadCloser
+	h    hash.Hash
+	n    int64
+	desc v1.Descriptor
 }
 
 func (r *layerReader) Read(p []byte) (int, error) {
@@ -191,11 +197,13 @@ func (r *layerReader) Read(p []byte) (int, error) {
 }
 
 func (r *layerReader) Close() error {
-	if r.closed {
+	r.img.mu.Lock()
+	open := r.img.open[r]
+	delete(r.img.open, r)
+	r.img.mu.Unlock()
+	if !open {
 		return nil
 	}
-	r.closed = true
-	defer r.img.readers.Done()
 	return r.f.Close()
 }
 
@@ -215,4 +223,18 @@ func (s *Store) verifyBlob(d v1.Descriptor) error {
 		return damaged(d.Digest.String())
 	}
 	return nil
+}
+
+// explain names the layer being read in a refusal from ggcr; a damaged
+// blob often fails to decompress before its end, where its digest is
+// checked, so it says which it is.
+func (i *storeImage) explain(err error) error {
+	cur := i.current.Load()
+	if cur == nil {
+		return baton.Errorf(baton.EUNPROCESSABLE, "a layer is not a usable tar archive: %v; rebuild the image", err)
+	}
+	if verr := i.s.verifyBlob(cur.desc); verr != nil {
+		return verr
+	}
+	return baton.Errorf(baton.EUNPROCESSABLE, "layer %s is not a usable tar archive: %v; rebuild the image", short(cur.desc.Digest.String()), err)
 }
