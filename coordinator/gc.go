@@ -94,6 +94,14 @@ func (c *Coordinator) Collect(ctx context.Context, dryRun bool) (baton.GCReport,
 		return rep, nil
 	}
 	rep.Skipped = c.applyPlan(ctx, facts, plan)
+	if c.cfg.Images != nil {
+		// Blobs no held image uses: pushes never finished, an index's
+		// other platforms, what removed images left. A blob younger than
+		// the artifact grace may belong to a push in progress.
+		if _, err := c.cfg.Images.PruneBlobs(c.cfg.Retention.ArtifactGrace); err != nil {
+			c.log.Warn("prune image blobs", "err", err)
+		}
+	}
 	// Measured again: what is on disk now, not what the plan expected.
 	if after, err := c.retentionFacts(ctx); err == nil {
 		p := baton.PlanRetention(c.cfg.Retention, after)
