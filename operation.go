@@ -199,7 +199,7 @@ func EncodeParams(kind Kind, p OpParams) (string, error) {
 	if !p.takes(kind) {
 		return "", Errorf(EINTERNAL, "a %s operation does not take %T", kind, p)
 	}
-	if dp, ok := p.(DeployParams); ok && dp.Weight == nil {
+	if dp, ok := p.(DeployParams); ok && dp == (DeployParams{}) {
 		return "", nil
 	}
 	b, err := json.Marshal(p)

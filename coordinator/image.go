@@ -103,23 +103,29 @@ func (c *Coordinator) localImage(ctx context.Context, digest string) error {
 	if c.cfg.Blobs == nil {
 		return baton.Errorf(baton.ENOTFOUND, "image %s is missing from this controller", digest)
 	}
-	// The manifest first: it names the other blobs.
+	// The manifest first: it names the other blobs (for an index, the
+	// child manifest first, then its blobs).
 	if err := c.fetchBlob(ctx, digest); err != nil {
 		return err
 	}
-	blobs, err := c.cfg.Images.BlobDigests(digest)
-	if err != nil {
-		return err
-	}
-	for _, b := range blobs {
-		if b == digest {
-			continue
-		}
-		if err := c.fetchBlob(ctx, b); err != nil {
+	for round := 0; ; round++ {
+		missing, err := c.cfg.Images.MissingBlobs(digest)
+		if err != nil {
 			return err
 		}
+		if len(missing) == 0 {
+			break
+		}
+		if round == 2 { // manifest, (index child,) blobs: no more rounds
+			return fmt.Errorf("image %s: blobs still missing after fetching them from the shared store: %v", short(digest), missing)
+		}
+		for _, b := range missing {
+			if err := c.fetchBlob(ctx, b); err != nil {
+				return err
+			}
+		}
 	}
-	_, err = c.cfg.Images.Adopt(digest)
+	_, err := c.cfg.Images.Adopt(digest)
 	return err
 }
 

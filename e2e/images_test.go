@@ -269,15 +269,23 @@ command = "/app/hello say release ran in the image"
 	pushTo(t, reg+"/hello:v2", v2img)
 	pushTo(t, reg+"/hello:v3", v3img)
 
-	// 1. --image pulls from a registry (the CLI, as a user types it).
-	if out, code := runCLI(t, b, "deploy", "img", "--image", reg+"/hello:v1", "--insecure-registry", "--wait"); code != 0 {
+	// 1. --image pulls from a registry (the CLI, as a user types it),
+	// with a manifest given beside it (3 instances, not the labels' 2).
+	mf := filepath.Join(t.TempDir(), "baton.toml")
+	if err := os.WriteFile(mf, []byte("[run]\ninstances = 3\n[health]\npath = \"/healthz\"\ninterval = \"100ms\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, b, "deploy", "img", "--image", reg+"/hello:v1", "--insecure-registry", "--manifest", mf, "--wait"); code != 0 {
 		t.Fatalf("deploy --image: exit %d\n%s", code, out)
 	}
 	waitServes(t, p, "img.localhost", "v1")
 	digest1, _ := v1img.Digest()
-	rev, img := liveImage(t, c, "img", "production")
-	if img == nil || img.Digest != digest1.String() || img.Ref != reg+"/hello:v1" {
-		t.Fatalf("status of %s shows image %+v, want %s from %s", rev, img, digest1, reg+"/hello:v1")
+	st, err := c.Status(ctx, "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Slots[0].Revisions; len(r) != 1 || r[0].Image == nil || r[0].Image.Digest != digest1.String() || r[0].Image.Ref != reg+"/hello:v1" || len(r[0].Instances) != 3 {
+		t.Fatalf("status shows %+v, want %s from %s with 3 instances (--manifest)", r, digest1, reg+"/hello:v1")
 	}
 	out, _ := runCLI(t, b, "status", "img")
 	if !strings.Contains(out, "image "+reg+"/hello:v1 "+digest1.String()[:19]) {
@@ -303,7 +311,7 @@ command = "/app/hello say release ran in the image"
 	}
 	waitServes(t, p, "img.localhost", "v3")
 	digest3, _ := v3img.Digest()
-	st, err := c.Status(ctx, "img")
+	st, err = c.Status(ctx, "img")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,4 +557,44 @@ func TestImageBadInputAndRetention(t *testing.T) {
 		t.Fatalf("after gc with --retain-revisions 1: v1 held %v (want false), v3 held %v (want true)", held("v1"), held("v3"))
 	}
 	waitServes(t, p, "ir.localhost", "v3")
+}
+
+// TestImageAdoptedByAnotherController: on a shared PostgreSQL store, a
+// controller that adopts an app whose controller died runs its image
+// revision from the image's blobs in the shared store (the registry it
+// was pulled from is gone by then).
+func TestImageAdoptedByAnotherController(t *testing.T) {
+	t.Parallel()
+	a, b := twoControllers(t)
+	ctx := context.Background()
+	if _, err := a.client().CreateApp(ctx, "ia"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	reg := strings.TrimPrefix(srv.URL, "http://")
+	pushTo(t, reg+"/ia:v1", helloImage(t, "v1", nil))
+	res, err := a.client().Deploy(ctx, "ia", nil, api.DeployOptions{Image: &baton.ImagePull{Ref: reg + "/ia:v1", Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := waitFinal(t, a.client(), res.Deployment.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("v1 on a: %s %s", d.State, d.Error)
+	}
+	srv.Close()
+	a.stop(syscall.SIGKILL)
+	// b takes the app over once a's lease runs out, and starts v1 from
+	// the shared store.
+	waitServes(t, newProxyClient(b.proxyAddr), "ia.localhost", "v1")
+	st, err := b.client().Status(ctx, "ia")
+	if err != nil || st.Controller != "ctl-b" {
+		t.Fatalf("after a died the app is run by %q (%v), want ctl-b", st.Controller, err)
+	}
+	if _, img := liveImage(t, b.client(), "ia", "production"); img == nil || img.Ref != reg+"/ia:v1" {
+		d, _ := b.client().Deployment(ctx, res.Deployment.ID)
+		t.Fatalf("b runs %+v, want the image pulled from %s (deployment %+v)", img, reg, d)
+	}
+	// a, back, reaps the containers it left.
+	a.start()
+	eventually(t, 20*time.Second, "a's orphaned containers are gone", func() bool { return len(batonContainers(t, a)) == 0 })
 }

@@ -3,6 +3,7 @@ package ociimage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -274,6 +275,43 @@ func (s *Store) Adopt(digest string) (Image, error) {
 		return img, nil
 	}
 	return s.adopt(context.Background(), digest, "adopted")
+}
+
+// MissingBlobs lists the blobs an image needs besides its manifest that
+// are not held yet: put the manifest blob first (PutBlob), then these,
+// then Adopt it. An index's chosen child manifest counts as one of them,
+// and its own blobs are listed once it is held.
+func (s *Store) MissingBlobs(digest string) ([]string, error) {
+	raw, err := s.readSmallBlob(digest, maxManifestBytes)
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		Manifests []v1.Descriptor `json:"manifests"`
+		Config    v1.Descriptor   `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, baton.Errorf(baton.EUNPROCESSABLE, "manifest %s is not JSON: %v", short(digest), err)
+	}
+	need := append([]v1.Descriptor{m.Config}, m.Layers...)
+	if manifestType(raw).IsIndex() {
+		child, err := pickPlatform(&v1.IndexManifest{Manifests: m.Manifests})
+		if err != nil {
+			return nil, err
+		}
+		if hex, err := parseDigest(child.Digest.String()); err == nil && s.hasBlob(hex) {
+			return s.MissingBlobs(child.Digest.String())
+		}
+		need = []v1.Descriptor{child}
+	}
+	var missing []string
+	for _, d := range need {
+		if hex, err := parseDigest(d.Digest.String()); err == nil && !s.hasBlob(hex) {
+			missing = append(missing, d.Digest.String())
+		}
+	}
+	return missing, nil
 }
 
 func (s *Store) adopt(ctx context.Context, digest, ref string) (Image, error) {
