@@ -95,11 +95,11 @@ type Server struct {
 	arts     *artifact.Store
 	sup      *supervisor.Supervisor
 	// images holds container images (DATA/images).
-	images *ociimage.Store
-	proxy    *proxy.Proxy
-	coord    *coordinator.Coordinator
-	metrics  *metrics.Metrics
-	hooks    *webhooks.Dispatcher
+	images  *ociimage.Store
+	proxy   *proxy.Proxy
+	coord   *coordinator.Coordinator
+	metrics *metrics.Metrics
+	hooks   *webhooks.Dispatcher
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
 	accessFile *os.File
