@@ -221,3 +221,32 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// TestCertStorage: certmagic's storage semantics through the wrapper, and
+// private keys sealed at rest: the database file never holds them.
+func TestCertStorage(t *testing.T) {
+	dir := t.TempDir()
+	var path string
+	storetest.RunCertStorage(t, func(t testing.TB) (baton.Store, baton.Store) {
+		a, p := wrap(t, dir)
+		b, _ := wrap(t, dir)
+		path = p
+		return a, b
+	})
+	t.Run("sealed", func(t *testing.T) {
+		s, _ := wrap(t, dir)
+		ctx := context.Background()
+		secret := "-----BEGIN EC PRIVATE KEY----- very secret"
+		if err := s.PutCert(ctx, "certificates/ca/n/n.key", []byte(secret)); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Cert(ctx, "certificates/ca/n/n.key"); err != nil || string(e.Value) != secret {
+			t.Fatalf("read back %q %v", e.Value, err)
+		}
+		for _, f := range []string{path, path + "-wal"} {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("very secret")) {
+				t.Fatalf("%s holds the private key in plain text", f)
+			}
+		}
+	})
+}
