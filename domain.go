@@ -89,9 +89,6 @@ func ValidateDomain(name, batonDomain string) (string, error) {
 		if !ldhLabel(l) {
 			return "", Errorf(EINVALID, "domain %q has the label %q, which is not a DNS label: use 1-63 letters, digits and '-', not starting or ending with '-' (international names in their xn-- form)", name, l)
 		}
-		if strings.HasPrefix(l, "xn--") && len(l) == 4 {
-			return "", Errorf(EINVALID, "domain %q has an empty xn-- label", name)
-		}
 		if len(l) >= 4 && l[2:4] == "--" && !strings.HasPrefix(l, "xn") {
 			return "", Errorf(EINVALID, "domain %q has the label %q with \"--\" in positions 3-4, which DNS reserves for encodings other than xn--", name, l)
 		}
@@ -141,8 +138,9 @@ type CertificateStatus struct {
 	// Issuer is the issuing CA's name ("" until there is a certificate);
 	// Static is set for a certificate the operator brought.
 	Issuer   string     `json:"issuer,omitempty"`
-	Static   bool       `json:"static,omitempty"`
-	NotAfter *time.Time `json:"not_after,omitempty"`
+	Static    bool       `json:"static,omitempty"`
+	NotBefore *time.Time `json:"not_before,omitempty"`
+	NotAfter  *time.Time `json:"not_after,omitempty"`
 	// RenewedAt is when this controller last obtained or renewed it.
 	RenewedAt *time.Time `json:"renewed_at,omitempty"`
 	// LastError is the last failure to obtain or renew it (a failed
@@ -154,6 +152,23 @@ type CertificateStatus struct {
 // CertRenewWindow is how close to its expiry a certificate that has not
 // been renewed becomes a conflict.
 const CertRenewWindow = 14 * 24 * time.Hour
+
+// Overdue reports whether the certificate should have been renewed by
+// now and was not: it expires within CertRenewWindow, and within the last
+// third of its lifetime (when an ACME client renews), so short-lived
+// certificates are judged by their own clock.
+func (c CertificateStatus) Overdue(now time.Time) bool {
+	if c.NotAfter == nil || c.Static {
+		return false
+	}
+	left := c.NotAfter.Sub(now)
+	if c.NotBefore != nil {
+		if third := c.NotAfter.Sub(*c.NotBefore) / 3; left >= third {
+			return false
+		}
+	}
+	return left < CertRenewWindow
+}
 
 // ErrDomainTaken is the refusal of a claim on a name another slot owns.
 func ErrDomainTaken(owner Domain) error {
