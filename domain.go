@@ -137,7 +137,7 @@ type CertificateStatus struct {
 	Name string `json:"name"`
 	// Issuer is the issuing CA's name ("" until there is a certificate);
 	// Static is set for a certificate the operator brought.
-	Issuer   string     `json:"issuer,omitempty"`
+	Issuer    string     `json:"issuer,omitempty"`
 	Static    bool       `json:"static,omitempty"`
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	NotAfter  *time.Time `json:"not_after,omitempty"`
