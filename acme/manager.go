@@ -44,6 +44,9 @@ type Config struct {
 	// RenewCheckInterval is how often certificates are checked for
 	// renewal (default certmagic's, 10 minutes).
 	RenewCheckInterval time.Duration
+	// DisableARI renews by the certificate's lifetime alone (the last
+	// third), not in the window the CA suggests (ACME Renewal Info).
+	DisableARI bool
 	// OnChange, when set, is called with the names whose certificate was
 	// obtained or renewed (the proxy forgets what it cached).
 	OnChange func(names ...string)
@@ -54,9 +57,13 @@ type Config struct {
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger
-	cache  *certmagic.Cache
-	magic  *certmagic.Config
-	issuer *certmagic.ACMEIssuer
+	cache *certmagic.Cache
+	// magic manages the served names: obtains them (ManageAsync) and
+	// renews them (certmagic's maintenance skips on-demand configs);
+	// demand answers handshakes, obtaining a certificate on demand for a
+	// served name not managed yet. Both share the cache and the storage.
+	magic, demand *certmagic.Config
+	issuer        *certmagic.ACMEIssuer
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -113,12 +120,10 @@ func New(cfg Config) (*Manager, error) {
 		RenewCheckInterval: cfg.RenewCheckInterval,
 		Logger:             zap.NewNop(),
 	})
-	m.magic = certmagic.New(m.cache, certmagic.Config{
-		Storage:  cfg.Storage,
-		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: m.decide},
-		OnEvent:  m.onEvent,
-		Logger:   zap.NewNop(),
-	})
+	template := certmagic.Config{Storage: cfg.Storage, OnEvent: m.onEvent, DisableARI: cfg.DisableARI, Logger: zap.NewNop()}
+	m.magic = certmagic.New(m.cache, template)
+	template.OnDemand = &certmagic.OnDemandConfig{DecisionFunc: m.decide}
+	m.demand = certmagic.New(m.cache, template)
 	ca := cfg.CA
 	if ca == "" {
 		ca = certmagic.LetsEncryptProductionCA
@@ -131,6 +136,7 @@ func New(cfg Config) (*Manager, error) {
 		Logger: zap.NewNop(),
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
+	m.demand.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
 }
 
@@ -299,7 +305,7 @@ func (m *Manager) eventsOf(name string) *nameEvents {
 // GetCertificate answers a TLS handshake: TLS-ALPN-01 challenges, cached
 // certificates, and on-demand issuance for names baton serves.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return m.magic.GetCertificate(hello)
+	return m.demand.GetCertificate(hello)
 }
 
 // HTTPHandler answers HTTP-01 challenges and hands everything else to next.

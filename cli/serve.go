@@ -162,7 +162,9 @@ would go; deployment records and their logs stay.`,
 	f.StringVar(&cfg.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt's production CA)")
 	f.StringVar(&cfg.ACMECARoot, "acme-ca-root", "", "PEM file of the roots that sign the ACME CA's own HTTPS certificate (a private or test CA)")
 	f.DurationVar(&cfg.ACMERenewInterval, "acme-renew-interval", 0, "how often certificates are checked for renewal (default 10m)")
+	f.BoolVar(&cfg.ACMEDisableARI, "acme-no-ari", false, "renew in the last third of a certificate's lifetime, ignoring the CA's suggested window (ARI)")
 	_ = f.MarkHidden("acme-renew-interval") // tests with short-lived certificates
+	_ = f.MarkHidden("acme-no-ari")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")

@@ -34,7 +34,7 @@ func (s *Server) openCerts() error {
 				return s.coord.ServedNames(ctx)
 			},
 			HTTPAddr: s.httpLn.Addr().String(), TLSAddr: s.proxyLn.Addr().String(),
-			RenewCheckInterval: cfg.ACMERenewInterval,
+			RenewCheckInterval: cfg.ACMERenewInterval, DisableARI: cfg.ACMEDisableARI,
 			OnChange: func(names ...string) {
 				if s.certs != nil {
 					s.certs.Forget(names...)

@@ -79,6 +79,10 @@ type Config struct {
 	// ACMERenewInterval is how often renewals are checked.
 	ACMEEmail, ACMECA, ACMECARoot string
 	ACMERenewInterval             time.Duration
+	// ACMEDisableARI ignores the CA's suggested renewal windows (tests
+	// with short-lived certificates, whose window Pebble makes their
+	// whole lifetime).
+	ACMEDisableARI bool
 
 	// Webhooks are http(s) URLs that get a signed JSON event each time a
 	// deployment or operation ends; WebhookSecret (or the contents of
