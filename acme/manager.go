@@ -55,8 +55,8 @@ type Config struct {
 
 // Manager keeps certificates for the names baton serves.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg   Config
+	log   *slog.Logger
 	cache *certmagic.Cache
 	// magic manages the served names: obtains them (ManageAsync) and
 	// renews them (certmagic's maintenance skips on-demand configs);
@@ -96,6 +96,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
 		served: map[string]bool{}, managed: map[string]bool{}, events: map[string]*nameEvents{}}
+	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	var roots *x509.CertPool
 	if cfg.CARoot != "" {
 		pem, err := os.ReadFile(cfg.CARoot)
@@ -155,7 +156,6 @@ func splitPort(addr string) (string, int, error) {
 // Open starts the Manager: it syncs the served names now (in the
 // background: issuance must not hold up start-up) and whenever Sync asks.
 func (m *Manager) Open() {
-	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	m.wg.Add(1)
 	go m.loop()
 	m.Sync()
@@ -302,10 +302,19 @@ func (m *Manager) eventsOf(name string) *nameEvents {
 	return e
 }
 
+// handshakeObtainTimeout bounds how long a handshake waits for a
+// certificate obtained on demand.
+const handshakeObtainTimeout = 15 * time.Second
+
 // GetCertificate answers a TLS handshake: TLS-ALPN-01 challenges, cached
-// certificates, and on-demand issuance for names baton serves.
+// certificates, and on-demand issuance for names baton serves. A
+// handshake waits for an issuance at most handshakeObtainTimeout, and not
+// past Close. (The proxy asks only when its own per-name cache misses.)
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return m.demand.GetCertificate(hello)
+	ctx, cancel := context.WithTimeout(hello.Context(), handshakeObtainTimeout)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	return m.demand.GetCertificateWithContext(ctx, hello)
 }
 
 // HTTPHandler answers HTTP-01 challenges and hands everything else to next.
@@ -365,10 +374,8 @@ func (m *Manager) Obtained() (obtained, renewed, failed uint64) {
 
 // Close stops syncing and renewing, and releases the storage's locks.
 func (m *Manager) Close() error {
-	if m.cancel != nil {
-		m.cancel(errors.New("baton is shutting down"))
-		m.wg.Wait()
-	}
+	m.cancel(errors.New("baton is shutting down"))
+	m.wg.Wait()
 	m.cache.Stop()
 	return m.cfg.Storage.Close()
 }

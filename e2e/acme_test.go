@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -108,6 +109,8 @@ func TestACMETwoControllers(t *testing.T) {
 	a.extra = append(a.extra, acmeFlags(ca)...)
 	b.extra = append(b.extra, acmeFlags(ca)...)
 	a.launch()
+	// Keys in the store are sealed: controllers share the key file.
+	b.extra = append(b.extra, "--secret-key", filepath.Join(a.data, "secret.key"))
 	b.launch()
 	ctx := context.Background()
 	if _, err := a.client().CreateApp(ctx, "shared"); err != nil {

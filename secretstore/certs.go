@@ -28,6 +28,10 @@ func (s *Store) Cert(ctx context.Context, key string) (baton.CertEntry, error) {
 		return e, err
 	}
 	v, err := s.open(certApp, key, string(e.Value))
+	if err != nil {
+		return e, baton.Errorf(baton.ECONFLICT, "the private key %s in the certificate storage cannot be decrypted with this server's secret key: "+
+			"controllers sharing a store need the same --secret-key file", key)
+	}
 	e.Value = []byte(v)
-	return e, err
+	return e, nil
 }
