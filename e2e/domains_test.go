@@ -72,6 +72,9 @@ func TestDomainStaysWithSlot(t *testing.T) {
 	if !found {
 		t.Fatalf("status domains: %+v", st.Domains)
 	}
+	if out, code = runCLI(t, b, "status", "dom"); code != 0 || !strings.Contains(out, "DOMAIN") || !strings.Contains(out, "preview.shop.example") {
+		t.Fatalf("baton status: exit %d\n%s", code, out)
+	}
 
 	if out, code = runCLI(t, b, "domains", "remove", "dom", "preview.shop.example"); code != 0 {
 		t.Fatalf("domains remove: exit %d\n%s", code, out)
