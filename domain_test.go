@@ -3,6 +3,7 @@ package baton_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -52,6 +53,30 @@ func TestValidateDomain(t *testing.T) {
 		}
 		if err == nil || baton.ErrorCode(err) != baton.EINVALID || !strings.Contains(baton.ErrorMessage(err), tc.bad) {
 			t.Errorf("ValidateDomain(%q) = %q, %v; want EINVALID saying %q", tc.in, got, err, tc.bad)
+		}
+	}
+}
+
+func TestCertificateOverdue(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name string
+		cs   baton.CertificateStatus
+		want bool
+	}{
+		{"90-day, 60 days left", baton.CertificateStatus{NotBefore: at(-30 * day), NotAfter: at(60 * day)}, false},
+		{"90-day, 20 days left (renewing now)", baton.CertificateStatus{NotBefore: at(-70 * day), NotAfter: at(20 * day)}, false},
+		{"90-day, 13 days left", baton.CertificateStatus{NotBefore: at(-77 * day), NotAfter: at(13 * day)}, true},
+		{"expired", baton.CertificateStatus{NotBefore: at(-91 * day), NotAfter: at(-day)}, true},
+		{"6-day, 3 days left", baton.CertificateStatus{NotBefore: at(-3 * day), NotAfter: at(3 * day)}, false},
+		{"6-day, 1 day left", baton.CertificateStatus{NotBefore: at(-5 * day), NotAfter: at(day)}, true},
+		{"static, 1 day left", baton.CertificateStatus{Static: true, NotBefore: at(-day), NotAfter: at(day)}, false},
+		{"none yet", baton.CertificateStatus{}, false},
+	} {
+		if got := tc.cs.Overdue(now); got != tc.want {
+			t.Errorf("%s: Overdue = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

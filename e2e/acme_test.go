@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/pgtest"
 )
 
@@ -93,6 +95,41 @@ func TestACME(t *testing.T) {
 		t.Fatalf("renewals counted: %v", v)
 	}
 	t.Logf("requests across the renewal (new handshake each): %v", versions)
+
+	// A domain whose challenge fails (its DNS points where baton does not
+	// listen) is a conflict in status, with what to check.
+	ca.resolve(t, "broken.example.test", "127.0.0.2")
+	if _, err := c.AddDomain(ctx, "hello", "", "broken.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a failing challenge in status", func() bool {
+		st, err := c.Status(ctx, "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cf := range st.Conflicts {
+			if cf.Code == baton.ConflictCertFailing && strings.Contains(cf.Message, "broken.example.test") && strings.Contains(cf.Fix, "resolves to this host") {
+				return true
+			}
+		}
+		return false
+	})
+	if out, code := runCLI(t, b, "status", "hello", "--check"); code != 2 || !strings.Contains(out, "certificate_failing") {
+		t.Fatalf("status --check: exit %d\n%s", code, out)
+	}
+
+	// A restart in place keeps both listeners and serves the certificates
+	// from the store at once.
+	b.restartInPlace()
+	pc := tlsProxyClient(t, b.proxyAddr, "shop.example.test", ca.Roots, true, false)
+	if status, body, err := pc.get("shop.example.test", "/"); err != nil || status != 200 || version(body) != "v1" {
+		t.Fatalf("after a restart in place: %d %q %v", status, body, err)
+	}
+	if resp, err := noFollow.Do(req); err != nil || resp.StatusCode != http.StatusPermanentRedirect {
+		t.Fatalf("plain HTTP after a restart in place: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 // TestACMETwoControllers: two controllers on one PostgreSQL store, both

@@ -62,6 +62,22 @@ type pebbleCA struct {
 	Directory, DirRoot string
 	// Roots trusts exactly the certificates Pebble issues.
 	Roots *x509.CertPool
+	// challtestsrv is the DNS server's management address.
+	challtestsrv string
+}
+
+// resolve makes the test DNS answer addr for host (127.0.0.1 otherwise).
+func (p *pebbleCA) resolve(t testing.TB, host, addr string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"host": host, "addresses": []string{addr}})
+	resp, err := http.Post("http://"+p.challtestsrv+"/add-a", "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("challtestsrv add-a: %s", resp.Status)
+	}
 }
 
 // startPebble runs pebble-challtestsrv and Pebble until the test ends;
@@ -102,7 +118,7 @@ func startPebble(t testing.TB, httpPort, tlsPort string, validity time.Duration)
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	startProc(t, "pebble", cmd)
 
-	p := &pebbleCA{Directory: "https://" + listen + "/dir", DirRoot: filepath.Join(root, "test/certs/pebble.minica.pem")}
+	p := &pebbleCA{Directory: "https://" + listen + "/dir", DirRoot: filepath.Join(root, "test/certs/pebble.minica.pem"), challtestsrv: chMgmt}
 	minica, err := os.ReadFile(p.DirRoot)
 	if err != nil {
 		t.Fatal(err)

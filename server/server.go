@@ -211,7 +211,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
 		}
 	}
-	if cfg.ProxyHTTPAddr != "" {
+	if cfg.ProxyHTTPAddr != "" && s.httpLn == nil { // a restart in place inherits it
 		if s.httpLn, err = net.Listen("tcp", cfg.ProxyHTTPAddr); err != nil {
 			return fmt.Errorf("listen for plain HTTP on %s: %w (pick another with --proxy-http)", cfg.ProxyHTTPAddr, err)
 		}
