@@ -156,13 +156,14 @@ const CertRenewWindow = 14 * 24 * time.Hour
 // Overdue reports whether the certificate should have been renewed by
 // now and was not: it expires within CertRenewWindow, and within the last
 // third of its lifetime (when an ACME client renews), so short-lived
-// certificates are judged by their own clock.
+// certificates are judged by their own clock. A static certificate (which
+// baton does not renew) is overdue within CertRenewWindow.
 func (c CertificateStatus) Overdue(now time.Time) bool {
-	if c.NotAfter == nil || c.Static {
+	if c.NotAfter == nil {
 		return false
 	}
 	left := c.NotAfter.Sub(now)
-	if c.NotBefore != nil {
+	if c.NotBefore != nil && !c.Static {
 		if third := c.NotAfter.Sub(*c.NotBefore) / 3; left >= third {
 			return false
 		}

@@ -72,7 +72,8 @@ func TestCertificateOverdue(t *testing.T) {
 		{"expired", baton.CertificateStatus{NotBefore: at(-91 * day), NotAfter: at(-day)}, true},
 		{"6-day, 3 days left", baton.CertificateStatus{NotBefore: at(-3 * day), NotAfter: at(3 * day)}, false},
 		{"6-day, 1 day left", baton.CertificateStatus{NotBefore: at(-5 * day), NotAfter: at(day)}, true},
-		{"static, 1 day left", baton.CertificateStatus{Static: true, NotBefore: at(-day), NotAfter: at(day)}, false},
+		{"static, 1 day left", baton.CertificateStatus{Static: true, NotBefore: at(-day), NotAfter: at(day)}, true},
+		{"static, 30 days left", baton.CertificateStatus{Static: true, NotBefore: at(-day), NotAfter: at(30 * day)}, false},
 		{"none yet", baton.CertificateStatus{}, false},
 	} {
 		if got := tc.cs.Overdue(now); got != tc.want {

@@ -41,9 +41,13 @@ func certConflicts(st baton.AppStatus, now time.Time) []baton.Conflict {
 		}
 		check := "check that " + d.Name + " resolves to this host and that ports 80 and 443 reach baton's --proxy-http and --proxy listeners; baton retries by itself"
 		if cs.Overdue(now) {
+			fix := check
+			if cs.Static {
+				fix = "replace the certificate given to --proxy-tls-cert and restart baton (or use --acme-email, which renews by itself)"
+			}
 			out = append(out, baton.Conflict{Code: baton.ConflictCertExpiring,
 				Message: fmt.Sprintf("the certificate of %s expires at %s and has not been renewed", d.Name, cs.NotAfter.Format(time.RFC3339)),
-				Fix:     check})
+				Fix:     fix})
 		}
 		if cs.LastError != "" {
 			out = append(out, baton.Conflict{Code: baton.ConflictCertFailing,
