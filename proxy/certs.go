@@ -157,19 +157,30 @@ func indexDot(b []byte) int {
 	return -1
 }
 
+// dueRecheck is how soon a certificate in the last third of its lifetime
+// (when ACME clients renew) is asked for again: the fallback swaps in the
+// renewed one some moments after it announces it, and a cached old one
+// must not be served to its expiry.
+const dueRecheck = time.Second
+
 // remember caches cert for name.
 func (c *Certs) remember(name string, cert *tls.Certificate) {
-	until := time.Now().Add(c.ttl)
-	if cert.Leaf != nil && cert.Leaf.NotAfter.Before(until) {
-		until = cert.Leaf.NotAfter
+	now := time.Now()
+	until := now.Add(c.ttl)
+	if leaf := cert.Leaf; leaf != nil {
+		if left := leaf.NotAfter.Sub(now); left < leaf.NotAfter.Sub(leaf.NotBefore)/3 {
+			until = now.Add(min(c.ttl, dueRecheck))
+		}
+		if leaf.NotAfter.Before(until) {
+			until = leaf.NotAfter
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := *c.cache.Load()
 	next := make(map[string]*cachedCert, len(old)+1)
-	now := time.Now().UnixNano()
 	for k, v := range old {
-		if v.until > now { // drop the stale ones while copying
+		if v.until > now.UnixNano() { // drop the stale ones while copying
 			next[k] = v
 		}
 	}

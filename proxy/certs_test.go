@@ -139,3 +139,25 @@ func BenchmarkTLSHandshake(b *testing.B) {
 		})
 	}
 }
+
+// TestCertsRecheckWhenDue: a certificate in the last third of its
+// lifetime, when it is being renewed, is asked for again within a second
+// instead of being served from the cache until it expires.
+func TestCertsRecheckWhenDue(t *testing.T) {
+	due := testPair(t)
+	leaf := *due.Leaf
+	now := time.Now()
+	leaf.NotBefore, leaf.NotAfter = now.Add(-50*time.Minute), now.Add(10*time.Minute)
+	due.Leaf = &leaf
+	var calls atomic.Int32
+	c := NewCerts(nil, countingFallback(&due, &calls), time.Hour)
+	hello := &tls.ClientHelloInfo{ServerName: "due.example"}
+	c.GetCertificate(hello)
+	c.GetCertificate(hello)
+	if calls.Load() != 1 {
+		t.Fatalf("fallback asked %d times, want 1", calls.Load())
+	}
+	if e := (*c.cache.Load())["due.example"]; e == nil || time.Until(time.Unix(0, e.until)) > dueRecheck {
+		t.Fatalf("a certificate due for renewal is cached until %v", e)
+	}
+}
