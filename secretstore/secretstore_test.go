@@ -248,5 +248,22 @@ func TestCertStorage(t *testing.T) {
 				t.Fatalf("%s holds the private key in plain text", f)
 			}
 		}
+		// Another key file (a controller set up apart) cannot open it, and says why.
+		raw, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		other, err := secretstore.New(raw, key(t, filepath.Join(t.TempDir(), "other.key")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = other.Cert(ctx, "certificates/ca/n/n.key")
+		if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "--secret-key") {
+			t.Fatalf("a private key under another key: %v", err)
+		}
+		if _, err := other.Cert(ctx, "certificates/x/never.key"); baton.ErrorCode(err) != baton.ENOTFOUND {
+			t.Fatalf("a missing key: %v, want ENOTFOUND", err)
+		}
 	})
 }
