@@ -21,6 +21,18 @@ type AppStatus struct {
 	// Disk is what the app's revisions use on this controller's disk, as
 	// the last collection measured it (nil before the first).
 	Disk *DiskUse `json:"disk,omitempty"`
+	// Domains are the app's custom domains and, when the proxy serves
+	// HTTPS, each served name's certificate as this controller knows it.
+	Domains []DomainStatus `json:"domains,omitempty"`
+}
+
+// DomainStatus is one name an app's slot is served at, with its certificate.
+type DomainStatus struct {
+	Name string `json:"name"`
+	Slot string `json:"slot"`
+	// Custom is set for a domain added with `baton domains add`.
+	Custom      bool               `json:"custom,omitempty"`
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
 }
 
 // SlotStatus is one slot: its host and active revisions.
@@ -91,6 +103,8 @@ const (
 	ConflictFrozen           = "app_frozen"
 	ConflictRestoreFailed    = "restore_failed"
 	ConflictSwapPreviewOpen  = "swap_preview_open"
+	ConflictCertExpiring     = "certificate_expiring"
+	ConflictCertFailing      = "certificate_failing"
 )
 
 // ResourceStatus is one shared resource (a manifest's release resources):

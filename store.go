@@ -20,6 +20,8 @@ type Store interface {
 	AuditStore
 	TokenStore
 	ControllerStore
+	DomainStore
+	CertStore
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

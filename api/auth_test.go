@@ -241,6 +241,8 @@ var routeTable = []struct {
 	{"GET /api/v1/locks", "GET", "/api/v1/locks", "", reader(200)},
 	{"GET /api/v1/resources", "GET", "/api/v1/resources", "", reader(200)},
 	{"GET /api/v1/controllers", "GET", "/api/v1/controllers", "", reader(200)},
+	{"GET /api/v1/domains", "GET", "/api/v1/domains", "", reader(200)},
+	{"GET /api/v1/apps/{app}/domains", "GET", "/api/v1/apps/hello/domains", "", reader(200)},
 	{"/api/", "GET", "/api/v1/nothing-here", "", reader(404)},
 
 	{"POST /api/v1/apps/{app}/slots/{slot}/deployments", "POST", "/api/v1/apps/hello/slots/production/deployments", zipBody, deployer(202, 202)},
@@ -261,6 +263,8 @@ var routeTable = []struct {
 	{"PUT /api/v1/apps/{app}/slots/{slot}/settings", "PUT", "/api/v1/apps/hello/slots/production/settings", `{"settings":[{"key":"A","value":"1"}]}`, deployer(202, 202)},
 	{"PUT /api/v1/apps/{app}/slots/{slot}/settings/{key}", "PUT", "/api/v1/apps/hello/slots/production/settings/B", `{"value":"2","secret":true}`, deployer(202, 202)},
 	{"DELETE /api/v1/apps/{app}/slots/{slot}/settings/{key}", "DELETE", "/api/v1/apps/hello/slots/production/settings/A", "", deployer(202, 202)},
+	{"POST /api/v1/apps/{app}/domains", "POST", "/api/v1/apps/hello/domains", `{"name":"shop.example.com","slot":"staging"}`, deployer(201, 409)},
+	{"DELETE /api/v1/apps/{app}/domains/{domain}", "DELETE", "/api/v1/apps/hello/domains/shop.example.com", "", deployer(404, 404)},
 
 	{"POST /api/v1/apps", "POST", "/api/v1/apps", `{"name":"fresh"}`, admin(201)},
 	{"DELETE /api/v1/apps/{app}", "DELETE", "/api/v1/apps/hello", "", admin(204)},

@@ -17,6 +17,10 @@ type Coordinator interface {
 	DeleteApp(ctx context.Context, name string) error
 	CreateSlot(ctx context.Context, app, slot string) (baton.Slot, error)
 	DeleteSlot(ctx context.Context, app, slot string) error
+	// AddDomain claims a custom domain for a slot (validated; ECONFLICT
+	// naming the owner); RemoveDomain releases it. Routing follows at once.
+	AddDomain(ctx context.Context, app, slot, name string) (baton.Domain, error)
+	RemoveDomain(ctx context.Context, app, name string) error
 
 	// SubmitOp queues an operation under its conflict policy; Wait
 	// returns it once final.

@@ -48,6 +48,8 @@ func (s *Server) routes() []route {
 		{pattern: "GET /api/v1/locks", scope: read, handler: s.listLocks},
 		{pattern: "GET /api/v1/resources", scope: read, handler: s.listResources},
 		{pattern: "GET /api/v1/controllers", scope: read, handler: s.listControllers},
+		{pattern: "GET /api/v1/domains", scope: read, handler: s.listDomains},
+		{pattern: "GET /api/v1/apps/{app}/domains", scope: read, handler: s.listDomains},
 
 		{pattern: "POST /api/v1/apps/{app}/slots/{slot}/deployments", scope: deploy, handler: s.deploy, upload: true},
 		{pattern: "POST /api/v1/apps/{app}/deployments", scope: deploy, handler: s.deploy, upload: true},
@@ -67,6 +69,8 @@ func (s *Server) routes() []route {
 		{pattern: "PUT /api/v1/apps/{app}/slots/{slot}/settings", scope: deploy, handler: s.putSettings},
 		{pattern: "PUT /api/v1/apps/{app}/slots/{slot}/settings/{key}", scope: deploy, handler: s.putSetting},
 		{pattern: "DELETE /api/v1/apps/{app}/slots/{slot}/settings/{key}", scope: deploy, handler: s.deleteSetting},
+		{pattern: "POST /api/v1/apps/{app}/domains", scope: deploy, handler: s.addDomain},
+		{pattern: "DELETE /api/v1/apps/{app}/domains/{domain}", scope: deploy, handler: s.removeDomain},
 
 		{pattern: "POST /api/v1/apps", scope: admin, handler: s.createApp},
 		{pattern: "DELETE /api/v1/apps/{app}", scope: admin, handler: s.deleteApp},

@@ -45,6 +45,17 @@ only, offering HTTP/2 and HTTP/1.1 (WebSockets over HTTP/1.1); instances
 still get plain HTTP/1.1, with X-Forwarded-Proto: https. The files are read
 once, at start.
 
+With --acme-email baton obtains and renews the proxy's certificates itself
+over ACME (Let's Encrypt unless --acme-ca): for APP.DOMAIN, APP-SLOT.DOMAIN
+and every custom domain ('baton domains add'), never for other names a
+client asks for. Challenges are answered by baton's own listeners: HTTP-01
+on --proxy-http (port 80 in production), TLS-ALPN-01 on --proxy (443).
+--proxy-http redirects every other request to HTTPS. Certificates, their
+keys (encrypted like secret settings) and the ACME account live in the
+store, so controllers sharing a PostgreSQL store obtain each certificate
+once and all serve it. A --proxy-tls-cert still wins for the names it
+covers. 'baton status APP' shows each name's certificate.
+
 With --webhook URL (repeatable) baton POSTs a JSON event to each URL when
 a deployment or operation ends, signed with HMAC-SHA256 over the body in
 X-Baton-Signature-256 ("sha256=HEX", as GitHub does) under the secret in
@@ -62,7 +73,8 @@ would go; deployment records and their logs stay.`,
 		Example: `  baton serve
   baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com
   baton serve --webhook https://ci.example.com/baton --webhook-secret-file /etc/baton/hook.secret
-  baton serve --proxy 0.0.0.0:443 --domain apps.example.com --proxy-tls-cert apps.pem --proxy-tls-key apps-key.pem`,
+  baton serve --proxy 0.0.0.0:443 --domain apps.example.com --proxy-tls-cert apps.pem --proxy-tls-key apps-key.pem
+  baton serve --proxy 0.0.0.0:443 --proxy-http 0.0.0.0:80 --domain apps.example.com --acme-email ops@example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var h slog.Handler = slog.NewTextHandler(e.stderr, nil)
@@ -145,6 +157,14 @@ would go; deployment records and their logs stay.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&cfg.ProxyTLSCert, "proxy-tls-cert", "", "serve apps over HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM; with --proxy-tls-key); read once at start")
 	f.StringVar(&cfg.ProxyTLSKey, "proxy-tls-key", "", "private key of --proxy-tls-cert (PEM)")
+	f.StringVar(&cfg.ProxyHTTPAddr, "proxy-http", "", "plain-HTTP listen address that answers ACME HTTP-01 challenges and redirects everything else to HTTPS (needs --proxy-tls-cert or --acme-email)")
+	f.StringVar(&cfg.ACMEEmail, "acme-email", "", "obtain and renew the proxy's certificates over ACME, with this account contact (needs --proxy-http)")
+	f.StringVar(&cfg.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt's production CA)")
+	f.StringVar(&cfg.ACMECARoot, "acme-ca-root", "", "PEM file of the roots that sign the ACME CA's own HTTPS certificate (a private or test CA)")
+	f.DurationVar(&cfg.ACMERenewInterval, "acme-renew-interval", 0, "how often certificates are checked for renewal (default 10m)")
+	f.BoolVar(&cfg.ACMEDisableARI, "acme-no-ari", false, "renew in the last third of a certificate's lifetime, ignoring the CA's suggested window (ARI)")
+	_ = f.MarkHidden("acme-renew-interval") // tests with short-lived certificates
+	_ = f.MarkHidden("acme-no-ari")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")

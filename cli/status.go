@@ -183,6 +183,7 @@ func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployme
 		}
 	}
 	tw.Flush()
+	printDomains(w, st, now)
 	printLive(w, st, live)
 	if d := st.Running; d != nil {
 		fmt.Fprintf(w, "\nRUNNING  %s %s  phase %s  for %ds  by %s  commit %s\n", d.Kind, d.ID, d.Phase, st.RunningForSeconds, dash(d.Author), dash(short(d.Commit, 10)))
@@ -336,4 +337,39 @@ func newFreezeCmds(e *env) []*cobra.Command {
 		},
 	}
 	return []*cobra.Command{freeze, unfreeze}
+}
+
+// printDomains lists the names the app is served at when it has custom
+// domains or certificates to show: each with its slot and certificate.
+func printDomains(w io.Writer, st baton.AppStatus, now time.Time) {
+	show := false
+	for _, d := range st.Domains {
+		show = show || d.Custom || d.Certificate != nil
+	}
+	if !show {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nDOMAIN\tSLOT\tCERTIFICATE\tEXPIRES\tLAST ERROR")
+	for _, d := range st.Domains {
+		cert, expires, lastErr := "-", "-", "-"
+		if c := d.Certificate; c != nil {
+			switch {
+			case c.Static:
+				cert = "static (" + dash(c.Issuer) + ")"
+			case c.Issuer != "":
+				cert = c.Issuer
+			default:
+				cert = "pending"
+			}
+			if c.NotAfter != nil {
+				expires = c.NotAfter.Local().Format("2006-01-02 15:04") + " (in " + c.NotAfter.Sub(now).Round(time.Second).String() + ")"
+			}
+			if c.LastError != "" {
+				lastErr = short(c.LastError, 60)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Slot, cert, expires, lastErr)
+	}
+	tw.Flush()
 }

@@ -28,6 +28,7 @@ func (c *Coordinator) CreateApp(ctx context.Context, name string) (baton.App, er
 	c.apps[name] = true
 	c.mu.Unlock()
 	c.publishRoutes()
+	c.namesChanged()
 	return a, nil
 }
 
@@ -84,6 +85,8 @@ func (c *Coordinator) DeleteApp(ctx context.Context, name string) error {
 	if err := c.cfg.Store.DeleteApp(ctx, name); err != nil {
 		return err
 	}
+	c.refreshDomains(ctx)
+	c.namesChanged()
 	if err := os.RemoveAll(c.appDir(name)); err != nil {
 		return fmt.Errorf("remove app files: %w", err)
 	}
@@ -101,6 +104,7 @@ func (c *Coordinator) CreateSlot(ctx context.Context, app, slot string) (baton.S
 		return s, err
 	}
 	c.applyRouting(app, map[string][]baton.RevisionWeight{slot: nil})
+	c.namesChanged()
 	return s, nil
 }
 
@@ -115,8 +119,17 @@ func (c *Coordinator) DeleteSlot(ctx context.Context, app, slot string) error {
 	c.mu.Lock()
 	delete(c.routes, slotKey{app, slot})
 	c.mu.Unlock()
+	c.refreshDomains(ctx) // the slot's domains went with it
 	for _, in := range c.applyRouting(app, nil) {
 		c.retire(in, "")
 	}
+	c.namesChanged()
 	return nil
+}
+
+// namesChanged tells OnNames that the served names may have changed.
+func (c *Coordinator) namesChanged() {
+	if c.cfg.OnNames != nil {
+		c.cfg.OnNames()
+	}
 }

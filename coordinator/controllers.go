@@ -48,6 +48,7 @@ func (c *Coordinator) tick(ctx context.Context) {
 		}
 		c.noteInterrupted(ctx, ended, "its controller going silent")
 		c.adoptOrphans(ctx)
+		c.refreshDomains(ctx) // claimed or released through another controller
 	}
 	// Work queued through another controller's API, if a wake-up was missed.
 	queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{States: []baton.State{baton.StateQueued}})

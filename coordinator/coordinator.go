@@ -79,6 +79,13 @@ type Config struct {
 	// recovery notes the build and release commands among them in their
 	// deployments' logs.
 	Reaped []supervisor.Reaped
+	// OnNames, when set, is called after the names the proxy serves may
+	// have changed (an app, slot or custom domain added or removed), so
+	// certificates follow them; it must not block.
+	OnNames func()
+	// Certificates, when set, reports what this controller knows of the
+	// certificate of a name it serves over HTTPS (status).
+	Certificates func(name string) (baton.CertificateStatus, bool)
 }
 
 func (c *Config) setDefaults() {
@@ -141,6 +148,8 @@ type Coordinator struct {
 	// and their weights.
 	routes map[slotKey][]baton.RevisionWeight
 	apps   map[string]bool // known apps, for the routing table
+	// domains maps each custom domain to its slot (domains.go).
+	domains map[string]slotKey
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
 	// reaped holds, by deployment, the commands of interrupted
@@ -273,6 +282,7 @@ func (c *Coordinator) Open(ctx context.Context) error {
 		c.apps[a] = true
 	}
 	c.mu.Unlock()
+	c.refreshDomains(ctx)
 	// Handed instances serve as soon as this process accepts requests.
 	c.adoptHanded(ctx)
 	c.publishRoutes()

@@ -134,6 +134,19 @@ func (c *Coordinator) buildRoutes() {
 		}
 		byHost[r.Host] = r
 	}
+	// Custom domains after the slots' own hosts: each serves what its
+	// slot's host serves (a slot without routing yet answers like one).
+	for name, k := range c.domains {
+		if !c.apps[k.app] {
+			continue
+		}
+		r, ok := byHost[c.host(k.app, k.slot)]
+		if !ok {
+			r = proxy.Route{App: k.app, Slot: k.slot}
+		}
+		r.Host = name
+		byHost[name] = r
+	}
 	c.mu.Unlock()
 	out := make([]proxy.Route, 0, len(byHost))
 	for _, r := range byHost {

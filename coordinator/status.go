@@ -66,7 +66,9 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
 		st.Lease = &l
 	}
+	st.Domains = c.domainStatus(a)
 	st.Conflicts = c.conflicts(st, now)
+	st.Conflicts = append(st.Conflicts, certConflicts(st, now)...)
 	return st, nil
 }
 

@@ -45,3 +45,12 @@ func TestContract(t *testing.T) {
 func BenchmarkLeases(b *testing.B) {
 	storetest.BenchmarkLeases(b, func(t testing.TB) baton.Store { return open(t) })
 }
+
+// TestCertStorage: certmagic's storage semantics over two connections to
+// one database, as two controllers have.
+func TestCertStorage(t *testing.T) {
+	storetest.RunCertStorage(t, func(t testing.TB) (baton.Store, baton.Store) {
+		dsn := newDatabase(t)
+		return openDSN(t, dsn), openDSN(t, dsn)
+	})
+}

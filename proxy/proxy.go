@@ -20,6 +20,10 @@
 //   - ServeHTTP (forward.go) mounts the proxy in an http.Server through
 //     httputil.ReverseProxy: Serve hands it the TLS connections that
 //     negotiated HTTP/2 (tls.go), and it serves in-process use.
+//
+// Certs (certs.go) picks each TLS handshake's certificate by server name:
+// static certificates first, then a fallback (baton's ACME manager) whose
+// answers it caches per name, lock-free and without allocation.
 package proxy
 
 import (

@@ -81,9 +81,15 @@ func (cc *clientConn) handshake(tc *tls.Conn) (h1 bool) {
 		return false
 	}
 	tc.SetDeadline(time.Time{}) // the data plane and the HTTP/2 server set their own
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case "h2":
 		cc.keepAliveProbes() // one connection for everything, often long-lived
 		p.serveH2(tc)
+		return false
+	case ACMETLSALPNProto:
+		// An ACME server checked a TLS-ALPN-01 challenge certificate in
+		// the handshake; nothing follows (RFC 8737, section 3).
+		tc.Close()
 		return false
 	}
 	return true

@@ -33,9 +33,11 @@ func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 
 // startServeTLS runs p with ServeTLS on a loopback listener until the test
 // ends; it returns the base URL and a pool that trusts the certificate.
+// The certificate is picked per handshake by Certs, as baton serve does.
 func startServeTLS(t testing.TB, p *Proxy) (string, *x509.CertPool) {
 	t.Helper()
-	cfg, pool := testCert(t)
+	static, pool := testCert(t)
+	cfg := &tls.Config{GetCertificate: NewCerts(static.Certificates, nil, 0).GetCertificate}
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -221,3 +221,49 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// TestCertStorage: certmagic's storage semantics through the wrapper, and
+// private keys sealed at rest: the database file never holds them.
+func TestCertStorage(t *testing.T) {
+	dir := t.TempDir()
+	var path string
+	storetest.RunCertStorage(t, func(t testing.TB) (baton.Store, baton.Store) {
+		a, p := wrap(t, dir)
+		b, _ := wrap(t, dir)
+		path = p
+		return a, b
+	})
+	t.Run("sealed", func(t *testing.T) {
+		s, _ := wrap(t, dir)
+		ctx := context.Background()
+		secret := "-----BEGIN EC PRIVATE KEY----- very secret"
+		if err := s.PutCert(ctx, "certificates/ca/n/n.key", []byte(secret)); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Cert(ctx, "certificates/ca/n/n.key"); err != nil || string(e.Value) != secret {
+			t.Fatalf("read back %q %v", e.Value, err)
+		}
+		for _, f := range []string{path, path + "-wal"} {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("very secret")) {
+				t.Fatalf("%s holds the private key in plain text", f)
+			}
+		}
+		// Another key file (a controller set up apart) cannot open it, and says why.
+		raw, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		other, err := secretstore.New(raw, key(t, filepath.Join(t.TempDir(), "other.key")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = other.Cert(ctx, "certificates/ca/n/n.key")
+		if baton.ErrorCode(err) != baton.ECONFLICT || !strings.Contains(baton.ErrorMessage(err), "--secret-key") {
+			t.Fatalf("a private key under another key: %v", err)
+		}
+		if _, err := other.Cert(ctx, "certificates/x/never.key"); baton.ErrorCode(err) != baton.ENOTFOUND {
+			t.Fatalf("a missing key: %v, want ENOTFOUND", err)
+		}
+	})
+}

@@ -29,10 +29,12 @@ const handoffEnv = "BATON_HANDOFF"
 // handoff is that file's content. Descriptors are numbered as the new
 // process sees them: 3 + their index in exec.Cmd.ExtraFiles.
 type handoff struct {
-	Lock   int                       `json:"lock_fd"`
-	API    int                       `json:"api_fd"`
-	Proxy  int                       `json:"proxy_fd"`
-	Ready  int                       `json:"ready_fd"` // the new process writes one byte once it serves
+	Lock  int `json:"lock_fd"`
+	API   int `json:"api_fd"`
+	Proxy int `json:"proxy_fd"`
+	Ready int `json:"ready_fd"` // the new process writes one byte once it serves
+	// HTTP is the plain-HTTP listener's (--proxy-http), 0 without one.
+	HTTP   int                       `json:"http_fd,omitempty"`
 	Groups []coordinator.HandedGroup `json:"groups"`
 	Pipes  [][]int                   `json:"pipes"` // per group and instance: its output pipe's fd, 0 if none
 }
@@ -113,6 +115,16 @@ func (s *Server) Restart(ctx context.Context) error {
 		}
 		h.Pipes = append(h.Pipes, fds)
 	}
+	if tl, ok := s.httpLn.(*net.TCPListener); ok {
+		httpFile, err := tl.File()
+		if err != nil {
+			readyW.Close()
+			return fmt.Errorf("restart: share the plain-HTTP socket: %w", err)
+		}
+		defer httpFile.Close()
+		h.HTTP = 3 + len(files)
+		files = append(files, httpFile)
+	}
 	path := filepath.Join(s.cfg.DataDir, "handoff.json")
 	data, err := json.Marshal(h)
 	if err == nil {
@@ -187,6 +199,11 @@ func (s *Server) inheritHandoff() (*handoff, error) {
 		return nil, fmt.Errorf("inherit the proxy socket: %w", err)
 	}
 	s.ready = os.NewFile(uintptr(h.Ready), "ready")
+	if h.HTTP > 0 {
+		if s.httpLn, err = net.FileListener(os.NewFile(uintptr(h.HTTP), "http")); err != nil {
+			return nil, fmt.Errorf("inherit the plain-HTTP socket: %w", err)
+		}
+	}
 	for i := range h.Groups {
 		for j := range h.Groups[i].Instances {
 			if i < len(h.Pipes) && j < len(h.Pipes[i]) && h.Pipes[i][j] > 0 {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/acme"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/buildinfo"
@@ -70,6 +71,19 @@ type Config struct {
 	// ProxyTLSCert and ProxyTLSKey, both set, serve the apps over HTTPS
 	// (HTTP/2 and HTTP/1.1) on ProxyAddr; upstreams stay plain HTTP/1.1.
 	ProxyTLSCert, ProxyTLSKey string
+	// ProxyHTTPAddr, when set, is a plain-HTTP listener that answers ACME
+	// HTTP-01 challenges and redirects everything else to HTTPS.
+	ProxyHTTPAddr string
+	// ACMEEmail, when set, has the proxy's certificates obtained and
+	// renewed over ACME from ACMECA (default Let's Encrypt), whose own
+	// HTTPS certificate ACMECARoot's roots sign when set;
+	// ACMERenewInterval is how often renewals are checked.
+	ACMEEmail, ACMECA, ACMECARoot string
+	ACMERenewInterval             time.Duration
+	// ACMEDisableARI ignores the CA's suggested renewal windows (tests
+	// with short-lived certificates, whose window Pebble makes their
+	// whole lifetime).
+	ACMEDisableARI bool
 
 	// Webhooks are http(s) URLs that get a signed JSON event each time a
 	// deployment or operation ends; WebhookSecret (or the contents of
@@ -111,8 +125,17 @@ type Server struct {
 	// auth checks tokens for the API, git and Kudu alike.
 	auth   *api.Auth
 	apiTLS bool
-	// proxyTLS, when set, is the proxy listener's TLS configuration.
+	// proxyTLS, when set, is the proxy listener's TLS configuration;
+	// certs picks its certificate per name (static ones first, then
+	// acme's when ACME is on).
 	proxyTLS *tls.Config
+	certs    *proxy.Certs
+	static   []tls.Certificate
+	acme     *acme.Manager
+	// httpLn and httpSrv are the plain-HTTP listener (--proxy-http):
+	// ACME HTTP-01 challenges and redirects to HTTPS.
+	httpLn  net.Listener
+	httpSrv *http.Server
 	// stopSharing ends the wake-ups from other controllers.
 	stopSharing func()
 	// stopStreams ends long-lived API responses (SSE) at shutdown.
@@ -164,6 +187,14 @@ func (s *Server) open(ctx context.Context) error {
 	if s.proxyTLS, err = s.loadProxyTLS(); err != nil {
 		return err
 	}
+	switch {
+	case cfg.ACMEEmail != "" && cfg.ProxyHTTPAddr == "":
+		return errors.New("--acme-email needs --proxy-http ADDR: the plain-HTTP listener that answers HTTP-01 challenges (0.0.0.0:80 in production)")
+	case cfg.ProxyHTTPAddr != "" && cfg.ACMEEmail == "" && s.proxyTLS == nil:
+		return errors.New("--proxy-http redirects to HTTPS, which needs --proxy-tls-cert/--proxy-tls-key or --acme-email")
+	case cfg.ACMEEmail == "" && (cfg.ACMECA != "" || cfg.ACMECARoot != ""):
+		return errors.New("--acme-ca and --acme-ca-root need --acme-email")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -183,6 +214,11 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("listen for the proxy on %s: %w (pick another with --proxy)", cfg.ProxyAddr, err)
 		}
 	}
+	if cfg.ProxyHTTPAddr != "" && s.httpLn == nil { // a restart in place inherits it
+		if s.httpLn, err = net.Listen("tcp", cfg.ProxyHTTPAddr); err != nil {
+			return fmt.Errorf("listen for plain HTTP on %s: %w (pick another with --proxy-http)", cfg.ProxyHTTPAddr, err)
+		}
+	}
 	var ok bool
 	if s.apiTCP, ok = s.apiLn.(*net.TCPListener); !ok {
 		return fmt.Errorf("the API listener is a %T, not TCP", s.apiLn)
@@ -200,6 +236,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.stopSharing = sh.stop
 	if err := s.secure(ctx); err != nil {
+		return err
+	}
+	if err := s.openCerts(); err != nil {
 		return err
 	}
 	if s.arts, err = artifact.NewStore(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
@@ -242,6 +281,7 @@ func (s *Server) open(ctx context.Context) error {
 		LeaseTTL: cfg.LeaseTTL, MaxQueue: cfg.MaxQueue, DrainTimeout: cfg.DrainTimeout,
 		Adopt: handoff.groups(), Reaped: reaped,
 		Retention: retention(cfg), CollectPause: cfg.CollectPause,
+		OnNames: s.namesChanged, Certificates: s.certificate(),
 	})
 	if err := s.coord.Open(ctx); err != nil {
 		s.coord = nil
@@ -251,6 +291,13 @@ func (s *Server) open(ctx context.Context) error {
 		s.reapOrphans(ctx)
 	}
 	s.metrics.Registry.MustRegister(s.coord.Collector())
+	if s.certs != nil {
+		s.metrics.Registry.MustRegister(metrics.NewCertCollector(certSource{s}))
+	}
+	if s.acme != nil {
+		s.acme.Open()
+	}
+	s.serveHTTP()
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
@@ -396,6 +443,9 @@ func (s *Server) Close() error {
 	if err := s.stopAPI(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.stopHTTP(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.ready != nil {
 		s.ready.Close() // the previous process learns this one failed
 	}
@@ -419,6 +469,9 @@ func (s *Server) Close() error {
 		s.stopSharing()
 	}
 	s.wg.Wait()
+	if s.acme != nil { // before the store: it releases its locks there
+		errs = append(errs, s.acme.Close())
+	}
 	if s.coord != nil {
 		errs = append(errs, s.coord.Close())
 	}

@@ -42,3 +42,21 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCertStorage: certmagic's storage semantics over two handles of one
+// database file, as two processes would have.
+func TestCertStorage(t *testing.T) {
+	storetest.RunCertStorage(t, func(t testing.TB) (baton.Store, baton.Store) {
+		path := filepath.Join(t.TempDir(), "baton.db")
+		var two [2]baton.Store
+		for i := range two {
+			db, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			two[i] = db
+		}
+		return two[0], two[1]
+	})
+}

@@ -63,6 +63,8 @@ func Run(t *testing.T, open Opener) {
 		"IdempotencyConcurrent":      testIdempotencyConcurrent,
 		"EnqueueUnchangedConcurrent": testEnqueueUnchangedConcurrent,
 		"LogConcurrentTail":          testLogConcurrentTail,
+		"Domains":                    testDomains,
+		"CertStore":                  testCertStore,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
