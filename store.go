@@ -20,6 +20,7 @@ type Store interface {
 	AuditStore
 	TokenStore
 	ControllerStore
+	HookStore
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -63,6 +63,9 @@ func Run(t *testing.T, open Opener) {
 		"IdempotencyConcurrent":      testIdempotencyConcurrent,
 		"EnqueueUnchangedConcurrent": testEnqueueUnchangedConcurrent,
 		"LogConcurrentTail":          testLogConcurrentTail,
+		"Hooks":                      testHooks,
+		"DeliveryQueue":              testDeliveryQueue,
+		"DeliveryClaimConcurrent":    testDeliveryClaimConcurrent,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
