@@ -43,6 +43,8 @@ type Server struct {
 	Backup BackupFunc
 	// Version is what /healthz says of this baton.
 	Version Version
+	// Hooks lists and tests webhooks; nil: only those in the store.
+	Hooks Hooks
 
 	uploads uploadSlots
 }

@@ -148,8 +148,9 @@ would go; deployment records and their logs stay.`,
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")
-	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable)")
+	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable; added to the hooks of `baton hooks`)")
 	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file whose contents sign webhook bodies (HMAC-SHA256 in X-Baton-Signature-256)")
+	f.DurationVar(&cfg.WebhookBackoff, "webhook-backoff", time.Second, "wait after a webhook delivery's first failed attempt; doubles per attempt up to 5m, 8 attempts")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("BATON_WEBHOOK_SECRET"), "webhook signing secret (env BATON_WEBHOOK_SECRET; prefer --webhook-secret-file)")
 	return cmd
 }

@@ -75,6 +75,9 @@ type Config struct {
 	// WebhookSecretFile) signs them.
 	Webhooks                         []string
 	WebhookSecret, WebhookSecretFile string
+	// WebhookBackoff is the wait after a delivery's first failed attempt
+	// (default 1s), doubling per attempt up to 5 minutes.
+	WebhookBackoff time.Duration
 	// AccessLog, when set, is a file that gets one JSON line per request
 	// the proxy answers ("-": standard output).
 	AccessLog string
@@ -245,7 +248,7 @@ func (s *Server) open(ctx context.Context) error {
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
-		Ready: func() error { return nil }, Backup: s.backup,
+		Ready: func() error { return nil }, Backup: s.backup, Hooks: s.hooks,
 		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
@@ -450,8 +453,8 @@ func (s *Server) openAccessLog() error {
 	return nil
 }
 
-// openWebhooks builds and starts the webhook dispatcher; with no URLs it
-// is a dispatcher that delivers nothing.
+// openWebhooks builds and starts the webhook dispatcher: the hooks in the
+// store, and those of --webhook.
 func (s *Server) openWebhooks() error {
 	secret := []byte(s.cfg.WebhookSecret)
 	if s.cfg.WebhookSecretFile != "" {
@@ -464,7 +467,7 @@ func (s *Server) openWebhooks() error {
 	if len(s.cfg.Webhooks) > 0 && len(secret) == 0 {
 		s.log.Warn("webhooks are sent unsigned: set --webhook-secret-file")
 	}
-	hooks, err := webhooks.New(webhooks.Config{URLs: s.cfg.Webhooks, Secret: secret, Logger: s.log})
+	hooks, err := webhooks.New(webhooks.Config{Store: s.store, URLs: s.cfg.Webhooks, Secret: secret, Backoff: s.cfg.WebhookBackoff, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,18 @@
 package webhooks_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/webhooks"
 )
 
@@ -60,18 +63,49 @@ func finished() baton.Deployment {
 		CreatedAt: now, StartedAt: &now, FinishedAt: &now}
 }
 
-// TestDeliveryRetriedAfterFailuresIsSigned: the receiver fails twice; the
-// third attempt is delivered, every attempt carries the same event id and
-// a valid signature, and the body describes the deployment.
-func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
-	secret := []byte("s3cret")
-	url, got := receiver(t, secret, 2)
-	d, err := webhooks.New(webhooks.Config{URLs: []string{url}, Secret: secret, Backoff: 5 * time.Millisecond})
+// openStore is a real SQLite store in the test's temp dir.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// dispatcher opens a Dispatcher on store and closes it when the test ends.
+func dispatcher(t *testing.T, cfg webhooks.Config) *webhooks.Dispatcher {
+	t.Helper()
+	d, err := webhooks.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Open()
 	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// eventually polls cond until it holds or 10 s passed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+	}
+}
+
+// TestDeliveryRetriedAfterFailuresIsSigned: the receiver fails twice; the
+// third attempt is delivered, every attempt carries the same event id and
+// a valid signature, the body describes the deployment, and the store
+// records the delivery with its three attempts.
+func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
+	t.Parallel()
+	secret := []byte("s3cret")
+	url, got := receiver(t, secret, 2)
+	store := openStore(t)
+	d := dispatcher(t, webhooks.Config{Store: store, URLs: []string{url}, Secret: secret, Backoff: 5 * time.Millisecond, Poll: 5 * time.Millisecond})
 
 	d.NotifyFinished(finished())
 	for i, want := range []string{"1", "2", "3"} {
@@ -92,13 +126,10 @@ func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
 			t.Errorf("event %+v", ev)
 		}
 	}
-	// The receiver reports before its answer reaches the dispatcher.
-	for deadline := time.Now().Add(10 * time.Second); d.Stats()[url] != [2]uint64{1, 0}; {
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered, dropped = %v, want [1 0]", d.Stats()[url])
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the delivery is recorded as delivered", func() bool {
+		ds, err := store.Deliveries(context.Background(), webhooks.StaticHookID(url), 0)
+		return err == nil && len(ds) == 1 && ds[0].State == baton.DeliveryDelivered && ds[0].Attempts == 3 && ds[0].LastStatus == 200
+	})
 	d.Close()
 	select {
 	case r := <-got:
@@ -107,15 +138,69 @@ func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
 	}
 }
 
-// TestWrongSecretDoesNotVerify: a receiver with another secret rejects it.
-func TestWrongSecretDoesNotVerify(t *testing.T) {
-	url, got := receiver(t, []byte("other"), 0)
-	d, err := webhooks.New(webhooks.Config{URLs: []string{url}, Secret: []byte("s3cret")})
+// TestStoredHookGetsOnlyWhatItAsked: a hook in the store with an app and
+// event filter and its own secret gets the events it asked for, signed with
+// its secret, and nothing else.
+func TestStoredHookGetsOnlyWhatItAsked(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, []byte("own"), 0)
+	store := openStore(t)
+	if _, err := store.CreateHook(context.Background(), baton.Hook{ID: "h-1", URL: url, App: "hello", Events: []string{"deployment.succeeded", "swap.*"}, Secret: "own"}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	other := finished()
+	other.App = "other"
+	other.State = baton.StateSucceeded
+	d.NotifyFinished(other)      // another app
+	d.NotifyFinished(finished()) // deployment.failed: not asked for
+	ok := finished()
+	ok.ID, ok.State = "d_2", baton.StateSucceeded
+	d.NotifyFinished(ok)
+	swap := finished()
+	swap.ID, swap.Kind = "d_3", baton.KindSwap
+	d.NotifyFinished(swap)
+	for _, want := range []string{"d_2.succeeded", "d_3.failed"} {
+		if r := next(t, got); r.delivery != want || !r.signed {
+			t.Fatalf("got %+v, want %s signed", r, want)
+		}
+	}
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("delivered what the hook did not ask for: %+v", r)
+	default:
+	}
+}
+
+// TestQueuedDeliverySurvivesRestart: an event queued while the receiver
+// refuses is delivered by the next Dispatcher on the same store, once.
+func TestQueuedDeliverySurvivesRestart(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 1)
+	store := openStore(t)
+	cfg := webhooks.Config{Store: store, URLs: []string{url}, Backoff: 50 * time.Millisecond, Poll: 5 * time.Millisecond}
+	first, err := webhooks.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Open()
-	t.Cleanup(func() { d.Close() })
+	first.Open()
+	first.NotifyFinished(finished())
+	if r := next(t, got); r.attempt != "1" {
+		t.Fatalf("first attempt: %+v", r)
+	}
+	first.Close()
+	dispatcher(t, cfg)
+	if r := next(t, got); r.attempt != "2" || r.delivery != "d_1.failed" {
+		t.Fatalf("after restart: %+v", r)
+	}
+}
+
+// TestWrongSecretDoesNotVerify: a receiver with another secret rejects it.
+func TestWrongSecretDoesNotVerify(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, []byte("other"), 0)
+	d := dispatcher(t, webhooks.Config{Store: openStore(t), URLs: []string{url}, Secret: []byte("s3cret")})
 	d.NotifyFinished(finished())
 	if r := next(t, got); r.signed {
 		t.Error("signature verified under the wrong secret")
@@ -124,8 +209,9 @@ func TestWrongSecretDoesNotVerify(t *testing.T) {
 
 // TestNotifyNeverBlocksAndCloseEnds: with a receiver that hangs, Notify
 // returns at once past the queue bound (drops are counted), and Close
-// ends the delivery goroutine mid-request.
+// ends the worker mid-request, leaving the delivery pending in the store.
 func TestNotifyNeverBlocksAndCloseEnds(t *testing.T) {
+	t.Parallel()
 	hang := make(chan struct{})
 	arrived := make(chan struct{}, 1)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,29 +226,38 @@ func TestNotifyNeverBlocksAndCloseEnds(t *testing.T) {
 	}))
 	t.Cleanup(s.Close)
 	t.Cleanup(func() { close(hang) })
-	d, err := webhooks.New(webhooks.Config{URLs: []string{s.URL}, QueueSize: 2})
+	store := openStore(t)
+	d, err := webhooks.New(webhooks.Config{Store: store, URLs: []string{s.URL}, QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Open()
 	d.NotifyFinished(finished())
-	<-arrived // the goroutine is stuck in the receiver now
+	<-arrived // the worker is stuck in the receiver now
 	start := time.Now()
-	for range 10 {
+	for range 1000 {
 		d.NotifyFinished(finished())
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("Notify took %s with a hanging receiver", el)
 	}
-	d.Close() // returns only once the goroutine ended
-	if st := d.Stats()[s.URL]; st[0] != 0 || st[1] < 8 {
-		t.Errorf("delivered, dropped = %v, want 0 and ≥ 8", st)
+	closed := time.Now()
+	d.Close() // returns only once the goroutines ended
+	if el := time.Since(closed); el > 8*time.Second {
+		t.Errorf("Close took %s", el)
+	}
+	if delivered, _, dropped := d.Stats(); delivered != 0 || dropped == 0 {
+		t.Errorf("delivered, dropped = %d, %d, want 0 and some", delivered, dropped)
+	}
+	ds, err := store.Deliveries(context.Background(), "", 0)
+	if err != nil || len(ds) != 1 || ds[0].State != baton.DeliveryPending {
+		t.Fatalf("deliveries = %+v, %v; want the one event, pending", ds, err)
 	}
 }
 
 func TestNewRejectsNonHTTPURLs(t *testing.T) {
 	for _, u := range []string{"ftp://example.com/x", "/relative", "http://", "file:///etc/passwd"} {
-		if _, err := webhooks.New(webhooks.Config{URLs: []string{u}}); err == nil {
+		if _, err := webhooks.New(webhooks.Config{Store: openStore(t), URLs: []string{u}}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
 	}
