@@ -18,7 +18,7 @@ import (
 
 func newServeCmd(e *env) *cobra.Command {
 	var cfg server.Config
-	var logFormat, diskBudget string
+	var logFormat, diskBudget, instanceLogMax string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
@@ -79,6 +79,11 @@ would go; deployment records and their logs stay.`,
 			} else if cfg.DiskBudget = n; n == 0 {
 				cfg.DiskBudget = -1
 			}
+			if n, err := baton.ParseSize(instanceLogMax); err != nil || n < 4096 {
+				return fmt.Errorf("--instance-log-max %q: want a size of at least 4KiB, like 4MiB", instanceLogMax)
+			} else {
+				cfg.InstanceLogMax = n
+			}
 			if v := os.Getenv("BATON_TEST_COLLECT_PAUSE"); v != "" {
 				// Test hook: slow collection down to kill baton during one.
 				var err error
@@ -137,6 +142,7 @@ would go; deployment records and their logs stay.`,
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
 	f.IntVar(&cfg.RetainRevisions, "retain-revisions", baton.DefaultRetainRevisions, "newest revisions per slot that stay rollbackable (artifact, folder, instance log)")
 	f.StringVar(&diskBudget, "disk-budget", "5GiB", "disk budget of revisions, their logs and artifacts (e.g. 500MiB, 5GiB; 0 or none: no budget)")
+	f.StringVar(&instanceLogMax, "instance-log-max", "4MiB", "size at which a revision's instance output log rotates (it keeps at most twice this; baton logs APP reads it)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxUploads, "max-uploads", 8, "artifact uploads in progress at once (more answer 429)")
 	f.IntVar(&cfg.AuthFailLimit, "auth-fail-limit", 10, "failed authentications per address per minute before 429")

@@ -57,6 +57,9 @@ type Config struct {
 	// logs and artifacts use on disk (0: 5 GiB; negative: no budget).
 	RetainRevisions int
 	DiskBudget      int64
+	// InstanceLogMax is the size at which a revision's instance log
+	// rotates (0: baton.DefaultInstanceLogMax).
+	InstanceLogMax int64
 	// CollectPause slows collection down (test hook; see coordinator.Config).
 	CollectPause time.Duration
 
@@ -490,7 +493,7 @@ func openStore(ctx context.Context, cfg Config) (baton.Store, error) {
 
 // retention is the coordinator's retention policy from cfg.
 func retention(cfg Config) baton.RetentionPolicy {
-	p := baton.RetentionPolicy{Revisions: cfg.RetainRevisions, DiskBudget: cfg.DiskBudget}
+	p := baton.RetentionPolicy{Revisions: cfg.RetainRevisions, DiskBudget: cfg.DiskBudget, InstanceLogMax: cfg.InstanceLogMax}
 	switch {
 	case p.Revisions <= 0:
 		p.Revisions = baton.DefaultRetainRevisions

@@ -1,0 +1,48 @@
+package baton
+
+import (
+	"strconv"
+	"time"
+)
+
+// AppLogQuery selects lines of an app's instance output (stdout and
+// stderr of its instances).
+type AppLogQuery struct {
+	App string
+	// Slot limits it to the revisions active in one slot.
+	Slot string
+	// Revision selects one revision, active or not; empty: the revisions
+	// active in the app's slots (or Slot).
+	Revision string
+	// Since keeps lines written at or after it.
+	Since time.Time
+	// After keeps lines after this cursor (an AppLogLine's ID): how an
+	// SSE client resumes with Last-Event-ID.
+	After string
+	// Limit keeps the newest lines only (default 1000).
+	Limit int
+}
+
+// AppLogLine is one line an instance wrote.
+type AppLogLine struct {
+	// ID orders lines and resumes a stream: the time in Unix microseconds.
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Revision string    `json:"revision"`
+	Slot     string    `json:"slot,omitempty"`
+	// Instance is the instance's index within its revision.
+	Instance int    `json:"instance"`
+	Text     string `json:"text"`
+}
+
+// LogCursor is the ID of a line written at t.
+func LogCursor(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+// ParseLogCursor reads a LogCursor; ok is false for anything else.
+func ParseLogCursor(s string) (t time.Time, ok bool) {
+	us, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us).UTC(), true
+}
