@@ -19,6 +19,7 @@ import (
 func newServeCmd(e *env) *cobra.Command {
 	var cfg server.Config
 	var logFormat, diskBudget, instanceLogMax string
+	requestMetrics := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
@@ -79,6 +80,7 @@ would go; deployment records and their logs stay.`,
 			} else if cfg.DiskBudget = n; n == 0 {
 				cfg.DiskBudget = -1
 			}
+			cfg.NoRequestMetrics = !requestMetrics
 			if n, err := baton.ParseSize(instanceLogMax); err != nil || n < 4096 {
 				return fmt.Errorf("--instance-log-max %q: want a size of at least 4KiB, like 4MiB", instanceLogMax)
 			} else {
@@ -153,6 +155,7 @@ would go; deployment records and their logs stay.`,
 	f.StringVar(&cfg.ProxyTLSKey, "proxy-tls-key", "", "private key of --proxy-tls-cert (PEM)")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
+	f.BoolVar(&requestMetrics, "request-metrics", true, "count every proxied request for /metrics (rate, errors, durations, bytes per app, slot, revision); =false turns them off")
 	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")
 	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable; added to the hooks of `baton hooks`)")
 	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file whose contents sign webhook bodies (HMAC-SHA256 in X-Baton-Signature-256)")

@@ -232,7 +232,7 @@ func (cc *clientConn) serveRequest() bool {
 	out, took := cc.out.n-out0+o.out, time.Since(start)
 	if o.st == nil {
 		cc.p.countUnrouted(o.status)
-	} else {
+	} else if cc.p.countRequests {
 		o.st.observe(o.status, o.cause, took, in, out)
 	}
 	if cc.p.access != nil && o.status != 0 {

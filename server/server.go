@@ -84,6 +84,10 @@ type Config struct {
 	// AccessLog, when set, is a file that gets one JSON line per request
 	// the proxy answers ("-": standard output).
 	AccessLog string
+	// NoRequestMetrics turns the proxy's per-request counters off, and
+	// the proxy's series (baton_proxy_*) out of /metrics (baton serve
+	// --request-metrics=false).
+	NoRequestMetrics bool
 }
 
 // The API reaches the coordinator only through its own interface.
@@ -223,8 +227,13 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.openAccessLog(); err != nil {
 		return err
 	}
-	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access})
-	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access,
+		NoRequestMetrics: cfg.NoRequestMetrics})
+	if cfg.NoRequestMetrics {
+		s.metrics = metrics.New()
+	} else {
+		s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+	}
 	if err := s.openWebhooks(); err != nil {
 		return err
 	}
