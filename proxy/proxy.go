@@ -167,7 +167,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		p.countUnrouted(m.status)
 	} else if p.countRequests {
-		st.observe(m.status, cause, time.Since(start), in, m.wrote)
+		st.observe(m.status, cause, time.Since(start), 0, in, m.wrote)
 	}
 	if p.access != nil && m.status != 0 {
 		p.logServeHTTP(r, start, st, m.status, cause, in, m.wrote)
