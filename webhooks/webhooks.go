@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,8 +157,16 @@ var errClosed = errors.New("webhooks: closed")
 // same across restarts, so its queued deliveries find it again.
 func StaticHookID(url string) string {
 	sum := sha256.Sum256([]byte(url))
-	return "flag-" + hex.EncodeToString(sum[:6])
+	return staticPrefix + hex.EncodeToString(sum[:6])
 }
+
+// staticPrefix starts the IDs of hooks of --webhook.
+const staticPrefix = "flag-"
+
+// staticOrphanAge is how long a delivery to a --webhook this controller
+// does not have waits for a controller that has it (controllers sharing a
+// store may be started with different flags) before it fails.
+const staticOrphanAge = 24 * time.Hour
 
 // New checks the configuration and builds a Dispatcher; it starts nothing.
 func New(cfg Config) (*Dispatcher, error) {
@@ -354,9 +363,8 @@ func (d *Dispatcher) store(ev Event) {
 	d.poke()
 }
 
-// claimBatch is how many due deliveries the worker takes at once; they
-// are posted concurrently, so one slow receiver delays a batch by at
-// most the client's timeout.
+// claimBatch is how many due deliveries the worker takes at once; those
+// of different hooks are posted concurrently.
 const claimBatch = 16
 
 // work claims due deliveries and posts them until Close.
@@ -377,9 +385,19 @@ func (d *Dispatcher) work() {
 		}
 		if len(ds) > 0 {
 			n = len(ds)
-			var wg sync.WaitGroup
+			// One goroutine per hook: its events go out in order, and a
+			// slow receiver delays only its own.
+			byHook := map[string][]baton.Delivery{}
 			for _, dl := range ds {
-				wg.Go(func() { d.attempt(dl) })
+				byHook[dl.HookID] = append(byHook[dl.HookID], dl)
+			}
+			var wg sync.WaitGroup
+			for _, list := range byHook {
+				wg.Go(func() {
+					for _, dl := range list {
+						d.attempt(dl)
+					}
+				})
 			}
 			wg.Wait()
 		}
@@ -406,6 +424,12 @@ func (d *Dispatcher) attempt(dl baton.Delivery) {
 	}
 	h, err := d.Hook(d.ctx, dl.HookID)
 	if baton.ErrorCode(err) == baton.ENOTFOUND {
+		if strings.HasPrefix(dl.HookID, staticPrefix) && time.Since(dl.CreatedAt) < staticOrphanAge {
+			// Another controller on the store may have this --webhook:
+			// leave the delivery to it for a while.
+			rec(baton.DeliveryAttempt{Error: "no --webhook of this controller", State: baton.DeliveryPending, RetryIn: time.Minute})
+			return
+		}
 		rec(baton.DeliveryAttempt{Error: "hook removed", State: baton.DeliveryFailed})
 		return
 	}
