@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -209,6 +210,46 @@ func TestAppLogsFollowSinceRevisionAndSecrets(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "old line") || !strings.Contains(out, "new line") {
 		t.Fatalf("logs --since 10m: exit %d\n%s", code, out)
 	}
+	// The SSE stream resumes after Last-Event-ID: the old line's id gives
+	// the new line first.
+	sseCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(sseCtx, "GET", "http://"+b.apiAddr+"/api/v1/apps/talk/logs", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Last-Event-ID", old.ID)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("SSE: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var firstID string
+	resumed := false
+	for sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok && firstID == "" {
+			firstID = id
+		}
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var l baton.AppLogLine
+			if err := json.Unmarshal([]byte(data), &l); err != nil {
+				t.Fatalf("SSE data %q: %v", data, err)
+			}
+			if l.Text != "new line" || firstID != l.ID {
+				t.Fatalf("the first event after Last-Event-ID %s is %+v (id %s), want the new line", old.ID, l, firstID)
+			}
+			resumed = true
+			break
+		}
+	}
+	cancel()
+	if !resumed {
+		t.Fatal("the SSE stream sent no line within 10s")
+	}
+
 	if _, code := runCLI(t, b, "logs", "talk", "--revision", "other--000001"); code == 0 {
 		t.Fatal("logs --revision of another app: exit 0")
 	}
