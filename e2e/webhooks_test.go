@@ -73,7 +73,8 @@ func (h *hookReceiver) hits(id string) []hookHit {
 // twice and baton is stopped while it refuses, then started again: the
 // receiver then gets the event once, accepted, with the same event id, and
 // `baton hooks deliveries` shows it delivered after 3 attempts. A hook for
-// another app and event gets nothing; hooks test sends a ping.
+// other events gets nothing; a conflict.* hook hears of the freeze's
+// conflict; hooks test sends a ping.
 func TestWebhooksFromStoreRetriedAndSurviveRestart(t *testing.T) {
 	t.Parallel()
 	b := startBaton(t, "--webhook-backoff", "200ms")
@@ -94,6 +95,10 @@ func TestWebhooksFromStoreRetriedAndSurviveRestart(t *testing.T) {
 	}
 	if out, code := runCLI(t, b, "hooks", "add", other.url, "--events", "swap.*"); code != 0 {
 		t.Fatalf("hooks add (other): %d\n%s", code, out)
+	}
+	conflicts := newHookReceiver(t, "")
+	if out, code := runCLI(t, b, "hooks", "add", conflicts.url, "--events", "conflict.*"); code != 0 {
+		t.Fatalf("hooks add (conflicts): %d\n%s", code, out)
 	}
 	for _, bad := range []string{"ftp://example.com/x", "file:///etc/passwd"} {
 		if out, code := runCLI(t, b, "hooks", "add", bad); code == 0 || !strings.Contains(out, "http") {
@@ -144,6 +149,24 @@ func TestWebhooksFromStoreRetriedAndSurviveRestart(t *testing.T) {
 	})
 	if got := other.hits(""); len(got) != 0 {
 		t.Fatalf("a hook for swap.* only got %+v", got)
+	}
+
+	// Freezing the app makes the app_frozen conflict appear in its status.
+	if out, code := runCLI(t, b, "freeze", "hooked", "--reason", "webhook test"); code != 0 {
+		t.Fatalf("freeze: %d\n%s", code, out)
+	}
+	eventually(t, 20*time.Second, "a conflict.app_frozen event", func() bool {
+		for _, h := range conflicts.hits("") {
+			if h.event == "conflict.app_frozen" && h.body.App == "hooked" && h.body.Conflict != nil && h.body.Conflict.Fix != "" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, h := range conflicts.hits("") {
+		if !strings.HasPrefix(h.event, "conflict.") {
+			t.Fatalf("the conflict.* hook got %+v", h)
+		}
 	}
 
 	out, code = runCLI(t, b, "hooks", "test", hook.ID)

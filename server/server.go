@@ -256,6 +256,7 @@ func (s *Server) open(ctx context.Context) error {
 		s.reapOrphans(ctx)
 	}
 	s.metrics.Registry.MustRegister(s.coord.Collector())
+	s.hooks.WatchConflicts(s.conflicts, 0)
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
@@ -486,6 +487,22 @@ func (s *Server) openWebhooks() error {
 	s.hooks = hooks
 	hooks.Open()
 	return nil
+}
+
+// conflicts lists the status conflicts of every app, for conflict.*
+// webhooks.
+func (s *Server) conflicts(ctx context.Context) (map[string][]baton.Conflict, error) {
+	apps, err := s.store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]baton.Conflict, len(apps))
+	for _, a := range apps {
+		if st, err := s.coord.Status(ctx, a.Name); err == nil {
+			out[a.Name] = st.Conflicts
+		}
+	}
+	return out, nil
 }
 
 // openStore opens the configured store: SQLite in the data directory by

@@ -44,13 +44,18 @@ type Event struct {
 	// ID identifies the event across retries: the deployment id and its
 	// final state.
 	ID string `json:"id"`
-	// Type is KIND.STATE, e.g. "deployment.succeeded", "swap.failed".
+	// Type is KIND.STATE, e.g. "deployment.succeeded", "swap.failed";
+	// "conflict.CODE" when a status conflict appears; "ping" from
+	// `baton hooks test`.
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
 	App  string    `json:"app"`
 	Slot string    `json:"slot"`
-	// Deployment is the finished deployment or operation.
-	Deployment Deployment `json:"deployment"`
+	// Deployment is the finished deployment or operation (zero in
+	// conflict and ping events).
+	Deployment Deployment `json:"deployment,omitzero"`
+	// Conflict is the status conflict that appeared (conflict.* events).
+	Conflict *Conflict `json:"conflict,omitempty"`
 }
 
 // Deployment is what an event says about a finished operation.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,5 +262,54 @@ func TestNewRejectsNonHTTPURLs(t *testing.T) {
 		if _, err := webhooks.New(webhooks.Config{Store: openStore(t), URLs: []string{u}}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
+	}
+}
+
+// TestConflictEventsWhenConflictsAppear: a conflict in an app's status
+// that was not there at the previous look becomes one conflict.CODE event
+// for a hook that asked for conflicts; what is there at the first look,
+// or stays, sends nothing.
+func TestConflictEventsWhenConflictsAppear(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 0)
+	store := openStore(t)
+	if _, err := store.CreateHook(context.Background(), baton.Hook{ID: "h-c", URL: url, Events: []string{"conflict.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	var mu sync.Mutex
+	now := map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue, Message: "queue long"}}}
+	looked := make(chan struct{}, 100)
+	d.WatchConflicts(func(context.Context) (map[string][]baton.Conflict, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case looked <- struct{}{}:
+		default:
+		}
+		return now, nil
+	}, 5*time.Millisecond)
+	<-looked // the baseline
+	<-looked
+	mu.Lock()
+	now = map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue}, {Code: baton.ConflictFrozen, Message: "frozen", Fix: "baton unfreeze web"}}}
+	mu.Unlock()
+	r := next(t, got)
+	var ev webhooks.Event
+	if err := json.Unmarshal(r.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if r.event != "conflict.app_frozen" || ev.App != "web" || ev.Conflict == nil || ev.Conflict.Fix != "baton unfreeze web" ||
+		!strings.HasPrefix(r.delivery, "conflict.web.app_frozen.") {
+		t.Fatalf("conflict event: %+v %+v", r, ev)
+	}
+	for range 3 {
+		<-looked // it stays: nothing more
+	}
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("another event: %+v", r)
+	default:
 	}
 }
