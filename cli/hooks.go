@@ -19,7 +19,9 @@ func newHooksCmd(e *env) *cobra.Command {
 		Long: `Webhooks POST a JSON event (id, type, time, app, slot, deployment with its
 provenance and outcome) to an http(s) URL when a deployment or operation ends.
 Types are KIND.STATE: deployment.succeeded, deployment.failed,
-deployment.cancelled, swap.succeeded, swap.failed, rollback.*, …; "ping" is
+deployment.cancelled, swap.succeeded, swap.failed, rollback.*, …;
+conflict.CODE when a conflict appears in an app's status (conflict.app_frozen,
+conflict.traffic_on_unhealthy_revision, …; looked for every 5 s); "ping" is
 the test event. With a secret, the body is signed with HMAC-SHA256 in
 X-Baton-Signature-256 ("sha256=HEX"), as GitHub's X-Hub-Signature-256.
 X-Baton-Delivery carries the event id, the same on every attempt: receivers

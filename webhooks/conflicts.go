@@ -18,11 +18,11 @@ type ConflictSource func(ctx context.Context) (map[string][]baton.Conflict, erro
 const conflictPoll = 5 * time.Second
 
 // WatchConflicts sends a "conflict.CODE" event each time a conflict
-// appears in an app's status, until Close. It looks at once, then every few seconds,
-// and only while some hook asks for conflict events; what it finds at
-// its first look is taken as known, not as new. The event id names the
-// app, the code and when it was seen, so a conflict that goes and comes
-// back is a new event.
+// appears in an app's status, until Close. It looks at once, then every
+// few seconds, and only while some hook asks for conflict events; what
+// it finds at its first look is taken as known, not as new. The event id
+// names the app, the code and when it was seen, so a conflict that goes
+// and comes back is a new event.
 func (d *Dispatcher) WatchConflicts(src ConflictSource, every time.Duration) {
 	if every <= 0 {
 		every = conflictPoll
