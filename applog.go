@@ -46,3 +46,21 @@ func ParseLogCursor(s string) (t time.Time, ok bool) {
 	}
 	return time.UnixMicro(us).UTC(), true
 }
+
+// RevisionTraffic is what the proxy saw of one revision (or, with
+// Revision empty, of a slot's requests answered before one was chosen)
+// over a recent window: for the dashboard's traffic panel.
+type RevisionTraffic struct {
+	Slot     string `json:"slot"`
+	Revision string `json:"revision"`
+	// Requests answered in the window, and their rate.
+	Requests          uint64  `json:"requests"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// ErrorRate is the share of 5xx answers (0 to 1).
+	ErrorRate float64 `json:"error_rate"`
+	// P99Seconds estimates the 99th percentile duration from the
+	// histogram's buckets; -1 without requests.
+	P99Seconds float64 `json:"p99_seconds"`
+	// WindowSeconds is the time the figures cover.
+	WindowSeconds float64 `json:"window_seconds"`
+}

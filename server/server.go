@@ -106,6 +106,9 @@ type Server struct {
 	proxy    *proxy.Proxy
 	coord    *coordinator.Coordinator
 	metrics  *metrics.Metrics
+	// rates samples the request counters for the traffic panel; nil when
+	// request metrics are off.
+	rates *metrics.Rates
 	hooks    *webhooks.Dispatcher
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
@@ -233,6 +236,8 @@ func (s *Server) open(ctx context.Context) error {
 		s.metrics = metrics.New()
 	} else {
 		s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+		s.rates = metrics.NewRates(s.proxy, 5*time.Second, 15*time.Minute)
+		s.rates.Open()
 	}
 	if err := s.openWebhooks(); err != nil {
 		return err
@@ -262,6 +267,7 @@ func (s *Server) open(ctx context.Context) error {
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
 		Ready: func() error { return nil }, Backup: s.backup, Hooks: s.hooks,
+		Traffic: s.traffic(),
 		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
@@ -431,6 +437,9 @@ func (s *Server) Close() error {
 	if s.hooks != nil { // after the coordinator: its last events are queued
 		errs = append(errs, s.hooks.Close())
 	}
+	if s.rates != nil {
+		errs = append(errs, s.rates.Close())
+	}
 	if s.sup != nil {
 		errs = append(errs, s.sup.Close())
 	}
@@ -487,6 +496,15 @@ func (s *Server) openWebhooks() error {
 	s.hooks = hooks
 	hooks.Open()
 	return nil
+}
+
+// traffic is the API's view of the sampled request counters; nil when
+// request metrics are off.
+func (s *Server) traffic() func(string, time.Duration) []baton.RevisionTraffic {
+	if s.rates == nil {
+		return nil
+	}
+	return s.rates.App
 }
 
 // conflicts lists the status conflicts of every app, for conflict.*
