@@ -109,7 +109,7 @@ type Server struct {
 	// rates samples the request counters for the traffic panel; nil when
 	// request metrics are off.
 	rates *metrics.Rates
-	hooks    *webhooks.Dispatcher
+	hooks *webhooks.Dispatcher
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
 	accessFile *os.File
