@@ -106,10 +106,10 @@ type Server struct {
 	proxy    *proxy.Proxy
 	coord    *coordinator.Coordinator
 	metrics  *metrics.Metrics
+	hooks    *webhooks.Dispatcher
 	// rates samples the request counters for the traffic panel; nil when
 	// request metrics are off.
 	rates *metrics.Rates
-	hooks *webhooks.Dispatcher
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
 	accessFile *os.File
