@@ -262,6 +262,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.metrics.Registry.MustRegister(s.coord.Collector())
 	s.hooks.WatchConflicts(s.conflicts, 0)
+	s.catchUpHooks(ctx)
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
@@ -505,6 +506,25 @@ func (s *Server) traffic() func(string, time.Duration) []baton.RevisionTraffic {
 		return nil
 	}
 	return s.rates.App
+}
+
+// catchUpHooks queues the webhook events of operations that ended in the
+// last 15 minutes and are not queued yet: ended just before baton
+// stopped, or by recovery at this start.
+func (s *Server) catchUpHooks(ctx context.Context) {
+	ds, err := s.store.Deployments(ctx, baton.DeploymentFilter{Limit: 200})
+	if err != nil {
+		s.log.Warn("webhooks: read recent operations", "err", err)
+		return
+	}
+	var recent []baton.Deployment
+	for i := len(ds) - 1; i >= 0; i-- { // oldest first: the order they ended in
+		d := ds[i]
+		if d.State.Final() && d.FinishedAt != nil && time.Since(*d.FinishedAt) < 15*time.Minute {
+			recent = append(recent, d)
+		}
+	}
+	s.hooks.CatchUp(recent)
 }
 
 // conflicts lists the status conflicts of every app, for conflict.*

@@ -288,7 +288,33 @@ func (d *Dispatcher) Notify(ev Event) {
 // NotifyFinished queues the event for a finished deployment; it is the
 // coordinator's OnFinished hook.
 func (d *Dispatcher) NotifyFinished(dep baton.Deployment) {
-	d.Notify(EventOf(dep, time.Now()))
+	d.Notify(EventOf(dep, finishedAt(dep)))
+}
+
+// finishedAt is when dep ended: its event's time.
+func finishedAt(dep baton.Deployment) time.Time {
+	if dep.FinishedAt != nil {
+		return *dep.FinishedAt
+	}
+	return time.Now()
+}
+
+// CatchUp queues, in the background, the events of operations that ended
+// recently, as NotifyFinished would have: an event that had not reached
+// the store when baton stopped, or an operation that recovery ended at
+// start, is queued now; one already queued is not queued twice (its id is
+// the same), and a hook gets no event from before it was added.
+func (d *Dispatcher) CatchUp(deps []baton.Deployment) {
+	d.wg.Go(func() {
+		for _, dep := range deps {
+			if d.ctx.Err() != nil {
+				return
+			}
+			if dep.State.Final() {
+				d.store(EventOf(dep, finishedAt(dep)), true)
+			}
+		}
+	})
 }
 
 // Ping queues a ping event for one hook at once (in the caller's
@@ -322,12 +348,12 @@ func (d *Dispatcher) record() {
 	for {
 		select {
 		case ev := <-d.events:
-			d.store(ev)
+			d.store(ev, false)
 		case <-d.stopRecording:
 			for {
 				select {
 				case ev := <-d.events:
-					d.store(ev)
+					d.store(ev, false)
 				default:
 					return
 				}
@@ -336,8 +362,9 @@ func (d *Dispatcher) record() {
 	}
 }
 
-// store queues one delivery of ev per hook that wants it.
-func (d *Dispatcher) store(ev Event) {
+// store queues one delivery of ev per hook that wants it; a caughtUp
+// event (CatchUp) not for hooks added after it happened.
+func (d *Dispatcher) store(ev Event, caughtUp bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), 10*time.Second)
 	defer cancel()
 	hooks, err := d.Hooks(ctx)
@@ -353,7 +380,7 @@ func (d *Dispatcher) store(ev Event) {
 	}
 	var ds []baton.Delivery
 	for _, h := range hooks {
-		if h.Wants(ev.Type, ev.App) {
+		if h.Wants(ev.Type, ev.App) && !(caughtUp && ev.Time.Before(h.CreatedAt)) {
 			ds = append(ds, baton.Delivery{HookID: h.ID, EventID: ev.ID, EventType: ev.Type, App: ev.App, Body: body})
 		}
 	}

@@ -313,3 +313,37 @@ func TestConflictEventsWhenConflictsAppear(t *testing.T) {
 	default:
 	}
 }
+
+// TestCatchUpQueuesWhatWasMissed: CatchUp queues the event of an ended
+// operation that never reached the store, once however often it runs, and
+// not for a hook added after the operation ended.
+func TestCatchUpQueuesWhatWasMissed(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 0)
+	store := openStore(t)
+	ctx := context.Background()
+	if _, err := store.CreateHook(ctx, baton.Hook{ID: "h-1", URL: url}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	before := finished() // ended before the hook was added
+	recent := finished()
+	recent.ID = "d_2"
+	at := time.Now().UTC()
+	recent.FinishedAt = &at
+	d.CatchUp([]baton.Deployment{before, recent})
+	d.CatchUp([]baton.Deployment{recent})
+	if r := next(t, got); r.delivery != "d_2.failed" {
+		t.Fatalf("caught up %+v, want d_2.failed", r)
+	}
+	eventually(t, "one delivery, delivered", func() bool {
+		ds, err := store.Deliveries(ctx, "h-1", 0)
+		return err == nil && len(ds) == 1 && ds[0].State == baton.DeliveryDelivered
+	})
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("delivered again: %+v", r)
+	default:
+	}
+}
