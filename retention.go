@@ -13,6 +13,10 @@ const DefaultRetainRevisions = 20
 // artifacts unless the operator says otherwise (baton serve --disk-budget).
 const DefaultDiskBudget = 5 << 30
 
+// DefaultInstanceLogMax is RetentionPolicy.InstanceLogMax unless the
+// operator says otherwise (baton serve --instance-log-max).
+const DefaultInstanceLogMax = 4 << 20
+
 // DefaultArtifactGrace is how long an artifact no revision names yet is
 // kept: it may belong to a deployment being queued right now.
 const DefaultArtifactGrace = time.Hour
@@ -31,6 +35,11 @@ type RetentionPolicy struct {
 	// ArtifactGrace keeps artifacts that no revision names for this long
 	// after they were stored.
 	ArtifactGrace time.Duration `json:"-"`
+	// InstanceLogMax is the size at which a revision's instance log
+	// rotates: REV.log becomes REV.log.1 (replacing the one before), so a
+	// revision keeps at most twice this on disk; 0:
+	// DefaultInstanceLogMax. The log goes with its revision.
+	InstanceLogMax int64 `json:"instance_log_max_bytes"`
 }
 
 // RevisionFacts is what collection knows of one revision.

@@ -22,6 +22,7 @@ type Store interface {
 	ControllerStore
 	DomainStore
 	CertStore
+	HookStore
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

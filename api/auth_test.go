@@ -229,6 +229,8 @@ var routeTable = []struct {
 	{"GET /api/v1/apps/{app}/revisions", "GET", "/api/v1/apps/hello/revisions", "", reader(200)},
 	{"GET /api/v1/apps/{app}/revisions/{rev}", "GET", "/api/v1/apps/hello/revisions/hello--000001", "", reader(404)},
 	{"GET /api/v1/apps/{app}/revisions/{rev}/log", "GET", "/api/v1/apps/hello/revisions/hello--000001/log", "", reader(404)},
+	{"GET /api/v1/apps/{app}/logs", "GET", "/api/v1/apps/hello/logs?since=10m", "", reader(200)},
+	{"GET /api/v1/apps/{app}/traffic", "GET", "/api/v1/apps/hello/traffic?window=1m", "", reader(200)},
 	{"GET /api/v1/status", "GET", "/api/v1/status", "", reader(200)},
 	{"GET /api/v1/apps/{app}/status", "GET", "/api/v1/apps/hello/status", "", reader(200)},
 	{"GET /api/v1/apps/{app}/wait", "GET", "/api/v1/apps/hello/wait?timeout=1s", "", reader(200)},
@@ -278,6 +280,12 @@ var routeTable = []struct {
 	{"GET /api/v1/tokens", "GET", "/api/v1/tokens", "", admin(200)},
 	{"DELETE /api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/reader", "", admin(204)},
 	{"POST /api/v1/backup", "POST", "/api/v1/backup", `{}`, admin(200)},
+	{"POST /api/v1/hooks", "POST", "/api/v1/hooks", `{"url":"http://127.0.0.1:9/hook"}`, admin(201)},
+	{"GET /api/v1/hooks", "GET", "/api/v1/hooks", "", admin(200)},
+	{"DELETE /api/v1/hooks/{id}", "DELETE", "/api/v1/hooks/h-none", "", admin(404)},
+	{"POST /api/v1/hooks/{id}/test", "POST", "/api/v1/hooks/h-none/test", "", admin(404)},
+	{"GET /api/v1/hooks/deliveries", "GET", "/api/v1/hooks/deliveries", "", admin(200)},
+	{"GET /api/v1/hooks/{id}/deliveries", "GET", "/api/v1/hooks/h-none/deliveries", "", admin(404)},
 
 	// Kudu and git check the token themselves (HTTP Basic password).
 	{"/kudu/{app}/", "GET", "/kudu/hello/api/deployments", "", reader(200)},

@@ -45,6 +45,10 @@ type Coordinator interface {
 	Status(ctx context.Context, app string) (baton.AppStatus, error)
 	InstanceHealth(rev string) (healthy, total int)
 	RevisionLog(app, rev string, max int64) ([]byte, error)
+	// AppLogs returns the selected lines of an app's instance output;
+	// FollowAppLogs sends them, then every new one, until ctx ends.
+	AppLogs(ctx context.Context, q baton.AppLogQuery) ([]baton.AppLogLine, error)
+	FollowAppLogs(ctx context.Context, q baton.AppLogQuery, send func([]baton.AppLogLine) error) error
 	Resources(ctx context.Context) ([]baton.ResourceStatus, error)
 	// Collect removes what the retention policy no longer keeps (with
 	// dryRun, only reports it).

@@ -36,6 +36,8 @@ func (s *Server) routes() []route {
 		{pattern: "GET /api/v1/apps/{app}/revisions", scope: read, handler: s.listRevisionViews},
 		{pattern: "GET /api/v1/apps/{app}/revisions/{rev}", scope: read, handler: s.getRevision},
 		{pattern: "GET /api/v1/apps/{app}/revisions/{rev}/log", scope: read, handler: s.revisionLog},
+		{pattern: "GET /api/v1/apps/{app}/logs", scope: read, handler: s.appLogs},
+		{pattern: "GET /api/v1/apps/{app}/traffic", scope: read, handler: s.appTraffic},
 		{pattern: "GET /api/v1/status", scope: read, handler: s.allStatus},
 		{pattern: "GET /api/v1/apps/{app}/status", scope: read, handler: s.appStatus},
 		{pattern: "GET /api/v1/apps/{app}/wait", scope: read, handler: s.waitIdle},
@@ -84,6 +86,12 @@ func (s *Server) routes() []route {
 		{pattern: "GET /api/v1/tokens", scope: admin, handler: s.listTokens},
 		{pattern: "DELETE /api/v1/tokens/{name}", scope: admin, handler: s.revokeToken},
 		{pattern: "POST /api/v1/backup", scope: admin, handler: s.backup},
+		{pattern: "POST /api/v1/hooks", scope: admin, handler: s.createHook},
+		{pattern: "GET /api/v1/hooks", scope: admin, handler: s.listHooks},
+		{pattern: "DELETE /api/v1/hooks/{id}", scope: admin, handler: s.removeHook},
+		{pattern: "POST /api/v1/hooks/{id}/test", scope: admin, handler: s.testHook},
+		{pattern: "GET /api/v1/hooks/deliveries", scope: admin, handler: s.listDeliveries},
+		{pattern: "GET /api/v1/hooks/{id}/deliveries", scope: admin, handler: s.listDeliveries},
 
 		// Unknown API paths answer 404 to token holders only, so that
 		// nobody learns the routes without one.

@@ -44,6 +44,11 @@ type Server struct {
 	Backup BackupFunc
 	// Version is what /healthz says of this baton.
 	Version Version
+	// Hooks lists and tests webhooks; nil: only those in the store.
+	Hooks Hooks
+	// Traffic answers an app's per-revision traffic over a window; nil
+	// when request metrics are off.
+	Traffic func(app string, window time.Duration) []baton.RevisionTraffic
 
 	uploads uploadSlots
 }

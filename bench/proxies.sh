@@ -9,11 +9,19 @@
 #   ROUNDS=5 DURATION=5s bench/proxies.sh
 #   ONLY='\|16\|true' LOADER=go bench/proxies.sh   # some workloads, net/http client
 #   OUT=/tmp/run.md CHART= bench/proxies.sh         # /tmp/run.md and /tmp/run.json, no chart
+#   PATHS='baton baton-nometrics' ONLY='\|16\|true' ROUNDS=3 DURATION=2s OUT=/tmp/m.md CHART= bench/proxies.sh
+#                                    # only the metrics cost: nothing else installed or started
 #
 # LOADER picks the load generator: raw (bench/load's minimal HTTP/1.1 on
 # sockets, the default), go (bench/load with net/http's Client), wrk (the
 # C tool, from apt-get) or hey (a common Go tool, go install'ed). A heavier
 # client takes a larger share of the CPU and raises every proxy's ratio.
+#
+# baton runs twice, as bench/batonproxy: "baton" with request metrics on
+# (as baton serve runs by default) and "baton-nometrics" with them off
+# (--request-metrics=false); after the table the script prints what the
+# metrics cost: req/s with them on over req/s with them off, per workload,
+# and the CPU per request of each (the issue's bound: on >= 0.97 x off).
 #
 # Besides HAProxy, nginx and Caddy, two references run: fasthttp, the
 # minimal Go proxy on valyala/fasthttp of ../shared/BENCHMARKS.md, and
@@ -38,6 +46,8 @@ WARMUP=${WARMUP:-500ms}
 LOADER=${LOADER:-raw} # raw, go, wrk or hey (see above)
 HEY_VERSION=${HEY_VERSION:-v0.1.5}
 CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
+# PATHS picks what runs besides direct (always run: the ratios' base).
+PATHS=${PATHS:-baton baton-nometrics haproxy nginx caddy fasthttp floor}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 OUT=${OUT:-$HERE/results.md}
@@ -58,9 +68,10 @@ cleanup() {
 trap cleanup EXIT
 
 log() { echo "proxies.sh: $*" >&2; }
+want() { [[ " $PATHS " == *" $1 "* ]]; }
 
 # --- tools -------------------------------------------------------------
-if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
+if { want haproxy && ! command -v haproxy >/dev/null; } || { want nginx && ! command -v nginx >/dev/null; }; then
 	log "installing haproxy and nginx-light"
 	apt-get update -qq >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx-light >&2
@@ -75,7 +86,7 @@ if [ "$LOADER" = hey ]; then
 	(cd "$work" && GOBIN="$work/gobin" go install "github.com/rakyll/hey@$HEY_VERSION") >&2
 fi
 caddy=${CADDY:-} # a prebuilt caddy of $CADDY_VERSION saves the build
-if [ -z "$caddy" ]; then
+if [ -z "$caddy" ] && want caddy; then
 	log "building caddy $CADDY_VERSION"
 	mkdir -p "$work/gobin"
 	(cd "$work" && GOBIN="$work/gobin" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION") >&2
@@ -83,13 +94,15 @@ if [ -z "$caddy" ]; then
 fi
 log "building bench programs"
 (cd "$ROOT" && go build -o "$work/" ./bench/load ./bench/upstream ./bench/batonproxy ./bench/floorproxy ./bench/chart)
-(cd "$ROOT/bench/fasthttpproxy" && go build -o "$work/" .) # a module of its own
+if want fasthttp; then
+	(cd "$ROOT/bench/fasthttpproxy" && go build -o "$work/" .) # a module of its own
+fi
 load="$work/load"
 
 # --- processes ---------------------------------------------------------
-read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT FASTHTTP_PORT FLOOR_PORT < <("$load" -free-ports 7 && printf '\0') || true
-if [ -z "$FLOOR_PORT" ]; then
-	log "could not get 7 free loopback ports"
+read -r -d '' UP_PORT BATON_PORT HAPROXY_PORT NGINX_PORT CADDY_PORT FASTHTTP_PORT FLOOR_PORT NOMETRICS_PORT < <("$load" -free-ports 8 && printf '\0') || true
+if [ -z "$NOMETRICS_PORT" ]; then
+	log "could not get 8 free loopback ports"
 	exit 1
 fi
 
@@ -117,8 +130,14 @@ start upstream "$work/upstream" -addr "127.0.0.1:$UP_PORT"
 pid[upstream]=$!
 wait_port upstream "$UP_PORT"
 
-start baton "$work/batonproxy" -addr "127.0.0.1:$BATON_PORT" -upstream "127.0.0.1:$UP_PORT" -host bench.localhost
-pid[baton]=$!
+if want baton; then
+	start baton "$work/batonproxy" -addr "127.0.0.1:$BATON_PORT" -upstream "127.0.0.1:$UP_PORT" -host bench.localhost
+	pid[baton]=$!
+fi
+if want baton-nometrics; then
+	start baton-nometrics "$work/batonproxy" -addr "127.0.0.1:$NOMETRICS_PORT" -upstream "127.0.0.1:$UP_PORT" -host bench.localhost -request-metrics=false
+	pid[baton-nometrics]=$!
+fi
 
 cat >"$work/haproxy.cfg" <<EOF
 global
@@ -137,8 +156,10 @@ frontend fe
 backend be
     server up 127.0.0.1:$UP_PORT maxconn 1000
 EOF
-start haproxy haproxy -db -f "$work/haproxy.cfg"
-pid[haproxy]=$!
+if want haproxy; then
+	start haproxy haproxy -db -f "$work/haproxy.cfg"
+	pid[haproxy]=$!
+fi
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx.conf" <<EOF
@@ -170,8 +191,10 @@ http {
     }
 }
 EOF
-start nginx nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;'
-pid[nginx]=$!
+if want nginx; then
+	start nginx nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;'
+	pid[nginx]=$!
+fi
 
 cat >"$work/Caddyfile" <<EOF
 {
@@ -184,25 +207,30 @@ http://:$CADDY_PORT {
     reverse_proxy 127.0.0.1:$UP_PORT
 }
 EOF
-start caddy env HOME="$work" XDG_DATA_HOME="$work" XDG_CONFIG_HOME="$work" "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
-pid[caddy]=$!
-
-start fasthttp "$work/fasthttpproxy" -addr "127.0.0.1:$FASTHTTP_PORT" -upstream "127.0.0.1:$UP_PORT"
-pid[fasthttp]=$!
-start floor "$work/floorproxy" -addr "127.0.0.1:$FLOOR_PORT" -upstream "127.0.0.1:$UP_PORT"
-pid[floor]=$!
-
-wait_port baton "$BATON_PORT"
-wait_port haproxy "$HAPROXY_PORT"
-wait_port nginx "$NGINX_PORT"
-wait_port caddy "$CADDY_PORT"
-wait_port fasthttp "$FASTHTTP_PORT"
-wait_port floor "$FLOOR_PORT"
+if want caddy; then
+	start caddy env HOME="$work" XDG_DATA_HOME="$work" XDG_CONFIG_HOME="$work" "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+	pid[caddy]=$!
+fi
+if want fasthttp; then
+	start fasthttp "$work/fasthttpproxy" -addr "127.0.0.1:$FASTHTTP_PORT" -upstream "127.0.0.1:$UP_PORT"
+	pid[fasthttp]=$!
+fi
+if want floor; then
+	start floor "$work/floorproxy" -addr "127.0.0.1:$FLOOR_PORT" -upstream "127.0.0.1:$UP_PORT"
+	pid[floor]=$!
+fi
 
 # --- load ----------------------------------------------------------------
-paths=(direct baton haproxy nginx caddy fasthttp floor)
-declare -A port=([direct]=$UP_PORT [baton]=$BATON_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT
-	[fasthttp]=$FASTHTTP_PORT [floor]=$FLOOR_PORT)
+paths=(direct)
+declare -A port=([direct]=$UP_PORT [baton]=$BATON_PORT [baton-nometrics]=$NOMETRICS_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT
+	[caddy]=$CADDY_PORT [fasthttp]=$FASTHTTP_PORT [floor]=$FLOOR_PORT)
+for p in baton baton-nometrics haproxy nginx caddy fasthttp floor; do
+	if want "$p"; then
+		wait_port "$p" "${port[$p]}"
+		paths+=("$p")
+	fi
+done
+
 # workload: name|path|conns|keep-alive
 all_workloads=(
 	"small GET, keep-alive|/|1|true"
@@ -323,9 +351,10 @@ total() { # wi path field: sum over rounds
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 # sed, not head: head exits early, haproxy gets SIGPIPE, and pipefail ends the script.
-haproxy_version=$(haproxy -v | sed -n "1s/^[^ ]* [^ ]* \([^ ]*\).*/\1/p")
-nginx_version=$(nginx -v 2>&1 | cut -d/ -f2)
-fasthttp_version=$(cd "$ROOT/bench/fasthttpproxy" && go list -m -f '{{.Version}}' github.com/valyala/fasthttp)
+haproxy_version=- nginx_version=- fasthttp_version=-
+if want haproxy; then haproxy_version=$(haproxy -v | sed -n "1s/^[^ ]* [^ ]* \([^ ]*\).*/\1/p"); fi
+if want nginx; then nginx_version=$(nginx -v 2>&1 | cut -d/ -f2); fi
+if want fasthttp; then fasthttp_version=$(cd "$ROOT/bench/fasthttpproxy" && go list -m -f '{{.Version}}' github.com/valyala/fasthttp); fi
 case $LOADER in
 raw | go) loader_desc="bench/load -client $LOADER" ;;
 wrk) loader_desc="$( (wrk -v 2>&1 || true) | sed -n '1s/^\(wrk [^ ]*\).*/\1/p'), 2 threads" ;;
@@ -366,7 +395,27 @@ esac
 		done
 	done
 	echo
-	echo "Reproduce: \`LOADER=$LOADER ROUNDS=$ROUNDS DURATION=$DURATION bench/proxies.sh\`"
+	if want baton && want baton-nometrics; then
+	echo "## What baton's request metrics cost"
+	echo
+	echo "baton (request metrics on, the default) against baton-nometrics (\`--request-metrics=false\`), same run: req/s on ÷ off (≥ 0.97 is the bound), and the proxy's CPU per request."
+	echo
+	echo "| workload | conns | req/s on | req/s off | on ÷ off | CPU µs/req on | CPU µs/req off |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for wi in "${!workloads[@]}"; do
+		IFS='|' read -r name _ conns _ <<<"${workloads[$wi]}"
+		on=$(median "$wi" baton rps)
+		off=$(median "$wi" baton-nometrics rps)
+		printf '| %s | %s | %.0f | %.0f | %s | %s | %s |\n' "$name" "$conns" "$on" "$off" \
+			"$(awk -v a="$on" -v b="$off" 'BEGIN {if (b > 0) printf "%.3f", a/b; else print "-"}')" \
+			"$(median "$wi" baton proxy_cpu_us c)" "$(median "$wi" baton-nometrics proxy_cpu_us c)"
+	done
+	fi
+	echo
+	subset=""
+	[ -n "${ONLY:-}" ] && subset+="ONLY='$ONLY' "
+	[ "$PATHS" != "baton baton-nometrics haproxy nginx caddy fasthttp floor" ] && subset+="PATHS='$PATHS' "
+	echo "Reproduce: \`${subset}LOADER=$LOADER ROUNDS=$ROUNDS DURATION=$DURATION bench/proxies.sh\`"
 } | tee "$OUT"
 
 # bench/chart's Results: the run, then one object per row of the table.

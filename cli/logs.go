@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,29 +10,62 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 )
 
 func newLogsCmd(e *env) *cobra.Command {
-	var followFlag bool
+	var followFlag, deployments bool
 	var timeout time.Duration
+	var o api.AppLogOptions
+	var since string
 	cmd := &cobra.Command{
 		Use:   "logs ID|APP",
-		Short: "A deployment's log (phases, build and app output), or an app's instance output",
-		Long: `baton logs ID prints a deployment's log; with -f it follows it live until the
-deployment ends and exits with its result.
+		Short: "An app's instance output (stdout and stderr), or a deployment's log",
+		Long: `baton logs APP prints the output (stdout and stderr) of the app's live
+instances, each line with its time, revision and instance; --slot, --revision
+and --since select. With -f it follows the app's output live, across
+deployments and swaps (a new revision's output appears as it starts), until
+Ctrl-C.
 
-baton logs APP prints the recent output of the app's live instances; with -f
-it follows the app's current deployment, then every next one, until Ctrl-C.
+baton logs APP -f --deployments follows the app's deployments instead: the
+running one's log, then every next one, until Ctrl-C.
+
+baton logs ID prints a deployment's log (phases, build and release output);
+with -f it follows it live until the deployment ends and exits with its
+result.
+
+Instance output is kept per revision, rotated at --instance-log-max of baton
+serve (4 MiB; the revision keeps at most twice that), and removed with the
+revision by collection. Secret setting values are masked.
 
 ` + exitCodesHelp,
+		Example: `  baton logs hello --since 10m
+  baton logs hello -f --slot staging
+  baton logs hello --revision hello--000004
+  baton logs hello -f --deployments
+  baton logs d-3f2a9c1b7e44 -f`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.HasPrefix(args[0], "d-") {
-				if followFlag {
-					return followApp(cmd.Context(), e, args[0])
+				if since != "" {
+					if d, err := time.ParseDuration(since); err == nil && d > 0 {
+						o.Since = d
+					} else if at, err := time.Parse(time.RFC3339Nano, since); err == nil {
+						o.SinceTime = at
+					} else {
+						return fmt.Errorf("--since %q: want a duration (10m, 2h) or an RFC 3339 time (2026-12-06T16:00:00Z)", since)
+					}
 				}
-				return appLogs(cmd.Context(), e, args[0])
+				switch {
+				case deployments && followFlag:
+					return followApp(cmd.Context(), e, args[0])
+				case deployments:
+					return fmt.Errorf("--deployments goes with -f; `baton deployments list %s` lists them", args[0])
+				case followFlag:
+					return followAppOutput(cmd.Context(), e, args[0], o)
+				}
+				return appLogs(cmd.Context(), e, args[0], o)
 			}
 			if followFlag {
 				return follow(cmd.Context(), e, args[0], timeout)
@@ -44,8 +78,14 @@ it follows the app's current deployment, then every next one, until Ctrl-C.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "follow until the deployment ends")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with -f, stop waiting after this long (exit 6)")
+	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "follow: an app's output until Ctrl-C, a deployment's log until it ends")
+	cmd.Flags().BoolVar(&deployments, "deployments", false, "with -f and an APP: follow the app's deployment logs instead of its output")
+	cmd.Flags().StringVar(&o.Slot, "slot", "", "only the revisions active in this slot")
+	cmd.Flags().StringVar(&o.Revision, "revision", "", "only this revision (active or not)")
+	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration (10m, 2h) or an RFC 3339 time")
+	cmd.Flags().IntVar(&o.Limit, "tail", 0, "only the newest N lines (default 1000)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with -f and a deployment ID, stop waiting after this long (exit 6)")
+	addJSON(cmd, e)
 	return cmd
 }
 
@@ -130,27 +170,49 @@ func newResourcesCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-// appLogs prints the recent instance output of an app's live revisions.
-func appLogs(ctx context.Context, e *env, app string) error {
-	st, err := e.client().Status(ctx, app)
+// appLogs prints the selected instance output of an app.
+func appLogs(ctx context.Context, e *env, app string, o api.AppLogOptions) error {
+	lines, err := e.client().AppLogs(ctx, app, o)
 	if err != nil {
 		return err
 	}
-	printed := false
-	for _, s := range st.Slots {
-		for _, r := range s.Revisions {
-			text, err := e.client().RevisionLog(ctx, app, r.Name)
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(e.stdout, "==> %s (%s, %d%%)\n%s", r.Name, s.Name, r.Weight, text)
-			printed = true
-		}
+	if e.asJSON {
+		return e.printJSON(lines)
 	}
-	if !printed {
-		fmt.Fprintf(e.stdout, "%s has no running revision; deploy one with: baton deploy %s PATH\n", app, app)
+	for _, l := range lines {
+		printAppLogLine(e, l)
+	}
+	if len(lines) == 0 && o.Revision == "" && o.Since == 0 && o.SinceTime.IsZero() {
+		fmt.Fprintf(e.stderr, "no output from %s's live instances; is a revision running? (`baton status %s`)\n", app, app)
 	}
 	return nil
+}
+
+// followAppOutput prints the app's output as it comes, until Ctrl-C,
+// which ends it without an error.
+func followAppOutput(ctx context.Context, e *env, app string, o api.AppLogOptions) error {
+	fmt.Fprintf(e.stderr, "following the output of %s (Ctrl-C to stop)\n", app)
+	err := e.client().FollowAppLogs(ctx, app, o, func(l baton.AppLogLine) {
+		if e.asJSON {
+			b, _ := json.Marshal(l)
+			fmt.Fprintf(e.stdout, "%s\n", b)
+			return
+		}
+		printAppLogLine(e, l)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// printAppLogLine prints "TIME REVISION[INSTANCE] TEXT".
+func printAppLogLine(e *env, l baton.AppLogLine) {
+	at := "-"
+	if !l.Time.IsZero() {
+		at = l.Time.Local().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	fmt.Fprintf(e.stdout, "%s %s[%d] %s\n", at, l.Revision, l.Instance, l.Text)
 }
 
 // followApp follows the app's running operation, then each next one,

@@ -18,7 +18,8 @@ import (
 
 func newServeCmd(e *env) *cobra.Command {
 	var cfg server.Config
-	var logFormat, diskBudget string
+	var logFormat, diskBudget, instanceLogMax string
+	requestMetrics := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the API, the coordinator, the supervisor and the proxy",
@@ -91,6 +92,12 @@ would go; deployment records and their logs stay.`,
 			} else if cfg.DiskBudget = n; n == 0 {
 				cfg.DiskBudget = -1
 			}
+			cfg.NoRequestMetrics = !requestMetrics
+			if n, err := baton.ParseSize(instanceLogMax); err != nil || n < 4096 {
+				return fmt.Errorf("--instance-log-max %q: want a size of at least 4KiB, like 4MiB", instanceLogMax)
+			} else {
+				cfg.InstanceLogMax = n
+			}
 			if v := os.Getenv("BATON_TEST_COLLECT_PAUSE"); v != "" {
 				// Test hook: slow collection down to kill baton during one.
 				var err error
@@ -149,6 +156,7 @@ would go; deployment records and their logs stay.`,
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL grace when stopping instances")
 	f.IntVar(&cfg.RetainRevisions, "retain-revisions", baton.DefaultRetainRevisions, "newest revisions per slot that stay rollbackable (artifact, folder, instance log)")
 	f.StringVar(&diskBudget, "disk-budget", "5GiB", "disk budget of revisions, their logs and artifacts (e.g. 500MiB, 5GiB; 0 or none: no budget)")
+	f.StringVar(&instanceLogMax, "instance-log-max", "4MiB", "size at which a revision's instance output log rotates (it keeps at most twice this; baton logs APP reads it)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.IntVar(&cfg.MaxUploads, "max-uploads", 8, "artifact uploads in progress at once (more answer 429)")
 	f.IntVar(&cfg.AuthFailLimit, "auth-fail-limit", 10, "failed authentications per address per minute before 429")
@@ -167,9 +175,11 @@ would go; deployment records and their logs stay.`,
 	_ = f.MarkHidden("acme-no-ari")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
+	f.BoolVar(&requestMetrics, "request-metrics", true, "count every proxied request for /metrics (rate, errors, durations, bytes per app, slot, revision); =false turns them off")
 	f.StringVar(&cfg.AccessLog, "access-log", "", "write one JSON line per proxied request to this file (- for standard output)")
-	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable)")
+	f.StringArrayVar(&cfg.Webhooks, "webhook", nil, "POST a signed JSON event to this http(s) URL when a deployment or operation ends (repeatable; added to the hooks of `baton hooks`)")
 	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file whose contents sign webhook bodies (HMAC-SHA256 in X-Baton-Signature-256)")
+	f.DurationVar(&cfg.WebhookBackoff, "webhook-backoff", time.Second, "wait after a webhook delivery's first failed attempt; doubles per attempt up to 5m, 8 attempts")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("BATON_WEBHOOK_SECRET"), "webhook signing secret (env BATON_WEBHOOK_SECRET; prefer --webhook-secret-file)")
 	return cmd
 }

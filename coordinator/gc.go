@@ -177,8 +177,10 @@ func (c *Coordinator) retentionFacts(ctx context.Context) (baton.RetentionFacts,
 			if n, err := dirSize(c.revisionDir(r.App, r.Name)); err == nil {
 				rf.Files = n
 			}
-			if fi, err := os.Stat(c.instanceLogPath(r.App, r.Name)); err == nil {
-				rf.Log = fi.Size()
+			for _, p := range c.instanceLogPaths(r.App, r.Name) {
+				if fi, err := os.Stat(p); err == nil {
+					rf.Log += fi.Size()
+				}
 			}
 			f.Revisions = append(f.Revisions, rf)
 		}
@@ -355,8 +357,10 @@ func (c *Coordinator) collectApp(ctx context.Context, app string, revs, logs []s
 		if !c.collectable(ctx, name) {
 			left = append(left, name)
 		} else {
-			if err := os.Remove(c.instanceLogPath(app, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				c.log.Warn("remove instance log", "revision", name, "err", err)
+			for _, p := range c.instanceLogPaths(app, name) {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					c.log.Warn("remove instance log", "revision", name, "err", err)
+				}
 			}
 		}
 	}
@@ -438,4 +442,11 @@ func dirSize(dir string) (int64, error) {
 // instanceLogPath is where a revision's instance output is appended.
 func (c *Coordinator) instanceLogPath(app, rev string) string {
 	return filepath.Join(c.appDir(app), "logs", rev+".log")
+}
+
+// instanceLogPaths are a revision's instance log files, older first: the
+// rotated one, then the one being appended to (see instancelog.go).
+func (c *Coordinator) instanceLogPaths(app, rev string) []string {
+	cur := c.instanceLogPath(app, rev)
+	return []string{cur + ".1", cur}
 }

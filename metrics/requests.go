@@ -29,6 +29,13 @@ var (
 		append(revLabels, "cause"), nil)
 	durationDesc = prometheus.NewDesc("baton_proxy_request_duration_seconds",
 		"Time from a request's arrival to the end of its answer.", revLabels, nil)
+	upstreamDesc = prometheus.NewDesc("baton_proxy_upstream_duration_seconds",
+		"Time from a request's arrival to its upstream's response head: the app's part of baton_proxy_request_duration_seconds (HTTP/1.1 data plane).",
+		revLabels, nil)
+	upstreamIdleDesc = prometheus.NewDesc("baton_proxy_upstream_idle_connections",
+		"Keep-alive connections to instances idle in the proxy's pools now.", nil, nil)
+	upstreamInFlightDesc = prometheus.NewDesc("baton_proxy_upstream_requests_in_flight",
+		"Requests the proxy has sent to instances and not finished, now.", nil, nil)
 	bytesInDesc = prometheus.NewDesc("baton_proxy_request_body_bytes_total",
 		"Request body bytes forwarded from clients.", revLabels, nil)
 	bytesOutDesc = prometheus.NewDesc("baton_proxy_response_body_bytes_total",
@@ -53,8 +60,8 @@ func NewRequestCollector(src RequestSource) prometheus.Collector {
 }
 
 func (requestCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, durationDesc, bytesInDesc, bytesOutDesc,
-		connsDesc, tunnelsDesc, unroutedDesc} {
+	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, durationDesc, upstreamDesc, bytesInDesc, bytesOutDesc,
+		connsDesc, tunnelsDesc, unroutedDesc, upstreamIdleDesc, upstreamInFlightDesc} {
 		ch <- d
 	}
 }
@@ -82,12 +89,21 @@ func (c requestCollector) Collect(ch chan<- prometheus.Metric) {
 			buckets[le] = s.DurationCounts[i]
 		}
 		ch <- prometheus.MustNewConstHistogram(durationDesc, s.DurationCount, s.DurationSum, buckets, l...)
+		if s.UpstreamCount > 0 {
+			up := make(map[float64]uint64, len(proxy.DurationBuckets))
+			for i, le := range proxy.DurationBuckets {
+				up[le] = s.UpstreamCounts[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(upstreamDesc, s.UpstreamCount, s.UpstreamSum, up, l...)
+		}
 		ch <- prometheus.MustNewConstMetric(bytesInDesc, prometheus.CounterValue, float64(s.BodyBytesIn), l...)
 		ch <- prometheus.MustNewConstMetric(bytesOutDesc, prometheus.CounterValue, float64(s.BodyBytesOut), l...)
 	}
 	st := c.src.Stats()
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(st.OpenConnections))
 	ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(st.OpenTunnels))
+	ch <- prometheus.MustNewConstMetric(upstreamIdleDesc, prometheus.GaugeValue, float64(st.UpstreamIdle))
+	ch <- prometheus.MustNewConstMetric(upstreamInFlightDesc, prometheus.GaugeValue, float64(st.UpstreamInFlight))
 	ch <- prometheus.MustNewConstMetric(unroutedDesc, prometheus.CounterValue, float64(st.UnknownHost), "unknown_host")
 	ch <- prometheus.MustNewConstMetric(unroutedDesc, prometheus.CounterValue, float64(st.BadRequest), "bad_request")
 }

@@ -34,6 +34,12 @@ func TestRequestMetricsAfterRealRequests(t *testing.T) {
 				io.Copy(io.Discard, r.Body)
 				io.WriteString(w, "hello")
 			})
+			// strict has an instance of its own: its malformed request
+			// ends the upstream connection, and ok's stays pooled.
+			strict := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "hello")
+			})
 			release := make(chan struct{})
 			slow := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 				select { // past the proxy's header timeout, until the test ends
@@ -50,7 +56,7 @@ func TestRequestMetricsAfterRealRequests(t *testing.T) {
 				{Host: "ok.localhost", App: "ok", Slot: "production",
 					Backends: []proxy.Backend{{Revision: "ok--000001", Weight: 100, Addrs: []string{addrOf(ok)}}}},
 				{Host: "strict.localhost", App: "strict", Slot: "production",
-					Backends: []proxy.Backend{{Revision: "strict--000001", Weight: 100, Addrs: []string{addrOf(ok)}}}},
+					Backends: []proxy.Backend{{Revision: "strict--000001", Weight: 100, Addrs: []string{addrOf(strict)}}}},
 				{Host: "dead.localhost", App: "dead", Slot: "production",
 					Backends: []proxy.Backend{{Revision: "dead--000001", Weight: 100, Addrs: []string{dead}}}},
 				{Host: "slow.localhost", App: "slow", Slot: "staging",
@@ -139,6 +145,23 @@ func TestRequestMetricsAfterRealRequests(t *testing.T) {
 			}
 			if _, found := value(fams, "baton_proxy_open_connections", nil); !found {
 				t.Error("no baton_proxy_open_connections")
+			}
+			if plane == "Serve" && h != nil {
+				// The upstream's part: one sample per answer of ok, within
+				// the totals; none for slow, whose head never came.
+				up := histogram(fams, "baton_proxy_upstream_duration_seconds", rev("ok", "production", "ok--000001"))
+				if up == nil || up.GetSampleCount() != 4 || up.GetSampleSum() <= 0 || up.GetSampleSum() > h.GetSampleSum() {
+					t.Errorf("upstream histogram of ok: %v, want 4 samples summing to at most %v", up, h.GetSampleSum())
+				}
+				if up := histogram(fams, "baton_proxy_upstream_duration_seconds", rev("slow", "staging", "slow--000001")); up != nil {
+					t.Errorf("upstream histogram of slow (timed out): %v", up)
+				}
+				if v, found := value(fams, "baton_proxy_upstream_idle_connections", nil); !found || v < 1 {
+					t.Errorf("baton_proxy_upstream_idle_connections = %v (found %v), want ≥ 1 after keep-alive requests", v, found)
+				}
+			}
+			if _, found := value(fams, "baton_proxy_upstream_requests_in_flight", nil); !found {
+				t.Error("no baton_proxy_upstream_requests_in_flight")
 			}
 		})
 	}

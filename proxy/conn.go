@@ -213,6 +213,9 @@ type observation struct {
 	cause  Cause
 	// out counts the response body bytes a problem answer wrote.
 	out int64
+	// upstream is the time from the request's arrival to the upstream's
+	// response head (0: none came).
+	upstream time.Duration
 }
 
 // serveRequest handles one request, counts it, and reports whether the
@@ -232,8 +235,8 @@ func (cc *clientConn) serveRequest() bool {
 	out, took := cc.out.n-out0+o.out, time.Since(start)
 	if o.st == nil {
 		cc.p.countUnrouted(o.status)
-	} else {
-		o.st.observe(o.status, o.cause, took, in, out)
+	} else if cc.p.countRequests {
+		o.st.observe(o.status, o.cause, took, o.upstream, in, out)
 	}
 	if cc.p.access != nil && o.status != 0 {
 		cc.logRequest(start, took, in, out)

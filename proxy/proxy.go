@@ -58,6 +58,10 @@ type Config struct {
 	// AccessLog, when set, gets one JSON line per request; its owner
 	// opens and closes it (after Shutdown).
 	AccessLog *AccessLog
+	// NoRequestMetrics turns the request counters off (baton serve
+	// --request-metrics=false): RequestStats stays empty of counts; the
+	// connection and tunnel gauges remain.
+	NoRequestMetrics bool
 }
 
 // Proxy is an http.Handler that routes each request by its Host header to
@@ -73,6 +77,8 @@ type Proxy struct {
 	fwd            forwarder
 	// access is the access log, nil when off.
 	access *AccessLog
+	// countRequests is false when request metrics are off.
+	countRequests bool
 
 	// table is read on every request without locks; SetRoutes replaces it.
 	table atomic.Pointer[table]
@@ -132,6 +138,7 @@ func New(cfg Config) *Proxy {
 		reg:            make(map[string]*upstream),
 		stats:          make(map[statsKey]*reqStats),
 		access:         cfg.AccessLog,
+		countRequests:  !cfg.NoRequestMetrics,
 	}
 	p.table.Store(emptyTable())
 	return p
@@ -163,8 +170,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if st == nil {
 		p.countUnrouted(m.status)
-	} else {
-		st.observe(m.status, cause, time.Since(start), in, m.wrote)
+	} else if p.countRequests {
+		st.observe(m.status, cause, time.Since(start), 0, in, m.wrote)
 	}
 	if p.access != nil && m.status != 0 {
 		p.logServeHTTP(r, start, st, m.status, cause, in, m.wrote)

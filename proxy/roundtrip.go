@@ -111,6 +111,9 @@ func (cc *clientConn) forward(c choice, now time.Time) (res result) {
 		break
 	}
 	defer cc.up.Store(nil)
+	if err == nil {
+		cc.obs.upstream = time.Since(now) // the head is in: the app's part
+	}
 	if bodyDone != nil {
 		cc.dlMu.Lock()
 		cc.headIn = true

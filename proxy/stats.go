@@ -75,15 +75,20 @@ type reqStats struct {
 	// buckets counts durations per bucket, not cumulated; the last is +Inf.
 	buckets  [numBuckets + 1]atomic.Uint64
 	sumNanos atomic.Uint64
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
+	// upBuckets and upSumNanos are the same for the upstream's part: the
+	// time to its response head (HTTP/1.1 data plane).
+	upBuckets  [numBuckets + 1]atomic.Uint64
+	upSumNanos atomic.Uint64
+	bytesIn    atomic.Uint64
+	bytesOut   atomic.Uint64
 	// gen is the SetRoutes that last used the counters (guarded by p.mu).
 	gen uint64
 }
 
-// observe counts one request. status 0 counts nothing (no answer was
-// due); status 499 is a client that left.
-func (s *reqStats) observe(status int, cause Cause, d time.Duration, in, out int64) {
+// observe counts one request that took d, up of it waiting for the
+// upstream's response head (0: no upstream answered). status 0 counts
+// nothing (no answer was due); status 499 is a client that left.
+func (s *reqStats) observe(status int, cause Cause, d, up time.Duration, in, out int64) {
 	if status < 100 || status > 599 {
 		return
 	}
@@ -91,18 +96,27 @@ func (s *reqStats) observe(status int, cause Cause, d time.Duration, in, out int
 	if cause != CauseNone {
 		s.causes[cause].Add(1)
 	}
-	i := 0
-	for i < numBuckets && d > bucketBounds[i] {
-		i++
-	}
-	s.buckets[i].Add(1)
+	s.buckets[bucketOf(d)].Add(1)
 	s.sumNanos.Add(uint64(max(d, 0)))
+	if up > 0 {
+		s.upBuckets[bucketOf(up)].Add(1)
+		s.upSumNanos.Add(uint64(up))
+	}
 	if in > 0 {
 		s.bytesIn.Add(uint64(in))
 	}
 	if out > 0 {
 		s.bytesOut.Add(uint64(out))
 	}
+}
+
+// bucketOf is the histogram bucket of d (numBuckets: +Inf).
+func bucketOf(d time.Duration) int {
+	i := 0
+	for i < numBuckets && d > bucketBounds[i] {
+		i++
+	}
+	return i
 }
 
 type statsKey struct{ app, slot, revision string }
@@ -151,6 +165,12 @@ type RequestStats struct {
 	DurationCounts [numBuckets]uint64
 	DurationCount  uint64
 	DurationSum    float64
+	// UpstreamCounts, UpstreamCount and UpstreamSum are the same for the
+	// time from a request's arrival to its upstream's response head, on
+	// the HTTP/1.1 data plane (Serve): the app's part of DurationSum.
+	UpstreamCounts [numBuckets]uint64
+	UpstreamCount  uint64
+	UpstreamSum    float64
 	// BodyBytesIn and BodyBytesOut are request and response body bytes
 	// (chunked framing included on HTTP/1.1).
 	BodyBytesIn, BodyBytesOut uint64
@@ -166,6 +186,9 @@ type Stats struct {
 	// a host no app serves, or refused before routing (malformed, too
 	// large a head).
 	UnknownHost, BadRequest uint64
+	// UpstreamIdle are the keep-alive connections to instances idle in the
+	// pools now; UpstreamInFlight the requests instances are serving now.
+	UpstreamIdle, UpstreamInFlight int
 }
 
 // RequestStats returns the request counters of every routed app slot and
@@ -195,6 +218,13 @@ func (p *Proxy) RequestStats() []RequestStats {
 		}
 		r.DurationCount = cum + s.buckets[numBuckets].Load()
 		r.DurationSum = time.Duration(s.sumNanos.Load()).Seconds()
+		cum = 0
+		for b := range numBuckets {
+			cum += s.upBuckets[b].Load()
+			r.UpstreamCounts[b] = cum
+		}
+		r.UpstreamCount = cum + s.upBuckets[numBuckets].Load()
+		r.UpstreamSum = time.Duration(s.upSumNanos.Load()).Seconds()
 		r.BodyBytesIn, r.BodyBytesOut = s.bytesIn.Load(), s.bytesOut.Load()
 	}
 	return out
@@ -221,6 +251,10 @@ func (p *Proxy) Stats() Stats {
 		u.mu.Lock()
 		st.OpenTunnels += len(u.tunnels)
 		u.mu.Unlock()
+		u.pool.mu.Lock()
+		st.UpstreamIdle += len(u.pool.idle)
+		u.pool.mu.Unlock()
+		st.UpstreamInFlight += int(u.inflight.Load())
 	}
 	return st
 }

@@ -267,3 +267,30 @@ func TestCertStorage(t *testing.T) {
 		}
 	})
 }
+
+// TestHookSecretSealedAtRest: a webhook's signing secret is sealed in the
+// database and opened for the dispatcher's reads.
+func TestHookSecretSealedAtRest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, dbPath := wrap(t, dir)
+	created, err := s.CreateHook(ctx, baton.Hook{ID: "h-1", URL: "https://ci.example/hook", Secret: secretValue})
+	if err != nil || created.Secret != secretValue || !created.Signed {
+		t.Fatalf("CreateHook = %+v, %v", created, err)
+	}
+	if h, err := s.Hook(ctx, "h-1"); err != nil || h.Secret != secretValue {
+		t.Fatalf("Hook = %+v, %v; want the secret open", h, err)
+	}
+	if hs, err := s.Hooks(ctx); err != nil || len(hs) != 1 || hs[0].Secret != secretValue {
+		t.Fatalf("Hooks = %+v, %v", hs, err)
+	}
+	raw, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if h, err := raw.Hook(ctx, "h-1"); err != nil || !secretstore.Sealed(h.Secret) {
+		t.Fatalf("stored hook secret %q (%v) is not sealed", h.Secret, err)
+	}
+	grepFiles(t, dir, secretValue)
+}

@@ -59,6 +59,9 @@ type Config struct {
 	// logs and artifacts use on disk (0: 5 GiB; negative: no budget).
 	RetainRevisions int
 	DiskBudget      int64
+	// InstanceLogMax is the size at which a revision's instance log
+	// rotates (0: baton.DefaultInstanceLogMax).
+	InstanceLogMax int64
 	// CollectPause slows collection down (test hook; see coordinator.Config).
 	CollectPause time.Duration
 
@@ -90,9 +93,16 @@ type Config struct {
 	// WebhookSecretFile) signs them.
 	Webhooks                         []string
 	WebhookSecret, WebhookSecretFile string
+	// WebhookBackoff is the wait after a delivery's first failed attempt
+	// (default 1s), doubling per attempt up to 5 minutes.
+	WebhookBackoff time.Duration
 	// AccessLog, when set, is a file that gets one JSON line per request
 	// the proxy answers ("-": standard output).
 	AccessLog string
+	// NoRequestMetrics turns the proxy's per-request counters off, and
+	// the proxy's series (baton_proxy_*) out of /metrics (baton serve
+	// --request-metrics=false).
+	NoRequestMetrics bool
 }
 
 // The API reaches the coordinator only through its own interface.
@@ -114,6 +124,9 @@ type Server struct {
 	coord   *coordinator.Coordinator
 	metrics *metrics.Metrics
 	hooks   *webhooks.Dispatcher
+	// rates samples the request counters for the traffic panel; nil when
+	// request metrics are off.
+	rates *metrics.Rates
 	// access and accessFile are the proxy's access log, nil when off.
 	access     *proxy.AccessLog
 	accessFile *os.File
@@ -266,8 +279,15 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.openAccessLog(); err != nil {
 		return err
 	}
-	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access})
-	s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access,
+		NoRequestMetrics: cfg.NoRequestMetrics})
+	if cfg.NoRequestMetrics {
+		s.metrics = metrics.New()
+	} else {
+		s.metrics = metrics.New(metrics.NewRequestCollector(s.proxy))
+		s.rates = metrics.NewRates(s.proxy, 5*time.Second, 15*time.Minute)
+		s.rates.Open()
+	}
 	if err := s.openWebhooks(); err != nil {
 		return err
 	}
@@ -298,11 +318,14 @@ func (s *Server) open(ctx context.Context) error {
 		s.acme.Open()
 	}
 	s.serveHTTP()
+	s.hooks.WatchConflicts(s.conflicts, 0)
+	s.catchUpHooks(ctx)
 	mounts := s.mounts()
 	mounts["GET /metrics"] = s.metrics.Handler()
 	apiServer := &api.Server{Coord: s.coord, Store: s.store, Logger: s.log, MaxUpload: cfg.MaxUpload, Mounts: mounts,
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
-		Ready: func() error { return nil }, Backup: s.backup,
+		Ready: func() error { return nil }, Backup: s.backup, Hooks: s.hooks,
+		Traffic: s.traffic(),
 		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
@@ -478,6 +501,9 @@ func (s *Server) Close() error {
 	if s.hooks != nil { // after the coordinator: its last events are queued
 		errs = append(errs, s.hooks.Close())
 	}
+	if s.rates != nil {
+		errs = append(errs, s.rates.Close())
+	}
 	if s.sup != nil {
 		errs = append(errs, s.sup.Close())
 	}
@@ -513,8 +539,8 @@ func (s *Server) openAccessLog() error {
 	return nil
 }
 
-// openWebhooks builds and starts the webhook dispatcher; with no URLs it
-// is a dispatcher that delivers nothing.
+// openWebhooks builds and starts the webhook dispatcher: the hooks in the
+// store, and those of --webhook.
 func (s *Server) openWebhooks() error {
 	secret := []byte(s.cfg.WebhookSecret)
 	if s.cfg.WebhookSecretFile != "" {
@@ -527,13 +553,57 @@ func (s *Server) openWebhooks() error {
 	if len(s.cfg.Webhooks) > 0 && len(secret) == 0 {
 		s.log.Warn("webhooks are sent unsigned: set --webhook-secret-file")
 	}
-	hooks, err := webhooks.New(webhooks.Config{URLs: s.cfg.Webhooks, Secret: secret, Logger: s.log})
+	hooks, err := webhooks.New(webhooks.Config{Store: s.store, URLs: s.cfg.Webhooks, Secret: secret, Backoff: s.cfg.WebhookBackoff, Logger: s.log})
 	if err != nil {
 		return err
 	}
 	s.hooks = hooks
 	hooks.Open()
 	return nil
+}
+
+// traffic is the API's view of the sampled request counters; nil when
+// request metrics are off.
+func (s *Server) traffic() func(string, time.Duration) []baton.RevisionTraffic {
+	if s.rates == nil {
+		return nil
+	}
+	return s.rates.App
+}
+
+// catchUpHooks queues the webhook events of operations that ended in the
+// last 15 minutes and are not queued yet: ended just before baton
+// stopped, or by recovery at this start.
+func (s *Server) catchUpHooks(ctx context.Context) {
+	ds, err := s.store.Deployments(ctx, baton.DeploymentFilter{Limit: 200})
+	if err != nil {
+		s.log.Warn("webhooks: read recent operations", "err", err)
+		return
+	}
+	var recent []baton.Deployment
+	for i := len(ds) - 1; i >= 0; i-- { // oldest first: the order they ended in
+		d := ds[i]
+		if d.State.Final() && d.FinishedAt != nil && time.Since(*d.FinishedAt) < 15*time.Minute {
+			recent = append(recent, d)
+		}
+	}
+	s.hooks.CatchUp(recent)
+}
+
+// conflicts lists the status conflicts of every app, for conflict.*
+// webhooks.
+func (s *Server) conflicts(ctx context.Context) (map[string][]baton.Conflict, error) {
+	apps, err := s.store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]baton.Conflict, len(apps))
+	for _, a := range apps {
+		if st, err := s.coord.Status(ctx, a.Name); err == nil {
+			out[a.Name] = st.Conflicts
+		}
+	}
+	return out, nil
 }
 
 // openStore opens the configured store: SQLite in the data directory by
@@ -550,7 +620,7 @@ func openStore(ctx context.Context, cfg Config) (baton.Store, error) {
 
 // retention is the coordinator's retention policy from cfg.
 func retention(cfg Config) baton.RetentionPolicy {
-	p := baton.RetentionPolicy{Revisions: cfg.RetainRevisions, DiskBudget: cfg.DiskBudget}
+	p := baton.RetentionPolicy{Revisions: cfg.RetainRevisions, DiskBudget: cfg.DiskBudget, InstanceLogMax: cfg.InstanceLogMax}
 	switch {
 	case p.Revisions <= 0:
 		p.Revisions = baton.DefaultRetainRevisions

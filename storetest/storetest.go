@@ -65,6 +65,9 @@ func Run(t *testing.T, open Opener) {
 		"LogConcurrentTail":          testLogConcurrentTail,
 		"Domains":                    testDomains,
 		"CertStore":                  testCertStore,
+		"Hooks":                      testHooks,
+		"DeliveryQueue":              testDeliveryQueue,
+		"DeliveryClaimConcurrent":    testDeliveryClaimConcurrent,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

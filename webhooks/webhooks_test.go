@@ -1,15 +1,20 @@
 package webhooks_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/webhooks"
 )
 
@@ -60,18 +65,49 @@ func finished() baton.Deployment {
 		CreatedAt: now, StartedAt: &now, FinishedAt: &now}
 }
 
-// TestDeliveryRetriedAfterFailuresIsSigned: the receiver fails twice; the
-// third attempt is delivered, every attempt carries the same event id and
-// a valid signature, and the body describes the deployment.
-func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
-	secret := []byte("s3cret")
-	url, got := receiver(t, secret, 2)
-	d, err := webhooks.New(webhooks.Config{URLs: []string{url}, Secret: secret, Backoff: 5 * time.Millisecond})
+// openStore is a real SQLite store in the test's temp dir.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// dispatcher opens a Dispatcher on store and closes it when the test ends.
+func dispatcher(t *testing.T, cfg webhooks.Config) *webhooks.Dispatcher {
+	t.Helper()
+	d, err := webhooks.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Open()
 	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// eventually polls cond until it holds or 10 s passed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+	}
+}
+
+// TestDeliveryRetriedAfterFailuresIsSigned: the receiver fails twice; the
+// third attempt is delivered, every attempt carries the same event id and
+// a valid signature, the body describes the deployment, and the store
+// records the delivery with its three attempts.
+func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
+	t.Parallel()
+	secret := []byte("s3cret")
+	url, got := receiver(t, secret, 2)
+	store := openStore(t)
+	d := dispatcher(t, webhooks.Config{Store: store, URLs: []string{url}, Secret: secret, Backoff: 5 * time.Millisecond, Poll: 5 * time.Millisecond})
 
 	d.NotifyFinished(finished())
 	for i, want := range []string{"1", "2", "3"} {
@@ -92,13 +128,10 @@ func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
 			t.Errorf("event %+v", ev)
 		}
 	}
-	// The receiver reports before its answer reaches the dispatcher.
-	for deadline := time.Now().Add(10 * time.Second); d.Stats()[url] != [2]uint64{1, 0}; {
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered, dropped = %v, want [1 0]", d.Stats()[url])
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the delivery is recorded as delivered", func() bool {
+		ds, err := store.Deliveries(context.Background(), webhooks.StaticHookID(url), 0)
+		return err == nil && len(ds) == 1 && ds[0].State == baton.DeliveryDelivered && ds[0].Attempts == 3 && ds[0].LastStatus == 200
+	})
 	d.Close()
 	select {
 	case r := <-got:
@@ -107,15 +140,69 @@ func TestDeliveryRetriedAfterFailuresIsSigned(t *testing.T) {
 	}
 }
 
-// TestWrongSecretDoesNotVerify: a receiver with another secret rejects it.
-func TestWrongSecretDoesNotVerify(t *testing.T) {
-	url, got := receiver(t, []byte("other"), 0)
-	d, err := webhooks.New(webhooks.Config{URLs: []string{url}, Secret: []byte("s3cret")})
+// TestStoredHookGetsOnlyWhatItAsked: a hook in the store with an app and
+// event filter and its own secret gets the events it asked for, signed with
+// its secret, and nothing else.
+func TestStoredHookGetsOnlyWhatItAsked(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, []byte("own"), 0)
+	store := openStore(t)
+	if _, err := store.CreateHook(context.Background(), baton.Hook{ID: "h-1", URL: url, App: "hello", Events: []string{"deployment.succeeded", "swap.*"}, Secret: "own"}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	other := finished()
+	other.App = "other"
+	other.State = baton.StateSucceeded
+	d.NotifyFinished(other)      // another app
+	d.NotifyFinished(finished()) // deployment.failed: not asked for
+	ok := finished()
+	ok.ID, ok.State = "d_2", baton.StateSucceeded
+	d.NotifyFinished(ok)
+	swap := finished()
+	swap.ID, swap.Kind = "d_3", baton.KindSwap
+	d.NotifyFinished(swap)
+	for _, want := range []string{"d_2.succeeded", "d_3.failed"} {
+		if r := next(t, got); r.delivery != want || !r.signed {
+			t.Fatalf("got %+v, want %s signed", r, want)
+		}
+	}
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("delivered what the hook did not ask for: %+v", r)
+	default:
+	}
+}
+
+// TestQueuedDeliverySurvivesRestart: an event queued while the receiver
+// refuses is delivered by the next Dispatcher on the same store, once.
+func TestQueuedDeliverySurvivesRestart(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 1)
+	store := openStore(t)
+	cfg := webhooks.Config{Store: store, URLs: []string{url}, Backoff: 50 * time.Millisecond, Poll: 5 * time.Millisecond}
+	first, err := webhooks.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Open()
-	t.Cleanup(func() { d.Close() })
+	first.Open()
+	first.NotifyFinished(finished())
+	if r := next(t, got); r.attempt != "1" {
+		t.Fatalf("first attempt: %+v", r)
+	}
+	first.Close()
+	dispatcher(t, cfg)
+	if r := next(t, got); r.attempt != "2" || r.delivery != "d_1.failed" {
+		t.Fatalf("after restart: %+v", r)
+	}
+}
+
+// TestWrongSecretDoesNotVerify: a receiver with another secret rejects it.
+func TestWrongSecretDoesNotVerify(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, []byte("other"), 0)
+	d := dispatcher(t, webhooks.Config{Store: openStore(t), URLs: []string{url}, Secret: []byte("s3cret")})
 	d.NotifyFinished(finished())
 	if r := next(t, got); r.signed {
 		t.Error("signature verified under the wrong secret")
@@ -124,8 +211,9 @@ func TestWrongSecretDoesNotVerify(t *testing.T) {
 
 // TestNotifyNeverBlocksAndCloseEnds: with a receiver that hangs, Notify
 // returns at once past the queue bound (drops are counted), and Close
-// ends the delivery goroutine mid-request.
+// ends the worker mid-request, leaving the delivery pending in the store.
 func TestNotifyNeverBlocksAndCloseEnds(t *testing.T) {
+	t.Parallel()
 	hang := make(chan struct{})
 	arrived := make(chan struct{}, 1)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,30 +228,122 @@ func TestNotifyNeverBlocksAndCloseEnds(t *testing.T) {
 	}))
 	t.Cleanup(s.Close)
 	t.Cleanup(func() { close(hang) })
-	d, err := webhooks.New(webhooks.Config{URLs: []string{s.URL}, QueueSize: 2})
+	store := openStore(t)
+	d, err := webhooks.New(webhooks.Config{Store: store, URLs: []string{s.URL}, QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Open()
 	d.NotifyFinished(finished())
-	<-arrived // the goroutine is stuck in the receiver now
+	<-arrived // the worker is stuck in the receiver now
 	start := time.Now()
-	for range 10 {
+	for range 1000 {
 		d.NotifyFinished(finished())
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("Notify took %s with a hanging receiver", el)
 	}
-	d.Close() // returns only once the goroutine ended
-	if st := d.Stats()[s.URL]; st[0] != 0 || st[1] < 8 {
-		t.Errorf("delivered, dropped = %v, want 0 and ≥ 8", st)
+	closed := time.Now()
+	d.Close() // returns only once the goroutines ended
+	if el := time.Since(closed); el > 8*time.Second {
+		t.Errorf("Close took %s", el)
+	}
+	if delivered, _, dropped := d.Stats(); delivered != 0 || dropped == 0 {
+		t.Errorf("delivered, dropped = %d, %d, want 0 and some", delivered, dropped)
+	}
+	ds, err := store.Deliveries(context.Background(), "", 0)
+	if err != nil || len(ds) != 1 || ds[0].State != baton.DeliveryPending {
+		t.Fatalf("deliveries = %+v, %v; want the one event, pending", ds, err)
 	}
 }
 
 func TestNewRejectsNonHTTPURLs(t *testing.T) {
 	for _, u := range []string{"ftp://example.com/x", "/relative", "http://", "file:///etc/passwd"} {
-		if _, err := webhooks.New(webhooks.Config{URLs: []string{u}}); err == nil {
+		if _, err := webhooks.New(webhooks.Config{Store: openStore(t), URLs: []string{u}}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
+	}
+}
+
+// TestConflictEventsWhenConflictsAppear: a conflict in an app's status
+// that was not there at the previous look becomes one conflict.CODE event
+// for a hook that asked for conflicts; what is there at the first look,
+// or stays, sends nothing.
+func TestConflictEventsWhenConflictsAppear(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 0)
+	store := openStore(t)
+	if _, err := store.CreateHook(context.Background(), baton.Hook{ID: "h-c", URL: url, Events: []string{"conflict.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	var mu sync.Mutex
+	now := map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue, Message: "queue long"}}}
+	looked := make(chan struct{}, 100)
+	d.WatchConflicts(func(context.Context) (map[string][]baton.Conflict, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case looked <- struct{}{}:
+		default:
+		}
+		return now, nil
+	}, 5*time.Millisecond)
+	<-looked // the baseline
+	<-looked
+	mu.Lock()
+	now = map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue}, {Code: baton.ConflictFrozen, Message: "frozen", Fix: "baton unfreeze web"}}}
+	mu.Unlock()
+	r := next(t, got)
+	var ev webhooks.Event
+	if err := json.Unmarshal(r.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if r.event != "conflict.app_frozen" || ev.App != "web" || ev.Conflict == nil || ev.Conflict.Fix != "baton unfreeze web" ||
+		!strings.HasPrefix(r.delivery, "conflict.web.app_frozen.") {
+		t.Fatalf("conflict event: %+v %+v", r, ev)
+	}
+	for range 3 {
+		<-looked // it stays: nothing more
+	}
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("another event: %+v", r)
+	default:
+	}
+}
+
+// TestCatchUpQueuesWhatWasMissed: CatchUp queues the event of an ended
+// operation that never reached the store, once however often it runs, and
+// not for a hook added after the operation ended.
+func TestCatchUpQueuesWhatWasMissed(t *testing.T) {
+	t.Parallel()
+	url, got := receiver(t, nil, 0)
+	store := openStore(t)
+	ctx := context.Background()
+	if _, err := store.CreateHook(ctx, baton.Hook{ID: "h-1", URL: url}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
+	before := finished() // ended before the hook was added
+	recent := finished()
+	recent.ID = "d_2"
+	at := time.Now().UTC()
+	recent.FinishedAt = &at
+	d.CatchUp([]baton.Deployment{before, recent})
+	d.CatchUp([]baton.Deployment{recent})
+	if r := next(t, got); r.delivery != "d_2.failed" {
+		t.Fatalf("caught up %+v, want d_2.failed", r)
+	}
+	eventually(t, "one delivery, delivered", func() bool {
+		ds, err := store.Deliveries(ctx, "h-1", 0)
+		return err == nil && len(ds) == 1 && ds[0].State == baton.DeliveryDelivered
+	})
+	d.Close()
+	select {
+	case r := <-got:
+		t.Errorf("delivered again: %+v", r)
+	default:
 	}
 }

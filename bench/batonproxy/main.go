@@ -8,6 +8,7 @@
 //
 //	batonproxy -addr 127.0.0.1:8080 -upstream 127.0.0.1:9001 -host bench.localhost
 //	batonproxy -addr 127.0.0.1:8443 -upstream 127.0.0.1:9001 -tls
+//	batonproxy -addr 127.0.0.1:8081 -upstream 127.0.0.1:9001 -request-metrics=false
 package main
 
 import (
@@ -36,10 +37,11 @@ func main() {
 	selfSigned := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate made at start")
 	certFile := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM; with -tls-key)")
 	keyFile := flag.String("tls-key", "", "private key of -tls-cert (PEM)")
+	requestMetrics := flag.Bool("request-metrics", true, "count every request, as baton serve does by default (=false: as --request-metrics=false)")
 	flag.Parse()
 	tlsConfig, err := tlsConfig(*selfSigned, *certFile, *keyFile)
 	if err == nil {
-		err = run(*addr, *upstream, *host, *pprofAddr, tlsConfig)
+		err = run(*addr, *upstream, *host, *pprofAddr, proxy.Config{NoRequestMetrics: !*requestMetrics}, tlsConfig)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "batonproxy:", err)
@@ -47,12 +49,14 @@ func main() {
 	}
 }
 
-func run(addr, upstream, host, pprofAddr string, tlsConfig *tls.Config) error {
+// run serves the proxy configured by cfg (its logger set here).
+func run(addr, upstream, host, pprofAddr string, cfg proxy.Config, tlsConfig *tls.Config) error {
 	if upstream == "" {
 		return errors.New("-upstream is required")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := proxy.New(proxy.Config{Logger: log})
+	cfg.Logger = log
+	p := proxy.New(cfg)
 	defer p.Close()
 	p.SetRoutes([]proxy.Route{{Host: host, App: "bench", Slot: "production",
 		Backends: []proxy.Backend{{Revision: "bench--000001", Weight: 100, Addrs: []string{upstream}}}}})

@@ -6,6 +6,7 @@
 // (used to demonstrate a deployment that fails its health check). If a file
 // named "listen-gate" holds a path, it waits for that path to exist before it
 // listens (tests use it to hold a deployment in its starting phase).
+// /log?msg=TEXT prints TEXT as one line of its output.
 package main
 
 import (
@@ -49,6 +50,17 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	// /log?msg=TEXT prints TEXT on standard output, one line, so the app's
+	// output can be watched (baton logs APP -f); /log?msg=TEXT&stderr=1
+	// prints it on standard error.
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		out := os.Stdout
+		if r.URL.Query().Get("stderr") == "1" {
+			out = os.Stderr
+		}
+		fmt.Fprintln(out, r.URL.Query().Get("msg"))
+		fmt.Fprintln(w, "logged")
 	})
 	var redirected atomic.Int64
 	// Routes for demonstrating swap warm-up rules.

@@ -9,6 +9,7 @@ import { ActionContext } from './actions.js';
 import { conflictsPanel } from './conflicts.js';
 import { slotSection } from './slots.js';
 import { deploymentsTable, swapsTable } from './history.js';
+import { trafficPanel, trafficWindow } from './traffic.js';
 
 // historyWindow is how many operations are fetched to find the swaps among
 // them: the API has no filter by kind.
@@ -23,18 +24,19 @@ export function renderApp(main, scope, app) {
   const actionProblems = problemArea();
   const status = statusArea();
   const head = h('div', { class: 'app-head' });
-  const parts = { conflicts: h('div'), ops: h('div'), slots: h('div'), deployments: h('div'), swaps: h('div') };
+  const parts = { conflicts: h('div'), ops: h('div'), slots: h('div'), traffic: h('div'), deployments: h('div'), swaps: h('div') };
   main.append(
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Apps'), ' / ', app),
     h('h1', { tabindex: -1 }, app), head, problems, actionProblems, status,
-    parts.conflicts, parts.ops, parts.slots, parts.deployments, parts.swaps);
+    parts.conflicts, parts.ops, parts.slots, parts.traffic, parts.deployments, parts.swaps);
 
   const refresh = refresher(scope, async () => {
-    let st, ds, settings;
+    let st, ds, settings, traffic;
     try {
       [st, ds] = await Promise.all([get(path`/apps/${app}/status`), get(path`/apps/${app}/deployments?limit=${historyWindow}`)]);
       // A slot's settings failing to load should not hide the rest.
       settings = await Promise.all(st.slots.map((s) => get(path`/apps/${app}/slots/${s.name}/settings`).catch((e) => e)));
+      traffic = await get(path`/apps/${app}/traffic?window=${trafficWindow}`).catch((e) => e);
     } catch (e) {
       if (!scope.alive) return;
       showProblem(problems, `Could not load ${app}`, e);
@@ -50,6 +52,7 @@ export function renderApp(main, scope, app) {
     renderIfChanged(parts.ops, [st.running, st.queue], () => operations(st, actions));
     renderIfChanged(parts.slots, [st.slots, settings.map((s) => (s instanceof Error ? s.message : s))],
       () => section('slots', 'Slots', st.slots.map((s, i) => slotSection(s, settings[i]))));
+    renderIfChanged(parts.traffic, traffic instanceof Error ? traffic.message : traffic, () => trafficPanel(traffic));
     renderIfChanged(parts.deployments, ds.slice(0, 20), () => section('deployments', 'Last 20 deployments', deploymentsTable(ds.slice(0, 20))));
     const swaps = ds.filter((d) => d.kind === 'swap').slice(0, 20);
     renderIfChanged(parts.swaps, swaps, () => section('swaps', 'Swap history', swapsTable(swaps)));

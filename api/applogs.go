@@ -1,0 +1,99 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton"
+)
+
+// appLogs answers an app's instance output: GET
+// /api/v1/apps/{app}/logs?slot=&revision=&since=&limit=. since is a
+// duration back from now ("10m") or an RFC 3339 time. The answer is a JSON
+// array of baton.AppLogLine, oldest first; with Accept: text/event-stream
+// or ?follow=1 it is a Server-Sent Events stream of "log" events (id = the
+// line's cursor, data = the line as JSON) that follows the app's output,
+// across deployments, until the client leaves; Last-Event-ID resumes it.
+func (s *Server) appLogs(w http.ResponseWriter, r *http.Request) {
+	q, err := appLogQuery(r, time.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	follow := strings.Contains(r.Header.Get("Accept"), "text/event-stream") || r.URL.Query().Get("follow") == "1"
+	if !follow {
+		lines, err := s.Coord.AppLogs(r.Context(), q)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if lines == nil {
+			lines = []baton.AppLogLine{}
+		}
+		writeJSON(w, http.StatusOK, lines)
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		s.fail(w, r, baton.Errorf(baton.EINTERNAL, "streaming unsupported"))
+		return
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		q.After = v
+	}
+	started := false
+	lastWrite := time.Now()
+	err = s.Coord.FollowAppLogs(r.Context(), q, func(lines []baton.AppLogLine) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("X-Accel-Buffering", "no")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, ": following\n\n")
+		}
+		for _, l := range lines {
+			b, _ := json.Marshal(l)
+			fmt.Fprintf(w, "id: %s\nevent: log\ndata: %s\n\n", l.ID, b)
+		}
+		if len(lines) == 0 && time.Since(lastWrite) < 15*time.Second {
+			return nil
+		}
+		if len(lines) == 0 {
+			fmt.Fprint(w, ": keepalive\n\n")
+		}
+		lastWrite = time.Now()
+		flusher.Flush()
+		return r.Context().Err()
+	})
+	if err != nil && !started {
+		s.fail(w, r, err)
+	}
+}
+
+// appLogQuery reads the query of GET /api/v1/apps/{app}/logs.
+func appLogQuery(r *http.Request, now time.Time) (baton.AppLogQuery, error) {
+	v := r.URL.Query()
+	q := baton.AppLogQuery{App: r.PathValue("app"), Slot: v.Get("slot"), Revision: v.Get("revision")}
+	if since := v.Get("since"); since != "" {
+		if d, err := time.ParseDuration(since); err == nil && d >= 0 {
+			q.Since = now.Add(-d)
+		} else if at, err := time.Parse(time.RFC3339Nano, since); err == nil {
+			q.Since = at
+		} else {
+			return q, baton.Errorf(baton.EINVALID, "since %q: want a duration back from now (10m, 2h) or an RFC 3339 time", since)
+		}
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 || n > 100000 {
+			return q, baton.Errorf(baton.EINVALID, "limit %q: want 1 to 100000 lines", l)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}

@@ -1,0 +1,4 @@
+package metrics
+
+// Quantile is quantile, for tests.
+var Quantile = quantile
