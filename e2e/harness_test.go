@@ -120,8 +120,12 @@ type batonProc struct {
 	// handedPID is the process serving after a restart in place (SIGUSR2);
 	// it inherited cmd's output, so exited still closes when it ends.
 	handedPID int
-	logMu     sync.Mutex
-	log       strings.Builder
+	// killed: the last stop was a SIGKILL, so the instances and
+	// containers of that baton are left until a baton starts on its data
+	// again.
+	killed bool
+	logMu  sync.Mutex
+	log    strings.Builder
 }
 
 // startBaton runs `baton serve` on fresh ports and data dir and waits until
@@ -154,11 +158,34 @@ func (b *batonProc) launch() *batonProc {
 	b.start()
 	t.Cleanup(func() {
 		b.stop(syscall.SIGTERM)
+		b.reapContainers()
 		if t.Failed() {
 			t.Logf("baton serve output:\n%s", b.output())
 		}
 	})
 	return b
+}
+
+// reapContainers removes the containers left in the data directory's
+// runc state root: those of a baton killed with SIGKILL and not started
+// again (a test that failed before it restarted it). A baton stopped with
+// SIGTERM must leave none: that is an error.
+func (b *batonProc) reapContainers() {
+	root := filepath.Join(b.data, "runc")
+	out, err := exec.Command("runc", "--root", root, "list", "-q").Output()
+	if err != nil {
+		return // no runc, or no container ever ran here
+	}
+	ids := strings.Fields(string(out))
+	for _, id := range ids {
+		_ = exec.Command("runc", "--root", root, "kill", id, "KILL").Run()
+		if out, err := exec.Command("runc", "--root", root, "delete", "-f", id).CombinedOutput(); err != nil {
+			b.t.Errorf("runc delete %s: %v\n%s", id, err, out)
+		}
+	}
+	if len(ids) > 0 && !b.killed {
+		b.t.Errorf("baton stopped with SIGTERM left %d container(s) running: %v", len(ids), ids)
+	}
 }
 
 func (b *batonProc) start() {
@@ -227,6 +254,7 @@ func (b *batonProc) stop(sig syscall.Signal) {
 	default:
 	}
 	pid := b.pid()
+	b.killed = sig == syscall.SIGKILL
 	_ = syscall.Kill(pid, sig)
 	select {
 	case <-b.exited:
