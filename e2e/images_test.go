@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,13 +19,11 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/testimage"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // These tests deploy container images of the example app with real
@@ -45,59 +42,20 @@ var (
 // at /healthz (image labels). files adds more files under /app.
 func helloImage(t testing.TB, v string, files map[string]string) v1.Image {
 	t.Helper()
-	staticHelloOnce.Do(func() {
-		out := filepath.Join(os.TempDir(), fmt.Sprintf("baton-e2e-hello-static-%d", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", out, "../examples/hello")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			staticHelloErr = fmt.Errorf("build a static hello: %v\n%s", err, b)
-			return
-		}
-		staticHello, staticHelloErr = os.ReadFile(out)
-		os.Remove(out)
-	})
+	staticHelloOnce.Do(func() { staticHello, staticHelloErr = testimage.StaticBinary("../examples/hello") })
 	if staticHelloErr != nil {
 		t.Fatal(staticHelloErr)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, mode int64, body []byte) {
-		typ := byte(tar.TypeReg)
-		if strings.HasSuffix(name, "/") {
-			typ = tar.TypeDir
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body)), Typeflag: typ, ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add("app/", 0o755, nil)
-	add("app/hello", 0o755, staticHello)
-	add("app/version.txt", 0o644, []byte(v+"\n"))
+	entries := []testimage.File{{Name: "app/", Mode: 0o755}, {Name: "app/hello", Mode: 0o755, Body: staticHello},
+		{Name: "app/version.txt", Mode: 0o644, Body: []byte(v + "\n")}}
 	for n, body := range files {
-		add("app/"+n, 0o644, []byte(body))
+		entries = append(entries, testimage.File{Name: "app/" + n, Mode: 0o644, Body: []byte(body)})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerBytes)), nil })
+	layer, err := testimage.Layer(entries...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{
+	img, err := testimage.Image(v1.Config{
 		Entrypoint: []string{"/app/hello"},
 		WorkingDir: "/app",
 		Env:        []string{"PATH=/app", "GREETING=from-the-image"},
@@ -107,8 +65,8 @@ func helloImage(t testing.TB, v string, files map[string]string) v1.Image {
 			"dev.baton.health.start_timeout": "20s",
 			"dev.baton.run.instances":        "2",
 		},
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
+	}, layer)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return img

@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/testimage"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -180,18 +180,7 @@ func imageOf(tb testing.TB, cfg *v1.Config, layers ...v1.Layer) v1.Image {
 			Labels:     map[string]string{"org.opencontainers.image.title": "hello"},
 		}
 	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = *cfg
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := testimage.Image(*cfg, layers...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,14 +17,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/bench/internal/harness"
+	"github.com/batonhq/baton/internal/testimage"
 )
 
 // This file is deployload -images: the deploy of a container image beside
@@ -47,7 +43,7 @@ const imageAssets = 12 << 20
 func runImages(ctx context.Context, o options) int {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than -timeout %s", o.timeout))
 	defer cancel()
-	static, err := buildStatic(o.example)
+	static, err := testimage.StaticBinary("./" + strings.TrimPrefix(o.example, "./"))
 	if err != nil {
 		return fail(err)
 	}
@@ -145,23 +141,6 @@ func timedDeploy(ctx context.Context, c *api.Client, app string, body io.Reader,
 	return splitOf(o)
 }
 
-// buildStatic builds the example app without cgo, to run in an image
-// with nothing else in it.
-func buildStatic(example string) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "deployload-static-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "hello")
-	cmd := exec.Command("go", "build", "-o", out, "./"+strings.TrimPrefix(example, "./"))
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build a static %s: %v\n%s", example, err, b)
-	}
-	return os.ReadFile(out)
-}
-
 const benchManifest = `[run]
 command = "./hello"
 instances = 2
@@ -173,45 +152,14 @@ interval = "50ms"
 // benchImage is the app at version v with its assets as an image, and
 // its compressed size.
 func benchImage(static, assets []byte, v string) (v1.Image, int64, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		body []byte
-	}{{"app/", 0o755, nil}, {"app/hello", 0o755, static}, {"app/assets.bin", 0o644, assets}, {"app/version.txt", 0o644, []byte(v + "\n")},
-		{"app/baton.toml", 0o644, []byte(strings.Replace(benchManifest, `"./hello"`, `"/app/hello"`, 1))}} {
-		typ := byte(tar.TypeReg)
-		if strings.HasSuffix(f.name, "/") {
-			typ = tar.TypeDir
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: typ}); err != nil {
-			return nil, 0, err
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			return nil, 0, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, 0, err
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	layer, err := testimage.Layer(testimage.File{Name: "app/", Mode: 0o755}, testimage.File{Name: "app/hello", Mode: 0o755, Body: static},
+		testimage.File{Name: "app/assets.bin", Mode: 0o644, Body: assets}, testimage.File{Name: "app/version.txt", Mode: 0o644, Body: []byte(v + "\n")},
+		testimage.File{Name: "app/baton.toml", Mode: 0o644, Body: []byte(strings.Replace(benchManifest, `"./hello"`, `"/app/hello"`, 1))})
 	if err != nil {
 		return nil, 0, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := testimage.Image(v1.Config{Entrypoint: []string{"/app/hello"}, WorkingDir: "/app"}, layer)
 	if err != nil {
-		return nil, 0, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, 0, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{Entrypoint: []string{"/app/hello"}, WorkingDir: "/app"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, 0, err
 	}
 	size, err := layer.Size()
