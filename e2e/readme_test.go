@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -107,78 +109,93 @@ func TestReadmeExamples(t *testing.T) {
 	if out, err := tgz.CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
+	var mu sync.Mutex
 	skipped := map[string]bool{}
-	for _, blk := range blocks {
-		// Each block on a baton of its own, as a reader might try them.
-		b := startBaton(t)
-		env := append(os.Environ(),
-			"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-			"HOME="+t.TempDir(),
-			"BATON_URL=http://"+b.apiAddr,
-			"BATON_TOKEN="+b.token,
-			"CI_PIPELINE_ID=4242",
-		)
-		subst := strings.NewReplacer("127.0.0.1:7070", b.apiAddr, "127.0.0.1:8080", b.proxyAddr)
-		for i, raw := range blk.lines {
-			n := blk.line + i
-			line := strings.TrimSpace(raw)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if why := readmeSkip(line); why != "" {
-				skipped[why] = true
-				continue
-			}
-			line = subst.Replace(line)
-			if strings.Contains(line, "d-1a2b3c4d5e6f") {
-				ds, err := b.client().Deployments(context.Background(), "hello", 1)
-				if err != nil || len(ds) == 0 {
-					t.Fatalf("README.md:%d: no deployment to stand for the example id: %v", n, err)
-				}
-				line = strings.ReplaceAll(line, "d-1a2b3c4d5e6f", ds[0].ID)
-			}
-			want, why := 0, ""
-			for _, x := range readmeExits {
-				if strings.HasPrefix(line, x.prefix) {
-					want, why = x.code, x.why
-				}
-			}
-			script := "set -e\n" + line
-			if strings.HasPrefix(line, "export ") {
-				script += "\nenv -0"
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			cmd := exec.CommandContext(ctx, "bash", "-c", script)
-			cmd.Dir, cmd.Env = work, env
-			out, err := cmd.CombinedOutput()
-			cancel()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatalf("README.md:%d: %s: %v", n, line, err)
-			}
-			if code != want {
-				t.Fatalf("README.md:%d: %s\nexit %d, want %d %s\n%s", n, line, code, want, why, out)
-			}
-			if strings.HasPrefix(line, "export ") {
-				env = nil
-				for _, kv := range strings.Split(string(out), "\x00") {
-					if strings.Contains(kv, "=") {
-						env = append(env, strings.TrimLeft(kv, "\n"))
-					}
-				}
-				continue
-			}
-			t.Logf("README.md:%d: %s → exit %d\n%s", n, line, code, out)
-			if strings.HasPrefix(line, "curl ") && !strings.Contains(string(out), "hello") {
-				t.Errorf("README.md:%d: %s did not reach the example app:\n%s", n, line, out)
-			}
+	// Each block on a baton of its own, as a reader might try them, all
+	// at once (the usage block deploys and builds for a while).
+	t.Run("blocks", func(t *testing.T) {
+		for _, blk := range blocks {
+			t.Run(fmt.Sprintf("line-%d", blk.line), func(t *testing.T) {
+				t.Parallel()
+				runReadmeBlock(t, blk, work, bin, &mu, skipped)
+			})
 		}
-	}
+	})
 	for _, s := range readmeSkips {
 		if !skipped[s.why] {
 			t.Errorf("readmeSkips entry %q matches no README line any more: remove it", s.prefix)
+		}
+	}
+}
+
+// runReadmeBlock runs one marked block's lines in order against a baton
+// of its own, noting which skip entries matched.
+func runReadmeBlock(t *testing.T, blk readmeBlock, work, bin string, mu *sync.Mutex, skipped map[string]bool) {
+	b := startBaton(t)
+	env := append(os.Environ(),
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HOME="+t.TempDir(),
+		"BATON_URL=http://"+b.apiAddr,
+		"BATON_TOKEN="+b.token,
+		"CI_PIPELINE_ID=4242",
+	)
+	subst := strings.NewReplacer("127.0.0.1:7070", b.apiAddr, "127.0.0.1:8080", b.proxyAddr)
+	for i, raw := range blk.lines {
+		n := blk.line + i
+		line := strings.TrimSpace(raw)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if why := readmeSkip(line); why != "" {
+			mu.Lock()
+			skipped[why] = true
+			mu.Unlock()
+			continue
+		}
+		line = subst.Replace(line)
+		if strings.Contains(line, "d-1a2b3c4d5e6f") {
+			ds, err := b.client().Deployments(context.Background(), "hello", 1)
+			if err != nil || len(ds) == 0 {
+				t.Fatalf("README.md:%d: no deployment to stand for the example id: %v", n, err)
+			}
+			line = strings.ReplaceAll(line, "d-1a2b3c4d5e6f", ds[0].ID)
+		}
+		want, why := 0, ""
+		for _, x := range readmeExits {
+			if strings.HasPrefix(line, x.prefix) {
+				want, why = x.code, x.why
+			}
+		}
+		script := "set -e\n" + line
+		if strings.HasPrefix(line, "export ") {
+			script += "\nenv -0"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, "bash", "-c", script)
+		cmd.Dir, cmd.Env = work, env
+		out, err := cmd.CombinedOutput()
+		cancel()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("README.md:%d: %s: %v", n, line, err)
+		}
+		if code != want {
+			t.Fatalf("README.md:%d: %s\nexit %d, want %d %s\n%s", n, line, code, want, why, out)
+		}
+		if strings.HasPrefix(line, "export ") {
+			env = nil
+			for _, kv := range strings.Split(string(out), "\x00") {
+				if strings.Contains(kv, "=") {
+					env = append(env, strings.TrimLeft(kv, "\n"))
+				}
+			}
+			continue
+		}
+		t.Logf("README.md:%d: %s → exit %d\n%s", n, line, code, out)
+		if strings.HasPrefix(line, "curl ") && !strings.Contains(string(out), "hello") {
+			t.Errorf("README.md:%d: %s did not reach the example app:\n%s", n, line, out)
 		}
 	}
 }
