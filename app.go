@@ -31,11 +31,14 @@ type AppOptions struct {
 	// GitOnConflict is the conflict policy of a git push that sets no
 	// -o on-conflict; "" is queue.
 	GitOnConflict Policy `json:"git_on_conflict,omitempty"`
+	// RegistryOnConflict is the conflict policy of an image pushed to
+	// baton's registry (a push cannot say one); "" is queue.
+	RegistryOnConflict Policy `json:"registry_on_conflict,omitempty"`
 }
 
 // Check validates the options' policies ("" stays: queue).
 func (o AppOptions) Check() error {
-	for name, p := range map[string]Policy{"kudu_on_conflict": o.KuduOnConflict, "git_on_conflict": o.GitOnConflict} {
+	for name, p := range map[string]Policy{"kudu_on_conflict": o.KuduOnConflict, "git_on_conflict": o.GitOnConflict, "registry_on_conflict": o.RegistryOnConflict} {
 		if p == "" {
 			continue
 		}

@@ -329,6 +329,8 @@ type AppChange struct {
 	RevisionMode   *string `json:"revision_mode,omitempty"`
 	KuduOnConflict *string `json:"kudu_on_conflict,omitempty"`
 	GitOnConflict  *string `json:"git_on_conflict,omitempty"`
+	// RegistryOnConflict is the policy of images pushed to baton's registry.
+	RegistryOnConflict *string `json:"registry_on_conflict,omitempty"`
 }
 
 // UpdateApp changes an app's revision mode and baton's options for it.

@@ -185,13 +185,15 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 		// baton's own options ("" sets the default back); see baton.AppOptions.
 		KuduOnConflict *string `json:"kudu_on_conflict"`
 		GitOnConflict  *string `json:"git_on_conflict"`
+		// RegistryOnConflict is the policy of images pushed to /v2/.
+		RegistryOnConflict *string `json:"registry_on_conflict"`
 	}
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	app := r.PathValue("app")
-	if body.KuduOnConflict != nil || body.GitOnConflict != nil {
+	if body.KuduOnConflict != nil || body.GitOnConflict != nil || body.RegistryOnConflict != nil {
 		a, err := s.Store.App(r.Context(), app)
 		if err != nil {
 			s.fail(w, r, err)
@@ -204,11 +206,14 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 		if body.GitOnConflict != nil {
 			o.GitOnConflict = baton.Policy(*body.GitOnConflict)
 		}
+		if body.RegistryOnConflict != nil {
+			o.RegistryOnConflict = baton.Policy(*body.RegistryOnConflict)
+		}
 		err = o.Check()
 		if err == nil {
 			err = s.Store.SetAppOptions(r.Context(), app, o)
 		}
-		s.auditf(r, "app.options", app, fmt.Sprintf("kudu_on_conflict=%s git_on_conflict=%s", orQueue(o.KuduOnConflict), orQueue(o.GitOnConflict)), err)
+		s.auditf(r, "app.options", app, fmt.Sprintf("kudu_on_conflict=%s git_on_conflict=%s registry_on_conflict=%s", orQueue(o.KuduOnConflict), orQueue(o.GitOnConflict), orQueue(o.RegistryOnConflict)), err)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -70,16 +70,17 @@ func newAppsCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	var mode, kuduPolicy, gitPolicy string
+	var mode, kuduPolicy, gitPolicy, registryPolicy string
 	set := &cobra.Command{
 		Use:   "set APP",
-		Short: "Change an app's options (--revision-mode, --kudu-on-conflict, --git-on-conflict)",
+		Short: "Change an app's options (--revision-mode, --kudu-on-conflict, --git-on-conflict, --registry-on-conflict)",
 		Long: `Change an app's options. They are baton's own, kept on the app: unlike
 settings (baton config set) they are not in the app's environment and
 changing one creates no revision.`,
 		Example: `  baton apps set hello --revision-mode multiple
   baton apps set hello --kudu-on-conflict fail     # Kudu deploys that name no on_conflict get 409 while busy
-  baton apps set hello --git-on-conflict ''        # git pushes queue again (the default)`,
+  baton apps set hello --git-on-conflict ''        # git pushes queue again (the default)
+  baton apps set hello --registry-on-conflict fail # podman push to baton's registry is refused while busy`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ch api.AppChange
@@ -93,21 +94,25 @@ changing one creates no revision.`,
 			if flags.Changed("git-on-conflict") {
 				ch.GitOnConflict = &gitPolicy
 			}
+			if flags.Changed("registry-on-conflict") {
+				ch.RegistryOnConflict = &registryPolicy
+			}
 			if ch == (api.AppChange{}) {
-				return fmt.Errorf("nothing to set: give --revision-mode, --kudu-on-conflict or --git-on-conflict")
+				return fmt.Errorf("nothing to set: give --revision-mode, --kudu-on-conflict, --git-on-conflict or --registry-on-conflict")
 			}
 			a, err := e.client().UpdateApp(cmd.Context(), args[0], ch)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "app %s: revision mode %s, Kudu deploys on conflict %s, git pushes on conflict %s\n",
-				a.Name, a.RevisionMode, orDefaultPolicy(a.Options.KuduOnConflict), orDefaultPolicy(a.Options.GitOnConflict))
+			fmt.Fprintf(e.stdout, "app %s: revision mode %s, Kudu deploys on conflict %s, git pushes on conflict %s, image pushes on conflict %s\n",
+				a.Name, a.RevisionMode, orDefaultPolicy(a.Options.KuduOnConflict), orDefaultPolicy(a.Options.GitOnConflict), orDefaultPolicy(a.Options.RegistryOnConflict))
 			return nil
 		},
 	}
 	set.Flags().StringVar(&mode, "revision-mode", "", "single: a deployment takes 100 % and deactivates the previous revision; multiple: revisions stay active with weights")
 	set.Flags().StringVar(&kuduPolicy, "kudu-on-conflict", "", "conflict policy of Kudu API deploys whose request names no on_conflict: "+baton.PolicyChoices()+"; '' for the default (queue)")
 	set.Flags().StringVar(&gitPolicy, "git-on-conflict", "", "conflict policy of git pushes without -o on-conflict: "+baton.PolicyChoices()+"; '' for the default (queue)")
+	set.Flags().StringVar(&registryPolicy, "registry-on-conflict", "", "conflict policy of images pushed to baton's registry (podman push, skopeo copy): "+baton.PolicyChoices()+"; '' for the default (queue)")
 	cmd.AddCommand(create, list, del, set)
 	return cmd
 }

@@ -441,6 +441,16 @@ func TestImageKillDuringStartAndRestartInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "v2's containers run", func() bool { return len(batonContainers(t, b)) == 4 })
+	// While v2 holds the app, a push under registry_on_conflict=fail is
+	// refused, and says who holds it.
+	if out, code := runCLI(t, b, "apps", "set", "kc", "--registry-on-conflict", "fail"); code != 0 {
+		t.Fatalf("apps set --registry-on-conflict: exit %d\n%s", code, out)
+	}
+	push := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds", "baton:"+b.token,
+		"docker://"+reg+"/kc:v1", "docker://"+b.apiAddr+"/kc:again")
+	if out, err := push.CombinedOutput(); err == nil || !strings.Contains(string(out), res.Deployment.ID) {
+		t.Fatalf("a push while %s runs, with registry_on_conflict=fail: %v, want a refusal naming it:\n%s", res.Deployment.ID, err, out)
+	}
 	b.stop(syscall.SIGKILL)
 	b.start()
 	waitServes(t, p, "kc.localhost", "v1")

@@ -95,8 +95,8 @@ func (s *DB) SetRevisionMode(ctx context.Context, app, mode string) error {
 
 // SetAppOptions replaces an app's options.
 func (s *DB) SetAppOptions(ctx context.Context, app string, o baton.AppOptions) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE apps SET kudu_on_conflict = $1, git_on_conflict = $2 WHERE name = $3`,
-		string(o.KuduOnConflict), string(o.GitOnConflict), app)
+	tag, err := s.pool.Exec(ctx, `UPDATE apps SET kudu_on_conflict = $1, git_on_conflict = $2, registry_on_conflict = $3 WHERE name = $4`,
+		string(o.KuduOnConflict), string(o.GitOnConflict), string(o.RegistryOnConflict), app)
 	if err == nil && tag.RowsAffected() == 0 {
 		return baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
 	}

@@ -57,14 +57,23 @@ func (s *Server) authorizeRegistry(r *http.Request, repo string, push bool) erro
 }
 
 // imagePushed deploys an image whose manifest was pushed, under the
-// app's queue and conflict policy; the push answers with the deployment.
+// app's queue and its option registry_on_conflict (default queue); the
+// push answers with the deployment, or fails with the refusal's sentence.
 func (s *Server) imagePushed(ctx context.Context, repo, reference string, img ociimage.Image) (http.Header, error) {
 	app, slot, err := registryTarget(repo)
 	if err != nil {
 		return nil, err
 	}
+	a, err := s.store.App(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := baton.ParsePolicy(string(a.Options.RegistryOnConflict))
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.coord.Submit(ctx, baton.SubmitRequest{
-		App: app, Slot: slot, ImageDigest: img.Digest, Policy: baton.PolicyQueue,
+		App: app, Slot: slot, ImageDigest: img.Digest, Policy: policy,
 		Params:  baton.DeployParams{Image: "push " + repo + ":" + reference},
 		Message: "image " + repo + ":" + reference,
 	})

@@ -94,8 +94,8 @@ func (s *DB) SetRevisionMode(ctx context.Context, app, mode string) error {
 
 // SetAppOptions replaces an app's options.
 func (s *DB) SetAppOptions(ctx context.Context, app string, o baton.AppOptions) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE apps SET kudu_on_conflict = ?, git_on_conflict = ? WHERE name = ?`,
-		string(o.KuduOnConflict), string(o.GitOnConflict), app)
+	res, err := s.db.ExecContext(ctx, `UPDATE apps SET kudu_on_conflict = ?, git_on_conflict = ?, registry_on_conflict = ? WHERE name = ?`,
+		string(o.KuduOnConflict), string(o.GitOnConflict), string(o.RegistryOnConflict), app)
 	if err != nil {
 		return err
 	}

@@ -454,7 +454,7 @@ func testAppOptions(t *testing.T, s baton.Store) {
 	if a := must(s.App(ctx, "opts")).on(t); a.Options != (baton.AppOptions{}) {
 		t.Fatalf("a new app has options %+v", a.Options)
 	}
-	o := baton.AppOptions{KuduOnConflict: baton.PolicyFail, GitOnConflict: baton.PolicySupersede}
+	o := baton.AppOptions{KuduOnConflict: baton.PolicyFail, GitOnConflict: baton.PolicySupersede, RegistryOnConflict: baton.PolicyCancel}
 	if err := s.SetAppOptions(ctx, "opts", o); err != nil {
 		t.Fatal(err)
 	}
