@@ -32,6 +32,10 @@ type RestoreOptions struct {
 	// NoKey restores an archive without a key and without KeyFile: baton
 	// serve then makes a new key, and secret settings no longer open.
 	NoKey bool
+	// Store is a postgres:// URL of an empty database to load the
+	// backup's store dump (made with --store-dump) into, with psql; the
+	// dump is then not kept in DataDir.
+	Store string
 	// SchemaVersion is the newest store schema this baton knows; default
 	// sqlite.SchemaVersion(). Tests lower it.
 	SchemaVersion int
@@ -67,6 +71,10 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 		return m, err
 	}
 	switch {
+	case o.Store != "" && m.Store == "sqlite":
+		return m, fmt.Errorf("the backup holds a SQLite store, which goes into the data directory: restore it without --store")
+	case o.Store != "" && !m.StoreDump:
+		return m, fmt.Errorf("the backup holds no dump of its PostgreSQL store (it was made without --store-dump): restore the database with its own tools, and this backup without --store")
 	case m.KeyIncluded && key != nil:
 		return m, fmt.Errorf("the backup holds its own secret key: restore it without --key")
 	case !m.KeyIncluded && key == nil && !o.NoKey:
@@ -124,6 +132,15 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 			}
 		}
 		if err := checkKey(ctx, info.SecretSample, opener); err != nil {
+			return m, err
+		}
+	}
+	if o.Store != "" {
+		dump := filepath.Join(tmp, StoreDumpName)
+		if err := pgLoad(ctx, o.Store, dump); err != nil {
+			return m, err
+		}
+		if err := os.Remove(dump); err != nil {
 			return m, err
 		}
 	}

@@ -115,15 +115,16 @@ DIR once every file checks out: a damaged or cut archive leaves nothing.
 A backup of a newer store schema than this baton knows is refused.
 
 A backup of a PostgreSQL store holds no database, or with --store-dump a
-pg_dump of it (DIR/store.sql after the restore): load that into a new,
-empty database with psql, then 'baton serve --store postgres://... --data
-DIR'.
+pg_dump of it: --store URL loads that into a new, empty database with
+psql (in one transaction) as it restores; without --store it is left in
+DIR/store.sql for you to load. Then 'baton serve --store URL --data DIR'.
 
 A backup made without --include-key needs the key file of the baton it
 came from (--key), or --no-key to restore without it: secret settings then
 no longer open.`,
 		Example: `  baton restore backup.tar.gz --data /var/lib/baton --key /safe/secret.key
-  baton serve --data /var/lib/baton`,
+  baton serve --data /var/lib/baton
+  baton restore pg.tar.gz --data /var/lib/baton --store postgres://baton@db/baton_new`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.DataDir == "" {
@@ -142,12 +143,13 @@ no longer open.`,
 				return e.printJSON(m)
 			}
 			fmt.Fprintf(e.stdout, "restored %s into %s: %s\n", args[0], o.DataDir, m.Summary())
-			fmt.Fprintln(e.stdout, backup.NextSteps(m, o.DataDir))
+			fmt.Fprintln(e.stdout, backup.NextSteps(m, o.DataDir, o.Store))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "the data directory to create (must not exist, or be empty)")
 	cmd.Flags().StringVar(&o.KeyFile, "key", "", "the secret key file of the baton the backup came from (for a backup without --include-key)")
+	cmd.Flags().StringVar(&o.Store, "store", "", "postgres:// URL of a new, empty database to load the backup's store dump into (a backup made with --store-dump; needs psql)")
 	cmd.Flags().BoolVar(&o.NoKey, "no-key", false, "restore a backup without its key and without --key: secret settings will not open")
 	cmd.MarkFlagsMutuallyExclusive("key", "no-key")
 	addJSON(cmd, e)

@@ -291,9 +291,9 @@ func missingAudit(got, want []baton.AuditEntry) []string {
 // TestBackupPostgres: with a PostgreSQL store, the archive holds the
 // artifacts and the note that the database is backed up with its own
 // tools; with --store-dump it holds a pg_dump of the store instead, which
-// psql loads into an empty database that a baton then serves from on the
-// restored data directory: the same revision answers, with the same
-// history.
+// baton restore --store loads (psql) into an empty database, refusing one
+// that is not, and a baton then serves from it on the restored data
+// directory: the same revision answers, with the same history.
 func TestBackupPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -341,18 +341,32 @@ func TestBackupPostgres(t *testing.T) {
 	if m, err := backup.ReadManifest(dumped); err != nil || !m.StoreDump || m.Store != "postgres" {
 		t.Fatalf("manifest of the dump: %+v, %v", m, err)
 	}
-	restored = filepath.Join(t.TempDir(), "restored-dump")
-	out, code = runCLI(t, b, "restore", dumped, "--data", restored)
+	plain := filepath.Join(t.TempDir(), "restored-dump")
+	out, code = runCLI(t, b, "restore", dumped, "--data", plain)
 	if code != 0 || !strings.Contains(out, "psql") {
 		t.Fatalf("baton restore of the dump: exit %d\n%s", code, out)
 	}
-	if _, err := os.Stat(filepath.Join(restored, backup.PostgresNote)); err == nil {
+	if _, err := os.Stat(filepath.Join(plain, backup.StoreDumpName)); err != nil {
+		t.Errorf("restored without --store, the dump is not in the data directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(plain, backup.PostgresNote)); err == nil {
 		t.Error("a backup with the store's dump says the database is not in it")
 	}
+	// --store loads the dump with psql, only into an empty database.
+	restored = filepath.Join(t.TempDir(), "restored-store")
+	if out, code := runCLI(t, b, "restore", dumped, "--data", restored, "--store", dsn); code != 1 || !strings.Contains(out, "empty database") {
+		t.Errorf("restore --store into the serving database: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(restored); err == nil {
+		t.Error("a refused restore created the data directory")
+	}
 	newDSN := pgtest.NewDatabase(t)
-	if out, err := exec.Command("psql", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", newDSN,
-		"-f", filepath.Join(restored, backup.StoreDumpName)).CombinedOutput(); err != nil {
-		t.Fatalf("psql the dump into a new database: %v\n%s", err, out)
+	out, code = runCLI(t, b, "restore", dumped, "--data", restored, "--store", newDSN)
+	if code != 0 || !strings.Contains(out, "baton serve --store") {
+		t.Fatalf("baton restore --store: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(restored, backup.StoreDumpName)); err == nil {
+		t.Error("the dump loaded with --store was kept in the data directory")
 	}
 	b2 := (&batonProc{t: t, data: restored, apiAddr: freeAddr(t), proxyAddr: freeAddr(t), extra: []string{"--store", newDSN}}).launch()
 	waitServes(t, newProxyClient(b2.proxyAddr), "pgapp.localhost", "v1")
