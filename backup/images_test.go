@@ -185,6 +185,17 @@ func TestBackupImages(t *testing.T) {
 	if _, err := got.Image(unused); err == nil {
 		t.Error("an image no revision names was backed up")
 	}
+
+	// With PostgreSQL (no snapshot to read revisions from), every image
+	// held goes in.
+	src.Snapshot = nil
+	buf.Reset()
+	if m, err = backup.Write(context.Background(), &buf, src); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Images) != 3 || len(m.MissingImages) > 0 {
+		t.Errorf("PostgreSQL backup images %+v, missing %v; want all 3 held", m.Images, m.MissingImages)
+	}
 }
 
 // TestBackupImageBlobDamaged: an archive whose image blob does not match
