@@ -17,6 +17,8 @@ type BackupOptions struct {
 	// IncludeKey puts the key that seals secret settings in the archive;
 	// without it, a restore needs the key file.
 	IncludeKey bool `json:"include_key,omitempty"`
+	// StoreDump puts a pg_dump of a PostgreSQL store in the archive.
+	StoreDump bool `json:"store_dump,omitempty"`
 }
 
 // BackupFunc writes a backup archive (tar.gz) to w.
@@ -45,7 +47,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).Flush()
 	}}
 	err := s.Backup(r.Context(), sw, o)
-	s.auditf(r, "backup", "", fmt.Sprintf("include_key=%t", o.IncludeKey), err)
+	s.auditf(r, "backup", "", fmt.Sprintf("include_key=%t store_dump=%t", o.IncludeKey, o.StoreDump), err)
 	switch {
 	case err == nil:
 		sw.begin() // an empty archive still answers 200
@@ -74,6 +76,12 @@ func (sw *startedWriter) begin() {
 func (sw *startedWriter) Write(p []byte) (int, error) {
 	sw.begin()
 	return sw.w.Write(p)
+}
+
+// Flush sends what was written so far.
+func (sw *startedWriter) Flush() error {
+	sw.begin()
+	return http.NewResponseController(sw.w).Flush()
 }
 
 // Backup asks the server for a backup archive and copies it to w. An

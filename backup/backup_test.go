@@ -291,3 +291,28 @@ func TestPostgresArchive(t *testing.T) {
 		t.Error("a PostgreSQL backup restored a SQLite database")
 	}
 }
+
+// TestRestoreStoreNeedsDump: --store is refused, before anything is
+// written, for a SQLite backup and for a PostgreSQL one without a dump.
+func TestRestoreStoreNeedsDump(t *testing.T) {
+	f := newFixture(t)
+	parent := t.TempDir()
+	dsn := "postgres://baton@127.0.0.1:1/new"
+	_, err := restore(f.archive(t, true), backup.RestoreOptions{DataDir: filepath.Join(parent, "a"), Store: dsn})
+	if err == nil || !strings.Contains(err.Error(), "SQLite store") {
+		t.Errorf("restore --store of a SQLite backup: %v", err)
+	}
+	src := f.source(true)
+	src.Snapshot = nil
+	var buf bytes.Buffer
+	if _, err := backup.Write(context.Background(), &buf, src); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore(buf.Bytes(), backup.RestoreOptions{DataDir: filepath.Join(parent, "b"), Store: dsn})
+	if err == nil || !strings.Contains(err.Error(), "--store-dump") {
+		t.Errorf("restore --store of a backup without a dump: %v", err)
+	}
+	if l := leftovers(t, parent); len(l) > 0 {
+		t.Errorf("a refused restore left %v", l)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/ociimage"
 	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/sqlite"
 )
@@ -31,6 +32,10 @@ type RestoreOptions struct {
 	// NoKey restores an archive without a key and without KeyFile: baton
 	// serve then makes a new key, and secret settings no longer open.
 	NoKey bool
+	// Store is a postgres:// URL of an empty database to load the
+	// backup's store dump (made with --store-dump) into, with psql; the
+	// dump is then not kept in DataDir.
+	Store string
 	// SchemaVersion is the newest store schema this baton knows; default
 	// sqlite.SchemaVersion(). Tests lower it.
 	SchemaVersion int
@@ -66,6 +71,10 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 		return m, err
 	}
 	switch {
+	case o.Store != "" && m.Store == "sqlite":
+		return m, fmt.Errorf("the backup holds a SQLite store, which goes into the data directory: restore it without --store")
+	case o.Store != "" && !m.StoreDump:
+		return m, fmt.Errorf("the backup holds no dump of its PostgreSQL store (it was made without --store-dump): restore the database with its own tools, and this backup without --store")
 	case m.KeyIncluded && key != nil:
 		return m, fmt.Errorf("the backup holds its own secret key: restore it without --key")
 	case !m.KeyIncluded && key == nil && !o.NoKey:
@@ -88,13 +97,25 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return m, err
 	}
-	if err := unpack(ctx, tr, m, tmp); err != nil {
+	var images *ociimage.Store
+	if len(m.Images) > 0 {
+		// The server took these images in under its limits already.
+		if images, err = ociimage.Open(filepath.Join(tmp, "images"), ociimage.Limits{MaxLayerBytes: 1 << 50, MaxImageBytes: 1 << 50}); err != nil {
+			return m, err
+		}
+	}
+	if err := unpack(ctx, tr, m, tmp, images); err != nil {
 		return m, err
 	}
 	// The rest of the stream is the gzip trailer, whose checksum tells a
 	// damaged archive.
 	if _, err := io.Copy(io.Discard, gz); err != nil {
 		return m, fmt.Errorf("the backup is damaged or cut short: %w", err)
+	}
+	for _, img := range m.Images {
+		if _, err := images.AdoptAs(img.Digest, img.Ref); err != nil {
+			return m, fmt.Errorf("the backup's image %s: %w", img.Digest, err)
+		}
 	}
 	if m.Store == "sqlite" {
 		info, err := sqlite.Inspect(ctx, filepath.Join(tmp, DatabaseName))
@@ -111,6 +132,15 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 			}
 		}
 		if err := checkKey(ctx, info.SecretSample, opener); err != nil {
+			return m, err
+		}
+	}
+	if o.Store != "" {
+		dump := filepath.Join(tmp, StoreDumpName)
+		if err := pgLoad(ctx, o.Store, dump); err != nil {
+			return m, err
+		}
+		if err := os.Remove(dump); err != nil {
 			return m, err
 		}
 	}
@@ -198,7 +228,7 @@ func ReadManifest(path string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
-	if err := unpack(context.Background(), tr, m, ""); err != nil {
+	if err := unpack(context.Background(), tr, m, "", nil); err != nil {
 		return m, err
 	}
 	if _, err := io.Copy(io.Discard, gz); err != nil {
@@ -208,15 +238,26 @@ func ReadManifest(path string) (Manifest, error) {
 }
 
 // unpack reads the entries after the manifest into dir (only checking
-// them when dir is ""), refusing any the manifest does not list or whose
-// size or sum differs, and any it lists that are absent.
-func unpack(ctx context.Context, tr *tar.Reader, m Manifest, dir string) error {
+// them when dir is ""), image blobs into images, refusing any the
+// manifest does not list or whose size or sum differs, and any it lists
+// that are absent.
+func unpack(ctx context.Context, tr *tar.Reader, m Manifest, dir string, images *ociimage.Store) error {
 	want := map[string]File{}
 	for _, f := range m.Files {
 		if !allowedName(f.Name) {
 			return fmt.Errorf("the backup's manifest lists %q, which is no file of a data directory", f.Name)
 		}
+		if hex, ok := strings.CutPrefix(f.Name, ImageBlobsDir); ok && f.SHA256 != hex {
+			return fmt.Errorf("the backup's manifest gives blob %s the sum %s", f.Name, f.SHA256)
+		}
 		want[f.Name] = f
+	}
+	for _, img := range m.Images {
+		for _, b := range img.Blobs {
+			if _, ok := want[ImageBlobsDir+strings.TrimPrefix(b, "sha256:")]; !ok {
+				return fmt.Errorf("the backup's image %s needs blob %s, which it does not hold", img.Digest, b)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for {
@@ -238,6 +279,13 @@ func unpack(ctx context.Context, tr *tar.Reader, m Manifest, dir string) error {
 			return fmt.Errorf("the backup's %s is %d bytes, its manifest says %d", hdr.Name, hdr.Size, f.Size)
 		}
 		seen[hdr.Name] = true
+		if hex, ok := strings.CutPrefix(hdr.Name, ImageBlobsDir); ok && images != nil {
+			// PutBlob checks the blob against its digest, the sum.
+			if err := images.PutBlob("sha256:"+hex, tr); err != nil {
+				return fmt.Errorf("the backup is damaged or cut short (in %s): %w", f.Name, err)
+			}
+			continue
+		}
 		if err := copyChecked(tr, f, dir); err != nil {
 			return err
 		}
@@ -253,10 +301,13 @@ func unpack(ctx context.Context, tr *tar.Reader, m Manifest, dir string) error {
 // allowedName reports whether name is a file a backup may hold.
 func allowedName(name string) bool {
 	switch name {
-	case DatabaseName, KeyName, PostgresNote:
+	case DatabaseName, KeyName, PostgresNote, StoreDumpName:
 		return true
 	}
-	d, ok := strings.CutPrefix(name, ArtifactsDir)
+	if d, ok := strings.CutPrefix(name, ArtifactsDir); ok {
+		return validDigest(d)
+	}
+	d, ok := strings.CutPrefix(name, ImageBlobsDir)
 	return ok && validDigest(d)
 }
 

@@ -20,20 +20,25 @@ func newBackupCmd(e *env) *cobra.Command {
 		Short: "Write a backup of the server to FILE (tar.gz), while it serves",
 		Long: `Write a backup of the baton server to FILE, a tar.gz archive, while it
 keeps serving: a consistent snapshot of its SQLite store (deployment
-history, settings, tokens, audit), the artifacts its revisions need, and a
-manifest with the store's schema and baton's version. Needs an admin token.
+history, settings, tokens, audit), the artifacts and container images its
+revisions need (each image blob once), and a manifest with the store's
+schema and baton's version. A restored baton starts image revisions from
+the archive's images, without any registry. Needs an admin token.
 
 Secret settings are in the store sealed with the server's key
 (DATA/secret.key). The key is in the archive only with --include-key;
 otherwise keep the key file safe yourself: a restore needs it.
 
-With a PostgreSQL store, the archive holds the artifacts and a note: back
-the database up with PostgreSQL's own tools (pg_dump).
+With a PostgreSQL store, the archive holds the artifacts and images and a
+note: back the database up with PostgreSQL's own tools. With --store-dump
+the server runs pg_dump (it must be installed on the server, of the
+database's major version) and the archive holds the dump as store.sql.
 
 The archive is written to a temporary file beside FILE and checked before
 it is renamed to FILE: a FILE that exists is a whole backup.`,
 		Example: `  baton backup /backups/baton-$(date +%F).tar.gz
   baton backup all.tar.gz --include-key
+  baton backup pg.tar.gz --store-dump      # PostgreSQL store: pg_dump too
   baton restore all.tar.gz --data /var/lib/baton-new`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,6 +85,9 @@ it is renamed to FILE: a FILE that exists is a whole backup.`,
 			if len(m.MissingArtifacts) > 0 {
 				fmt.Fprintf(e.stderr, "warning: %d artifacts the store names were not on the server's disk; the revisions using them cannot start after a restore\n", len(m.MissingArtifacts))
 			}
+			if len(m.MissingImages) > 0 {
+				fmt.Fprintf(e.stderr, "warning: %d images the store names were not held by the server; the revisions using them need their registry after a restore\n", len(m.MissingImages))
+			}
 			if !m.KeyIncluded {
 				fmt.Fprintln(e.stdout, "The secret key is not in it: keep the server's secret.key; a restore needs it (--key).")
 			}
@@ -87,6 +95,7 @@ it is renamed to FILE: a FILE that exists is a whole backup.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.IncludeKey, "include-key", false, "put the key that seals secret settings in the archive (whoever reads the archive then reads the secrets)")
+	cmd.Flags().BoolVar(&o.StoreDump, "store-dump", false, "with a PostgreSQL store: run pg_dump on the server and put the dump in the archive (store.sql)")
 	addJSON(cmd, e)
 	return cmd
 }
@@ -105,11 +114,17 @@ The backup is unpacked into a temporary folder beside DIR and renamed to
 DIR once every file checks out: a damaged or cut archive leaves nothing.
 A backup of a newer store schema than this baton knows is refused.
 
+A backup of a PostgreSQL store holds no database, or with --store-dump a
+pg_dump of it: --store URL loads that into a new, empty database with
+psql (in one transaction) as it restores; without --store it is left in
+DIR/store.sql for you to load. Then 'baton serve --store URL --data DIR'.
+
 A backup made without --include-key needs the key file of the baton it
 came from (--key), or --no-key to restore without it: secret settings then
 no longer open.`,
 		Example: `  baton restore backup.tar.gz --data /var/lib/baton --key /safe/secret.key
-  baton serve --data /var/lib/baton`,
+  baton serve --data /var/lib/baton
+  baton restore pg.tar.gz --data /var/lib/baton --store postgres://baton@db/baton_new`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.DataDir == "" {
@@ -128,16 +143,13 @@ no longer open.`,
 				return e.printJSON(m)
 			}
 			fmt.Fprintf(e.stdout, "restored %s into %s: %s\n", args[0], o.DataDir, m.Summary())
-			if m.Store == "postgres" {
-				fmt.Fprintf(e.stdout, "Restore the PostgreSQL database with its own tools, then: baton serve --store postgres://... --data %s\n", o.DataDir)
-			} else {
-				fmt.Fprintf(e.stdout, "Start it with: baton serve --data %s\n", o.DataDir)
-			}
+			fmt.Fprintln(e.stdout, backup.NextSteps(m, o.DataDir, o.Store))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "the data directory to create (must not exist, or be empty)")
 	cmd.Flags().StringVar(&o.KeyFile, "key", "", "the secret key file of the baton the backup came from (for a backup without --include-key)")
+	cmd.Flags().StringVar(&o.Store, "store", "", "postgres:// URL of a new, empty database to load the backup's store dump into (a backup made with --store-dump; needs psql)")
 	cmd.Flags().BoolVar(&o.NoKey, "no-key", false, "restore a backup without its key and without --key: secret settings will not open")
 	cmd.MarkFlagsMutuallyExclusive("key", "no-key")
 	addJSON(cmd, e)

@@ -105,6 +105,13 @@ would go; deployment records and their logs stay.`,
 					return fmt.Errorf("BATON_TEST_COLLECT_PAUSE: %w", err)
 				}
 			}
+			if v := os.Getenv("BATON_TEST_BACKUP_PAUSE"); v != "" {
+				// Test hook: hold backups mid-stream to kill baton during one.
+				var err error
+				if cfg.BackupPause, err = time.ParseDuration(v); err != nil {
+					return fmt.Errorf("BATON_TEST_BACKUP_PAUSE: %w", err)
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Open(ctx, cfg)

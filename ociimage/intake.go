@@ -277,6 +277,18 @@ func (s *Store) Adopt(digest string) (Image, error) {
 	return s.adopt(context.Background(), digest, "adopted")
 }
 
+// AdoptAs is Adopt giving a new record the Ref the image had where it
+// came from (a restored backup keeps it).
+func (s *Store) AdoptAs(digest, ref string) (Image, error) {
+	if img, err := s.Image(digest); err == nil {
+		return img, nil
+	}
+	if ref == "" {
+		ref = "adopted"
+	}
+	return s.adopt(context.Background(), digest, ref)
+}
+
 // MissingBlobs lists the blobs an image needs besides its manifest that
 // are not held yet: put the manifest blob first (PutBlob), then these,
 // then Adopt it. An index's chosen child manifest counts as one of them,

@@ -64,6 +64,9 @@ type Config struct {
 	InstanceLogMax int64
 	// CollectPause slows collection down (test hook; see coordinator.Config).
 	CollectPause time.Duration
+	// BackupPause stops every backup after its manifest for this long
+	// (test hook; see backup.Source).
+	BackupPause time.Duration
 
 	MaxUploads    int           // artifact uploads in progress at once; default 8
 	UploadWait    time.Duration // how long an upload waits for a slot before 429; default 30s
