@@ -18,14 +18,43 @@ type Controller struct {
 	LastSeen time.Time `json:"last_seen"`
 	// Silence is how long ago LastSeen was, by the store's clock.
 	Silence time.Duration `json:"silence"`
+	// Advertise is the address (an IP or host name, no port) other hosts
+	// reach this one at; "" for a controller of an older baton.
+	Advertise string `json:"advertise"`
+	// Peer is ADVERTISE:PORT of its peer listener, where other hosts'
+	// proxies forward requests for the apps it runs; "" when it has none.
+	Peer string `json:"peer"`
+	// Instances is how many app instances it ran at its last heartbeat.
+	Instances int `json:"instances"`
+	// Draining is set while it stops: it takes no new apps.
+	Draining bool `json:"draining"`
+}
+
+// ControllerInfo is what a controller registers about itself.
+type ControllerInfo struct {
+	ID string
+	// Addr is where clients reach its API.
+	Addr string
+	// Advertise and Peer: see Controller.
+	Advertise, Peer string
+}
+
+// Heartbeat is what a controller reports each time it says it is alive.
+type Heartbeat struct {
+	// Instances is how many app instances it runs now.
+	Instances int
+	// Draining: see Controller.
+	Draining bool
 }
 
 // ControllerStore keeps controllers, their liveness and app placement.
 type ControllerStore interface {
-	// RegisterController records id at addr as started and seen now.
-	RegisterController(ctx context.Context, id, addr string) error
-	// HeartbeatController records that id is alive; ENOTFOUND if unregistered.
-	HeartbeatController(ctx context.Context, id string) error
+	// RegisterController records c as started and seen now (a restart:
+	// again, with new times and addresses).
+	RegisterController(ctx context.Context, c ControllerInfo) error
+	// HeartbeatController records that id is alive, with what it reports;
+	// ENOTFOUND if unregistered.
+	HeartbeatController(ctx context.Context, id string, hb Heartbeat) error
 	DeregisterController(ctx context.Context, id string) error
 	Controllers(ctx context.Context) ([]Controller, error)
 	// AssignApp pins app to controller if it is pinned to from (compare
@@ -52,4 +81,29 @@ type BlobStore interface {
 type BlobRemover interface {
 	// RemoveArtifact deletes the artifact; one not stored is no error.
 	RemoveArtifact(ctx context.Context, digest string) error
+}
+
+// HostState is how a host stands, by its heartbeat.
+type HostState string
+
+// The states of a host.
+const (
+	// HostLive heartbeats and serves.
+	HostLive HostState = "live"
+	// HostDraining is stopping: it still serves, and takes no new work.
+	HostDraining HostState = "draining"
+	// HostLost has missed its heartbeats: its apps are adopted by others.
+	HostLost HostState = "lost"
+)
+
+// String returns the state's name.
+func (s HostState) String() string { return string(s) }
+
+// Host is a controller seen as a machine that runs instances and a proxy:
+// what `baton hosts` and GET /api/v1/hosts list.
+type Host struct {
+	Controller
+	State HostState `json:"state"`
+	// Apps are the apps it owns (runs the instances and operations of).
+	Apps []string `json:"apps"`
 }

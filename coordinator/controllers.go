@@ -38,9 +38,7 @@ func (c *Coordinator) housekeep() {
 }
 
 func (c *Coordinator) tick(ctx context.Context) {
-	if err := c.cfg.Store.HeartbeatController(ctx, c.cfg.ControllerID); baton.ErrorCode(err) == baton.ENOTFOUND {
-		_ = c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr)
-	}
+	c.heartbeatHost(ctx)
 	if c.cfg.Shared {
 		ended, err := c.cfg.Store.FailExpired(ctx)
 		if err != nil {

@@ -55,6 +55,10 @@ type Config struct {
 	// ControllerID names this controller (default "local"); ControllerAddr
 	// is where its API listens.
 	ControllerID, ControllerAddr string
+	// Advertise is the address other hosts reach this one at (default
+	// 127.0.0.1); PeerAddr is its peer listener's ADVERTISE:PORT ("":
+	// none).
+	Advertise, PeerAddr string
 	// Shared is true when other controllers use the same store: start-up
 	// recovery then fails only deployments whose lease expired, and apps of
 	// controllers that went silent are adopted.
@@ -227,7 +231,7 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return fmt.Errorf("create temp dir: %w", err)
 	}
-	if err := c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr); err != nil {
+	if err := c.cfg.Store.RegisterController(ctx, c.hostInfo()); err != nil {
 		return fmt.Errorf("register controller: %w", err)
 	}
 	// Alone, everything left running was ours and is interrupted; shared,

@@ -13,16 +13,19 @@ type Controller = baton.Controller
 
 // RegisterController records controller id at addr as started and seen
 // now. Registering an id again (a restart) resets both times.
-func (s *DB) RegisterController(ctx context.Context, id, addr string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, started_at, last_seen) VALUES ($1, $2, now(), now())
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_at = excluded.started_at, last_seen = excluded.last_seen`, id, addr)
+func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining)
+		VALUES ($1, $2, $3, $4, now(), now(), 0, false)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false`, c.ID, c.Addr, c.Advertise, c.Peer)
 	return err
 }
 
-// HeartbeatController records that controller id is alive now; ENOTFOUND
-// if it is not registered (it was deregistered: register again).
-func (s *DB) HeartbeatController(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE controllers SET last_seen = now() WHERE id = $1`, id)
+// HeartbeatController records that controller id is alive now, with what
+// it reports; ENOTFOUND if it is not registered (it was deregistered:
+// register again).
+func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartbeat) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE controllers SET last_seen = now(), instances = $2, draining = $3 WHERE id = $1`, id, hb.Instances, hb.Draining)
 	if err == nil && tag.RowsAffected() == 0 {
 		return baton.Errorf(baton.ENOTFOUND, "controller %q is not registered", id)
 	}
@@ -38,14 +41,14 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 // Controllers returns every registered controller, by id.
 func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, started_at, last_seen,
-		(extract(epoch FROM now() - last_seen) * 1000000)::bigint FROM controllers ORDER BY id`)
+		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Controller, error) {
 		var c Controller
 		var silence int64
-		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence)
+		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining)
 		utc(&c.StartedAt)
 		utc(&c.LastSeen)
 		c.Silence = time.Duration(silence) * time.Microsecond

@@ -47,6 +47,9 @@ type Config struct {
 	// ControllerID names this controller among those sharing a store
 	// (default: the host name); it must stay the same across restarts.
 	ControllerID string
+	// Advertise is the address (IP or host name, no port) other hosts
+	// sharing the store reach this one at; default 127.0.0.1.
+	Advertise string
 
 	MaxUpload    int64         // artifact upload limit; default 1 GiB
 	MaxQueue     int           // queued deployments per app; default 100
@@ -186,6 +189,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ControllerID == "" {
 		cfg.ControllerID, _ = os.Hostname()
 	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = "127.0.0.1"
+	}
+	if strings.ContainsAny(cfg.Advertise, ":/ ") && net.ParseIP(cfg.Advertise) == nil {
+		return nil, fmt.Errorf("--advertise %q: want an IP address or a host name, without a port", cfg.Advertise)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := s.open(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -294,7 +303,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
 		OnFinished:   s.hooks.NotifyFinished,
-		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
+		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(), Advertise: cfg.Advertise,
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
 		Store: s.store, Artifacts: s.arts, Images: s.images, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,

@@ -8,16 +8,17 @@ import (
 )
 
 // RegisterController records a controller as started and seen now.
-func (s *DB) RegisterController(ctx context.Context, id, addr string) error {
+func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, started_at, last_seen) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_at = excluded.started_at, last_seen = excluded.last_seen`, id, addr, now, now)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining) VALUES (?, ?, ?, ?, ?, ?, 0, 0)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = 0`, c.ID, c.Addr, c.Advertise, c.Peer, now, now)
 	return err
 }
 
-// HeartbeatController records that a controller is alive.
-func (s *DB) HeartbeatController(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET last_seen = ? WHERE id = ?`, s.now(), id)
+// HeartbeatController records that a controller is alive, with what it reports.
+func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartbeat) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET last_seen = ?, instances = ?, draining = ? WHERE id = ?`, s.now(), hb.Instances, hb.Draining, id)
 	if err != nil {
 		return err
 	}
@@ -35,7 +36,7 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 
 // Controllers lists the registered controllers by id.
 func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen FROM controllers ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +46,7 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	for rows.Next() {
 		var c baton.Controller
 		var started, seen int64
-		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen); err != nil {
+		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining); err != nil {
 			return nil, err
 		}
 		c.StartedAt, c.LastSeen = fromMicros(started), fromMicros(seen)

@@ -10,19 +10,39 @@ import (
 
 func testControllers(t *testing.T, s baton.Store) {
 	ctx := context.Background()
-	if err := s.RegisterController(ctx, "c1", "10.0.0.1:7070"); err != nil {
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.1", Peer: "10.0.0.1:7071"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RegisterController(ctx, "c2", "10.0.0.2:7070"); err != nil {
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c2", Addr: "10.0.0.2:7070"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.HeartbeatController(ctx, "c1"); err != nil {
+	if err := s.HeartbeatController(ctx, "c1", baton.Heartbeat{Instances: 3, Draining: true}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, s.HeartbeatController(ctx, "nope"), baton.ENOTFOUND)
+	wantCode(t, s.HeartbeatController(ctx, "nope", baton.Heartbeat{}), baton.ENOTFOUND)
 	cs := must(s.Controllers(ctx)).on(t)
 	if len(cs) != 2 || cs[0].ID != "c1" || cs[1].Addr != "10.0.0.2:7070" || cs[0].LastSeen.IsZero() || cs[0].Silence < 0 {
 		t.Fatalf("controllers = %+v", cs)
+	}
+	// What a host registers and reports with its heartbeat is kept.
+	if c := cs[0]; c.Advertise != "10.0.0.1" || c.Peer != "10.0.0.1:7071" || c.Instances != 3 || !c.Draining {
+		t.Fatalf("host c1 = %+v", c)
+	}
+	if c := cs[1]; c.Advertise != "" || c.Peer != "" || c.Instances != 0 || c.Draining {
+		t.Fatalf("host c2 = %+v", c)
+	}
+	if err := s.HeartbeatController(ctx, "c1", baton.Heartbeat{Instances: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if c := must(s.Controllers(ctx)).on(t)[0]; c.Instances != 1 || c.Draining || c.Advertise != "10.0.0.1" {
+		t.Fatalf("host c1 after a second heartbeat = %+v", c)
+	}
+	// Registering again (a restart) replaces the addresses and resets the report.
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.9", Peer: "10.0.0.9:7071"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := must(s.Controllers(ctx)).on(t)[0]; c.Advertise != "10.0.0.9" || c.Peer != "10.0.0.9:7071" || c.Instances != 0 {
+		t.Fatalf("host c1 after registering again = %+v", c)
 	}
 	if err := s.DeregisterController(ctx, "c2"); err != nil {
 		t.Fatal(err)
