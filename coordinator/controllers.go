@@ -28,6 +28,12 @@ func (c *Coordinator) housekeep() {
 				continue
 			}
 			c.kick(app)
+			if !c.owns(app) {
+				// Another host's operation ended, or it adopted an app.
+				ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL)
+				c.refreshRemote(ctx)
+				cancel()
+			}
 			continue
 		case <-t.C:
 		}
@@ -47,6 +53,7 @@ func (c *Coordinator) tick(ctx context.Context) {
 		c.noteInterrupted(ctx, ended, "its controller going silent")
 		c.adoptOrphans(ctx)
 		c.refreshDomains(ctx) // claimed or released through another controller
+		c.refreshRemote(ctx)
 	}
 	// Work queued through another controller's API, if a wake-up was missed.
 	queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{States: []baton.State{baton.StateQueued}})

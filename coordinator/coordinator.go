@@ -154,6 +154,9 @@ type Coordinator struct {
 	apps   map[string]bool // known apps, for the routing table
 	// domains maps each custom domain to its slot (domains.go).
 	domains map[string]slotKey
+	// remote are the apps other live hosts own, routed to their peer
+	// listeners (remote.go).
+	remote map[string]remoteApp
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
 	// reaped holds, by deployment, the commands of interrupted
@@ -287,6 +290,7 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	c.refreshDomains(ctx)
+	c.refreshRemote(ctx)
 	// Handed instances serve as soon as this process accepts requests.
 	c.adoptHanded(ctx)
 	c.publishRoutes()

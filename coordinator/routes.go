@@ -134,10 +134,11 @@ func (c *Coordinator) buildRoutes() {
 		}
 		byHost[r.Host] = r
 	}
+	c.remoteRoutesLocked(byHost)
 	// Custom domains after the slots' own hosts: each serves what its
 	// slot's host serves (a slot without routing yet answers like one).
 	for name, k := range c.domains {
-		if !c.apps[k.app] {
+		if _, remote := c.remote[k.app]; !c.apps[k.app] && !remote {
 			continue
 		}
 		r, ok := byHost[c.host(k.app, k.slot)]

@@ -4,27 +4,43 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/pgtest"
 )
 
-// threeHosts starts three `baton serve` hosts advertising 127.0.0.2,
-// 127.0.0.3 and 127.0.0.4 on one throwaway PostgreSQL database.
+// threeHosts starts three `baton serve` hosts on 127.0.0.2, 127.0.0.3
+// and 127.0.0.4 (advertised, and their proxies and peer listeners there)
+// on one throwaway PostgreSQL database.
 func threeHosts(t *testing.T, extra ...string) []*batonProc {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	var hs []*batonProc
 	for i := 2; i <= 4; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
 		args := append([]string{"--store", dsn, "--controller-id", fmt.Sprintf("host-%d", i),
-			"--advertise", fmt.Sprintf("127.0.0.%d", i), "--lease-ttl", "2s"}, extra...)
-		hs = append(hs, startBaton(t, args...))
+			"--advertise", ip, "--peer-port", "0", "--lease-ttl", "2s"}, extra...)
+		b := &batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddrOn(t, ip), extra: args}
+		hs = append(hs, b.launch())
 	}
 	return hs
+}
+
+// freeAddrOn returns an address of ip with a port free right now.
+func freeAddrOn(t testing.TB, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // hostsByID lists the hosts through b's CLI (`baton hosts --json`).
@@ -82,4 +98,91 @@ func TestHostsList(t *testing.T) {
 		}
 		return len(m["host-3"].Apps)+len(m["host-4"].Apps) == 1
 	})
+}
+
+// TestHostsBehindHAProxy: three hosts behind HAProxy, an app run by one
+// of them. Every host's proxy serves it (the others forward to its
+// owner's peer listener); v1 → v2 under load through HAProxy fails no
+// request and every host serves v2 after; kill -9 of a host that does not
+// own the app fails requests only until HAProxy marks it down, and the
+// others keep serving.
+func TestHostsBehindHAProxy(t *testing.T) {
+	t.Parallel()
+	hs := threeHosts(t)
+	ctx := context.Background()
+	owner := hs[0]
+	if _, err := owner.client().CreateApp(ctx, "multi"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, owner.client(), "multi", appDir(t, "v1", withBinary))
+	servesEverywhere := func(v string) func() bool {
+		return func() bool {
+			for _, h := range hs {
+				st, body, err := newProxyClient(h.proxyAddr).get("multi.localhost", "/")
+				if err != nil || st != 200 || version(body) != v {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, 20*time.Second, "every host's proxy serves v1", servesEverywhere("v1"))
+	// Peer listeners serve only what their own host runs.
+	for _, h := range hostsByID(t, hs[1]) {
+		if h.Peer == "" || !strings.HasPrefix(h.Peer, h.Advertise+":") {
+			t.Fatalf("host %s: peer listener %q not on %s", h.ID, h.Peer, h.Advertise)
+		}
+		st, _, err := newProxyClient(h.Peer).get("multi.localhost", "/")
+		if want := map[bool]int{true: 200, false: 421}[h.ID == "host-2"]; err != nil || st != want {
+			t.Fatalf("peer listener of %s: %d %v, want %d", h.ID, st, err, want)
+		}
+	}
+
+	lb := startHAProxy(t, "multi.localhost", map[string]string{
+		"host-2": hs[0].proxyAddr, "host-3": hs[1].proxyAddr, "host-4": hs[2].proxyAddr})
+	front := newProxyClient(lb.addr)
+
+	// v1 → v2 under load, deployed through a host that does not run it.
+	l := startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "load through haproxy reaches v1", func() bool { return l.count("v1") > 100 })
+	d := deploy(t, hs[1].client(), "multi", appDir(t, "v2", withBinary), api.DeployOptions{})
+	eventually(t, 60*time.Second, "v2 switching", func() bool {
+		cur, err := hs[1].client().Deployment(ctx, d.ID)
+		return err == nil && (cur.State.Final() || cur.Phase == baton.PhaseSwitching || cur.Phase == baton.PhaseDraining)
+	})
+	start := time.Now()
+	eventually(t, 30*time.Second, "every host's proxy serves v2", servesEverywhere("v2"))
+	switched := time.Since(start)
+	if d = waitFinal(t, hs[1].client(), d.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("v2: %s %s", d.State, d.Error)
+	}
+	eventually(t, 10*time.Second, "load through haproxy reaches v2", func() bool { return l.count("v2") > 100 })
+	got, failures := l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("v1 → v2 through haproxy: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	t.Logf("v1 → v2 (%s): %v, 0 failed; from phase switching to every host serving v2: %s", d.ID, got, switched.Round(time.Millisecond))
+
+	// kill -9 of host-4, which does not own the app, under load.
+	l = startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v2") > 100 })
+	killed := time.Now()
+	hs[2].stop(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
+		st, err := lb.states()
+		return err == nil && st["host-4"] == "DOWN"
+	})
+	down := time.Since(killed)
+	beforeDown, failedBeforeDown := l.finish()
+	l = startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v2") > 500 })
+	after, failedAfter := l.finish()
+	if len(failedAfter) > 0 {
+		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
+	}
+	t.Logf("kill -9 host-4: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered)",
+		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after)
+	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
+		t.Logf("  failed: %s", f)
+	}
 }

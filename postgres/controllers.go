@@ -56,9 +56,11 @@ func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	})
 }
 
-// AssignApp pins an app to a controller if it is still pinned to from.
+// AssignApp pins an app to a controller if it is still pinned to from,
+// and notifies ChannelAppMoved.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE apps SET controller = $1 WHERE name = $2 AND controller = $3`, to, app, from)
+	tag, err := s.pool.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1 WHERE name = $2 AND controller = $3 RETURNING name)
+		SELECT pg_notify('`+ChannelAppMoved+`', name) FROM moved`, to, app, from)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ const (
 	// ChannelDeploymentQueued carries an app name whenever Enqueue queues
 	// a deployment of that app.
 	ChannelDeploymentQueued = "baton_deployment_queued"
+	// ChannelAppMoved carries an app name whenever AssignApp moves the
+	// app to another controller (the hosts' proxies forward it elsewhere).
+	ChannelAppMoved = "baton_app_moved"
 )
 
 // Notification is one notification received by a Listener.
