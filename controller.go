@@ -61,6 +61,13 @@ type ControllerStore interface {
 	// and swap, so two survivors cannot both adopt an orphaned app);
 	// ECONFLICT if the app has moved meanwhile.
 	AssignApp(ctx context.Context, app, from, to string) error
+	// AckRouting records, for each app in gens, the routing generation
+	// controller's proxy applied (replacing what it recorded before).
+	AckRouting(ctx context.Context, controller string, gens map[string]int64) error
+	// RoutingAcks returns app's routing generation, how long ago it was
+	// recorded (by the store's clock) and every controller's ack;
+	// ENOTFOUND if the app does not exist.
+	RoutingAcks(ctx context.Context, app string) (RoutingState, error)
 	// FailExpired ends the running deployments whose lease expired or is
 	// gone (their controller died) as FailInterrupted does, and deletes
 	// those leases: the recovery step when controllers share the store.
@@ -106,4 +113,21 @@ type Host struct {
 	State HostState `json:"state"`
 	// Apps are the apps it owns (runs the instances and operations of).
 	Apps []string `json:"apps"`
+}
+
+// RoutingState is an app's routing generation and which generation each
+// host applied. SetRouting and AssignApp advance the generation.
+type RoutingState struct {
+	App        string `json:"app"`
+	Generation int64  `json:"generation"`
+	// Age is how long ago the generation was recorded.
+	Age  time.Duration `json:"age"`
+	Acks []RoutingAck  `json:"acks"`
+}
+
+// RoutingAck is the routing generation of an app one host applied.
+type RoutingAck struct {
+	Controller string    `json:"controller"`
+	Generation int64     `json:"generation"`
+	AppliedAt  time.Time `json:"applied_at"`
 }

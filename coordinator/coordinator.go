@@ -157,6 +157,9 @@ type Coordinator struct {
 	// remote are the apps other live hosts own, routed to their peer
 	// listeners (remote.go).
 	remote map[string]remoteApp
+	// acked are the routing generations this host acked, by app
+	// (generation.go).
+	acked map[string]int64
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
 	// reaped holds, by deployment, the commands of interrupted
@@ -217,6 +220,7 @@ func New(cfg Config) *Coordinator {
 		masks:   map[string]*baton.Masker{},
 		running: map[runKey]*instances{},
 		routes:  map[slotKey][]baton.RevisionWeight{},
+		acked:   map[string]int64{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
 		gates:   map[string]*sync.Mutex{},

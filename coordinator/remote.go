@@ -50,7 +50,11 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 		return
 	}
 	next := map[string]remoteApp{}
+	gens := map[string]int64{}
 	for _, a := range apps {
+		if !c.owns(a.Name) {
+			gens[a.Name] = a.RoutingGeneration // applied once published below
+		}
 		peer := peers[a.Controller]
 		if peer == "" {
 			continue // ours, unowned, or its host is lost: adoption moves it
@@ -74,6 +78,7 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 	if !same {
 		c.publishRoutes()
 	}
+	c.ack(ctx, gens)
 }
 
 // remoteRoutesLocked adds to byHost the Forward routes of the apps other

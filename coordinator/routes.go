@@ -42,6 +42,7 @@ func (c *Coordinator) applyRouting(app string, slots map[string][]baton.Revision
 	}
 	c.mu.Unlock()
 	c.publishRoutes()
+	c.ackOwn(app)
 	return retired
 }
 

@@ -108,7 +108,7 @@ func TestHostsList(t *testing.T) {
 // others keep serving.
 func TestHostsBehindHAProxy(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t)
+	hs := threeHosts(t, "--lease-ttl", "3s")
 	ctx := context.Background()
 	owner := hs[0]
 	if _, err := owner.client().CreateApp(ctx, "multi"); err != nil {
@@ -162,10 +162,45 @@ func TestHostsBehindHAProxy(t *testing.T) {
 		t.Fatalf("v1 → v2 through haproxy: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
 	}
 	t.Logf("v1 → v2 (%s): %v, 0 failed; from phase switching to every host serving v2: %s", d.ID, got, switched.Round(time.Millisecond))
+	// The switch recorded a routing generation that every host acked
+	// before the old instances drained.
+	st, err := hs[2].client().Status(ctx, "multi")
+	if err != nil || st.Routing == nil || len(st.Routing.Acks) != 3 {
+		t.Fatalf("status routing: %+v %v", st.Routing, err)
+	}
+	for _, a := range st.Routing.Acks {
+		if a.Generation != st.Routing.Generation {
+			t.Fatalf("host %s acked generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
+		}
+	}
+	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, fmt.Sprintf("routing generation %d applied by every live host (3)", st.Routing.Generation)) {
+		t.Fatalf("v2's log does not say every host applied its routing:\n%s", log)
+	}
+
+	// A host that does not apply a switch (stopped, not yet lost) is
+	// reported in the switch's log and as a conflict in status; once it
+	// runs again it catches up and the conflict goes.
+	if err := hs[1].signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer hs[1].signal(syscall.SIGCONT)
+	d = mustSucceed(t, hs[0].client(), "multi", appDir(t, "v3", withBinary))
+	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, "not applied within 3s by host(s) [host-3 (127.0.0.3)]") {
+		t.Fatalf("v3's log does not report host-3:\n%s", log)
+	}
+	st, err = hs[0].client().Status(ctx, "multi")
+	if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-3") {
+		t.Fatalf("status while host-3 is stopped: %+v %v", st.Conflicts, err)
+	}
+	hs[1].signal(syscall.SIGCONT)
+	eventually(t, 20*time.Second, "host-3 catches up, the conflict goes", func() bool {
+		st, err := hs[0].client().Status(ctx, "multi")
+		return err == nil && !hasConflict(st, baton.ConflictStaleRouting, "") && version(must200(newProxyClient(hs[1].proxyAddr).get("multi.localhost", "/"))) == "v3"
+	})
 
 	// kill -9 of host-4, which does not own the app, under load.
 	l = startLoad(t, front, "multi.localhost", 8)
-	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v2") > 100 })
+	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v3") > 100 })
 	killed := time.Now()
 	hs[2].stop(syscall.SIGKILL)
 	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
@@ -175,7 +210,7 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	down := time.Since(killed)
 	beforeDown, failedBeforeDown := l.finish()
 	l = startLoad(t, front, "multi.localhost", 8)
-	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v2") > 500 })
+	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v3") > 500 })
 	after, failedAfter := l.finish()
 	if len(failedAfter) > 0 {
 		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
@@ -185,4 +220,23 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
 		t.Logf("  failed: %s", f)
 	}
+}
+
+// hasConflict reports whether st lists a conflict of code whose message
+// names what.
+func hasConflict(st baton.AppStatus, code, what string) bool {
+	for _, c := range st.Conflicts {
+		if c.Code == code && strings.Contains(c.Message, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// must200 is the body of a 200 answer, "" for anything else.
+func must200(status int, body string, err error) string {
+	if err != nil || status != 200 {
+		return ""
+	}
+	return body
 }

@@ -34,7 +34,8 @@ func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartb
 
 // DeregisterController removes controller id, on a clean shutdown.
 func (s *DB) DeregisterController(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM controllers WHERE id = $1`, id)
+	_, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM routing_acks WHERE controller = $1)
+		DELETE FROM controllers WHERE id = $1`, id)
 	return err
 }
 
@@ -57,10 +58,11 @@ func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 }
 
 // AssignApp pins an app to a controller if it is still pinned to from,
-// and notifies ChannelAppMoved.
+// advancing its routing generation, and notifies ChannelRouting.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1 WHERE name = $2 AND controller = $3 RETURNING name)
-		SELECT pg_notify('`+ChannelAppMoved+`', name) FROM moved`, to, app, from)
+	tag, err := s.pool.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
+			routing_changed_at = now() WHERE name = $2 AND controller = $3 RETURNING name)
+		SELECT pg_notify('`+ChannelRouting+`', name) FROM moved`, to, app, from)
 	if err != nil {
 		return err
 	}
@@ -71,4 +73,47 @@ func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
 		return baton.Errorf(baton.ECONFLICT, "app %q is no longer run by %q", app, from)
 	}
 	return nil
+}
+
+// AckRouting records the routing generations controller applied.
+func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]int64) error {
+	if len(gens) == 0 {
+		return nil
+	}
+	apps := make([]string, 0, len(gens))
+	nums := make([]int64, 0, len(gens))
+	for a, g := range gens {
+		apps, nums = append(apps, a), append(nums, g)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO routing_acks (controller, app, generation, applied_at)
+		SELECT $1, a, g, now() FROM unnest($2::text[], $3::bigint[]) AS t(a, g)
+		ON CONFLICT (controller, app) DO UPDATE SET generation = excluded.generation, applied_at = excluded.applied_at`,
+		controller, apps, nums)
+	return err
+}
+
+// RoutingAcks returns app's routing generation and every controller's ack.
+func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
+	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}
+	var age int64
+	err := s.pool.QueryRow(ctx, `SELECT routing_generation, (extract(epoch FROM now() - routing_changed_at) * 1000000)::bigint
+		FROM apps WHERE name = $1`, app).Scan(&st.Generation, &age)
+	if err != nil {
+		return st, notFound(err, "app %q does not exist", app)
+	}
+	st.Age = time.Duration(age) * time.Microsecond
+	rows, err := s.pool.Query(ctx, `SELECT controller, generation, applied_at FROM routing_acks WHERE app = $1 ORDER BY controller`, app)
+	if err != nil {
+		return st, err
+	}
+	acks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.RoutingAck, error) {
+		var a baton.RoutingAck
+		err := row.Scan(&a.Controller, &a.Generation, &a.AppliedAt)
+		utc(&a.AppliedAt)
+		return a, err
+	})
+	if err == nil && acks != nil {
+		st.Acks = acks
+	}
+	return st, err
 }

@@ -25,7 +25,7 @@ func (s *Server) share(ctx context.Context, st baton.Store) (sharing, error) {
 		return sharing{stop: func() {}}, nil
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l, err := pg.Listen(lctx, postgres.ChannelDeploymentQueued, postgres.ChannelLeaseReleased, postgres.ChannelAppMoved)
+	l, err := pg.Listen(lctx, postgres.ChannelDeploymentQueued, postgres.ChannelLeaseReleased, postgres.ChannelRouting)
 	if err != nil {
 		cancel()
 		return sharing{}, err

@@ -88,3 +88,56 @@ func testFailExpired(t *testing.T, s baton.Store) {
 		t.Fatalf("expired lease kept: %v", err)
 	}
 }
+
+// testRoutingGenerations: SetRouting and AssignApp advance an app's
+// routing generation (a stale fence does not); hosts' acks are kept per
+// host and app, replaced by the next, and go with their host.
+func testRoutingGenerations(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "gen")).on(t)
+	st := must(s.RoutingAcks(ctx, "gen")).on(t)
+	if st.Generation != 0 || len(st.Acks) != 0 || st.Acks == nil {
+		t.Fatalf("new app: %+v", st)
+	}
+	d := enqueue(t, s, newDeployment("gen", baton.PolicyQueue)).Deployment
+	f := start(t, s, d)
+	r := must(s.CreateRevision(ctx, f, baton.Revision{App: "gen", Slot: baton.ProductionSlot, Deployment: d.ID})).on(t)
+	route := map[string][]baton.RevisionWeight{baton.ProductionSlot: {{Revision: r.Name, Weight: 100}}}
+	must(0, s.SetRouting(ctx, f, route)).on(t)
+	if a := must(s.App(ctx, "gen")).on(t); a.RoutingGeneration != 1 {
+		t.Fatalf("generation after a switch = %d, want 1", a.RoutingGeneration)
+	}
+	stale := f
+	stale.Token--
+	if err := s.SetRouting(ctx, stale, route); err == nil {
+		t.Fatal("stale SetRouting accepted")
+	}
+	must(0, s.AssignApp(ctx, "gen", "", "c1")).on(t)
+	st = must(s.RoutingAcks(ctx, "gen")).on(t)
+	if st.Generation != 2 || st.Age < 0 || st.Age > time.Hour {
+		t.Fatalf("after a stale switch and a move: %+v, want generation 2", st)
+	}
+	if a := must(s.Apps(ctx)).on(t); len(a) == 0 || a[len(a)-1].RoutingGeneration != 2 {
+		t.Fatalf("Apps: %+v", a)
+	}
+
+	must(0, s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "a:1"})).on(t)
+	must(0, s.RegisterController(ctx, baton.ControllerInfo{ID: "c2", Addr: "a:2"})).on(t)
+	must(0, s.AckRouting(ctx, "c1", map[string]int64{"gen": 2})).on(t)
+	must(0, s.AckRouting(ctx, "c2", map[string]int64{"gen": 1})).on(t)
+	must(0, s.AckRouting(ctx, "c2", nil)).on(t)
+	st = must(s.RoutingAcks(ctx, "gen")).on(t)
+	if len(st.Acks) != 2 || st.Acks[0].Controller != "c1" || st.Acks[0].Generation != 2 || st.Acks[1].Generation != 1 || st.Acks[0].AppliedAt.IsZero() {
+		t.Fatalf("acks = %+v", st.Acks)
+	}
+	must(0, s.AckRouting(ctx, "c2", map[string]int64{"gen": 2})).on(t)
+	if st = must(s.RoutingAcks(ctx, "gen")).on(t); st.Acks[1].Generation != 2 {
+		t.Fatalf("acks after c2 caught up = %+v", st.Acks)
+	}
+	must(0, s.DeregisterController(ctx, "c2")).on(t)
+	if st = must(s.RoutingAcks(ctx, "gen")).on(t); len(st.Acks) != 1 || st.Acks[0].Controller != "c1" {
+		t.Fatalf("acks after c2 left = %+v", st.Acks)
+	}
+	_, err := s.RoutingAcks(ctx, "nope")
+	wantCode(t, err, baton.ENOTFOUND)
+}
