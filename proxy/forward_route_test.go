@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -78,5 +79,56 @@ func TestForwardRoute(t *testing.T) {
 	}
 	if st, body, err := getVia(c, "http://"+bPeer, "app.localhost"); err != nil || st != 200 || body != "v1" {
 		t.Fatalf("B's peer listener for its own app: %d %q %v", st, body, err)
+	}
+}
+
+// TestForwardKeepsClientAddress: an instance behind a forwarding host
+// sees the client's address in X-Forwarded-For, not the forwarding
+// host's; a request sent straight to a peer listener with no
+// X-Forwarded-For gets its own, and one that only claims a proto gets
+// baton's.
+func TestForwardKeepsClientAddress(t *testing.T) {
+	t.Parallel()
+	seen := make(chan http.Header, 4)
+	app := startHandler(t, func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
+	a, b := newTestProxy(t, Config{}), newTestProxy(t, Config{})
+	aFront, bPeer := startServe(t, a), startServeLocal(t, b)
+	b.SetRoutes([]Route{route1("app.localhost", "app", "app--1", addrOf(app))})
+	a.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Forward: true,
+		Backends: []Backend{{Weight: 100, Addrs: []string{bPeer}}}}})
+	c := newClient(t, 2)
+	// The client connects from 127.0.0.5; A connects to B from 127.0.0.1.
+	c.Transport.(*http.Transport).DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 5)}}).DialContext
+
+	req, _ := http.NewRequest(http.MethodGet, aFront+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // spoofed: A is the edge
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.5" {
+		t.Fatalf("through A then B: X-Forwarded-For %q, want the client's own [127.0.0.5]", got)
+	}
+	if got := h.Values("X-Forwarded-Host"); len(got) != 1 || got[0] != "app.localhost" {
+		t.Fatalf("X-Forwarded-Host %q", got)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, "http://"+bPeer+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h = <-seen
+	if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
+		t.Fatalf("straight to the peer listener without X-Forwarded-For: X-Forwarded-Proto %q, want baton's [http]", got)
+	}
+	if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.5" {
+		t.Fatalf("straight to the peer listener: X-Forwarded-For %q", got)
 	}
 }
