@@ -90,6 +90,16 @@ func TestHostsList(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "127.0.0.3") || !strings.Contains(out, "listed") || !strings.Contains(out, "live") {
 		t.Fatalf("baton hosts: exit %d\n%s", code, out)
 	}
+	// A restart in place (SIGUSR2) hands the peer listener over: its
+	// address stays what the store says, and the proxy still forwards.
+	peer := hostsByID(t, hs[1])["host-3"].Peer
+	hs[1].restartInPlace()
+	if got := hostsByID(t, hs[1])["host-3"].Peer; got != peer {
+		t.Fatalf("host-3's peer listener moved from %s to %s in a restart in place", peer, got)
+	}
+	eventually(t, 10*time.Second, "host-3's proxy forwards listed after its restart", func() bool {
+		return version(must200(newProxyClient(hs[1].proxyAddr).get("listed.localhost", "/"))) == "v1"
+	})
 	hs[0].stop(syscall.SIGKILL)
 	eventually(t, 30*time.Second, "host-2 lost and listed adopted by another host", func() bool {
 		m := hostsByID(t, hs[1])

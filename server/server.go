@@ -53,8 +53,8 @@ type Config struct {
 	Advertise string
 	// PeerPort is the port of the peer listener on Advertise, where the
 	// other hosts' proxies forward the requests for the apps this host
-	// runs (opened only on a shared store; 0: any free port; the CLI's
-	// default is 7071).
+	// runs (opened only on a shared store, which publishes its address to
+	// the other hosts); 0: any free port.
 	PeerPort int
 
 	MaxUpload    int64         // artifact upload limit; default 1 GiB
@@ -268,8 +268,8 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("listen for other controllers: %w", err)
 	}
 	s.stopSharing = sh.stop
-	if sh.shared {
-		if s.peerLn, err = listenPeer(net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.PeerPort))); err != nil {
+	if sh.shared && s.peerLn == nil { // a restart in place inherits it
+		if s.peerLn, err = proxy.Listen(net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.PeerPort))); err != nil {
 			return fmt.Errorf("listen for other hosts on %s port %d: %w (pick another with --peer-port, or --advertise an address of this machine)", cfg.Advertise, cfg.PeerPort, err)
 		}
 	}
