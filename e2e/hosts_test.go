@@ -230,6 +230,23 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
 		t.Logf("  failed: %s", f)
 	}
+
+	// kill -9 of the app's owner: its instances ran only there, so the app
+	// is down everywhere until host-3 adopts it (this measures how long,
+	// the limit that placing instances on several hosts will lift).
+	l = startLoad(t, front, "multi.localhost", 4)
+	eventually(t, 10*time.Second, "load before killing the owner", func() bool { return l.count("v3") > 100 })
+	killed = time.Now()
+	hs[0].stop(syscall.SIGKILL)
+	before := l.count("v3")
+	eventually(t, 60*time.Second, "host-3 adopts and serves the app", func() bool {
+		st, err := hs[1].client().Status(ctx, "multi")
+		return err == nil && st.Controller == "host-3" && l.count("v3") > before+200
+	})
+	back := time.Since(killed)
+	got, failures = l.finish()
+	t.Logf("kill -9 of the owner host-2: served again by host-3 after at most %s; %d failed requests meanwhile (%v answered)",
+		back.Round(100*time.Millisecond), len(failures), got)
 }
 
 // hasConflict reports whether st lists a conflict of code whose message
