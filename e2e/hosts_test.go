@@ -183,6 +183,9 @@ func TestHostsBehindHAProxy(t *testing.T) {
 			t.Fatalf("host %s acked generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
 		}
 	}
+	if out, code := runCLI(t, hs[1], "status", "multi"); code != 0 || !strings.Contains(out, fmt.Sprintf("ROUTING  generation %d (owner host-2), applied by host: host-2 %[1]d, host-3 %[1]d, host-4 %[1]d", st.Routing.Generation)) {
+		t.Fatalf("baton status: exit %d\n%s", code, out)
+	}
 	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, fmt.Sprintf("routing generation %d applied by every live host (3)", st.Routing.Generation)) {
 		t.Fatalf("v2's log does not say every host applied its routing:\n%s", log)
 	}
