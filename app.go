@@ -17,6 +17,9 @@ type App struct {
 	Frozen *Freeze `json:"frozen,omitempty"`
 	// Controller is the controller that runs the app ("" until one claims it).
 	Controller string `json:"controller,omitempty"`
+	// RoutingGeneration advances with each change of the app's routing
+	// (see RoutingState).
+	RoutingGeneration int64 `json:"routing_generation,omitempty"`
 	// Options are baton's own per-app options (baton apps set).
 	Options AppOptions `json:"options"`
 }

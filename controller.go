@@ -18,20 +18,56 @@ type Controller struct {
 	LastSeen time.Time `json:"last_seen"`
 	// Silence is how long ago LastSeen was, by the store's clock.
 	Silence time.Duration `json:"silence"`
+	// Advertise is the address (an IP or host name, no port) other hosts
+	// reach this one at; "" for a controller of an older baton.
+	Advertise string `json:"advertise"`
+	// Peer is ADVERTISE:PORT of its peer listener, where other hosts'
+	// proxies forward requests for the apps it runs; "" when it has none.
+	Peer string `json:"peer"`
+	// Instances is how many app instances it ran at its last heartbeat.
+	Instances int `json:"instances"`
+	// Draining is set while it stops: it takes no new apps.
+	Draining bool `json:"draining"`
+}
+
+// ControllerInfo is what a controller registers about itself.
+type ControllerInfo struct {
+	ID string
+	// Addr is where clients reach its API.
+	Addr string
+	// Advertise and Peer: see Controller.
+	Advertise, Peer string
+}
+
+// Heartbeat is what a controller reports each time it says it is alive.
+type Heartbeat struct {
+	// Instances is how many app instances it runs now.
+	Instances int
+	// Draining: see Controller.
+	Draining bool
 }
 
 // ControllerStore keeps controllers, their liveness and app placement.
 type ControllerStore interface {
-	// RegisterController records id at addr as started and seen now.
-	RegisterController(ctx context.Context, id, addr string) error
-	// HeartbeatController records that id is alive; ENOTFOUND if unregistered.
-	HeartbeatController(ctx context.Context, id string) error
+	// RegisterController records c as started and seen now (a restart:
+	// again, with new times and addresses).
+	RegisterController(ctx context.Context, c ControllerInfo) error
+	// HeartbeatController records that id is alive, with what it reports;
+	// ENOTFOUND if unregistered.
+	HeartbeatController(ctx context.Context, id string, hb Heartbeat) error
 	DeregisterController(ctx context.Context, id string) error
 	Controllers(ctx context.Context) ([]Controller, error)
 	// AssignApp pins app to controller if it is pinned to from (compare
 	// and swap, so two survivors cannot both adopt an orphaned app);
 	// ECONFLICT if the app has moved meanwhile.
 	AssignApp(ctx context.Context, app, from, to string) error
+	// AckRouting records, for each app in gens, the routing generation
+	// controller's proxy applied (replacing what it recorded before).
+	AckRouting(ctx context.Context, controller string, gens map[string]int64) error
+	// RoutingAcks returns app's routing generation, how long ago it was
+	// recorded (by the store's clock) and every controller's ack;
+	// ENOTFOUND if the app does not exist.
+	RoutingAcks(ctx context.Context, app string) (RoutingState, error)
 	// FailExpired ends the running deployments whose lease expired or is
 	// gone (their controller died) as FailInterrupted does, and deletes
 	// those leases: the recovery step when controllers share the store.
@@ -52,4 +88,46 @@ type BlobStore interface {
 type BlobRemover interface {
 	// RemoveArtifact deletes the artifact; one not stored is no error.
 	RemoveArtifact(ctx context.Context, digest string) error
+}
+
+// HostState is how a host stands, by its heartbeat.
+type HostState string
+
+// The states of a host.
+const (
+	// HostLive heartbeats and serves.
+	HostLive HostState = "live"
+	// HostDraining is stopping: it still serves, and takes no new work.
+	HostDraining HostState = "draining"
+	// HostLost has missed its heartbeats: its apps are adopted by others.
+	HostLost HostState = "lost"
+)
+
+// String returns the state's name.
+func (s HostState) String() string { return string(s) }
+
+// Host is a controller seen as a machine that runs instances and a proxy:
+// what `baton hosts` and GET /api/v1/hosts list.
+type Host struct {
+	Controller
+	State HostState `json:"state"`
+	// Apps are the apps it owns (runs the instances and operations of).
+	Apps []string `json:"apps"`
+}
+
+// RoutingState is an app's routing generation and which generation each
+// host applied. SetRouting and AssignApp advance the generation.
+type RoutingState struct {
+	App        string `json:"app"`
+	Generation int64  `json:"generation"`
+	// Age is how long ago the generation was recorded.
+	Age  time.Duration `json:"age"`
+	Acks []RoutingAck  `json:"acks"`
+}
+
+// RoutingAck is the routing generation of an app one host applied.
+type RoutingAck struct {
+	Controller string    `json:"controller"`
+	Generation int64     `json:"generation"`
+	AppliedAt  time.Time `json:"applied_at"`
 }

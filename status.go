@@ -24,6 +24,9 @@ type AppStatus struct {
 	// Domains are the app's custom domains and, when the proxy serves
 	// HTTPS, each served name's certificate as this controller knows it.
 	Domains []DomainStatus `json:"domains,omitempty"`
+	// Routing is the app's routing generation and each host's ack, when
+	// several hosts share the store.
+	Routing *RoutingState `json:"routing,omitempty"`
 }
 
 // DomainStatus is one name an app's slot is served at, with its certificate.
@@ -105,6 +108,7 @@ const (
 	ConflictSwapPreviewOpen  = "swap_preview_open"
 	ConflictCertExpiring     = "certificate_expiring"
 	ConflictCertFailing      = "certificate_failing"
+	ConflictStaleRouting     = "host_serves_stale_routing"
 )
 
 // ResourceStatus is one shared resource (a manifest's release resources):

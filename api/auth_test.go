@@ -243,6 +243,7 @@ var routeTable = []struct {
 	{"GET /api/v1/locks", "GET", "/api/v1/locks", "", reader(200)},
 	{"GET /api/v1/resources", "GET", "/api/v1/resources", "", reader(200)},
 	{"GET /api/v1/controllers", "GET", "/api/v1/controllers", "", reader(200)},
+	{"GET /api/v1/hosts", "GET", "/api/v1/hosts", "", reader(200)},
 	{"GET /api/v1/domains", "GET", "/api/v1/domains", "", reader(200)},
 	{"GET /api/v1/apps/{app}/domains", "GET", "/api/v1/apps/hello/domains", "", reader(200)},
 	{"/api/", "GET", "/api/v1/nothing-here", "", reader(404)},

@@ -489,6 +489,13 @@ func (c *Client) Resources(ctx context.Context) ([]baton.ResourceStatus, error) 
 	return out, err
 }
 
+// Hosts lists the hosts sharing the store, with state, apps and instances.
+func (c *Client) Hosts(ctx context.Context) ([]baton.Host, error) {
+	var out []baton.Host
+	_, err := c.do(ctx, "GET", "/api/v1/hosts", nil, nil, &out)
+	return out, err
+}
+
 // Controllers lists the controllers sharing the store.
 func (c *Client) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	var out []baton.Controller

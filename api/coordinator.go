@@ -54,4 +54,7 @@ type Coordinator interface {
 	// dryRun, only reports it).
 	Collect(ctx context.Context, dryRun bool) (baton.GCReport, error)
 	Controllers(ctx context.Context) ([]baton.Controller, error)
+	// Hosts lists the hosts sharing the store with their state, apps and
+	// instances.
+	Hosts(ctx context.Context) ([]baton.Host, error)
 }

@@ -50,6 +50,7 @@ func (s *Server) routes() []route {
 		{pattern: "GET /api/v1/locks", scope: read, handler: s.listLocks},
 		{pattern: "GET /api/v1/resources", scope: read, handler: s.listResources},
 		{pattern: "GET /api/v1/controllers", scope: read, handler: s.listControllers},
+		{pattern: "GET /api/v1/hosts", scope: read, handler: s.listHosts},
 		{pattern: "GET /api/v1/domains", scope: read, handler: s.listDomains},
 		{pattern: "GET /api/v1/apps/{app}/domains", scope: read, handler: s.listDomains},
 

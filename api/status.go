@@ -149,3 +149,15 @@ func (s *Server) listControllers(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, 200, cs)
 }
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.Coord.Hosts(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if hs == nil {
+		hs = []baton.Host{}
+	}
+	writeJSON(w, 200, hs)
+}

@@ -185,7 +185,7 @@ token in $BATON_DATA/admin.token or ./baton-data/admin.token.
 	}
 	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e),
 		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newRollbackCmd(e), newSlotsCmd(e), newDomainsCmd(e), newConfigCmd(e), newSwapCmd(e),
-		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e))
+		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e), newHostsCmd(e))
 	root.AddCommand(newFreezeCmds(e)...)
 	root.AddCommand(newTokensCmd(e), newHooksCmd(e), newAuditCmd(e), newGCCmd(e), newBackupCmd(e), newRestoreCmd(e), newServiceCmd(e), newVersionCmd(e))
 	return root

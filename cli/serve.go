@@ -180,6 +180,8 @@ would go; deployment records and their logs stay.`,
 	f.BoolVar(&cfg.ACMEDisableARI, "acme-no-ari", false, "renew in the last third of a certificate's lifetime, ignoring the CA's suggested window (ARI)")
 	_ = f.MarkHidden("acme-renew-interval") // tests with short-lived certificates
 	_ = f.MarkHidden("acme-no-ari")
+	f.StringVar(&cfg.Advertise, "advertise", "127.0.0.1", "the address (IP or host name, no port) other hosts sharing a --store reach this one at")
+	f.IntVar(&cfg.PeerPort, "peer-port", 0, "port of the peer listener on --advertise, where other hosts sharing a --store forward the requests for the apps this host runs (0: any free port; the store tells the others); it trusts X-Forwarded-For from its clients, so only the hosts should reach it: set a port for the firewall rule")
 	f.StringVar(&cfg.ControllerID, "controller-id", "", "this controller's name among those sharing a --store (default: the host name; keep it stable across restarts)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 15*time.Second, "how long a lock outlives a controller that stops renewing it")
 	f.BoolVar(&requestMetrics, "request-metrics", true, "count every proxied request for /metrics (rate, errors, durations, bytes per app, slot, revision); =false turns them off")

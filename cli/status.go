@@ -190,6 +190,13 @@ func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployme
 	} else {
 		fmt.Fprintln(w, "\nRUNNING  nothing")
 	}
+	if r := st.Routing; r != nil {
+		var acks []string
+		for _, a := range r.Acks {
+			acks = append(acks, fmt.Sprintf("%s %d", a.Controller, a.Generation))
+		}
+		fmt.Fprintf(w, "\nROUTING  generation %d (owner %s), applied by host: %s\n", r.Generation, dash(st.Controller), dash(strings.Join(acks, ", ")))
+	}
 	if u := st.Disk; u != nil {
 		fmt.Fprintf(w, "\nDISK     %s: revisions %s, logs %s, artifacts %s; %d revisions kept for rollback\n",
 			baton.FormatSize(u.Total), baton.FormatSize(u.Revisions), baton.FormatSize(u.Logs), baton.FormatSize(u.Artifacts), u.Kept)

@@ -28,6 +28,12 @@ func (c *Coordinator) housekeep() {
 				continue
 			}
 			c.kick(app)
+			if !c.owns(app) {
+				// Another host's operation ended, or it adopted an app.
+				ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL)
+				c.refreshRemote(ctx)
+				cancel()
+			}
 			continue
 		case <-t.C:
 		}
@@ -38,9 +44,7 @@ func (c *Coordinator) housekeep() {
 }
 
 func (c *Coordinator) tick(ctx context.Context) {
-	if err := c.cfg.Store.HeartbeatController(ctx, c.cfg.ControllerID); baton.ErrorCode(err) == baton.ENOTFOUND {
-		_ = c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr)
-	}
+	c.heartbeatHost(ctx)
 	if c.cfg.Shared {
 		ended, err := c.cfg.Store.FailExpired(ctx)
 		if err != nil {
@@ -49,6 +53,7 @@ func (c *Coordinator) tick(ctx context.Context) {
 		c.noteInterrupted(ctx, ended, "its controller going silent")
 		c.adoptOrphans(ctx)
 		c.refreshDomains(ctx) // claimed or released through another controller
+		c.refreshRemote(ctx)
 	}
 	// Work queued through another controller's API, if a wake-up was missed.
 	queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{States: []baton.State{baton.StateQueued}})

@@ -55,6 +55,10 @@ type Config struct {
 	// ControllerID names this controller (default "local"); ControllerAddr
 	// is where its API listens.
 	ControllerID, ControllerAddr string
+	// Advertise is the address other hosts reach this one at (default
+	// 127.0.0.1); PeerAddr is its peer listener's ADVERTISE:PORT ("":
+	// none).
+	Advertise, PeerAddr string
 	// Shared is true when other controllers use the same store: start-up
 	// recovery then fails only deployments whose lease expired, and apps of
 	// controllers that went silent are adopted.
@@ -150,6 +154,12 @@ type Coordinator struct {
 	apps   map[string]bool // known apps, for the routing table
 	// domains maps each custom domain to its slot (domains.go).
 	domains map[string]slotKey
+	// remote are the apps other live hosts own, routed to their peer
+	// listeners (remote.go).
+	remote map[string]remoteApp
+	// acked are the routing generations this host acked, by app
+	// (generation.go).
+	acked map[string]int64
 	// waiting lists the deployments waiting for each shared resource.
 	waiting map[string][]string
 	// reaped holds, by deployment, the commands of interrupted
@@ -210,6 +220,7 @@ func New(cfg Config) *Coordinator {
 		masks:   map[string]*baton.Masker{},
 		running: map[runKey]*instances{},
 		routes:  map[slotKey][]baton.RevisionWeight{},
+		acked:   map[string]int64{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
 		gates:   map[string]*sync.Mutex{},
@@ -227,7 +238,7 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return fmt.Errorf("create temp dir: %w", err)
 	}
-	if err := c.cfg.Store.RegisterController(ctx, c.cfg.ControllerID, c.cfg.ControllerAddr); err != nil {
+	if err := c.cfg.Store.RegisterController(ctx, c.hostInfo()); err != nil {
 		return fmt.Errorf("register controller: %w", err)
 	}
 	// Alone, everything left running was ours and is interrupted; shared,
@@ -283,6 +294,7 @@ func (c *Coordinator) Open(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	c.refreshDomains(ctx)
+	c.refreshRemote(ctx)
 	// Handed instances serve as soon as this process accepts requests.
 	c.adoptHanded(ctx)
 	c.publishRoutes()

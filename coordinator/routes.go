@@ -42,6 +42,7 @@ func (c *Coordinator) applyRouting(app string, slots map[string][]baton.Revision
 	}
 	c.mu.Unlock()
 	c.publishRoutes()
+	c.ackOwn(app)
 	return retired
 }
 
@@ -134,10 +135,11 @@ func (c *Coordinator) buildRoutes() {
 		}
 		byHost[r.Host] = r
 	}
+	c.remoteRoutesLocked(byHost)
 	// Custom domains after the slots' own hosts: each serves what its
 	// slot's host serves (a slot without routing yet answers like one).
 	for name, k := range c.domains {
-		if !c.apps[k.app] {
+		if _, remote := c.remote[k.app]; !c.apps[k.app] && !remote {
 			continue
 		}
 		r, ok := byHost[c.host(k.app, k.slot)]

@@ -69,6 +69,7 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	st.Domains = c.domainStatus(a)
 	st.Conflicts = c.conflicts(st, now)
 	st.Conflicts = append(st.Conflicts, certConflicts(st, now)...)
+	st.Routing, st.Conflicts = c.routingStatus(ctx, app, st.Conflicts)
 	return st, nil
 }
 

@@ -46,7 +46,9 @@ type switchRoutes struct {
 //     table is built from routes and running instances together, so a
 //     route never reaches the proxy without its instances. publishRoutes
 //     returns once the table is installed.
-//  4. Only then do the instances that no longer serve drain and stop: no
+//  4. With other hosts on the store, the switch waits (bounded) until
+//     every live host acked the app's new routing generation (awaitAcks).
+//  5. Only then do the instances that no longer serve drain and stop: no
 //     new request can reach them any more, and the requests they have in
 //     flight finish (bounded by the drain timeout).
 func (p *pipeline) switchTo(sw switchRoutes) (installed bool, err error) {
@@ -66,6 +68,9 @@ func (p *pipeline) switchTo(sw switchRoutes) (installed bool, err error) {
 	retired := c.install(p.d.App, sw.start, sw.slots)
 	for _, note := range sw.notes {
 		c.logf(p.d.ID, "%s", note)
+	}
+	if sw.slots != nil {
+		c.awaitAcks(ctx, p.d.ID, p.d.App)
 	}
 	return true, p.drain(ctx, retired)
 }

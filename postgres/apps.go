@@ -8,13 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const appColumns = `name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict`
+const appColumns = `name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict, routing_generation`
 
 func scanApp(row scanner) (baton.App, error) {
 	var a baton.App
 	var f baton.Freeze
 	var frozenAt *time.Time
-	err := row.Scan(&a.Name, &a.RevisionMode, &a.CreatedAt, &f.Reason, &f.By, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict)
+	err := row.Scan(&a.Name, &a.RevisionMode, &a.CreatedAt, &f.Reason, &f.By, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict, &a.RoutingGeneration)
 	utc(&a.CreatedAt)
 	if frozenAt != nil {
 		f.At = frozenAt.UTC()

@@ -13,16 +13,19 @@ type Controller = baton.Controller
 
 // RegisterController records controller id at addr as started and seen
 // now. Registering an id again (a restart) resets both times.
-func (s *DB) RegisterController(ctx context.Context, id, addr string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, started_at, last_seen) VALUES ($1, $2, now(), now())
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_at = excluded.started_at, last_seen = excluded.last_seen`, id, addr)
+func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining)
+		VALUES ($1, $2, $3, $4, now(), now(), 0, false)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false`, c.ID, c.Addr, c.Advertise, c.Peer)
 	return err
 }
 
-// HeartbeatController records that controller id is alive now; ENOTFOUND
-// if it is not registered (it was deregistered: register again).
-func (s *DB) HeartbeatController(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE controllers SET last_seen = now() WHERE id = $1`, id)
+// HeartbeatController records that controller id is alive now, with what
+// it reports; ENOTFOUND if it is not registered (it was deregistered:
+// register again).
+func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartbeat) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE controllers SET last_seen = now(), instances = $2, draining = $3 WHERE id = $1`, id, hb.Instances, hb.Draining)
 	if err == nil && tag.RowsAffected() == 0 {
 		return baton.Errorf(baton.ENOTFOUND, "controller %q is not registered", id)
 	}
@@ -31,21 +34,22 @@ func (s *DB) HeartbeatController(ctx context.Context, id string) error {
 
 // DeregisterController removes controller id, on a clean shutdown.
 func (s *DB) DeregisterController(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM controllers WHERE id = $1`, id)
+	_, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM routing_acks WHERE controller = $1)
+		DELETE FROM controllers WHERE id = $1`, id)
 	return err
 }
 
 // Controllers returns every registered controller, by id.
 func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, started_at, last_seen,
-		(extract(epoch FROM now() - last_seen) * 1000000)::bigint FROM controllers ORDER BY id`)
+		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Controller, error) {
 		var c Controller
 		var silence int64
-		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence)
+		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining)
 		utc(&c.StartedAt)
 		utc(&c.LastSeen)
 		c.Silence = time.Duration(silence) * time.Microsecond
@@ -53,9 +57,12 @@ func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	})
 }
 
-// AssignApp pins an app to a controller if it is still pinned to from.
+// AssignApp pins an app to a controller if it is still pinned to from,
+// advancing its routing generation, and notifies ChannelRouting.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE apps SET controller = $1 WHERE name = $2 AND controller = $3`, to, app, from)
+	tag, err := s.pool.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
+			routing_changed_at = now() WHERE name = $2 AND controller = $3 RETURNING name)
+		SELECT pg_notify('`+ChannelRouting+`', name) FROM moved`, to, app, from)
 	if err != nil {
 		return err
 	}
@@ -66,4 +73,47 @@ func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
 		return baton.Errorf(baton.ECONFLICT, "app %q is no longer run by %q", app, from)
 	}
 	return nil
+}
+
+// AckRouting records the routing generations controller applied.
+func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]int64) error {
+	if len(gens) == 0 {
+		return nil
+	}
+	apps := make([]string, 0, len(gens))
+	nums := make([]int64, 0, len(gens))
+	for a, g := range gens {
+		apps, nums = append(apps, a), append(nums, g)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO routing_acks (controller, app, generation, applied_at)
+		SELECT $1, a, g, now() FROM unnest($2::text[], $3::bigint[]) AS t(a, g)
+		ON CONFLICT (controller, app) DO UPDATE SET generation = excluded.generation, applied_at = excluded.applied_at`,
+		controller, apps, nums)
+	return err
+}
+
+// RoutingAcks returns app's routing generation and every controller's ack.
+func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
+	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}
+	var age int64
+	err := s.pool.QueryRow(ctx, `SELECT routing_generation, (extract(epoch FROM now() - routing_changed_at) * 1000000)::bigint
+		FROM apps WHERE name = $1`, app).Scan(&st.Generation, &age)
+	if err != nil {
+		return st, notFound(err, "app %q does not exist", app)
+	}
+	st.Age = time.Duration(age) * time.Microsecond
+	rows, err := s.pool.Query(ctx, `SELECT controller, generation, applied_at FROM routing_acks WHERE app = $1 ORDER BY controller`, app)
+	if err != nil {
+		return st, err
+	}
+	acks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.RoutingAck, error) {
+		var a baton.RoutingAck
+		err := row.Scan(&a.Controller, &a.Generation, &a.AppliedAt)
+		utc(&a.AppliedAt)
+		return a, err
+	})
+	if err == nil && acks != nil {
+		st.Acks = acks
+	}
+	return st, err
 }

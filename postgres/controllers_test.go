@@ -15,7 +15,7 @@ func TestControllers(t *testing.T) {
 	ctx := context.Background()
 	db := open(t)
 	for _, c := range []struct{ id, addr string }{{"c2", "10.0.0.2:7070"}, {"c1", "10.0.0.1:7070"}} {
-		if err := db.RegisterController(ctx, c.id, c.addr); err != nil {
+		if err := db.RegisterController(ctx, baton.ControllerInfo{ID: c.id, Addr: c.addr}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -30,7 +30,7 @@ func TestControllers(t *testing.T) {
 	if before.Silence < 0 || before.LastSeen.Before(before.StartedAt) {
 		t.Fatalf("fresh controller = %+v", before)
 	}
-	if err := db.HeartbeatController(ctx, "c1"); err != nil {
+	if err := db.HeartbeatController(ctx, "c1", baton.Heartbeat{}); err != nil {
 		t.Fatal(err)
 	}
 	list, _ = db.Controllers(ctx)
@@ -40,7 +40,7 @@ func TestControllers(t *testing.T) {
 	if err := db.DeregisterController(ctx, "c2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.HeartbeatController(ctx, "c2"); baton.ErrorCode(err) != baton.ENOTFOUND {
+	if err := db.HeartbeatController(ctx, "c2", baton.Heartbeat{}); baton.ErrorCode(err) != baton.ENOTFOUND {
 		t.Fatalf("heartbeat of a deregistered controller: %v, want ENOTFOUND", err)
 	}
 	if list, _ = db.Controllers(ctx); len(list) != 1 {

@@ -20,6 +20,10 @@ const (
 	// ChannelDeploymentQueued carries an app name whenever Enqueue queues
 	// a deployment of that app.
 	ChannelDeploymentQueued = "baton_deployment_queued"
+	// ChannelRouting carries an app name whenever its routing generation
+	// advances: SetRouting switched it, or AssignApp moved it to another
+	// controller.
+	ChannelRouting = "baton_routing"
 )
 
 // Notification is one notification received by a Listener.

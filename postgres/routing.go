@@ -64,8 +64,18 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 				return err
 			}
 		}
-		return nil
+		return bumpRouting(ctx, tx, app)
 	})
+}
+
+// bumpRouting advances app's routing generation and notifies
+// ChannelRouting (on commit).
+func bumpRouting(ctx context.Context, tx pgx.Tx, app string) error {
+	_, err := tx.Exec(ctx, `UPDATE apps SET routing_generation = routing_generation + 1, routing_changed_at = now() WHERE name = $1`, app)
+	if err == nil {
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelRouting, app)
+	}
+	return err
 }
 
 // SetFrozen freezes (f non-nil: its Reason and By; the time is the

@@ -29,6 +29,8 @@ type clientConn struct {
 	// uhead is the request head sent upstream.
 	uhead []byte
 	addr  clientAddr
+	// local: the connection came through ServeLocal (see acquireOn).
+	local bool
 
 	// probing: TCP keep-alive probes are on (keepAliveProbes).
 	probing bool
@@ -98,6 +100,7 @@ func newClientConn(p *Proxy, c net.Conn) *clientConn {
 	cc.state.Store(stateActive)
 	cc.fresh.Store(true)
 	cc.probing = false
+	cc.local = false
 	return cc
 }
 
@@ -279,7 +282,7 @@ func (cc *clientConn) handleRequest(start time.Time) bool {
 	keepOnProblem := r.keepAlive && !r.hasBody()
 	cc.linger = r.hasBody() // until the body is known to be read
 
-	c, rt, pb := p.acquire(host, pin, cookie, "")
+	c, rt, pb := p.acquireOn(cc.local, host, pin, cookie, "")
 	if rt != nil {
 		cc.obs.st = rt.stats
 	}
@@ -290,7 +293,7 @@ func (cc *clientConn) handleRequest(start time.Time) bool {
 	res := cc.forward(c, start)
 	if res.err != nil && res.resendable && isRefused(res.err) {
 		p.refused(rt, c.u, res.err)
-		c2, rt2, pb := p.acquire(host, pin, cookie, c.u.addr)
+		c2, rt2, pb := p.acquireOn(cc.local, host, pin, cookie, c.u.addr)
 		switch {
 		case rt2 == nil:
 			cc.obs.st = nil

@@ -31,6 +31,16 @@ type choice struct {
 //
 // It returns a problem for the client when nothing can serve.
 func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
+	if rt.forward {
+		// The host behind it picks the revision, by pin and cookie too.
+		if len(rt.live) == 0 {
+			return choice{}, noLiveInstance(rt, "")
+		}
+		if u, _ := rt.live[0].instance(exclude); u != nil {
+			return choice{u: u, b: rt.live[0]}, nil
+		}
+		return choice{}, noLiveInstance(rt, "")
+	}
 	if pin != "" {
 		b := rt.revision(pin)
 		if b == nil {

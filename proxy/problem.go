@@ -96,6 +96,21 @@ func noLiveInstance(rt *route, revision string) *problem {
 	}
 }
 
+// notRunHere answers a request that reached a host's peer listener for an
+// app that host does not run (routing moved meanwhile): the forwarding
+// host retries shortly with a fresher table.
+func notRunHere(rt *route) *problem {
+	return &problem{
+		Type:   problemType("not-run-here"),
+		Title:  "App not run on this host",
+		Status: http.StatusMisdirectedRequest,
+		Detail: fmt.Sprintf("app %s is not run on this host (it moved to another host); retry shortly", rt.app),
+		Host:   rt.host, App: rt.app, Slot: rt.slot,
+		retryAfter: 1,
+		cause:      CauseNoLiveRevision,
+	}
+}
+
 func unknownRevision(rt *route, revision string) *problem {
 	routed := strings.Join(rt.revisionNames(), ", ")
 	if routed == "" {

@@ -268,11 +268,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error 
 // again from the latest table while the one it got is draining. On failure
 // it returns the problem to answer with; rt is nil only for an unknown host.
 func (p *Proxy) acquire(host, pin, cookie, exclude string) (choice, *route, *problem) {
+	return p.acquireOn(false, host, pin, cookie, exclude)
+}
+
+// acquireOn is acquire for a connection of a listener served with
+// ServeLocal when local is set: a route that forwards to another host is
+// refused there, so requests between hosts never travel on.
+func (p *Proxy) acquireOn(local bool, host, pin, cookie, exclude string) (choice, *route, *problem) {
 	var rt *route
 	for range maxPicks {
 		t := p.table.Load()
 		if rt = t.lookup(host); rt == nil {
 			return choice{}, nil, unknownHost(normalizeHost(host), p.domain)
+		}
+		if local && rt.forward {
+			return choice{}, rt, notRunHere(rt)
 		}
 		c, pb := rt.pick(pin, cookie, exclude)
 		if pb != nil {

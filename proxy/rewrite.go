@@ -13,8 +13,11 @@ import (
 // appendUpstreamRequest appends the head forwarded to the upstream for r.
 // fwd is the client connection's precomputed forwarding fields (see
 // forwardedFor); the client's own X-Forwarded-* and Forwarded fields are
-// dropped because baton is the edge and they would be spoofable.
-func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr) []byte {
+// dropped because baton is the edge and they would be spoofable. On a peer
+// listener (trusted: the client is another host's proxy, which set them
+// from its own client) they pass through instead, and are only added when
+// the request came without an X-Forwarded-For.
+func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	b = append(b, originForm(r.target)...)
@@ -22,8 +25,10 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr) []byte {
 	// An absolute target names the host, and the Host field must agree
 	// with what the request was routed by (RFC 9112 3.2.2).
 	_, absolute := absoluteAuthority(r.target)
+	trusted = trusted && hasField(r, "x-forwarded-for")
 	for _, f := range r.fields {
-		if dropRequestField(f, r) || (absolute && is(f.name, "host")) {
+		passed := trusted && isForwardingField(f.name)
+		if !passed && (dropRequestField(f, r) || (absolute && is(f.name, "host"))) {
 			continue
 		}
 		b = append(b, f.name...)
@@ -39,6 +44,9 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr) []byte {
 		b = append(b, r.upgrade...)
 		b = append(b, "\r\n"...)
 	}
+	if trusted {
+		return append(b, "\r\n"...)
+	}
 	b = append(b, "X-Forwarded-For: "...)
 	b = append(b, fwd.ip...)
 	b = append(b, "\r\nX-Forwarded-Host: "...)
@@ -52,6 +60,21 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr) []byte {
 	b = append(b, "\";proto="...)
 	b = append(b, fwd.proto...)
 	return append(b, "\r\n\r\n"...)
+}
+
+// isForwardingField reports whether name is one of the fields that say
+// who the client was (X-Forwarded-For, -Host, -Proto, Forwarded).
+func isForwardingField(name []byte) bool {
+	return is(name, "x-forwarded-for") || is(name, "x-forwarded-host") || is(name, "x-forwarded-proto") || is(name, "forwarded")
+}
+
+func hasField(r *request, name string) bool {
+	for _, f := range r.fields {
+		if is(f.name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasHostField(r *request) bool {

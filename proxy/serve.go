@@ -69,7 +69,14 @@ func (cc *clientConn) keepAliveProbes() {
 // ServeTLS) gets each handshake done on the connection's goroutine; then
 // HTTP/1.1 runs on this data plane and h2 on net/http's HTTP/2 server with
 // ServeHTTP as the handler (tls.go).
-func (p *Proxy) Serve(ln net.Listener) error {
+func (p *Proxy) Serve(ln net.Listener) error { return p.serve(ln, false) }
+
+// ServeLocal is Serve for a host's peer listener, where other hosts'
+// proxies send the requests for apps this host runs: it serves the same
+// table, but never a Forward route, so no request travels on from it.
+func (p *Proxy) ServeLocal(ln net.Listener) error { return p.serve(ln, true) }
+
+func (p *Proxy) serve(ln net.Listener, local bool) error {
 	s := &p.srv
 	s.mu.Lock()
 	if s.shutting.Load() {
@@ -111,6 +118,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		cc := newClientConn(p, c)
+		cc.local = local
 		s.mu.Lock()
 		if s.shutting.Load() {
 			s.mu.Unlock()

@@ -27,6 +27,11 @@ type Route struct {
 	App, Slot string
 	// Backends are the revisions that may serve the host.
 	Backends []Backend
+	// Forward marks a route to another host's proxy (its peer listener)
+	// that runs the app: its one backend takes every request, and the
+	// Baton-Revision header and the revision cookie pass through for that
+	// proxy to act on. Listeners served with ServeLocal never take it.
+	Forward bool
 }
 
 // table is one immutable routing table. SetRoutes builds a new one and
@@ -41,6 +46,8 @@ type table struct {
 // route is the request-path form of a Route.
 type route struct {
 	host, app, slot string
+	// forward: see Route.Forward.
+	forward bool
 	// backends lists every backend in the order given, weight 0 included,
 	// so a pin can reach any of them.
 	backends []*backend
@@ -170,7 +177,7 @@ func (p *Proxy) SetRoutes(routes []Route) {
 		if _, dup := t.routes[host]; dup {
 			p.log.Warn("proxy: duplicate route for host; the later one wins", "host", host, "app", r.App, "slot", r.Slot)
 		}
-		rt := &route{host: host, app: r.App, slot: r.Slot, stats: p.statsLocked(r.App, r.Slot, "")}
+		rt := &route{host: host, app: r.App, slot: r.Slot, forward: r.Forward, stats: p.statsLocked(r.App, r.Slot, "")}
 		for _, b := range r.Backends {
 			be := &backend{revision: b.Revision, weight: min(max(b.Weight, 0), 100),
 				stats: p.statsLocked(r.App, r.Slot, b.Revision)}

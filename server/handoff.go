@@ -34,7 +34,9 @@ type handoff struct {
 	Proxy int `json:"proxy_fd"`
 	Ready int `json:"ready_fd"` // the new process writes one byte once it serves
 	// HTTP is the plain-HTTP listener's (--proxy-http), 0 without one.
-	HTTP   int                       `json:"http_fd,omitempty"`
+	HTTP int `json:"http_fd,omitempty"`
+	// Peer is the peer listener's (shared stores), 0 without one.
+	Peer   int                       `json:"peer_fd,omitempty"`
 	Groups []coordinator.HandedGroup `json:"groups"`
 	Pipes  [][]int                   `json:"pipes"` // per group and instance: its output pipe's fd, 0 if none
 }
@@ -125,6 +127,16 @@ func (s *Server) Restart(ctx context.Context) error {
 		h.HTTP = 3 + len(files)
 		files = append(files, httpFile)
 	}
+	if tl, ok := s.peerLn.(*net.TCPListener); ok {
+		peerFile, err := tl.File()
+		if err != nil {
+			readyW.Close()
+			return fmt.Errorf("restart: share the peer socket: %w", err)
+		}
+		defer peerFile.Close()
+		h.Peer = 3 + len(files)
+		files = append(files, peerFile)
+	}
 	path := filepath.Join(s.cfg.DataDir, "handoff.json")
 	data, err := json.Marshal(h)
 	if err == nil {
@@ -202,6 +214,11 @@ func (s *Server) inheritHandoff() (*handoff, error) {
 	if h.HTTP > 0 {
 		if s.httpLn, err = net.FileListener(os.NewFile(uintptr(h.HTTP), "http")); err != nil {
 			return nil, fmt.Errorf("inherit the plain-HTTP socket: %w", err)
+		}
+	}
+	if h.Peer > 0 {
+		if s.peerLn, err = net.FileListener(os.NewFile(uintptr(h.Peer), "peer")); err != nil {
+			return nil, fmt.Errorf("inherit the peer socket: %w", err)
 		}
 	}
 	for i := range h.Groups {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,14 @@ type Config struct {
 	// ControllerID names this controller among those sharing a store
 	// (default: the host name); it must stay the same across restarts.
 	ControllerID string
+	// Advertise is the address (IP or host name, no port) other hosts
+	// sharing the store reach this one at; default 127.0.0.1.
+	Advertise string
+	// PeerPort is the port of the peer listener on Advertise, where the
+	// other hosts' proxies forward the requests for the apps this host
+	// runs (opened only on a shared store, which publishes its address to
+	// the other hosts); 0: any free port.
+	PeerPort int
 
 	MaxUpload    int64         // artifact upload limit; default 1 GiB
 	MaxQueue     int           // queued deployments per app; default 100
@@ -135,7 +144,9 @@ type Server struct {
 	accessFile *os.File
 	apiLn      net.Listener
 	proxyLn    net.Listener
-	apiSrv     *http.Server
+	// peerLn is the peer listener (PeerPort), nil alone on SQLite.
+	peerLn net.Listener
+	apiSrv *http.Server
 	// proxyServing is set once the proxy owns proxyLn.
 	proxyServing bool
 	// auth checks tokens for the API, git and Kudu alike.
@@ -188,6 +199,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ControllerID == "" {
 		cfg.ControllerID, _ = os.Hostname()
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = "127.0.0.1"
+	}
+	if cfg.PeerPort < 0 || cfg.PeerPort > 65535 {
+		return nil, fmt.Errorf("--peer-port %d: want 0..65535", cfg.PeerPort)
+	}
+	if strings.ContainsAny(cfg.Advertise, ":/ ") && net.ParseIP(cfg.Advertise) == nil {
+		return nil, fmt.Errorf("--advertise %q: want an IP address or a host name, without a port", cfg.Advertise)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if err := s.open(ctx); err != nil {
@@ -251,6 +271,11 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("listen for other controllers: %w", err)
 	}
 	s.stopSharing = sh.stop
+	if sh.shared && s.peerLn == nil { // a restart in place inherits it
+		if s.peerLn, err = proxy.Listen(net.JoinHostPort(cfg.Advertise, strconv.Itoa(cfg.PeerPort))); err != nil {
+			return fmt.Errorf("listen for other hosts on %s port %d: %w (pick another with --peer-port, or --advertise an address of this machine)", cfg.Advertise, cfg.PeerPort, err)
+		}
+	}
 	if err := s.secure(ctx); err != nil {
 		return err
 	}
@@ -297,7 +322,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.coord = coordinator.New(coordinator.Config{
 		Metrics:      s.metrics,
 		OnFinished:   s.hooks.NotifyFinished,
-		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(),
+		ControllerID: cfg.ControllerID, ControllerAddr: s.APIAddr(), Advertise: cfg.Advertise, PeerAddr: s.PeerAddr(),
 		Shared: sh.shared, Blobs: sh.blobs, Wake: sh.wake,
 		Store: s.store, Artifacts: s.arts, Images: s.images, Supervisor: s.sup, Proxy: s.proxy,
 		DataDir: cfg.DataDir, Domain: cfg.Domain, Logger: s.log,
@@ -346,6 +371,15 @@ func (s *Server) open(ctx context.Context) error {
 			s.log.Error("proxy stopped", "err", err)
 		}
 	}()
+	if s.peerLn != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.proxy.ServeLocal(s.peerLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("peer listener stopped", "err", err)
+			}
+		}()
+	}
 	s.proxyServing = true
 	s.startAPI(s.wrapAPI(apiServer.Handler()))
 	s.log.Info("baton serving", "api", s.APIAddr(), "proxy", s.ProxyAddr(), "proxy_tls", s.proxyTLS != nil,
@@ -424,6 +458,14 @@ func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
 // ProxyAddr is the bound proxy address.
 func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
 
+// PeerAddr is the peer listener's address, "" when there is none.
+func (s *Server) PeerAddr() string {
+	if s.peerLn == nil {
+		return ""
+	}
+	return s.peerLn.Addr().String()
+}
+
 // ProxyScheme is "https" when the proxy serves TLS, else "http".
 func (s *Server) ProxyScheme() string {
 	if s.proxyTLS != nil {
@@ -484,6 +526,9 @@ func (s *Server) Close() error {
 		cancel()
 	} else if s.proxyLn != nil {
 		s.proxyLn.Close()
+	}
+	if !s.proxyServing && s.peerLn != nil {
+		s.peerLn.Close()
 	}
 	if s.access != nil { // after the proxy: its last lines are in
 		errs = append(errs, s.access.Close())

@@ -25,7 +25,7 @@ func (s *Server) share(ctx context.Context, st baton.Store) (sharing, error) {
 		return sharing{stop: func() {}}, nil
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l, err := pg.Listen(lctx, postgres.ChannelDeploymentQueued, postgres.ChannelLeaseReleased)
+	l, err := pg.Listen(lctx, postgres.ChannelDeploymentQueued, postgres.ChannelLeaseReleased, postgres.ChannelRouting)
 	if err != nil {
 		cancel()
 		return sharing{}, err
@@ -35,7 +35,7 @@ func (s *Server) share(ctx context.Context, st baton.Store) (sharing, error) {
 	go func() {
 		defer s.wg.Done()
 		for n := range l.C {
-			// Payloads are an app name or a lease key ("app:NAME"); a
+			// Payloads are an app name (queued, moved) or a lease key ("app:NAME"); a
 			// resource key wakes nobody (its waiters poll their deadline).
 			app := n.Payload
 			if k, ok := strings.CutPrefix(app, "app:"); ok {

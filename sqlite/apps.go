@@ -36,9 +36,9 @@ func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
 	var created int64
 	var frozenReason, frozenBy string
 	var frozenAt sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict
+	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict, routing_generation
 		FROM apps WHERE name = ?`, name).
-		Scan(&a.Name, &a.RevisionMode, &created, &frozenReason, &frozenBy, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict)
+		Scan(&a.Name, &a.RevisionMode, &created, &frozenReason, &frozenBy, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict, &a.RoutingGeneration)
 	if err != nil {
 		return a, notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
 	}

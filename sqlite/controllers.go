@@ -8,16 +8,17 @@ import (
 )
 
 // RegisterController records a controller as started and seen now.
-func (s *DB) RegisterController(ctx context.Context, id, addr string) error {
+func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, started_at, last_seen) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_at = excluded.started_at, last_seen = excluded.last_seen`, id, addr, now, now)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining) VALUES (?, ?, ?, ?, ?, ?, 0, 0)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = 0`, c.ID, c.Addr, c.Advertise, c.Peer, now, now)
 	return err
 }
 
-// HeartbeatController records that a controller is alive.
-func (s *DB) HeartbeatController(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET last_seen = ? WHERE id = ?`, s.now(), id)
+// HeartbeatController records that a controller is alive, with what it reports.
+func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartbeat) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET last_seen = ?, instances = ?, draining = ? WHERE id = ?`, s.now(), hb.Instances, hb.Draining, id)
 	if err != nil {
 		return err
 	}
@@ -29,13 +30,18 @@ func (s *DB) HeartbeatController(ctx context.Context, id string) error {
 
 // DeregisterController removes a controller on a clean shutdown.
 func (s *DB) DeregisterController(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM controllers WHERE id = ?`, id)
-	return err
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM routing_acks WHERE controller = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM controllers WHERE id = ?`, id)
+		return err
+	})
 }
 
 // Controllers lists the registered controllers by id.
 func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen FROM controllers ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +51,7 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	for rows.Next() {
 		var c baton.Controller
 		var started, seen int64
-		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen); err != nil {
+		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining); err != nil {
 			return nil, err
 		}
 		c.StartedAt, c.LastSeen = fromMicros(started), fromMicros(seen)
@@ -55,9 +61,11 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	return out, rows.Err()
 }
 
-// AssignApp pins an app to a controller if it is still pinned to from.
+// AssignApp pins an app to a controller if it is still pinned to from,
+// advancing its routing generation.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE apps SET controller = ? WHERE name = ? AND controller = ?`, to, app, from)
+	res, err := s.db.ExecContext(ctx, `UPDATE apps SET controller = ?, routing_generation = routing_generation + 1, routing_changed_at = ?
+		WHERE name = ? AND controller = ?`, to, s.now(), app, from)
 	if err != nil {
 		return err
 	}
@@ -85,4 +93,50 @@ func (s *DB) FailExpired(ctx context.Context) ([]baton.Deployment, error) {
 		return err
 	})
 	return out, err
+}
+
+// AckRouting records the routing generations controller applied.
+func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]int64) error {
+	if len(gens) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		for app, g := range gens {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO routing_acks (controller, app, generation, applied_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (controller, app) DO UPDATE SET generation = excluded.generation, applied_at = excluded.applied_at`,
+				controller, app, g, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RoutingAcks returns app's routing generation and every controller's ack.
+func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
+	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}
+	var changed int64
+	err := s.db.QueryRowContext(ctx, `SELECT routing_generation, routing_changed_at FROM apps WHERE name = ?`, app).Scan(&st.Generation, &changed)
+	if err != nil {
+		return st, notFound(err, "app %q does not exist", app)
+	}
+	if changed > 0 {
+		st.Age = s.Now().Sub(fromMicros(changed))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT controller, generation, applied_at FROM routing_acks WHERE app = ? ORDER BY controller`, app)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a baton.RoutingAck
+		var at int64
+		if err := rows.Scan(&a.Controller, &a.Generation, &at); err != nil {
+			return st, err
+		}
+		a.AppliedAt = fromMicros(at)
+		st.Acks = append(st.Acks, a)
+	}
+	return st, rows.Err()
 }

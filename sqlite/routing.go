@@ -50,7 +50,8 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 				return err
 			}
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `UPDATE apps SET routing_generation = routing_generation + 1, routing_changed_at = ? WHERE name = ?`, s.now(), app)
+		return err
 	})
 }
 

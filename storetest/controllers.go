@@ -10,19 +10,39 @@ import (
 
 func testControllers(t *testing.T, s baton.Store) {
 	ctx := context.Background()
-	if err := s.RegisterController(ctx, "c1", "10.0.0.1:7070"); err != nil {
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.1", Peer: "10.0.0.1:7071"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RegisterController(ctx, "c2", "10.0.0.2:7070"); err != nil {
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c2", Addr: "10.0.0.2:7070"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.HeartbeatController(ctx, "c1"); err != nil {
+	if err := s.HeartbeatController(ctx, "c1", baton.Heartbeat{Instances: 3, Draining: true}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, s.HeartbeatController(ctx, "nope"), baton.ENOTFOUND)
+	wantCode(t, s.HeartbeatController(ctx, "nope", baton.Heartbeat{}), baton.ENOTFOUND)
 	cs := must(s.Controllers(ctx)).on(t)
 	if len(cs) != 2 || cs[0].ID != "c1" || cs[1].Addr != "10.0.0.2:7070" || cs[0].LastSeen.IsZero() || cs[0].Silence < 0 {
 		t.Fatalf("controllers = %+v", cs)
+	}
+	// What a host registers and reports with its heartbeat is kept.
+	if c := cs[0]; c.Advertise != "10.0.0.1" || c.Peer != "10.0.0.1:7071" || c.Instances != 3 || !c.Draining {
+		t.Fatalf("host c1 = %+v", c)
+	}
+	if c := cs[1]; c.Advertise != "" || c.Peer != "" || c.Instances != 0 || c.Draining {
+		t.Fatalf("host c2 = %+v", c)
+	}
+	if err := s.HeartbeatController(ctx, "c1", baton.Heartbeat{Instances: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if c := must(s.Controllers(ctx)).on(t)[0]; c.Instances != 1 || c.Draining || c.Advertise != "10.0.0.1" {
+		t.Fatalf("host c1 after a second heartbeat = %+v", c)
+	}
+	// Registering again (a restart) replaces the addresses and resets the report.
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.9", Peer: "10.0.0.9:7071"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := must(s.Controllers(ctx)).on(t)[0]; c.Advertise != "10.0.0.9" || c.Peer != "10.0.0.9:7071" || c.Instances != 0 {
+		t.Fatalf("host c1 after registering again = %+v", c)
 	}
 	if err := s.DeregisterController(ctx, "c2"); err != nil {
 		t.Fatal(err)
@@ -67,4 +87,57 @@ func testFailExpired(t *testing.T, s baton.Store) {
 	if _, err := s.Lease(ctx, baton.AppLeaseKey("dead")); baton.ErrorCode(err) != baton.ENOTFOUND {
 		t.Fatalf("expired lease kept: %v", err)
 	}
+}
+
+// testRoutingGenerations: SetRouting and AssignApp advance an app's
+// routing generation (a stale fence does not); hosts' acks are kept per
+// host and app, replaced by the next, and go with their host.
+func testRoutingGenerations(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	must(s.CreateApp(ctx, "gen")).on(t)
+	st := must(s.RoutingAcks(ctx, "gen")).on(t)
+	if st.Generation != 0 || len(st.Acks) != 0 || st.Acks == nil {
+		t.Fatalf("new app: %+v", st)
+	}
+	d := enqueue(t, s, newDeployment("gen", baton.PolicyQueue)).Deployment
+	f := start(t, s, d)
+	r := must(s.CreateRevision(ctx, f, baton.Revision{App: "gen", Slot: baton.ProductionSlot, Deployment: d.ID})).on(t)
+	route := map[string][]baton.RevisionWeight{baton.ProductionSlot: {{Revision: r.Name, Weight: 100}}}
+	must(0, s.SetRouting(ctx, f, route)).on(t)
+	if a := must(s.App(ctx, "gen")).on(t); a.RoutingGeneration != 1 {
+		t.Fatalf("generation after a switch = %d, want 1", a.RoutingGeneration)
+	}
+	stale := f
+	stale.Token--
+	if err := s.SetRouting(ctx, stale, route); err == nil {
+		t.Fatal("stale SetRouting accepted")
+	}
+	must(0, s.AssignApp(ctx, "gen", "", "c1")).on(t)
+	st = must(s.RoutingAcks(ctx, "gen")).on(t)
+	if st.Generation != 2 || st.Age < 0 || st.Age > time.Hour {
+		t.Fatalf("after a stale switch and a move: %+v, want generation 2", st)
+	}
+	if a := must(s.Apps(ctx)).on(t); len(a) == 0 || a[len(a)-1].RoutingGeneration != 2 {
+		t.Fatalf("Apps: %+v", a)
+	}
+
+	must(0, s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "a:1"})).on(t)
+	must(0, s.RegisterController(ctx, baton.ControllerInfo{ID: "c2", Addr: "a:2"})).on(t)
+	must(0, s.AckRouting(ctx, "c1", map[string]int64{"gen": 2})).on(t)
+	must(0, s.AckRouting(ctx, "c2", map[string]int64{"gen": 1})).on(t)
+	must(0, s.AckRouting(ctx, "c2", nil)).on(t)
+	st = must(s.RoutingAcks(ctx, "gen")).on(t)
+	if len(st.Acks) != 2 || st.Acks[0].Controller != "c1" || st.Acks[0].Generation != 2 || st.Acks[1].Generation != 1 || st.Acks[0].AppliedAt.IsZero() {
+		t.Fatalf("acks = %+v", st.Acks)
+	}
+	must(0, s.AckRouting(ctx, "c2", map[string]int64{"gen": 2})).on(t)
+	if st = must(s.RoutingAcks(ctx, "gen")).on(t); st.Acks[1].Generation != 2 {
+		t.Fatalf("acks after c2 caught up = %+v", st.Acks)
+	}
+	must(0, s.DeregisterController(ctx, "c2")).on(t)
+	if st = must(s.RoutingAcks(ctx, "gen")).on(t); len(st.Acks) != 1 || st.Acks[0].Controller != "c1" {
+		t.Fatalf("acks after c2 left = %+v", st.Acks)
+	}
+	_, err := s.RoutingAcks(ctx, "nope")
+	wantCode(t, err, baton.ENOTFOUND)
 }

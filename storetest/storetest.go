@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		"Routing":                 testRouting,
 		"Freeze":                  testFreeze,
 		"Controllers":             testControllers,
+		"RoutingGenerations":      testRoutingGenerations,
 		"FailExpired":             testFailExpired,
 		"SlotsAndSettings":        testSlotsAndSettings,
 

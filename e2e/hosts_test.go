@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/pgtest"
+)
+
+// threeHosts starts three `baton serve` hosts on 127.0.0.2, 127.0.0.3
+// and 127.0.0.4 (advertised, and their proxies and peer listeners there)
+// on one throwaway PostgreSQL database.
+func threeHosts(t *testing.T, extra ...string) []*batonProc {
+	t.Helper()
+	dsn := pgtest.NewDatabase(t)
+	var hs []*batonProc
+	for i := 2; i <= 4; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		args := append([]string{"--store", dsn, "--controller-id", fmt.Sprintf("host-%d", i),
+			"--advertise", ip, "--peer-port", "0", "--lease-ttl", "2s"}, extra...)
+		b := &batonProc{t: t, data: t.TempDir(), apiAddr: freeAddr(t), proxyAddr: freeAddrOn(t, ip), extra: args}
+		hs = append(hs, b.launch())
+	}
+	return hs
+}
+
+// freeAddrOn returns an address of ip with a port free right now.
+func freeAddrOn(t testing.TB, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// hostsByID lists the hosts through b's CLI (`baton hosts --json`).
+func hostsByID(t *testing.T, b *batonProc) map[string]baton.Host {
+	t.Helper()
+	out, code := runCLI(t, b, "hosts", "--json")
+	if code != 0 {
+		t.Fatalf("baton hosts: exit %d\n%s", code, out)
+	}
+	var hs []baton.Host
+	if err := json.Unmarshal([]byte(out), &hs); err != nil {
+		t.Fatalf("baton hosts --json: %v\n%s", err, out)
+	}
+	m := map[string]baton.Host{}
+	for _, h := range hs {
+		m[h.ID] = h
+	}
+	return m
+}
+
+// TestHostsList: three hosts list each other with their advertised
+// address, the apps they own and the instances they run; a host killed
+// with SIGKILL reads lost once it missed its heartbeats, and its app moves.
+func TestHostsList(t *testing.T) {
+	t.Parallel()
+	hs := threeHosts(t)
+	ctx := context.Background()
+	if _, err := hs[0].client().CreateApp(ctx, "listed"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, hs[0].client(), "listed", appDir(t, "v1", withBinary))
+	eventually(t, 20*time.Second, "three live hosts, host-2 running listed's 2 instances", func() bool {
+		m := hostsByID(t, hs[1])
+		if len(m) != 3 {
+			return false
+		}
+		for i := 2; i <= 4; i++ {
+			h := m[fmt.Sprintf("host-%d", i)]
+			if h.State != baton.HostLive || h.Advertise != fmt.Sprintf("127.0.0.%d", i) {
+				return false
+			}
+		}
+		h2 := m["host-2"]
+		return h2.Instances == 2 && strings.Join(h2.Apps, ",") == "listed" && len(m["host-3"].Apps) == 0 && m["host-3"].Instances == 0
+	})
+	out, code := runCLI(t, hs[2], "hosts")
+	if code != 0 || !strings.Contains(out, "127.0.0.3") || !strings.Contains(out, "listed") || !strings.Contains(out, "live") {
+		t.Fatalf("baton hosts: exit %d\n%s", code, out)
+	}
+	// A restart in place (SIGUSR2) hands the peer listener over: its
+	// address stays what the store says, and the proxy still forwards.
+	peer := hostsByID(t, hs[1])["host-3"].Peer
+	hs[1].restartInPlace()
+	if got := hostsByID(t, hs[1])["host-3"].Peer; got != peer {
+		t.Fatalf("host-3's peer listener moved from %s to %s in a restart in place", peer, got)
+	}
+	eventually(t, 10*time.Second, "host-3's proxy forwards listed after its restart", func() bool {
+		return version(must200(newProxyClient(hs[1].proxyAddr).get("listed.localhost", "/"))) == "v1"
+	})
+	hs[0].stop(syscall.SIGKILL)
+	eventually(t, 30*time.Second, "host-2 lost and listed adopted by another host", func() bool {
+		m := hostsByID(t, hs[1])
+		if m["host-2"].State != baton.HostLost || len(m["host-2"].Apps) != 0 {
+			return false
+		}
+		return len(m["host-3"].Apps)+len(m["host-4"].Apps) == 1
+	})
+}
+
+// TestHostsBehindHAProxy: three hosts behind HAProxy, an app run by one
+// of them. Every host's proxy serves it (the others forward to its
+// owner's peer listener); v1 → v2 under load through HAProxy fails no
+// request and every host serves v2 after; kill -9 of a host that does not
+// own the app fails requests only until HAProxy marks it down, and the
+// others keep serving.
+func TestHostsBehindHAProxy(t *testing.T) {
+	t.Parallel()
+	hs := threeHosts(t, "--lease-ttl", "3s")
+	ctx := context.Background()
+	owner := hs[0]
+	if _, err := owner.client().CreateApp(ctx, "multi"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, owner.client(), "multi", appDir(t, "v1", withBinary))
+	servesEverywhere := func(v string) func() bool {
+		return func() bool {
+			for _, h := range hs {
+				st, body, err := newProxyClient(h.proxyAddr).get("multi.localhost", "/")
+				if err != nil || st != 200 || version(body) != v {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, 20*time.Second, "every host's proxy serves v1", servesEverywhere("v1"))
+	// Peer listeners serve only what their own host runs.
+	for _, h := range hostsByID(t, hs[1]) {
+		if h.Peer == "" || !strings.HasPrefix(h.Peer, h.Advertise+":") {
+			t.Fatalf("host %s: peer listener %q not on %s", h.ID, h.Peer, h.Advertise)
+		}
+		st, _, err := newProxyClient(h.Peer).get("multi.localhost", "/")
+		if want := map[bool]int{true: 200, false: 421}[h.ID == "host-2"]; err != nil || st != want {
+			t.Fatalf("peer listener of %s: %d %v, want %d", h.ID, st, err, want)
+		}
+	}
+
+	lb := startHAProxy(t, "multi.localhost", map[string]string{
+		"host-2": hs[0].proxyAddr, "host-3": hs[1].proxyAddr, "host-4": hs[2].proxyAddr})
+	front := newProxyClient(lb.addr)
+
+	// v1 → v2 under load, deployed through a host that does not run it.
+	l := startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "load through haproxy reaches v1", func() bool { return l.count("v1") > 100 })
+	d := deploy(t, hs[1].client(), "multi", appDir(t, "v2", withBinary), api.DeployOptions{})
+	eventually(t, 60*time.Second, "v2 switching", func() bool {
+		cur, err := hs[1].client().Deployment(ctx, d.ID)
+		return err == nil && (cur.State.Final() || cur.Phase == baton.PhaseSwitching || cur.Phase == baton.PhaseDraining)
+	})
+	start := time.Now()
+	eventually(t, 30*time.Second, "every host's proxy serves v2", servesEverywhere("v2"))
+	switched := time.Since(start)
+	if d = waitFinal(t, hs[1].client(), d.ID); d.State != baton.StateSucceeded {
+		t.Fatalf("v2: %s %s", d.State, d.Error)
+	}
+	eventually(t, 10*time.Second, "load through haproxy reaches v2", func() bool { return l.count("v2") > 100 })
+	got, failures := l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("v1 → v2 through haproxy: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	t.Logf("v1 → v2 (%s): %v, 0 failed; from phase switching to every host serving v2: %s", d.ID, got, switched.Round(time.Millisecond))
+	// The switch recorded a routing generation that every host acked
+	// before the old instances drained.
+	st, err := hs[2].client().Status(ctx, "multi")
+	if err != nil || st.Routing == nil || len(st.Routing.Acks) != 3 {
+		t.Fatalf("status routing: %+v %v", st.Routing, err)
+	}
+	for _, a := range st.Routing.Acks {
+		if a.Generation != st.Routing.Generation {
+			t.Fatalf("host %s acked generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
+		}
+	}
+	if out, code := runCLI(t, hs[1], "status", "multi"); code != 0 || !strings.Contains(out, fmt.Sprintf("ROUTING  generation %d (owner host-2), applied by host: host-2 %[1]d, host-3 %[1]d, host-4 %[1]d", st.Routing.Generation)) {
+		t.Fatalf("baton status: exit %d\n%s", code, out)
+	}
+	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, fmt.Sprintf("routing generation %d applied by every live host (3)", st.Routing.Generation)) {
+		t.Fatalf("v2's log does not say every host applied its routing:\n%s", log)
+	}
+
+	// A host that does not apply a switch (stopped, not yet lost) is
+	// reported in the switch's log and as a conflict in status; once it
+	// runs again it catches up and the conflict goes.
+	if err := hs[1].signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer hs[1].signal(syscall.SIGCONT)
+	d = mustSucceed(t, hs[0].client(), "multi", appDir(t, "v3", withBinary))
+	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, "not applied within 3s by host(s) [host-3 (127.0.0.3)]") {
+		t.Fatalf("v3's log does not report host-3:\n%s", log)
+	}
+	st, err = hs[0].client().Status(ctx, "multi")
+	if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-3") {
+		t.Fatalf("status while host-3 is stopped: %+v %v", st.Conflicts, err)
+	}
+	hs[1].signal(syscall.SIGCONT)
+	eventually(t, 20*time.Second, "host-3 catches up, the conflict goes", func() bool {
+		st, err := hs[0].client().Status(ctx, "multi")
+		return err == nil && !hasConflict(st, baton.ConflictStaleRouting, "") && version(must200(newProxyClient(hs[1].proxyAddr).get("multi.localhost", "/"))) == "v3"
+	})
+
+	// kill -9 of host-4, which does not own the app, under load.
+	l = startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v3") > 100 })
+	killed := time.Now()
+	hs[2].stop(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
+		st, err := lb.states()
+		return err == nil && st["host-4"] == "DOWN"
+	})
+	down := time.Since(killed)
+	beforeDown, failedBeforeDown := l.finish()
+	l = startLoad(t, front, "multi.localhost", 8)
+	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v3") > 500 })
+	after, failedAfter := l.finish()
+	if len(failedAfter) > 0 {
+		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
+	}
+	t.Logf("kill -9 host-4: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered)",
+		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after)
+	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
+		t.Logf("  failed: %s", f)
+	}
+
+	// kill -9 of the app's owner: its instances ran only there, so the app
+	// is down everywhere until host-3 adopts it (this measures how long,
+	// the limit that placing instances on several hosts will lift).
+	l = startLoad(t, front, "multi.localhost", 4)
+	eventually(t, 10*time.Second, "load before killing the owner", func() bool { return l.count("v3") > 100 })
+	killed = time.Now()
+	hs[0].stop(syscall.SIGKILL)
+	before := l.count("v3")
+	eventually(t, 60*time.Second, "host-3 adopts and serves the app", func() bool {
+		st, err := hs[1].client().Status(ctx, "multi")
+		return err == nil && st.Controller == "host-3" && l.count("v3") > before+200
+	})
+	back := time.Since(killed)
+	got, failures = l.finish()
+	t.Logf("kill -9 of the owner host-2: served again by host-3 after at most %s; %d failed requests meanwhile (%v answered)",
+		back.Round(100*time.Millisecond), len(failures), got)
+}
+
+// hasConflict reports whether st lists a conflict of code whose message
+// names what.
+func hasConflict(st baton.AppStatus, code, what string) bool {
+	for _, c := range st.Conflicts {
+		if c.Code == code && strings.Contains(c.Message, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// must200 is the body of a 200 answer, "" for anything else.
+func must200(status int, body string, err error) string {
+	if err != nil || status != 200 {
+		return ""
+	}
+	return body
+}

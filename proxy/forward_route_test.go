@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// startServeLocal runs p's data plane as a peer listener (ServeLocal)
+// until the test ends, and returns its address.
+func startServeLocal(t testing.TB, p *Proxy) string {
+	t.Helper()
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.ServeLocal(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("ServeLocal returned %v, want http.ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestForwardRoute: host A routes an app host B runs to B's peer
+// listener; B picks the revision (a pin passes through A untouched), A's
+// own peer listener refuses what A only forwards (no request travels
+// twice), and B's peer listener serves B's own routes.
+func TestForwardRoute(t *testing.T) {
+	t.Parallel()
+	v1, v2 := startUpstream(t, "v1"), startUpstream(t, "v2")
+	a, b := newTestProxy(t, Config{}), newTestProxy(t, Config{})
+	aFront, aPeer := startServe(t, a), startServeLocal(t, a)
+	bPeer := startServeLocal(t, b)
+	b.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{
+		{Revision: "app--1", Weight: 100, Addrs: []string{addrOf(v1)}},
+		{Revision: "app--2", Weight: 0, Addrs: []string{addrOf(v2)}}}},
+		// B forwards "loop" back to A: it must end at A's peer listener.
+		{Host: "loop.localhost", App: "loop", Slot: "production", Forward: true,
+			Backends: []Backend{{Weight: 100, Addrs: []string{aPeer}}}}})
+	a.SetRoutes([]Route{
+		{Host: "app.localhost", App: "app", Slot: "production", Forward: true,
+			Backends: []Backend{{Weight: 100, Addrs: []string{bPeer}}}},
+		{Host: "loop.localhost", App: "loop", Slot: "production", Forward: true,
+			Backends: []Backend{{Weight: 100, Addrs: []string{bPeer}}}}})
+	c := newClient(t, 4)
+
+	if st, body, err := getVia(c, aFront, "app.localhost"); err != nil || st != 200 || body != "v1" {
+		t.Fatalf("through A: %d %q %v, want 200 v1", st, body, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, aFront+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set(PinHeader, "app--2")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "v2" {
+		t.Fatalf("pinned through A: %d %q, want 200 v2 (the pin is B's to act on)", resp.StatusCode, body)
+	}
+	if st, _, err := getVia(c, "http://"+aPeer, "app.localhost"); err != nil || st != http.StatusMisdirectedRequest {
+		t.Fatalf("A's peer listener for an app A only forwards: %d %v, want 421", st, err)
+	}
+	if st, _, err := getVia(c, aFront, "loop.localhost"); err != nil || st != http.StatusMisdirectedRequest {
+		t.Fatalf("A → B → A: %d %v, want 421 from B's peer listener", st, err)
+	}
+	if st, body, err := getVia(c, "http://"+bPeer, "app.localhost"); err != nil || st != 200 || body != "v1" {
+		t.Fatalf("B's peer listener for its own app: %d %q %v", st, body, err)
+	}
+}
+
+// TestForwardKeepsClientAddress: an instance behind a forwarding host
+// sees the client's address in X-Forwarded-For, not the forwarding
+// host's; a request sent straight to a peer listener with no
+// X-Forwarded-For gets its own, and one that only claims a proto gets
+// baton's.
+func TestForwardKeepsClientAddress(t *testing.T) {
+	t.Parallel()
+	seen := make(chan http.Header, 4)
+	app := startHandler(t, func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
+	a, b := newTestProxy(t, Config{}), newTestProxy(t, Config{})
+	aFront, bPeer := startServe(t, a), startServeLocal(t, b)
+	b.SetRoutes([]Route{route1("app.localhost", "app", "app--1", addrOf(app))})
+	a.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Forward: true,
+		Backends: []Backend{{Weight: 100, Addrs: []string{bPeer}}}}})
+	c := newClient(t, 2)
+	// The client connects from 127.0.0.5; A connects to B from 127.0.0.1.
+	c.Transport.(*http.Transport).DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 5)}}).DialContext
+
+	req, _ := http.NewRequest(http.MethodGet, aFront+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // spoofed: A is the edge
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.5" {
+		t.Fatalf("through A then B: X-Forwarded-For %q, want the client's own [127.0.0.5]", got)
+	}
+	if got := h.Values("X-Forwarded-Host"); len(got) != 1 || got[0] != "app.localhost" {
+		t.Fatalf("X-Forwarded-Host %q", got)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, "http://"+bPeer+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h = <-seen
+	if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
+		t.Fatalf("straight to the peer listener without X-Forwarded-For: X-Forwarded-Proto %q, want baton's [http]", got)
+	}
+	if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.5" {
+		t.Fatalf("straight to the peer listener: X-Forwarded-For %q", got)
+	}
+}
