@@ -4,7 +4,7 @@
 # headless Chromium; then fuzzes the proxy's front door for a bounded time
 # and fails if any process the suite started is still running.
 # Installs what the tests need (git, curl, promtool, runc, podman, skopeo,
-# PostgreSQL, Chromium) when missing.
+# HAProxy, PostgreSQL, Chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +18,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+# Several hosts behind a load balancer (e2e/haproxy_test.go).
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

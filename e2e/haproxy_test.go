@@ -51,7 +51,7 @@ func startHAProxy(t *testing.T, checkHost string, servers map[string]string) *ha
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
-		t.Skip("haproxy is not installed (apt-get install -y haproxy)")
+		t.Fatal("haproxy is not installed: apt-get install -y haproxy (./test.sh installs it)")
 	}
 	dir := t.TempDir()
 	h := &haproxy{addr: freeAddr(t), socket: filepath.Join(dir, "admin.sock"), exited: make(chan struct{})}
