@@ -1,36 +1,17 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"testing"
-	"time"
 )
 
 // startServeLocal runs p's data plane as a peer listener (ServeLocal)
 // until the test ends, and returns its address.
 func startServeLocal(t testing.TB, p *Proxy) string {
 	t.Helper()
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.ServeLocal(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("ServeLocal returned %v, want http.ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
+	return serveUntilEnd(t, p, "ServeLocal", p.ServeLocal)
 }
 
 // TestForwardRoute: host A routes an app host B runs to B's peer

@@ -20,12 +20,20 @@ import (
 // test ends, and returns its base URL.
 func startServe(t testing.TB, p *Proxy) string {
 	t.Helper()
+	return "http://" + serveUntilEnd(t, p, "Serve", p.Serve)
+}
+
+// serveUntilEnd runs serve (p.Serve or p.ServeLocal, named name) on a
+// loopback listener until the test ends, shuts p down then, and returns
+// the listener's address.
+func serveUntilEnd(t testing.TB, p *Proxy, name string, serve func(net.Listener) error) string {
+	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln) }()
+	go func() { done <- serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -33,10 +41,10 @@ func startServe(t testing.TB, p *Proxy) string {
 			t.Errorf("Shutdown: %v", err)
 		}
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+			t.Errorf("%s returned %v, want http.ErrServerClosed", name, err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // front is one way of putting the proxy on a listener.
