@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -34,19 +33,7 @@ func proxyCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 // that came back in another protocol.
 func httpsProxyClient(t testing.TB, addr string, pool *x509.CertPool, h2 bool) *proxyClient {
 	t.Helper()
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64,
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "hello.localhost"}}
-	tr.Protocols = new(http.Protocols)
-	want := 1
-	if h2 {
-		tr.Protocols.SetHTTP2(true)
-		want = 2
-	} else {
-		tr.Protocols.SetHTTP1(true)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &proxyClient{addr: addr, http: &http.Client{Timeout: 10 * time.Second,
-		Transport: httpsOnly{next: tr, major: want}}}
+	return tlsProxyClient(t, addr, "hello.localhost", pool, h2, true)
 }
 
 // httpsOnly sends proxyClient's http:// requests as https:// and checks
