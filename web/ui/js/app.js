@@ -121,8 +121,8 @@ export function renderApp(main, scope, app) {
 
   const stream = openStream(path`/apps/${app}/events`);
   scope.onDispose(() => stream.close());
-  // extrasOn are the events after which history, settings or revisions
-  // may have changed.
+  // History, settings and revisions may change with a deployment's phase
+  // or end, or with routing; .soon() coalesces a burst of events.
   const onEvent = (ev) => {
     const e = JSON.parse(ev.data);
     const first = !st;
@@ -131,7 +131,7 @@ export function renderApp(main, scope, app) {
     clearProblem(problems);
     document.body.dataset.lastEvent = e.id;
     render();
-    if (first || e.type === 'status' || e.type === 'routing' || (e.type === 'deployment' && e.change !== 'phase')) loadExtras.soon();
+    if (first || e.type === 'status' || e.type === 'routing' || e.type === 'deployment') loadExtras.soon();
   };
   for (const type of ['status', 'deployment', 'routing', 'health', 'conflicts', 'freeze']) stream.addEventListener(type, onEvent);
   stream.addEventListener('open', () => main.setAttribute('data-events', 'open'));

@@ -36,7 +36,8 @@ function seriesOf(points) {
     if (!m.has(k)) m.set(k, { key: k, slot: p.slot, revision: p.revision, points: [] });
     m.get(k).points.push(p);
   }
-  return [...m.values()];
+  // A revision that answered nothing in the window has no line.
+  return [...m.values()].filter((sr) => sr.points.some((p) => p.requests_per_second > 0));
 }
 
 function chart(metric, series, t0, t1) {
@@ -83,6 +84,7 @@ export function trafficCharts(report) {
   const points = report?.series || [];
   if (!points.length) return h('p', { class: 'muted charts-empty' }, 'The charts fill in as requests arrive (sampled every 5 seconds).');
   const series = seriesOf(points);
+  if (!series.length) return h('p', { class: 'muted charts-empty' }, 'No request reached this app in the window.');
   const times = points.map((p) => Date.parse(p.at));
   const t0 = Math.min(...times);
   const t1 = Math.max(...times);
