@@ -345,3 +345,30 @@ func TestDashboardActions(t *testing.T) {
 		t.Fatalf("a read-only token's freeze: HTTP %d, want 403", status)
 	}
 }
+
+// TestStatusWatch: `baton status APP -w` prints the status, then each
+// change as the event stream sends it, and ends cleanly on Ctrl-C.
+func TestStatusWatch(t *testing.T) {
+	t.Parallel()
+	b := startBaton(t)
+	c := b.client()
+	ctx := context.Background()
+	if _, err := c.CreateApp(ctx, "watched"); err != nil {
+		t.Fatal(err)
+	}
+	w := followCLI(t, b, "status", "watched", "-w")
+	eventually(t, 30*time.Second, "the status first", func() bool { _, ok := w.find("production"); return ok })
+	if _, err := c.Freeze(ctx, "watched", "incident 9", false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the freeze line", func() bool { _, ok := w.find(": incident 9"); return ok })
+	if _, err := c.Unfreeze(ctx, "watched"); err != nil {
+		t.Fatal(err)
+	}
+	d := mustSucceed(t, c, "watched", appDir(t, "v1"))
+	eventually(t, 30*time.Second, "the deployment's end", func() bool {
+		_, ok := w.find("deploy " + d.ID + " finished: succeeded")
+		return ok
+	})
+	eventually(t, 30*time.Second, "the routing line", func() bool { _, ok := w.find("routing: production/" + d.Revision + "=100%"); return ok })
+}
