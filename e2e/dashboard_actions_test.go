@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // confirm accepts the page's confirmation dialog.
@@ -192,11 +193,15 @@ func TestDashboardActions(t *testing.T) {
 	if got := eval[string](br, `document.querySelector(`+js(slider(r2))+`).value`); got != "70" {
 		t.Fatalf("after moving %s to 30, %s's slider is at %s, want 70", r1, r2, got)
 	}
+	// The keyboard moves a slider too: one step right.
+	eval[chromedp.Void](br, `document.querySelector(`+js(slider(r1))+`).focus()`)
+	br.do("press the right arrow", chromedp.KeyEvent(kb.ArrowRight))
+	br.until("31/69 after the arrow key", `document.querySelector(`+js(slider(r2))+`).value === "69"`)
 	br.click(`button[data-key="weights-production"]`)
 	br.confirm()
-	br.present(`[data-slot="production"] tr[data-revision="` + r1 + `"][data-traffic="30"]`)
-	br.present(`[data-slot="production"] tr[data-revision="` + r2 + `"][data-traffic="70"]`)
-	if got := slotRouting(t, c, app, "production"); got[r1] != 30 || got[r2] != 70 {
+	br.present(`[data-slot="production"] tr[data-revision="` + r1 + `"][data-traffic="31"]`)
+	br.present(`[data-slot="production"] tr[data-revision="` + r2 + `"][data-traffic="69"]`)
+	if got := slotRouting(t, c, app, "production"); got[r1] != 31 || got[r2] != 69 {
 		t.Fatalf("routing after the sliders: %v", got)
 	}
 
@@ -291,6 +296,39 @@ func TestDashboardActions(t *testing.T) {
 		t.Fatalf("only %d traffic samples in the session: too short to show there is no polling", n)
 	}
 	br.sameLoad("the actions")
+
+	// A folder, zipped by the page: staging serves it afterwards.
+	folder := appDir(t, "f1")
+	entries, _ := os.ReadDir(folder)
+	var files []string
+	for _, e := range entries {
+		files = append(files, filepath.Join(folder, e.Name()))
+	}
+	// DevTools cannot fill a folder picker (webkitdirectory): the test
+	// picks the folder's files in the same input made a plain multi-file
+	// one; the page zips them the same way.
+	eval[chromedp.Void](br, `document.querySelector('#deploy-folder').removeAttribute('webkitdirectory')`)
+	br.do("pick the folder's files", chromedp.SetUploadFiles(chromedp.CSS(`#deploy-folder`), files))
+	br.setValue(`#deploy-slot`, "staging")
+	br.click(`button[data-key="deploy"]`)
+	br.confirm()
+	br.until("the folder deployment's page", `location.hash.startsWith('#/deployments/')`)
+	folderDep := strings.TrimPrefix(eval[string](br, `location.hash`), "#/deployments/")
+	fd := waitFinal(t, c, folderDep)
+	if fd.State != baton.StateSucceeded || fd.Slot != "staging" || fd.ArtifactType != "zip" {
+		t.Fatalf("folder deployment %s: %s %s (slot %s, %s)", folderDep, fd.State, fd.Error, fd.Slot, fd.ArtifactType)
+	}
+	if _, ok := slotRouting(t, c, app, "staging")[fd.Revision]; !ok {
+		t.Fatalf("the folder's revision %s is not active in staging: %v", fd.Revision, slotRouting(t, c, app, "staging"))
+	}
+	eval[chromedp.Void](br, `location.hash = '#/apps/`+app+`'`)
+	br.present(`#deploy`)
+
+	// A phone-width window: no sideways scrolling with every panel shown.
+	br.viewport(390, 844)
+	br.until("no sideways scrolling at 390px", `document.documentElement.scrollWidth <= document.documentElement.clientWidth`)
+	br.screenshot("actions-narrow")
+	br.viewport(0, 0)
 
 	// A 16 MiB upload: the bar moves through values below its end, then
 	// the deployment's live page.
