@@ -131,11 +131,12 @@ export class EventStream extends EventTarget {
   static OPEN = 1;
   static CLOSED = 2;
 
-  constructor(url) {
+  // lastEventId resumes a stream an earlier EventStream followed.
+  constructor(url, lastEventId = '') {
     super();
     this.url = url;
     this.readyState = EventStream.CONNECTING;
-    this.lastEventId = '';
+    this.lastEventId = lastEventId;
     this.retry = 1000;
     this.abort = null;
     this.run();
@@ -234,9 +235,10 @@ export class EventStream extends EventTarget {
   }
 }
 
-// openStream follows an SSE endpoint under /api/v1.
-export function openStream(p) {
-  return new EventStream('/api/v1' + p);
+// openStream follows an SSE endpoint under /api/v1, resuming after
+// lastEventId when given.
+export function openStream(p, lastEventId = '') {
+  return new EventStream('/api/v1' + p, lastEventId);
 }
 
 // put and del are api with the method filled in.

@@ -9,9 +9,9 @@
 // revisions) is reloaded when an event says it may have changed; the
 // traffic charts are sampled every 5 seconds.
 
-import { get, post, path, openStream, whoami, allows } from './api.js';
+import { get, post, path, whoami, allows } from './api.js';
 import { h, section, deploymentLink, since, timeEl, problemArea, statusArea, showProblem, clearProblem, renderIfChanged, table, fmtTime } from './dom.js';
-import { refresher, markFresh } from './live.js';
+import { refresher, follow, markFresh } from './live.js';
 import { ActionContext } from './actions.js';
 import { conflictsPanel } from './conflicts.js';
 import { slotSection } from './slots.js';
@@ -119,26 +119,19 @@ export function renderApp(main, scope, app) {
 
   const actions = new ActionContext(actionProblems, status, loadExtras);
 
-  const stream = openStream(path`/apps/${app}/events`);
-  scope.onDispose(() => stream.close());
   // History, settings and revisions may change with a deployment's phase
   // or end, or with routing; .soon() coalesces a burst of events.
-  const onEvent = (ev) => {
-    const e = JSON.parse(ev.data);
+  follow(scope, path`/apps/${app}/events`, (e) => {
     const first = !st;
     st = e.status;
     markFresh(true);
     clearProblem(problems);
-    document.body.dataset.lastEvent = e.id;
     render();
     if (first || e.type === 'status' || e.type === 'routing' || e.type === 'deployment') loadExtras.soon();
-  };
-  for (const type of ['status', 'deployment', 'routing', 'health', 'conflicts', 'freeze']) stream.addEventListener(type, onEvent);
-  stream.addEventListener('open', () => main.setAttribute('data-events', 'open'));
-  stream.addEventListener('error', (ev) => {
-    main.setAttribute('data-events', stream.closed ? 'closed' : 'reconnecting');
-    markFresh(false);
-    if (stream.closed) showProblem(problems, `Could not follow ${app}`, ev.error);
+  }, (state, err) => {
+    main.setAttribute('data-events', state);
+    if (state !== 'open') markFresh(false);
+    if (state === 'closed') showProblem(problems, `Could not follow ${app}`, err);
   });
   whoami().then((w) => {
     who = w;

@@ -1,9 +1,8 @@
 // The overview: every app with its slots, live revisions, health, the
 // operation running or queued, and how many conflicts it has.
 
-import { openStream } from './api.js';
 import { h, appLink, deploymentLink, since, stateBadge, trafficBar, plural, problemArea, showProblem, clearProblem, renderIfChanged } from './dom.js';
-import { markFresh } from './live.js';
+import { follow, markFresh } from './live.js';
 
 // renderOverview shows the overview in main, kept current by the event
 // stream of every app (GET /api/v1/events): a status snapshot per app,
@@ -19,28 +18,20 @@ export function renderOverview(main, scope) {
     const all = [...apps.values()].sort((a, b) => a.app.localeCompare(b.app));
     renderIfChanged(list, all.map(stable), () => (all.length ? all.map(appCard) : emptyState()));
   };
-  const stream = openStream('/events');
-  scope.onDispose(() => stream.close());
-  const onEvent = (ev) => {
-    const e = JSON.parse(ev.data);
+  follow(scope, '/events', (e) => {
     apps.set(e.app, e.status);
     clearProblem(problems);
     markFresh(true);
     render();
-  };
-  for (const type of ['status', 'deployment', 'routing', 'health', 'conflicts', 'freeze']) stream.addEventListener(type, onEvent);
-  stream.addEventListener('open', () => {
-    main.setAttribute('data-events', 'open');
+  }, (state, err) => {
+    main.setAttribute('data-events', state);
+    if (state !== 'open') markFresh(false);
     // The stream sends nothing for an empty baton: say so once it is open.
-    if (!loaded) {
+    if (state === 'open' && !loaded) {
       loaded = true;
       render();
     }
-  });
-  stream.addEventListener('error', (ev) => {
-    main.setAttribute('data-events', stream.closed ? 'closed' : 'reconnecting');
-    markFresh(false);
-    if (stream.closed) showProblem(problems, 'Could not load the apps', ev.error);
+    if (state === 'closed') showProblem(problems, 'Could not load the apps', err);
   });
 }
 
