@@ -233,6 +233,11 @@ func TestDashboardActions(t *testing.T) {
 	if eval[bool](br, `document.documentElement.outerHTML.includes("s3cret-xyz") || [...document.querySelectorAll('input')].some((i) => i.value.includes("s3cret-xyz"))`) {
 		t.Fatal("the page holds a secret's value after saving it")
 	}
+	// Edit loads a setting into the form; a secret's value stays unknown.
+	br.click(`button[data-key="setting-edit-staging-API_TOKEN"]`)
+	if got := eval[string](br, `[document.querySelector('#setting-key').value, document.querySelector('#setting-secret').checked, document.querySelector('#setting-value').value, document.activeElement.id].join(' ')`); got != "API_TOKEN true  setting-value" {
+		t.Fatalf("the form after Edit of a secret: %q", got)
+	}
 	br.click(`button[data-key="setting-remove-staging-GREETING"]`)
 	br.confirm()
 	br.gone(`[data-slot="staging"] tr[data-setting="GREETING"]`)
