@@ -387,6 +387,13 @@ func TestDashboardActions(t *testing.T) {
 	if status != 403 {
 		t.Fatalf("a read-only token's freeze: HTTP %d, want 403", status)
 	}
+
+	// The overview follows every app's stream: no status request either.
+	eval[chromedp.Void](br, `location.hash = '#/'`)
+	br.present(`main[data-events="open"] [data-app="` + app + `"]`)
+	if n := eval[int](br, `performance.getEntriesByType('resource').filter((e) => /\/api\/v1\/(apps\/[^/]+\/)?status\b/.test(e.name)).length`); n != 0 {
+		t.Fatalf("the pages asked for status %d times", n)
+	}
 }
 
 // TestStatusWatch: `baton status APP -w` prints the status, then each
