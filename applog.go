@@ -64,3 +64,15 @@ type RevisionTraffic struct {
 	// WindowSeconds is the time the figures cover.
 	WindowSeconds float64 `json:"window_seconds"`
 }
+
+// TrafficPoint is one revision's traffic over one sampling interval
+// ending At: a point of the dashboard's charts.
+type TrafficPoint struct {
+	At                time.Time `json:"at"`
+	Slot              string    `json:"slot"`
+	Revision          string    `json:"revision"`
+	RequestsPerSecond float64   `json:"requests_per_second"`
+	ErrorRate         float64   `json:"error_rate"`
+	// P99Seconds is -1 without requests in the interval.
+	P99Seconds float64 `json:"p99_seconds"`
+}

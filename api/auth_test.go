@@ -231,6 +231,8 @@ var routeTable = []struct {
 	{"GET /api/v1/apps/{app}/revisions/{rev}/log", "GET", "/api/v1/apps/hello/revisions/hello--000001/log", "", reader(404)},
 	{"GET /api/v1/apps/{app}/logs", "GET", "/api/v1/apps/hello/logs?since=10m", "", reader(200)},
 	{"GET /api/v1/apps/{app}/traffic", "GET", "/api/v1/apps/hello/traffic?window=1m", "", reader(200)},
+	{"GET /api/v1/apps/{app}/events", "GET", "/api/v1/apps/hello/events", "", reader(200)},
+	{"GET /api/v1/events", "GET", "/api/v1/events?after=0", "", reader(200)},
 	{"GET /api/v1/status", "GET", "/api/v1/status", "", reader(200)},
 	{"GET /api/v1/apps/{app}/status", "GET", "/api/v1/apps/hello/status", "", reader(200)},
 	{"GET /api/v1/apps/{app}/wait", "GET", "/api/v1/apps/hello/wait?timeout=1s", "", reader(200)},

@@ -38,6 +38,8 @@ func (s *Server) routes() []route {
 		{pattern: "GET /api/v1/apps/{app}/revisions/{rev}/log", scope: read, handler: s.revisionLog},
 		{pattern: "GET /api/v1/apps/{app}/logs", scope: read, handler: s.appLogs},
 		{pattern: "GET /api/v1/apps/{app}/traffic", scope: read, handler: s.appTraffic},
+		{pattern: "GET /api/v1/apps/{app}/events", scope: read, handler: s.appEvents},
+		{pattern: "GET /api/v1/events", scope: read, handler: s.allEvents},
 		{pattern: "GET /api/v1/status", scope: read, handler: s.allStatus},
 		{pattern: "GET /api/v1/apps/{app}/status", scope: read, handler: s.appStatus},
 		{pattern: "GET /api/v1/apps/{app}/wait", scope: read, handler: s.waitIdle},

@@ -49,8 +49,11 @@ type Server struct {
 	// Traffic answers an app's per-revision traffic over a window; nil
 	// when request metrics are off.
 	Traffic func(app string, window time.Duration) []baton.RevisionTraffic
+	// TrafficSeries answers the same per sampling interval (charts).
+	TrafficSeries func(app string, window time.Duration) []baton.TrafficPoint
 
 	uploads uploadSlots
+	events  *eventHub
 }
 
 // maxJSONBody bounds every JSON request body.
@@ -74,6 +77,7 @@ func (s *Server) Handler() http.Handler {
 		s.UploadWait = 30 * time.Second
 	}
 	s.uploads = uploadSlots{ch: make(chan struct{}, s.MaxUploads), wait: s.UploadWait}
+	s.events = newEventHub(time.Now())
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.guard(rt))

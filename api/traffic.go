@@ -14,6 +14,9 @@ type TrafficReport struct {
 	// --request-metrics=false: nothing is counted.
 	RequestMetrics bool                    `json:"request_metrics"`
 	Revisions      []baton.RevisionTraffic `json:"revisions"`
+	// Series is each revision's traffic per sampling interval over the
+	// window, oldest first (the dashboard's charts).
+	Series []baton.TrafficPoint `json:"series"`
 }
 
 // maxTrafficWindow is as far back as the samples go (server wiring).
@@ -34,11 +37,16 @@ func (s *Server) appTraffic(w http.ResponseWriter, r *http.Request) {
 		}
 		window = d
 	}
-	rep := TrafficReport{Revisions: []baton.RevisionTraffic{}}
+	rep := TrafficReport{Revisions: []baton.RevisionTraffic{}, Series: []baton.TrafficPoint{}}
 	if s.Traffic != nil {
 		rep.RequestMetrics = true
 		if ts := s.Traffic(app, window); ts != nil {
 			rep.Revisions = ts
+		}
+		if s.TrafficSeries != nil {
+			if ps := s.TrafficSeries(app, window); ps != nil {
+				rep.Series = ps
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, rep)

@@ -16,7 +16,7 @@ import (
 )
 
 func newStatusCmd(e *env) *cobra.Command {
-	var check bool
+	var check, watch bool
 	cmd := &cobra.Command{
 		Use:   "status [APP]",
 		Short: "What runs, what is queued, what serves, and any conflicts (with the command that fixes each)",
@@ -25,6 +25,10 @@ where each comes from (commit, author, message, deploy time), the running
 operation, the queue, the last 10 operations and the app's conflicts.
 Without APP, one line per app.
 
+-w (--watch) follows the event stream: the status, then a line per change
+(deployment queued, phase, finished; routing; health; conflicts; freeze)
+as it happens, until Ctrl-C; with --json, one JSON event per line.
+
 --check exits 2 when there is any conflict (0 when none), for CI:
   baton status hello --check || exit 1
 
@@ -32,6 +36,13 @@ Without APP, one line per app.
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if watch {
+				app := ""
+				if len(args) == 1 {
+					app = args[0]
+				}
+				return watchStatus(ctx, e, app)
+			}
 			var all []baton.AppStatus
 			if len(args) == 1 {
 				st, err := e.client().Status(ctx, args[0])
@@ -72,6 +83,8 @@ Without APP, one line per app.
 		},
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "exit 2 if there is any conflict")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow changes as they happen (the event stream) until Ctrl-C")
+	cmd.MarkFlagsMutuallyExclusive("watch", "check")
 	addJSON(cmd, e)
 	return cmd
 }

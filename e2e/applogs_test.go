@@ -29,7 +29,14 @@ type logFollower struct {
 
 func followLogs(t *testing.T, b *batonProc, args ...string) *logFollower {
 	t.Helper()
-	cmd := exec.Command(batonBin, append([]string{"logs"}, args...)...)
+	return followCLI(t, b, append([]string{"logs"}, args...)...)
+}
+
+// followCLI runs a baton command that follows something (logs -f,
+// status -w), collecting its output lines until the test ends.
+func followCLI(t *testing.T, b *batonProc, args ...string) *logFollower {
+	t.Helper()
+	cmd := exec.Command(batonBin, args...)
 	cmd.Env = append(os.Environ(), "BATON_URL=http://"+b.apiAddr, "BATON_TOKEN="+b.token)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

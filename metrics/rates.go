@@ -160,3 +160,53 @@ func quantile(q float64, s, old proxy.RequestStats) float64 {
 	}
 	return proxy.DurationBuckets[len(proxy.DurationBuckets)-1]
 }
+
+// Series returns app's traffic per revision per sampling interval over
+// the last window, oldest first, the live counters as the last point:
+// the dashboard's charts.
+func (r *Rates) Series(app string, window time.Duration) []baton.TrafficPoint {
+	now := time.Now()
+	live := make(map[rateKey]proxy.RequestStats)
+	for _, s := range r.src.RequestStats() {
+		if s.App == app {
+			live[rateKey{s.App, s.Slot, s.Revision}] = s
+		}
+	}
+	r.mu.Lock()
+	var samples []rateSample
+	for _, s := range r.samples {
+		if now.Sub(s.at) <= window+r.interval/2 {
+			samples = append(samples, s)
+		}
+	}
+	r.mu.Unlock()
+	samples = append(samples, rateSample{at: now, stats: live})
+	var out []baton.TrafficPoint
+	for i := 1; i < len(samples); i++ {
+		prev, cur := samples[i-1], samples[i]
+		secs := cur.at.Sub(prev.at).Seconds()
+		if secs <= 0 {
+			continue
+		}
+		keys := make([]rateKey, 0, len(cur.stats))
+		for k := range cur.stats {
+			if k.app == app && k.revision != "" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool { return keys[i].slot+"/"+keys[i].revision < keys[j].slot+"/"+keys[j].revision })
+		for _, k := range keys {
+			s, old := cur.stats[k], prev.stats[k]
+			var n uint64
+			for c := range s.Requests {
+				n += s.Requests[c] - min(old.Requests[c], s.Requests[c])
+			}
+			p := baton.TrafficPoint{At: cur.at, Slot: k.slot, Revision: k.revision, RequestsPerSecond: float64(n) / secs, P99Seconds: quantile(0.99, s, old)}
+			if n > 0 {
+				p.ErrorRate = float64(s.Requests[4]-min(old.Requests[4], s.Requests[4])) / float64(n)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}

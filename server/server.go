@@ -354,6 +354,12 @@ func (s *Server) open(ctx context.Context) error {
 		MountScopes: s.secureMounts(mounts), Auth: s.auth, MaxUploads: cfg.MaxUploads, UploadWait: cfg.UploadWait,
 		Ready: func() error { return nil }, Backup: s.backup, Hooks: s.hooks,
 		Traffic: s.traffic(),
+		TrafficSeries: func() func(string, time.Duration) []baton.TrafficPoint {
+			if s.rates == nil {
+				return nil
+			}
+			return s.rates.Series
+		}(),
 		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over

@@ -115,6 +115,8 @@ func TestWorksOffline(t *testing.T) {
 			if i := strings.Index(code, "// "); i >= 0 {
 				code = code[:i]
 			}
+			// The SVG namespace is a name, not a load (charts.js).
+			code = strings.ReplaceAll(code, "'http://www.w3.org/2000/svg'", "")
 			if m := external.FindString(code); m != "" {
 				t.Errorf("%s loads from another origin: %s", p, strings.TrimSpace(line))
 			}

@@ -131,11 +131,12 @@ export class EventStream extends EventTarget {
   static OPEN = 1;
   static CLOSED = 2;
 
-  constructor(url) {
+  // lastEventId resumes a stream an earlier EventStream followed.
+  constructor(url, lastEventId = '') {
     super();
     this.url = url;
     this.readyState = EventStream.CONNECTING;
-    this.lastEventId = '';
+    this.lastEventId = lastEventId;
     this.retry = 1000;
     this.abort = null;
     this.run();
@@ -234,7 +235,67 @@ export class EventStream extends EventTarget {
   }
 }
 
-// openStream follows an SSE endpoint under /api/v1.
-export function openStream(p) {
-  return new EventStream('/api/v1' + p);
+// openStream follows an SSE endpoint under /api/v1, resuming after
+// lastEventId when given.
+export function openStream(p, lastEventId = '') {
+  return new EventStream('/api/v1' + p, lastEventId);
+}
+
+// put and del are api with the method filled in.
+export const put = (p, body) => api('PUT', p, body);
+export const del = (p) => api('DELETE', p);
+
+let whoamiCache = null;
+
+// whoami is the token this tab signed in with ({name, scope, apps}),
+// asked once per token.
+export async function whoami() {
+  const t = token();
+  if (whoamiCache?.token !== t) whoamiCache = { token: t, answer: get('/whoami') };
+  try {
+    return await whoamiCache.answer;
+  } catch (e) {
+    whoamiCache = null;
+    throw e;
+  }
+}
+
+const scopeRank = { read: 1, deploy: 2, admin: 3 };
+
+// allows says whether a whoami answer may call routes needing scope on app,
+// the rule the API applies (api/auth.go); the API refuses anyway.
+export function allows(who, scope, app) {
+  if (!who || (scopeRank[who.scope] || 0) < scopeRank[scope]) return false;
+  if (who.scope === 'deploy' && who.apps?.length && !who.apps.includes(app)) return false;
+  return true;
+}
+
+// upload POSTs body (a Blob) to /api/v1 + p with XMLHttpRequest, which,
+// unlike fetch, reports the upload's progress: onProgress(sent, total).
+export function upload(p, body, contentType, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/v1' + p);
+    const auth = authHeaders();
+    for (const [k, v] of Object.entries({ Accept: 'application/json', 'Content-Type': contentType, ...auth })) xhr.setRequestHeader(k, v);
+    xhr.upload.addEventListener('progress', (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : body.size));
+    xhr.addEventListener('error', () => reject(networkError(new Error('the upload broke off'))));
+    xhr.addEventListener('abort', () => reject(networkError(new Error('the upload was aborted'))));
+    xhr.addEventListener('load', () => {
+      let answer = null;
+      try {
+        answer = JSON.parse(xhr.responseText);
+      } catch {
+        // Not JSON: the status line is all we know.
+      }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(answer);
+        return;
+      }
+      const err = new ApiError(xhr.status, answer || { detail: `POST ${p} answered HTTP ${xhr.status}` });
+      if (xhr.status === 401) unauthorized(err, 'Authorization' in auth);
+      reject(err);
+    });
+    xhr.send(body);
+  });
 }

@@ -105,7 +105,8 @@ function copyButton(codeEl, text, key) {
   return b;
 }
 
-// conflictsPanel lists conflicts; actions makes the fix buttons.
+// conflictsPanel lists conflicts; actions makes the fix buttons (none
+// without it: a token that may only read).
 export function conflictsPanel(app, conflicts, actions) {
   if (!conflicts.length) {
     return section('conflicts', 'Conflicts', h('p', { class: 'ok', 'data-conflicts': 0 }, 'No conflicts.'));
@@ -115,7 +116,7 @@ export function conflictsPanel(app, conflicts, actions) {
       `${plural(conflicts.length, 'state')} need${conflicts.length === 1 ? 's' : ''} an operator. A button does exactly what the fix command beside it says.`),
     h('ul', { class: 'conflicts' }, conflicts.map((c, i) => {
       const code = h('code', { class: 'cmd' }, c.fix);
-      const fix = fixAction(app, c);
+      const fix = actions && fixAction(app, c);
       const key = `fix-${c.code}-${i}`;
       return h('li', { class: 'conflict', 'data-code': c.code },
         h('h3', {}, h('code', {}, c.code)),

@@ -1,7 +1,7 @@
 // Keeping pages current: a Scope owns what a page started (timers, event
 // streams) and ends it when the user leaves the page; a refresher reloads a
-// page's data one load at a time; a Watcher follows running operations'
-// event streams so a page refreshes the moment one changes phase or ends.
+// page's data one load at a time. The pages themselves follow the event
+// streams (GET /api/v1/events, /api/v1/apps/{app}/events).
 
 import { openStream } from './api.js';
 import { fmtClock } from './dom.js';
@@ -81,59 +81,39 @@ export function refresher(scope, load) {
   return run;
 }
 
-// maxWatched bounds the streams a page holds open. Browsers allow about
-// six HTTP/1.1 connections per host across all tabs; long-lived streams
-// beyond that would stall every other request to baton.
-const maxWatched = 2;
+// eventTypes are the events of the app event streams (api/events.go).
+export const eventTypes = ['status', 'deployment', 'routing', 'health', 'conflicts', 'freeze'];
 
-// Watcher keeps a log stream open for each of a few running operations and
-// calls onChange when one reports a state or phase change.
-export class Watcher {
-  constructor(scope, onChange) {
-    this.onChange = onChange;
-    this.streams = new Map();
-    this.ended = new Set();
-    scope.onDispose(() => this.sync([]));
-    // A hidden tab gives its connections back; the next refresh reopens.
-    scope.listen(document, 'visibilitychange', () => {
-      if (document.hidden) this.sync([]);
-    });
-  }
-
-  // sync follows exactly the given operation ids (the first few of them).
-  sync(ids) {
-    const want = new Set(document.hidden ? [] : ids.filter((id) => !this.ended.has(id)).slice(0, maxWatched));
-    for (const [id, es] of this.streams) {
-      if (!want.has(id)) {
-        es.close();
-        this.streams.delete(id);
-      }
+// follow keeps an app event stream (p under /api/v1) open while the page
+// lives and the tab is visible, calling onEvent with each event's decoded
+// data and onState with 'open', 'reconnecting' or 'closed' (and the
+// error). A hidden tab gives its connection back (browsers allow about six
+// per host across all tabs) and resumes with Last-Event-ID when shown.
+export function follow(scope, p, onEvent, onState) {
+  let es = null;
+  let last = '';
+  const open = () => {
+    const s = openStream(p, last);
+    es = s;
+    for (const type of eventTypes) {
+      s.addEventListener(type, (ev) => {
+        last = s.lastEventId;
+        onEvent(JSON.parse(ev.data));
+      });
     }
-    for (const id of want) {
-      if (this.streams.has(id)) continue;
-      const es = openStream(`/deployments/${encodeURIComponent(id)}/log`);
-      let first = true;
-      es.addEventListener('deployment', () => {
-        // The first event repeats the state the page was just loaded with.
-        if (!first) this.onChange();
-        first = false;
-      });
-      es.addEventListener('end', () => {
-        // The server closes the stream after "end"; without close() the
-        // stream would reconnect and receive it all again.
-        es.close();
-        this.streams.delete(id);
-        this.ended.add(id);
-        this.onChange();
-      });
-      es.addEventListener('error', () => {
-        // A refusal (a problem answer) closes the stream; the next sync
-        // may try again. Drops reconnect by themselves.
-        if (es.closed) this.streams.delete(id);
-      });
-      this.streams.set(id, es);
-    }
-  }
+    s.addEventListener('open', () => onState('open'));
+    s.addEventListener('error', (ev) => onState(s.closed ? 'closed' : 'reconnecting', ev.error));
+  };
+  const close = () => {
+    es?.close();
+    es = null;
+  };
+  scope.onDispose(close);
+  scope.listen(document, 'visibilitychange', () => {
+    if (document.hidden) close();
+    else if (!es) open();
+  });
+  if (!document.hidden) open();
 }
 
 // markFresh tells the user when the page's data was last loaded, or that

@@ -1,35 +1,38 @@
 // The overview: every app with its slots, live revisions, health, the
 // operation running or queued, and how many conflicts it has.
 
-import { get } from './api.js';
 import { h, appLink, deploymentLink, since, stateBadge, trafficBar, plural, problemArea, showProblem, clearProblem, renderIfChanged } from './dom.js';
-import { Watcher, refresher, markFresh } from './live.js';
+import { follow, markFresh } from './live.js';
 
-// renderOverview shows the overview in main.
+// renderOverview shows the overview in main, kept current by the event
+// stream of every app (GET /api/v1/events): a status snapshot per app,
+// then each change with the app's status after it. Nothing is polled.
 export function renderOverview(main, scope) {
   document.title = 'Apps · baton';
   const problems = problemArea();
   const list = h('div', { class: 'apps' });
   main.append(h('h1', { tabindex: -1 }, 'Apps'), problems, list);
-  const refresh = refresher(scope, async () => {
-    let all;
-    try {
-      all = await get('/status');
-    } catch (e) {
-      if (!scope.alive) return;
-      showProblem(problems, 'Could not load the apps', e);
-      markFresh(false);
-      return;
-    }
-    if (!scope.alive) return;
+  const apps = new Map();
+  let loaded = false;
+  const render = () => {
+    const all = [...apps.values()].sort((a, b) => a.app.localeCompare(b.app));
+    renderIfChanged(list, all.map(stable), () => (all.length ? all.map(appCard) : emptyState()));
+  };
+  follow(scope, '/events', (e) => {
+    apps.set(e.app, e.status);
     clearProblem(problems);
     markFresh(true);
-    watcher.sync(all.filter((s) => s.running).map((s) => s.running.id));
-    renderIfChanged(list, all.map(stable), () => (all.length ? all.map(appCard) : emptyState()));
+    render();
+  }, (state, err) => {
+    main.setAttribute('data-events', state);
+    if (state !== 'open') markFresh(false);
+    // The stream sends nothing for an empty baton: say so once it is open.
+    if (state === 'open' && !loaded) {
+      loaded = true;
+      render();
+    }
+    if (state === 'closed') showProblem(problems, 'Could not load the apps', err);
   });
-  const watcher = new Watcher(scope, () => refresh.soon());
-  scope.every(3000, refresh);
-  refresh();
 }
 
 // stable drops what changes every second without anything happening;

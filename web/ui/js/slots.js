@@ -27,22 +27,27 @@ function revisionsTable(slot) {
 
 const mark = (on, word) => (on ? h('span', { class: 'badge' }, word) : h('span', { class: 'muted', 'aria-label': `not ${word}` }, '–'));
 
-function settingsTable(slot, settings) {
+// settingsTable lists a slot's settings; with editor (settingsPanel) each
+// row has Edit and Remove buttons. A secret's value is masked by baton.
+function settingsTable(slot, settings, editor) {
   if (settings instanceof Error) return h('p', { class: 'problem' }, `Could not load the settings: ${settings.message}`);
   if (!settings.length) {
     return h('p', { class: 'muted' }, 'No settings. Add some with ', h('code', {}, `baton config set APP KEY=VALUE --slot ${slot.name}`), '.');
   }
-  return table(`Settings of ${slot.name}`, ['Name', 'Value', 'Sticky', 'Secret'],
+  return table(`Settings of ${slot.name}`, ['Name', 'Value', 'Sticky', 'Secret', ...(editor ? [''] : [])],
     settings.map((s) => h('tr', { 'data-setting': s.key },
       h('td', { class: 'mono' }, s.key),
       h('td', { class: 'mono value' }, s.value),
       h('td', {}, mark(s.sticky, 'sticky')),
-      h('td', {}, mark(s.secret, 'secret')))));
+      h('td', {}, mark(s.secret, 'secret')),
+      editor && h('td', { class: 'nowrap' },
+        h('button', { type: 'button', class: 'small', 'data-key': `setting-edit-${slot.name}-${s.key}`, 'aria-label': `Edit ${s.key}`, onclick: () => editor.edit({ ...s, slot: slot.name }) }, 'Edit'),
+        ' ', editor.remove({ ...s, slot: slot.name })))));
 }
 
 // slotSection shows one slot with its settings (an array, or the Error
-// that loading them ended with).
-export function slotSection(slot, settings) {
+// that loading them ended with), editable through editor when given.
+export function slotSection(slot, settings, editor) {
   const id = `slot-${slot.name}`;
   const hl = health(slot);
   return h('section', { class: 'slot', 'data-slot': slot.name, 'aria-labelledby': id },
@@ -53,5 +58,5 @@ export function slotSection(slot, settings) {
     revisionsTable(slot),
     h('h4', {}, 'Settings'),
     h('p', { class: 'muted small' }, 'Sticky settings stay with the slot on swap; the others travel with the revision.'),
-    settingsTable(slot, settings));
+    settingsTable(slot, settings, editor));
 }
