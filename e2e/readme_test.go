@@ -26,6 +26,7 @@ var readmeSkips = []struct{ prefix, why string }{
 	{"[--", "continuation of the baton serve synopsis"},
 	{"kill -USR2", "restart in place has its own tests (TestReliabilityRestartInPlaceUnderLoad)"},
 	{"baton logs -f hello", "follows the app until Ctrl-C"},
+	{"baton status hello -w", "follows the app's changes until Ctrl-C"},
 }
 
 // readmeExits are the README lines that exit non-zero when run in order
