@@ -148,8 +148,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, a)
 }
 
+// listApps answers every app, or a page of them (see appsPage).
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
-	apps, err := s.Store.Apps(r.Context())
+	apps, err := s.appsPage(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
