@@ -23,6 +23,11 @@ func TestStatusesMatchStatus(t *testing.T) {
 	b.createApp("sc", "staging", "canary")
 	b.mustDeploy("sb", appDir(t, "v1"), api.DeployOptions{})
 	b.mustDeploy("sb", appDir(t, "v2"), api.DeployOptions{})
+	// The collection after the last deploy may still run and change the
+	// disk use status shows: this one waits for it.
+	if _, err := b.c.GC(ctx, false); err != nil {
+		t.Fatal(err)
+	}
 
 	all, err := b.c.AllStatus(ctx)
 	if err != nil {
