@@ -158,7 +158,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	if apps == nil {
 		apps = []baton.App{}
 	}
-	writeJSON(w, 200, apps)
+	writeList(w, apps)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {

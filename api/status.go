@@ -31,7 +31,7 @@ func (s *Server) allStatus(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, 200, out)
+	writeList(w, out)
 }
 
 func (s *Server) freeze(w http.ResponseWriter, r *http.Request) {
