@@ -252,6 +252,10 @@ type DeploymentFilter struct {
 	Limit int
 	// Oldest returns the oldest first (queue order) instead of newest first.
 	Oldest bool
+	// PerApp, when above 0, keeps at most PerApp deployments of each app
+	// (its newest, or its oldest with Oldest): the recent history of many
+	// apps in one query.
+	PerApp int
 }
 
 // LogLine is one line of a deployment's log.

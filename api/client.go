@@ -120,11 +120,9 @@ func (c *Client) CreateApp(ctx context.Context, name string) (baton.App, error) 
 	return a, err
 }
 
-// Apps lists apps.
+// Apps lists every app, read a page at a time.
 func (c *Client) Apps(ctx context.Context) ([]baton.App, error) {
-	var out []baton.App
-	_, err := c.do(ctx, "GET", "/api/v1/apps", nil, nil, &out)
-	return out, err
+	return allPages[baton.App](ctx, c, "/api/v1/apps")
 }
 
 // App returns one app.
@@ -348,11 +346,47 @@ func (c *Client) Status(ctx context.Context, app string) (baton.AppStatus, error
 	return st, err
 }
 
-// AllStatus returns the status of every app.
+// AllStatus returns the status of every app, read a page at a time.
 func (c *Client) AllStatus(ctx context.Context) ([]baton.AppStatus, error) {
+	return allPages[baton.AppStatus](ctx, c, "/api/v1/status")
+}
+
+// StatusOf returns the status of the named apps, in one call.
+func (c *Client) StatusOf(ctx context.Context, apps ...string) ([]baton.AppStatus, error) {
 	var out []baton.AppStatus
-	_, err := c.do(ctx, "GET", "/api/v1/status", nil, nil, &out)
+	_, err := c.do(ctx, "GET", "/api/v1/status?"+url.Values{"app": apps}.Encode(), nil, nil, &out)
 	return out, err
+}
+
+// listPage is how many apps a client asks for in one call of a list.
+const listPage = 200
+
+// allPages reads every page of a paginated list at path, following the
+// Link rel="next" header the server sets while more follow.
+func allPages[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	out := []T{}
+	next := path + "?limit=" + strconv.Itoa(listPage)
+	for next != "" {
+		var page []T
+		resp, err := c.do(ctx, "GET", next, nil, nil, &page)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		next = nextLink(resp.Header.Get("Link"))
+	}
+	return out, nil
+}
+
+// nextLink is the target of a Link header's rel="next", or "".
+func nextLink(h string) string {
+	for _, l := range strings.Split(h, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+		if ok && strings.Contains(params, `rel="next"`) && strings.HasPrefix(target, "<") && strings.HasSuffix(target, ">") {
+			return target[1 : len(target)-1]
+		}
+	}
+	return ""
 }
 
 // Freeze stops new deployments of an app.

@@ -43,6 +43,8 @@ type Coordinator interface {
 	BreakLock(ctx context.Context, app, why string) (baton.Lease, error)
 
 	Status(ctx context.Context, app string) (baton.AppStatus, error)
+	// Statuses is Status for each of apps, in their order.
+	Statuses(ctx context.Context, apps []baton.App) ([]baton.AppStatus, error)
 	InstanceHealth(rev string) (healthy, total int)
 	RevisionLog(app, rev string, max int64) ([]byte, error)
 	// AppLogs returns the selected lines of an app's instance output;

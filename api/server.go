@@ -152,8 +152,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, a)
 }
 
+// listApps answers every app, or a page of them (see appsPage).
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
-	apps, err := s.Store.Apps(r.Context())
+	apps, err := s.appsPage(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -161,7 +162,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	if apps == nil {
 		apps = []baton.App{}
 	}
-	writeJSON(w, 200, apps)
+	writeList(w, apps)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {

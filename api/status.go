@@ -18,22 +18,20 @@ func (s *Server) appStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, st)
 }
 
+// allStatus answers the status of every app, or of a page of them (see
+// appsPage).
 func (s *Server) allStatus(w http.ResponseWriter, r *http.Request) {
-	apps, err := s.Store.Apps(r.Context())
+	apps, err := s.appsPage(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]baton.AppStatus, 0, len(apps))
-	for _, a := range apps {
-		st, err := s.Coord.Status(r.Context(), a.Name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		out = append(out, st)
+	out, err := s.Coord.Statuses(r.Context(), apps)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	writeJSON(w, 200, out)
+	writeList(w, out)
 }
 
 func (s *Server) freeze(w http.ResponseWriter, r *http.Request) {

@@ -31,6 +31,8 @@ type extractor struct {
 	// laterLinks are hard links whose target comes later in the stream,
 	// made by finish, with ContainerLinks.
 	laterLinks []hardlinkEntry
+	// entries, when not nil, keeps and gives large zip entries' content.
+	entries *entryCache
 }
 
 type hardlinkEntry struct{ raw, name, target, to string }
@@ -155,9 +157,14 @@ func (x *extractor) dir(raw string, mode fs.FileMode) error {
 	return nil
 }
 
-// file writes a regular file, executable if mode has any x bit, or with
+// file writes a regular file with r's content, executable if mode has any x bit, or with
 // mode's permission bits under KeepModes.
 func (x *extractor) file(raw string, mode fs.FileMode, r io.Reader) error {
+	return x.fileFrom(raw, mode, func(f *os.File) error { return x.copy(raw, f, r) })
+}
+
+// fileFrom is file with the content that fill writes into the new file.
+func (x *extractor) fileFrom(raw string, mode fs.FileMode, fill func(*os.File) error) error {
 	name, err := x.entry(raw)
 	if err != nil {
 		return err
@@ -172,7 +179,7 @@ func (x *extractor) file(raw string, mode fs.FileMode, r io.Reader) error {
 	if err != nil {
 		return x.fsErr(raw, err)
 	}
-	err = x.copy(raw, f, r)
+	err = fill(f)
 	if err == nil {
 		// The umask must not take away exec bits.
 		err = f.Chmod(perm)

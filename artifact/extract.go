@@ -18,6 +18,11 @@ import (
 // dest is removed, so a caller never sees half an artifact; if ctx ends,
 // its cause is returned.
 func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) error {
+	return extract(ctx, archivePath, kind, dest, lim, nil)
+}
+
+// extract is Extract with zip entries cached in entries when not nil.
+func extract(ctx context.Context, archivePath, kind, dest string, lim Limits, entries *entryCache) error {
 	var unpack func(*extractor, *os.File, int64) error
 	switch kind {
 	case KindZip:
@@ -37,6 +42,7 @@ func Extract(ctx context.Context, archivePath, kind, dest string, lim Limits) er
 		return fmt.Errorf("open artifact: %w", err)
 	}
 	return extractInto(ctx, dest, lim, TarOptions{}, func(x *extractor) error {
+		x.entries = entries
 		return unpack(x, f, info.Size())
 	})
 }

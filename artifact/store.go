@@ -39,18 +39,25 @@ func NewStore(dir string) (*Store, error) {
 	return s, nil
 }
 
+// removeTemps removes half-written uploads, and half-written copies in the
+// entry cache (see Extract).
 func (s *Store) removeTemps() error {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("read artifact store: %w", err)
-	}
 	var errs []error
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+	for _, dir := range []string{s.dir, s.entriesDir(), s.scopesDir()} {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) && dir != s.dir {
 			continue
 		}
-		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		if err != nil {
+			return fmt.Errorf("read artifact store: %w", err)
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

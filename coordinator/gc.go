@@ -76,6 +76,11 @@ func (c *Coordinator) collector() {
 	}
 }
 
+// entryCacheAge is how long the artifact store's entry cache keeps the
+// large zip entries of an app's last deploy (for its next deploy to copy
+// rather than inflate) when the app is not deployed again.
+const entryCacheAge = 7 * 24 * time.Hour
+
 // Collect removes what the retention policy no longer keeps (with dryRun,
 // only says what it would remove) and records every app's disk use for
 // status. One collection runs at a time.
@@ -102,11 +107,26 @@ func (c *Coordinator) Collect(ctx context.Context, dryRun bool) (baton.GCReport,
 			c.log.Warn("prune image blobs", "err", err)
 		}
 	}
+	if c.cfg.Artifacts != nil {
+		if err := c.cfg.Artifacts.TrimEntries(entryCacheAge); err != nil {
+			c.log.Warn("trim the unpacked entry cache", "err", err)
+		}
+	}
 	// Measured again: what is on disk now, not what the plan expected.
 	if after, err := c.retentionFacts(ctx); err == nil {
 		p := baton.PlanRetention(c.cfg.Retention, after)
 		rep.After = p.Before
 		rep.Apps = diskUse(after, p)
+		if c.cfg.Artifacts != nil {
+			// The unpacked entries kept for an app's next deploy are
+			// its artifacts' too.
+			for app, u := range rep.Apps {
+				n := c.cfg.Artifacts.EntryBytes(app)
+				u.Artifacts += n
+				u.Total += n
+				rep.Apps[app] = u
+			}
+		}
 		c.mu.Lock()
 		c.disk = rep.Apps
 		c.mu.Unlock()

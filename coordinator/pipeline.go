@@ -413,7 +413,10 @@ func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string
 	if err := c.localArtifact(ctx, d.ArtifactDigest); err != nil {
 		return err
 	}
-	if err := artifact.Extract(ctx, c.cfg.Artifacts.Path(d.ArtifactDigest), d.ArtifactType, dir, c.cfg.ExtractLimits); err != nil {
+	// Through the store: a large entry the app's previous artifact had
+	// (the same binary beside a changed file) is copied, not inflated.
+	if err := c.cfg.Artifacts.Extract(ctx, artifact.ExtractRequest{Digest: d.ArtifactDigest, Kind: d.ArtifactType, Dest: dir,
+		Limits: c.cfg.ExtractLimits, Scope: d.App}); err != nil {
 		return err
 	}
 	c.logf(d.ID, "extracted %s artifact %s", d.ArtifactType, d.ArtifactDigest[:12])

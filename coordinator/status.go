@@ -12,6 +12,9 @@ import (
 // LongQueue is the queue length from which status reports a conflict.
 const LongQueue = 10
 
+// recentDeployments is how many of an app's newest operations status shows.
+const recentDeployments = 10
+
 // Status gathers an app's slots, revisions, instances, running operation,
 // queue, recent history and conflicts.
 func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, error) {
@@ -19,7 +22,71 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	if err != nil {
 		return baton.AppStatus{}, err
 	}
+	active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: activeStates, Oldest: true})
+	if err != nil {
+		return baton.AppStatus{}, err
+	}
+	recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, Limit: recentDeployments})
+	if err != nil {
+		return baton.AppStatus{}, err
+	}
+	var lease *baton.Lease
+	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
+		lease = &l
+	}
+	return c.statusOf(ctx, a, active, recent, lease, c.cfg.Now()), nil
+}
+
+// Statuses is Status for each of apps, in their order, in three store
+// reads whatever their number (the operations queued or running, the
+// recent ones of every app, the leases) rather than four per app.
+func (c *Coordinator) Statuses(ctx context.Context, apps []baton.App) ([]baton.AppStatus, error) {
+	out := make([]baton.AppStatus, 0, len(apps))
+	if len(apps) == 0 {
+		return out, nil
+	}
+	active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{States: activeStates, Oldest: true})
+	if err != nil {
+		return nil, err
+	}
+	recent, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{PerApp: recentDeployments})
+	if err != nil {
+		return nil, err
+	}
+	leases, err := c.cfg.Store.Leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	activeOf, recentOf := byApp(active), byApp(recent)
+	leaseOf := make(map[string]*baton.Lease, len(leases))
+	for i := range leases {
+		leaseOf[leases[i].Key] = &leases[i]
+	}
 	now := c.cfg.Now()
+	for _, a := range apps {
+		out = append(out, c.statusOf(ctx, a, activeOf[a.Name], recentOf[a.Name], leaseOf[baton.AppLeaseKey(a.Name)], now))
+	}
+	return out, nil
+}
+
+// activeStates are the states of an operation that is not over.
+var activeStates = []baton.State{baton.StateQueued, baton.StateRunning}
+
+// byApp groups deployments by app, keeping their order.
+func byApp(ds []baton.Deployment) map[string][]baton.Deployment {
+	out := map[string][]baton.Deployment{}
+	for _, d := range ds {
+		out[d.App] = append(out[d.App], d)
+	}
+	return out
+}
+
+// statusOf builds app a's status from what the store said of it (its
+// queued and running operations oldest first, its recent ones newest
+// first, its lease or nil) and from what runs here; with other hosts, it
+// reads which routing generation each has applied (one query per app).
+func (c *Coordinator) statusOf(ctx context.Context, a baton.App, active, recent []baton.Deployment, lease *baton.Lease, now time.Time) baton.AppStatus {
+	app := a.Name
 	st := baton.AppStatus{App: a.Name, Controller: a.Controller, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
 	if u, ok := c.DiskUse(app); ok {
 		st.Disk = &u
@@ -48,10 +115,6 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 		}
 		st.Slots = append(st.Slots, ss)
 	}
-	active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued, baton.StateRunning}, Oldest: true})
-	if err != nil {
-		return st, err
-	}
 	for i := range active {
 		if active[i].State == baton.StateRunning {
 			st.Running = &active[i]
@@ -60,17 +123,13 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 			st.Queue = append(st.Queue, active[i])
 		}
 	}
-	if st.Recent, err = c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, Limit: 10}); err != nil {
-		return st, err
-	}
-	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
-		st.Lease = &l
-	}
+	st.Recent = recent
+	st.Lease = lease
 	st.Domains = c.domainStatus(a)
 	st.Conflicts = c.conflicts(st, now)
 	st.Conflicts = append(st.Conflicts, certConflicts(st, now)...)
 	st.Routing, st.Conflicts = c.routingStatus(ctx, app, st.Conflicts)
-	return st, nil
+	return st
 }
 
 // conflicts finds the states that need an operator, each with its fix.
@@ -184,7 +243,7 @@ func (c *Coordinator) phaseLimit(d baton.Deployment) time.Duration {
 func (c *Coordinator) WaitIdle(ctx context.Context, app string) error {
 	for {
 		changed := c.Changes()
-		active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: []baton.State{baton.StateQueued, baton.StateRunning}, Limit: 1})
+		active, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{App: app, States: activeStates, Limit: 1})
 		if err != nil {
 			return err
 		}

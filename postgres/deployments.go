@@ -65,11 +65,15 @@ func (s *DB) Deployments(ctx context.Context, f baton.DeploymentFilter) ([]baton
 	if len(conds) > 0 {
 		tail = "WHERE " + strings.Join(conds, " AND ")
 	}
+	order := " ORDER BY seq DESC"
 	if f.Oldest {
-		tail += " ORDER BY seq"
-	} else {
-		tail += " ORDER BY seq DESC"
+		order = " ORDER BY seq"
 	}
+	if f.PerApp > 0 {
+		tail = fmt.Sprintf(`WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER (PARTITION BY app%s) AS n FROM deployments %s) AS w WHERE n <= %d)`,
+			order, tail, f.PerApp)
+	}
+	tail += order
 	if f.Limit > 0 {
 		tail += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}

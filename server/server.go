@@ -651,11 +651,13 @@ func (s *Server) conflicts(ctx context.Context) (map[string][]baton.Conflict, er
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]baton.Conflict, len(apps))
-	for _, a := range apps {
-		if st, err := s.coord.Status(ctx, a.Name); err == nil {
-			out[a.Name] = st.Conflicts
-		}
+	sts, err := s.coord.Statuses(ctx, apps)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]baton.Conflict, len(sts))
+	for _, st := range sts {
+		out[st.App] = st.Conflicts
 	}
 	return out, nil
 }

@@ -30,71 +30,92 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 	return s.App(ctx, name)
 }
 
-// App returns one app with its slots.
-func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
+// appColumns are the columns scanApp reads.
+const appColumns = `name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict, routing_generation`
+
+func scanApp(row scanner) (baton.App, error) {
 	var a baton.App
 	var created int64
 	var frozenReason, frozenBy string
 	var frozenAt sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT name, revision_mode, created_at, frozen_reason, frozen_by, frozen_at, controller, kudu_on_conflict, git_on_conflict, registry_on_conflict, routing_generation
-		FROM apps WHERE name = ?`, name).
-		Scan(&a.Name, &a.RevisionMode, &created, &frozenReason, &frozenBy, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict, &a.RoutingGeneration)
-	if err != nil {
-		return a, notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
+	if err := row.Scan(&a.Name, &a.RevisionMode, &created, &frozenReason, &frozenBy, &frozenAt, &a.Controller, &a.Options.KuduOnConflict, &a.Options.GitOnConflict, &a.Options.RegistryOnConflict, &a.RoutingGeneration); err != nil {
+		return a, err
 	}
 	a.CreatedAt = fromMicros(created)
 	if frozenAt.Valid {
 		a.Frozen = &baton.Freeze{Reason: frozenReason, By: frozenBy, At: fromMicros(frozenAt.Int64)}
 	}
-	a.Slots, err = s.slots(ctx, name)
+	return a, nil
+}
+
+// App returns one app with its slots.
+func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
+	var a baton.App
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if a, err = scanApp(tx.QueryRowContext(ctx, `SELECT `+appColumns+` FROM apps WHERE name = ?`, name)); err != nil {
+			return notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
+		}
+		slots, err := slotsOf(ctx, tx, `WHERE app = ?`, name)
+		a.Slots = slots[name]
+		return err
+	})
 	return a, err
 }
 
-func (s *DB) slots(ctx context.Context, app string) ([]baton.Slot, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT app, name, live_revision, auto_swap_to FROM slots WHERE app = ? ORDER BY created_at, name`, app)
+// slotsOf returns the slots matching where, by app, each app's in
+// creation order.
+func slotsOf(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[string][]baton.Slot, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT app, name, live_revision, auto_swap_to FROM slots `+where+` ORDER BY app, created_at, name`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []baton.Slot
+	out := map[string][]baton.Slot{}
 	for rows.Next() {
 		var sl baton.Slot
 		if err := rows.Scan(&sl.App, &sl.Name, &sl.LiveRevision, &sl.AutoSwapTo); err != nil {
 			return nil, err
 		}
-		out = append(out, sl)
+		out[sl.App] = append(out[sl.App], sl)
 	}
 	return out, rows.Err()
 }
 
-// Apps returns every app, by name.
+// Apps returns every app, by name, each with its slots: two queries in
+// one read transaction, whatever the number of apps.
 func (s *DB) Apps(ctx context.Context) ([]baton.App, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM apps ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]baton.App, 0, len(names))
-	for _, n := range names {
-		a, err := s.App(ctx, n)
+	var out []baton.App
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+appColumns+` FROM apps ORDER BY name`)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, a)
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanApp(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		slots, err := slotsOf(ctx, tx, ``)
+		if err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Slots = slots[out[i].Name]
+		}
+		return nil
+	})
+	if out == nil && err == nil {
+		out = make([]baton.App, 0)
 	}
-	return out, nil
+	return out, err
 }
 
 // DeleteApp removes an app and its slots, deployments, logs, revisions and

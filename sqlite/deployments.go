@@ -249,7 +249,7 @@ func creatorTx(ctx context.Context, tx *sql.Tx, revision string) (baton.Deployme
 
 // Deployment returns one deployment.
 func (s *DB) Deployment(ctx context.Context, id string) (baton.Deployment, error) {
-	d, err := scanDeployment(s.db.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	d, err := scanDeployment(s.rdb.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
 	return d, notFound(err, "deployment %q does not exist; list deployments with `baton deployments list APP`", id)
 }
 
@@ -273,15 +273,19 @@ func (s *DB) Deployments(ctx context.Context, f baton.DeploymentFilter) ([]baton
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
+	order := " ORDER BY seq DESC"
 	if f.Oldest {
-		where += " ORDER BY seq"
-	} else {
-		where += " ORDER BY seq DESC"
+		order = " ORDER BY seq"
 	}
+	if f.PerApp > 0 {
+		where = fmt.Sprintf(`WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER (PARTITION BY app%s) AS n FROM deployments %s) AS w WHERE n <= %d)`,
+			order, where, f.PerApp)
+	}
+	where += order
 	if f.Limit > 0 {
 		where += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	return queryDeployments(ctx, s.db, where, args...)
+	return queryDeployments(ctx, s.rdb, where, args...)
 }
 
 // StartDeployment moves a queued deployment to running under f.
@@ -442,7 +446,7 @@ func (s *DB) AppendLog(ctx context.Context, id string, lines ...string) error {
 
 // Log returns a deployment's log lines after the given line ID.
 func (s *DB) Log(ctx context.Context, id string, after int64) ([]baton.LogLine, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, text FROM deployment_logs WHERE deployment = ? AND id > ? ORDER BY id`, id, after)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, at, text FROM deployment_logs WHERE deployment = ? AND id > ? ORDER BY id`, id, after)
 	if err != nil {
 		return nil, err
 	}

@@ -81,7 +81,7 @@ func (s *DB) ReleaseLease(ctx context.Context, f baton.Fence) error {
 // Lease returns the lease of key, ENOTFOUND when none is recorded.
 func (s *DB) Lease(ctx context.Context, key string) (baton.Lease, error) {
 	var l baton.Lease
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		l, err = leaseTx(ctx, tx, key)
 		return err
@@ -103,7 +103,7 @@ func leaseTx(ctx context.Context, tx *sql.Tx, key string) (baton.Lease, error) {
 
 // Leases returns every recorded lease, expired ones included.
 func (s *DB) Leases(ctx context.Context) ([]baton.Lease, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, holder, token, acquired_at, expires_at FROM leases ORDER BY key`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key, holder, token, acquired_at, expires_at FROM leases ORDER BY key`)
 	if err != nil {
 		return nil, err
 	}

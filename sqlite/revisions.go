@@ -53,13 +53,13 @@ func (s *DB) CreateRevision(ctx context.Context, f baton.Fence, r baton.Revision
 
 // Revision returns one revision by name.
 func (s *DB) Revision(ctx context.Context, name string) (baton.Revision, error) {
-	r, err := scanRevision(s.db.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE name = ?`, name))
+	r, err := scanRevision(s.rdb.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE name = ?`, name))
 	return r, notFound(err, "revision %q does not exist", name)
 }
 
 // Revisions returns an app's revisions, newest first.
 func (s *DB) Revisions(ctx context.Context, app string) ([]baton.Revision, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE app = ? ORDER BY number DESC`, app)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE app = ? ORDER BY number DESC`, app)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,11 @@ var migrations embed.FS
 // DB is a baton.Store backed by one SQLite file.
 type DB struct {
 	db *sql.DB
+	// rdb is a pool of read-only connections for reads outside a
+	// transaction: in WAL mode they read the last commit without waiting
+	// for the writer's one connection (a deployment's phase writes, a
+	// registration), so status and lists are not queued behind writes.
+	rdb *sql.DB
 	// path is the database file, for Snapshot's own connection.
 	path string
 	// Now is the clock used for lease expiry and timestamps; tests pin it.
@@ -40,6 +45,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	rq := url.Values{}
+	rq.Add("_pragma", "busy_timeout(10000)")
+	rq.Add("_pragma", "query_only(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -53,11 +61,35 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	// The readers open after the migration, once the file is in WAL mode
+	// (a connection's journal mode is the file's). Deferred transactions:
+	// a read transaction takes no write lock.
+	if s.rdb, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(readConns)
+	s.rdb.SetMaxIdleConns(readConns)
 	return s, nil
 }
 
+// readConns is the size of the read pool: enough for a few concurrent API
+// reads on a small machine; more would only queue on the CPUs.
+const readConns = 4
+
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error { return errors.Join(s.rdb.Close(), s.db.Close()) }
+
+// readTx runs fn in one read transaction on the read pool: every query in
+// it sees the same commit.
+func (s *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
 
 // Ping checks the database answers.
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -59,13 +59,13 @@ func (s *DB) CreateToken(ctx context.Context, t baton.Token) (baton.Token, error
 
 // TokenByHash returns the token whose secret has the given hash.
 func (s *DB) TokenByHash(ctx context.Context, hash string) (baton.Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
+	t, err := scanToken(s.rdb.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
 	return t, notFound(err, "no such token")
 }
 
 // Tokens lists every token, oldest first.
 func (s *DB) Tokens(ctx context.Context) ([]baton.Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, name`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, name`)
 	if err != nil {
 		return nil, err
 	}

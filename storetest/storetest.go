@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 		"LeaseConcurrent":        testLeaseConcurrent,
 		"FencingRejectsStale":    testFencingRejectsStale,
 		"EnqueueQueueOrder":      testEnqueueQueueOrder,
+		"DeploymentsPerApp":      testDeploymentsPerApp,
 		"EnqueueFail":            testEnqueueFail,
 		"EnqueueQueueFull":       testEnqueueQueueFull,
 		"EnqueueCancelSupersede": testEnqueueCancelSupersede,
@@ -312,6 +313,45 @@ func testEnqueueQueueOrder(t *testing.T, s baton.Store) {
 	}
 	_, err := s.Enqueue(ctx, baton.EnqueueRequest{Deployment: newDeployment("nope", baton.PolicyQueue)})
 	wantCode(t, err, baton.ENOTFOUND)
+}
+
+// testDeploymentsPerApp: PerApp keeps each app's newest (or, with Oldest,
+// oldest) deployments, with the other conditions applied first.
+func testDeploymentsPerApp(t *testing.T, s baton.Store) {
+	ctx := context.Background()
+	ids := map[string][]string{}
+	for _, app := range []string{"pa", "pb", "pc"} {
+		must(s.CreateApp(ctx, app)).on(t)
+	}
+	// Interleaved, so an app's deployments are not adjacent in seq.
+	for i := 0; i < 4; i++ {
+		for _, app := range []string{"pa", "pb"} {
+			ids[app] = append(ids[app], enqueue(t, s, newDeployment(app, baton.PolicyQueue)).Deployment.ID)
+		}
+	}
+	ids["pc"] = append(ids["pc"], enqueue(t, s, newDeployment("pc", baton.PolicyQueue)).Deployment.ID)
+	got := func(f baton.DeploymentFilter) map[string][]string {
+		t.Helper()
+		out := map[string][]string{}
+		for _, d := range must(s.Deployments(ctx, f)).on(t) {
+			out[d.App] = append(out[d.App], d.ID)
+		}
+		return out
+	}
+	newest := got(baton.DeploymentFilter{PerApp: 2})
+	want := map[string][]string{"pa": {ids["pa"][3], ids["pa"][2]}, "pb": {ids["pb"][3], ids["pb"][2]}, "pc": {ids["pc"][0]}}
+	if fmt.Sprint(newest) != fmt.Sprint(want) {
+		t.Fatalf("newest 2 per app = %v, want %v", newest, want)
+	}
+	oldest := got(baton.DeploymentFilter{PerApp: 1, Oldest: true, States: []baton.State{baton.StateQueued}})
+	want = map[string][]string{"pa": {ids["pa"][0]}, "pb": {ids["pb"][0]}, "pc": {ids["pc"][0]}}
+	if fmt.Sprint(oldest) != fmt.Sprint(want) {
+		t.Fatalf("oldest queued per app = %v, want %v", oldest, want)
+	}
+	one := got(baton.DeploymentFilter{App: "pb", PerApp: 3})
+	if fmt.Sprint(one) != fmt.Sprint(map[string][]string{"pb": {ids["pb"][3], ids["pb"][2], ids["pb"][1]}}) {
+		t.Fatalf("pb's newest 3 = %v", one)
+	}
 }
 
 func testEnqueueFail(t *testing.T, s baton.Store) {

@@ -203,7 +203,7 @@ func (s *scale) register(ctx context.Context) error {
 
 // status times the status of all apps and of one, one call at a time.
 func (s *scale) status(ctx context.Context) error {
-	step("timing GET /api/v1/status (all %d apps, what `baton status` calls) ×%d, GET /api/v1/apps/%s/status ×%d, GET /api/v1/apps ×%d",
+	step("timing GET /api/v1/status (all %d apps; `baton status` reads it in pages of 200) ×%d, GET /api/v1/apps/%s/status ×%d, GET /api/v1/apps ×%d, and a page of each",
 		s.o.apps, s.o.statusAllReps, appName(0), s.o.statusOneReps, s.o.statusAllReps)
 	check := func(want int) func([]byte) error {
 		return func(b []byte) error {
@@ -225,6 +225,9 @@ func (s *scale) status(ctx context.Context) error {
 		{"GET /api/v1/status (all apps)", "/api/v1/status", s.o.statusAllReps, check(s.o.apps)},
 		{"GET /api/v1/apps/APP/status (one app)", "/api/v1/apps/" + appName(0) + "/status", s.o.statusOneReps, nil},
 		{"GET /api/v1/apps (list)", "/api/v1/apps", s.o.statusAllReps, check(s.o.apps)},
+		// Pages, as `baton status` and `baton apps list` read the lists.
+		{"GET /api/v1/status?limit=200 (a page)", "/api/v1/status?limit=200", s.o.statusAllReps, check(min(200, s.o.apps))},
+		{"GET /api/v1/apps?limit=200 (a page)", "/api/v1/apps?limit=200", s.o.statusAllReps, check(min(200, s.o.apps))},
 	} {
 		var ds []time.Duration
 		size := 0
