@@ -43,7 +43,7 @@ func TestScenarioQueueFIFO(t *testing.T) {
 		t.Fatalf("deploy request refused: %v", err)
 	}
 	var ds []baton.Deployment
-	eventually(t, 60*time.Second, "all deployments final", func() bool {
+	eventually(t, 3*time.Minute, "all deployments final", func() bool {
 		ds = b.history("q")
 		for _, d := range ds {
 			if !d.State.Final() {
