@@ -198,12 +198,20 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	}
 	defer hs[1].signal(syscall.SIGCONT)
 	d = mustSucceed(t, hs[0].client(), "multi", appDir(t, "v3", withBinary))
-	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, "not applied within 3s by host(s) [host-3 (127.0.0.3)]") {
-		t.Fatalf("v3's log does not report host-3:\n%s", log)
-	}
-	st, err = hs[0].client().Status(ctx, "multi")
-	if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-3") {
-		t.Fatalf("status while host-3 is stopped: %+v %v", st.Conflicts, err)
+	log, _ := hs[0].client().Log(ctx, d.ID)
+	switch {
+	case strings.Contains(log, "not applied within 3s by host(s) [host-3 (127.0.0.3)]"):
+		st, err = hs[0].client().Status(ctx, "multi")
+		if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-3") {
+			t.Fatalf("status while host-3 is stopped: %+v %v", st.Conflicts, err)
+		}
+	case hostLost(t, hs[0], "host-3"):
+		// On a loaded machine host-3's last heartbeat can be three lease
+		// TTLs old by the switch: then it is lost, not waited for, and
+		// the others route around it — the other correct outcome.
+		t.Logf("host-3 was already lost at v3's switch:\n%s", log)
+	default:
+		t.Fatalf("v3's log neither reports host-3 behind nor is host-3 lost:\n%s", log)
 	}
 	hs[1].signal(syscall.SIGCONT)
 	eventually(t, 20*time.Second, "host-3 catches up, the conflict goes", func() bool {
@@ -269,4 +277,19 @@ func must200(status int, body string, err error) string {
 		return ""
 	}
 	return body
+}
+
+// hostLost reports whether b lists host id as lost.
+func hostLost(t testing.TB, b *batonProc, id string) bool {
+	t.Helper()
+	hosts, err := b.client().Hosts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if h.ID == id {
+			return h.State == baton.HostLost
+		}
+	}
+	return false
 }
