@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -159,11 +160,40 @@ func (b *batonProc) launch() *batonProc {
 	t.Cleanup(func() {
 		b.stop(syscall.SIGTERM)
 		b.reapContainers()
+		b.reapProcesses()
 		if t.Failed() {
 			t.Logf("baton serve output:\n%s", b.output())
 		}
 	})
 	return b
+}
+
+// reapProcesses kills the instances and commands a baton killed with
+// SIGKILL left, by the records in its data directory (what a baton
+// started again on it would reap): a test that ends with a host killed.
+func (b *batonProc) reapProcesses() {
+	if !b.killed {
+		return
+	}
+	records, _ := filepath.Glob(filepath.Join(b.data, "run", "*.pid"))
+	for _, path := range records {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			PGID int    `json:"pgid"`
+			Dir  string `json:"dir"`
+		}
+		if json.Unmarshal(data, &rec) != nil || rec.PGID <= 1 {
+			continue
+		}
+		// Only while the group leader still runs in the recorded folder:
+		// a pgid is reused once the group is gone.
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", rec.PGID)); err == nil && cwd == rec.Dir {
+			_ = syscall.Kill(-rec.PGID, syscall.SIGKILL)
+		}
+	}
 }
 
 // reapContainers removes the containers left in the data directory's

@@ -190,7 +190,7 @@ func podman(t *testing.T, dir string, args ...string) string {
 
 func TestLoadPodmanSave(t *testing.T) {
 	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skip("podman is not installed")
+		t.Fatal("podman is not installed: apt-get install -y podman (./test.sh installs it)")
 	}
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")

@@ -71,6 +71,21 @@ func newTestRegistry(t *testing.T, s *Store) *testRegistry {
 	return tr
 }
 
+// pushed is what ManifestPushed was called with so far: the server may
+// still run a handler when a client has exited.
+func (tr *testRegistry) pushed() []pushCall {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]pushCall(nil), tr.calls...)
+}
+
+// refuse makes ManifestPushed fail with err (nil: accept again).
+func (tr *testRegistry) refuse(err error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.pushErr = err
+}
+
 var pushAuth = remote.WithAuth(&authn.Basic{Username: "x", Password: "TOKEN"})
 
 func (tr *testRegistry) write(t *testing.T, x any, repoTag string, opts ...remote.Option) error {
@@ -96,10 +111,10 @@ func TestRegistryPushAndPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := img.Digest()
-	if len(tr.calls) != 1 || tr.calls[0].repo != "app/blue" || tr.calls[0].ref != "v1" || tr.calls[0].img.Digest != want.String() {
-		t.Fatalf("ManifestPushed calls = %+v, want one for app/blue v1 %s", tr.calls, want)
+	if len(tr.pushed()) != 1 || tr.pushed()[0].repo != "app/blue" || tr.pushed()[0].ref != "v1" || tr.pushed()[0].img.Digest != want.String() {
+		t.Fatalf("ManifestPushed calls = %+v, want one for app/blue v1 %s", tr.pushed(), want)
 	}
-	if got := tr.calls[0].img; got.Ref != "push app/blue:v1" || got.Config.WorkingDir != "/app" {
+	if got := tr.pushed()[0].img; got.Ref != "push app/blue:v1" || got.Config.WorkingDir != "/app" {
 		t.Errorf("pushed image = %+v", got)
 	}
 	if held, err := s.Image(want.String()); err != nil || held.Digest != want.String() {
@@ -167,13 +182,13 @@ func TestRegistryPushIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := amd.Digest()
-	if len(tr.calls) != 1 || tr.calls[0].img.Digest != want.String() {
-		t.Fatalf("ManifestPushed calls = %+v, want the amd64 child %s", tr.calls, want)
+	if len(tr.pushed()) != 1 || tr.pushed()[0].img.Digest != want.String() {
+		t.Fatalf("ManifestPushed calls = %+v, want the amd64 child %s", tr.pushed(), want)
 	}
 	if err := tr.write(t, index(t, arm, "linux", "arm64"), "app:arm", pushAuth); err == nil || !strings.Contains(err.Error(), "no linux/amd64 image (it has: linux/arm64)") {
 		t.Errorf("push of an arm64-only index: %v", err)
 	}
-	if len(tr.calls) != 1 {
+	if len(tr.pushed()) != 1 {
 		t.Errorf("ManifestPushed ran for a refused index")
 	}
 }
@@ -202,7 +217,7 @@ func TestRegistryRefusals(t *testing.T) {
 		t.Errorf("push with a read token: %v", err)
 	}
 
-	tr.pushErr = &baton.Error{Code: baton.ECONFLICT, Message: "app is held by deployment 41 (alice, running for 2m)", RetryAfterSeconds: 5}
+	tr.refuse(&baton.Error{Code: baton.ECONFLICT, Message: "app is held by deployment 41 (alice, running for 2m)", RetryAfterSeconds: 5})
 	img := runImage(t, []entry{fileE("run", "x")})
 	err = tr.write(t, img, "app:v1", pushAuth)
 	if err == nil || !strings.Contains(err.Error(), "app is held by deployment 41 (alice, running for 2m)") {
@@ -211,7 +226,7 @@ func TestRegistryRefusals(t *testing.T) {
 	resp = tr.do(t, "GET", "/v2/app/manifests/v1", "READ", nil, nil)
 	wantRegError(t, resp, http.StatusNotFound, "MANIFEST_UNKNOWN", "")
 
-	tr.pushErr = nil
+	tr.refuse(nil)
 	noCmd := imageOf(t, &v1.Config{Env: []string{"A=b"}}, layerOf(t, tarBytes(t, fileE("x", "x"))))
 	if err := tr.write(t, noCmd, "app:v2", pushAuth); err == nil || !strings.Contains(err.Error(), "no entrypoint and no command") {
 		t.Errorf("push of an image with nothing to run: %v", err)
@@ -343,7 +358,7 @@ func wantRegError(t *testing.T, resp *http.Response, status int, code, msgPart s
 
 func TestRegistrySkopeoCopy(t *testing.T) {
 	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo is not installed")
+		t.Fatal("skopeo is not installed: apt-get install -y skopeo (./test.sh installs it)")
 	}
 	s := newStore(t, Limits{})
 	tr := newTestRegistry(t, s)
@@ -355,16 +370,16 @@ func TestRegistrySkopeoCopy(t *testing.T) {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
 	want, _ := img.Digest()
-	if len(tr.calls) != 1 || tr.calls[0].repo != "app" || tr.calls[0].ref != "v1" {
-		t.Fatalf("ManifestPushed calls = %+v", tr.calls)
+	if len(tr.pushed()) != 1 || tr.pushed()[0].repo != "app" || tr.pushed()[0].ref != "v1" {
+		t.Fatalf("ManifestPushed calls = %+v", tr.pushed())
 	}
 	// skopeo may rewrite the manifest, but not the config.
 	wantID, _ := img.ConfigName()
-	if tr.calls[0].img.ID != wantID.String() {
-		t.Errorf("pushed image ID %s, want %s (digest %s, ggcr's %s)", tr.calls[0].img.ID, wantID, tr.calls[0].img.Digest, want)
+	if tr.pushed()[0].img.ID != wantID.String() {
+		t.Errorf("pushed image ID %s, want %s (digest %s, ggcr's %s)", tr.pushed()[0].img.ID, wantID, tr.pushed()[0].img.Digest, want)
 	}
 
-	tr.pushErr = baton.Errorf(baton.ECONFLICT, "app is held by deployment 41 (alice)")
+	tr.refuse(baton.Errorf(baton.ECONFLICT, "app is held by deployment 41 (alice)"))
 	cmd = exec.Command("skopeo", "copy", "--dest-creds", "x:TOKEN", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+tr.host+"/app:v2")
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
@@ -376,7 +391,7 @@ func TestRegistrySkopeoCopy(t *testing.T) {
 
 func TestRegistryPodmanLoginPush(t *testing.T) {
 	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skip("podman is not installed")
+		t.Fatal("podman is not installed: apt-get install -y podman (./test.sh installs it)")
 	}
 	s := newStore(t, Limits{})
 	tr := newTestRegistry(t, s)
@@ -385,12 +400,12 @@ func TestRegistryPodmanLoginPush(t *testing.T) {
 	podman(t, dir, "load", "-i", dockerArchive(t, serverImage(t)))
 	podman(t, dir, "login", "--tls-verify=false", "-u", "x", "-p", "TOKEN", tr.host)
 	podman(t, dir, "push", "--tls-verify=false", "hello:v1", tr.host+"/app:v1")
-	if len(tr.calls) != 1 || tr.calls[0].repo != "app" || tr.calls[0].ref != "v1" {
-		t.Fatalf("ManifestPushed calls = %+v", tr.calls)
+	if len(tr.pushed()) != 1 || tr.pushed()[0].repo != "app" || tr.pushed()[0].ref != "v1" {
+		t.Fatalf("ManifestPushed calls = %+v", tr.pushed())
 	}
 	wantID, _ := serverImage(t).ConfigName()
-	if tr.calls[0].img.ID != wantID.String() {
-		t.Errorf("pushed image ID %s, want %s", tr.calls[0].img.ID, wantID)
+	if tr.pushed()[0].img.ID != wantID.String() {
+		t.Errorf("pushed image ID %s, want %s", tr.pushed()[0].img.ID, wantID)
 	}
 	podman(t, dir, "pull", "--tls-verify=false", tr.host+"/app:v1")
 }
