@@ -93,13 +93,24 @@ var underRaceDetector = map[string]bool{
 // freeAddr returns a loopback address with a port free right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// Never the same port twice in this test binary: a test that
+		// kills a baton and starts it again on its ports must not find
+		// them taken by another test's baton meanwhile.
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+// handedOut holds every address freeAddr returned.
+var handedOut sync.Map
 
 // batonProc is a `baton serve` child process.
 type batonProc struct {
