@@ -132,6 +132,8 @@ type batonProc struct {
 	// handedPID is the process serving after a restart in place (SIGUSR2);
 	// it inherited cmd's output, so exited still closes when it ends.
 	handedPID int
+	// starts counts the starts of baton serve on this data directory.
+	starts int
 	// killed: the last stop was a SIGKILL, so the instances and
 	// containers of that baton are left until a baton starts on its data
 	// again.
@@ -231,6 +233,22 @@ func (b *batonProc) reapContainers() {
 
 func (b *batonProc) start() {
 	b.t.Helper()
+	b.starts++
+	for !b.launchOnce() {
+		// Started again after a kill, its ports were taken meanwhile (an
+		// instance of another test's baton may bind any free port).
+		apiAddrs.Delete(b.apiAddr)
+		b.apiAddr, b.proxyAddr = freeAddr(b.t), freeAddr(b.t)
+		apiAddrs.Store(b.apiAddr, b)
+		b.t.Logf("its ports were taken while it was down: baton serve starts again on API %s, proxy %s", b.apiAddr, b.proxyAddr)
+	}
+}
+
+// launchOnce starts baton serve and waits until it answers. It returns
+// false, having started nothing, when a restart found its ports taken.
+func (b *batonProc) launchOnce() bool {
+	b.t.Helper()
+	logStart := len(b.output())
 	args := append([]string{"serve", "--data", b.data, "--api", b.apiAddr, "--proxy", b.proxyAddr,
 		"--drain-timeout", "10s", "--stop-grace", "3s"}, b.extra...)
 	bin := batonBin
@@ -262,9 +280,14 @@ func (b *batonProc) start() {
 		pw.Close()
 		close(b.exited)
 	}()
+	portsTaken := false
 	eventually(b.t, 30*time.Second, "baton serve answers /healthz", func() bool {
 		select {
 		case <-b.exited:
+			if out := b.output(); b.starts > 1 && strings.Contains(out[min(logStart, len(out)):], "address already in use") {
+				portsTaken = true
+				return true
+			}
 			b.t.Fatalf("baton serve exited at start:\n%s", b.output())
 		default:
 		}
@@ -279,6 +302,7 @@ func (b *batonProc) start() {
 		_, err := b.client().Apps(context.Background())
 		return err == nil
 	})
+	return !portsTaken
 }
 
 func (b *batonProc) output() string {
