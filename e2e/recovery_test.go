@@ -95,7 +95,7 @@ func (b *batonProc) processesOf(rev string) []int {
 // the race-instrumented test binary does not spend minutes compressing it.
 func bigArtifact(t testing.TB, version string) string {
 	t.Helper()
-	return tarWithZeros(t, appDir(t, version), 128<<20)
+	return tarWithZeros(t, appDir(t, version), 400<<20)
 }
 
 // assertClean checks a cancelled or interrupted deployment left nothing:

@@ -108,7 +108,10 @@ func parseFieldLine(line []byte) (name, value []byte, ok bool) {
 	}
 	value = trimOWS(line[colon+1:])
 	for _, c := range value {
-		if c == '\r' || c == '\n' || c == 0 {
+		// RFC 9110 5.5: no control characters but HTAB in a value (CR,
+		// LF and NUL among them); net/http refuses them too, so an
+		// upstream would read a trailer the proxy passed differently.
+		if (c < ' ' && c != '\t') || c == 0x7f {
 			return nil, nil, false
 		}
 	}
