@@ -26,6 +26,7 @@ import (
 	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/internal/invariants"
 	"github.com/batonhq/baton/internal/loadtest"
+	"github.com/batonhq/baton/internal/poll"
 	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/server"
 )
@@ -237,13 +238,7 @@ func host(app, slot string) string {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, within, what, cond)
 }
 
 // manifest is the example app's baton.toml with fast health checks;

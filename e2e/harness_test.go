@@ -22,6 +22,7 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/internal/loadtest"
+	"github.com/batonhq/baton/internal/poll"
 	"github.com/batonhq/baton/internal/testparallel"
 )
 
@@ -410,13 +411,7 @@ func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, within, what, cond)
 }
 
 // appDir writes a deployable folder of the example app with the given

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/poll"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/webhooks"
 )
@@ -91,11 +92,7 @@ func dispatcher(t *testing.T, cfg webhooks.Config) *webhooks.Dispatcher {
 // eventually polls cond until it holds or 10 s passed.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // TestDeliveryRetriedAfterFailuresIsSigned: the receiver fails twice; the
