@@ -229,3 +229,28 @@ func DecodeParams[P OpParams](kind Kind, params string) (P, error) {
 	}
 	return p, nil
 }
+
+// NamedRevisions returns the revisions an operation's params name: a
+// revision operation's revision, a rollback's target, the revisions a
+// traffic change weighs. Params that do not decode name none.
+func NamedRevisions(kind Kind, params string) []string {
+	switch kind {
+	case KindStabilize, KindActivate, KindDeactivate, KindRestart:
+		if p, err := DecodeParams[RevisionParams](kind, params); err == nil && p.Revision != "" {
+			return []string{p.Revision}
+		}
+	case KindRollback:
+		if p, err := DecodeParams[RollbackParams](kind, params); err == nil && p.To != "" {
+			return []string{p.To}
+		}
+	case KindTraffic:
+		if p, err := DecodeParams[TrafficParams](kind, params); err == nil {
+			names := make([]string, 0, len(p.Weights))
+			for name := range p.Weights {
+				names = append(names, name)
+			}
+			return names
+		}
+	}
+	return nil
+}

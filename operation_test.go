@@ -1,6 +1,7 @@
 package baton_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/batonhq/baton"
@@ -112,6 +113,31 @@ func TestSwapParamsCheck(t *testing.T) {
 	} {
 		if err := bad.Check(); baton.ErrorCode(err) != baton.EINVALID {
 			t.Errorf("Check(%+v) = %v, want EINVALID", bad, err)
+		}
+	}
+}
+
+func TestNamedRevisions(t *testing.T) {
+	enc := func(k baton.Kind, p baton.OpParams) string {
+		s, err := baton.EncodeParams(k, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		kind   baton.Kind
+		params string
+		want   string
+	}{
+		{baton.KindRestart, enc(baton.KindRestart, baton.RevisionParams{Revision: "hello--000003"}), "hello--000003"},
+		{baton.KindRollback, enc(baton.KindRollback, baton.RollbackParams{To: "hello--000002"}), "hello--000002"},
+		{baton.KindTraffic, enc(baton.KindTraffic, baton.TrafficParams{Weights: map[string]int{"hello--000004": 100}}), "hello--000004"},
+		{baton.KindDeploy, enc(baton.KindDeploy, baton.DeployParams{Image: "registry/hello--000009:v1"}), ""},
+		{baton.KindRollback, "not json", ""},
+	} {
+		if got := strings.Join(baton.NamedRevisions(c.kind, c.params), ","); got != c.want {
+			t.Errorf("%s %s: %q, want %q", c.kind, c.params, got, c.want)
 		}
 	}
 }

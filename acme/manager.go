@@ -227,7 +227,10 @@ func (m *Manager) sync(ctx context.Context) error {
 	}
 	slices.Sort(add)
 	m.log.Info("acme: managing certificates", "names", add)
-	return m.magic.ManageAsync(ctx, add)
+	// The manager's context, not ctx: certmagic's obtain jobs outlive
+	// the call (ctx may be a handshake's, cancelled as it returns, and
+	// the names are marked managed already).
+	return m.magic.ManageAsync(m.ctx, add)
 }
 
 // decide is the on-demand DecisionFunc: a certificate only for a name

@@ -588,22 +588,41 @@ type Event struct {
 // stream breaks.
 func (c *Client) Follow(ctx context.Context, id string, fn func(Event)) (baton.Deployment, error) {
 	lastID := ""
+	var d baton.Deployment
+	err := reconnect(ctx, func() (bool, error) {
+		var done bool
+		var err error
+		d, done, err = c.followOnce(ctx, id, &lastID, fn)
+		return done, err
+	})
+	return d, err
+}
+
+// maxReconnects bounds how often a stream is resumed in a row.
+const maxReconnects = 30
+
+// reconnect runs one connection of a stream (once) until it reports done
+// or fails with an error a retry cannot mend (anything but unavailable
+// or internal), resuming after a second, at most maxReconnects times;
+// once resumes where the last connection stopped (Last-Event-ID). When
+// ctx ends it returns ctx's error.
+func reconnect(ctx context.Context, once func() (done bool, err error)) error {
 	for attempt := 0; ; attempt++ {
-		d, done, err := c.followOnce(ctx, id, &lastID, fn)
+		done, err := once()
 		if done || ctx.Err() != nil {
-			return d, err
+			return err
 		}
-		if err != nil && baton.ErrorCode(err) != baton.EUNAVAILABLE && baton.ErrorCode(err) != baton.EINTERNAL {
-			return d, err
+		if code := baton.ErrorCode(err); err != nil && code != baton.EUNAVAILABLE && code != baton.EINTERNAL {
+			return err
 		}
-		if attempt > 30 {
-			return d, err
+		if attempt >= maxReconnects {
+			return err
 		}
 		t := time.NewTimer(time.Second)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return d, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}

@@ -60,25 +60,14 @@ func (c *Client) AppLogs(ctx context.Context, app string, o AppLogOptions) ([]ba
 // reconnects (resuming after the last line) when the stream breaks.
 func (c *Client) FollowAppLogs(ctx context.Context, app string, o AppLogOptions, fn func(baton.AppLogLine)) error {
 	lastID := ""
-	for attempt := 0; ; attempt++ {
+	err := reconnect(ctx, func() (bool, error) {
 		err := c.followAppOnce(ctx, app, o, &lastID, fn)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if code := baton.ErrorCode(err); code != baton.EUNAVAILABLE && code != baton.EINTERNAL {
-			return err
-		}
-		if attempt > 30 {
-			return err
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+		return err == nil, err // a stream the server ended cleanly is over
+	})
+	if ctx.Err() != nil {
+		return nil // following until Ctrl-C is how it ends
 	}
+	return err
 }
 
 func (c *Client) followAppOnce(ctx context.Context, app string, o AppLogOptions, lastID *string, fn func(baton.AppLogLine)) error {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -21,22 +20,7 @@ func (c *Client) WatchEvents(ctx context.Context, app string, after int64, fn fu
 	if app != "" {
 		p = "/api/v1/apps/" + url.PathEscape(app) + "/events"
 	}
-	for attempt := 0; ; attempt++ {
-		stop, err := c.watchOnce(ctx, p, &after, fn)
-		if stop || ctx.Err() != nil {
-			return err
-		}
-		if err != nil && baton.ErrorCode(err) != baton.EUNAVAILABLE && baton.ErrorCode(err) != baton.EINTERNAL {
-			return err
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return reconnect(ctx, func() (bool, error) { return c.watchOnce(ctx, p, &after, fn) })
 }
 
 // watchOnce reads one connection of an event stream; stop reports that

@@ -89,7 +89,7 @@ func putImage(t *testing.T, store *ociimage.Store, ref string, layers ...[]byte)
 	if err := store.PutBlob(d.String(), bytes.NewReader(raw)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.AdoptAs(d.String(), ref); err != nil {
+	if _, err := store.Adopt(d.String(), ref); err != nil {
 		t.Fatal(err)
 	}
 	blobs, err := store.BlobDigests(d.String())

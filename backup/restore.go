@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/artifact"
 	"github.com/batonhq/baton/ociimage"
 	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/sqlite"
@@ -113,7 +114,7 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 		return m, fmt.Errorf("the backup is damaged or cut short: %w", err)
 	}
 	for _, img := range m.Images {
-		if _, err := images.AdoptAs(img.Digest, img.Ref); err != nil {
+		if _, err := images.Adopt(img.Digest, img.Ref); err != nil {
 			return m, fmt.Errorf("the backup's image %s: %w", img.Digest, err)
 		}
 	}
@@ -145,7 +146,7 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (m Manifest, er
 		}
 	}
 	if key != nil {
-		if err := writeFile(filepath.Join(tmp, KeyName), []byte(hex.EncodeToString(key)+"\n")); err != nil {
+		if err := writeFile(filepath.Join(tmp, KeyName), secretstore.FormatKey(key)); err != nil {
 			return m, err
 		}
 	}
@@ -305,22 +306,10 @@ func allowedName(name string) bool {
 		return true
 	}
 	if d, ok := strings.CutPrefix(name, ArtifactsDir); ok {
-		return validDigest(d)
+		return artifact.ValidDigest(d)
 	}
 	d, ok := strings.CutPrefix(name, ImageBlobsDir)
-	return ok && validDigest(d)
-}
-
-func validDigest(d string) bool {
-	if len(d) != 64 {
-		return false
-	}
-	for _, c := range d {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return ok && artifact.ValidDigest(d)
 }
 
 // copyChecked copies one entry into dir (nowhere when dir is "") and
@@ -388,9 +377,9 @@ func readKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the secret key: %w", err)
 	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("%s is not a baton secret key (32 bytes in hex)", path)
+	key, err := secretstore.ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a baton secret key (%d bytes in hex)", path, secretstore.KeySize)
 	}
 	return key, nil
 }

@@ -293,7 +293,7 @@ func openImage(store ImageStore, d string, seen map[string]bool) (img Image, es 
 		if seen[b] || es != nil && slices.ContainsFunc(es, func(e entry) bool { return e.SHA256 == hex }) {
 			continue
 		}
-		if !ok || !validDigest(hex) {
+		if !ok || !artifact.ValidDigest(hex) {
 			return img, es, fmt.Errorf("image %s names blob %q, not a sha256 digest", d, b)
 		}
 		rc, err := store.OpenBlob(b)

@@ -33,7 +33,7 @@ others), the apps it owns and the app instances it runs.`,
 				if apps == "" {
 					apps = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%d\t%s\n", h.ID, dashIfEmpty(h.Advertise), dashIfEmpty(h.Peer), h.State,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%d\t%s\n", h.ID, dash(h.Advertise), dash(h.Peer), h.State,
 					h.Silence.Round(time.Second), h.Instances, apps)
 			}
 			return tw.Flush()
@@ -41,11 +41,4 @@ others), the apps it owns and the app instances it runs.`,
 	}
 	addJSON(cmd, e)
 	return cmd
-}
-
-func dashIfEmpty(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

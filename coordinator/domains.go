@@ -63,9 +63,7 @@ func (c *Coordinator) refreshDomains(ctx context.Context) {
 	c.mu.Unlock()
 	if !same {
 		c.publishRoutes()
-		if c.cfg.OnNames != nil {
-			c.cfg.OnNames()
-		}
+		c.namesChanged()
 	}
 }
 

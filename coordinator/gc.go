@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -150,9 +149,6 @@ func diskUse(f baton.RetentionFacts, plan baton.RetentionPlan) map[string]baton.
 	return use
 }
 
-// revisionRef finds revision names in an operation's params.
-var revisionRef = regexp.MustCompile(`[a-z0-9-]+--[0-9]{6}`)
-
 // retentionFacts reads what PlanRetention decides on: every app's
 // revisions (all controllers' apps: they may share artifacts), what serves
 // and what queued or running operations name, and sizes on this disk.
@@ -166,7 +162,7 @@ func (c *Coordinator) retentionFacts(ctx context.Context) (baton.RetentionFacts,
 	for _, d := range busy {
 		inUseRev[d.Revision] = true
 		inUseArt[d.ArtifactDigest] = true
-		for _, name := range revisionRef.FindAllString(d.Params, -1) {
+		for _, name := range baton.NamedRevisions(d.Kind, d.Params) {
 			inUseRev[name] = true
 		}
 	}

@@ -125,7 +125,7 @@ func (c *Coordinator) localImage(ctx context.Context, digest string) error {
 			}
 		}
 	}
-	_, err := c.cfg.Images.Adopt(digest)
+	_, err := c.cfg.Images.Adopt(digest, "")
 	return err
 }
 

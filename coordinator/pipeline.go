@@ -395,14 +395,15 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 // image.json and manifest into dir.
 func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
 	if baton.IsImageDigest(d.ArtifactDigest) {
-		dp, err := baton.DecodeParams[baton.DeployParams](baton.KindDeploy, d.Params)
-		if d.Kind != baton.KindDeploy && d.Kind != "" {
-			// A settings change restarts the image with the manifest
-			// its revision was deployed with (copied by reuseBuild).
-			dp, err = baton.DeployParams{}, nil
-		}
-		if err != nil {
-			return err
+		// A settings change restarts the image with the manifest its
+		// revision was deployed with (copied by reuseBuild): only a
+		// deploy's params name a source and a manifest.
+		var dp baton.DeployParams
+		if d.Kind == baton.KindDeploy || d.Kind == "" {
+			var err error
+			if dp, err = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params); err != nil {
+				return err
+			}
 		}
 		if err := c.prepareImage(ctx, d.ArtifactDigest, dp.Image, dp.Manifest, dir); err != nil {
 			return err

@@ -54,9 +54,8 @@ func FromLabels(labels map[string]string) (m baton.Manifest, found bool, err err
 // labelValue writes a label's text as the TOML value its key holds.
 func labelValue(key, v string) string {
 	v = strings.TrimSpace(v)
-	want := valueTypes[key]
-	switch {
-	case strings.HasPrefix(want, "a list"):
+	switch kind := labelKinds[key]; kind {
+	case "strings", "ints":
 		if strings.HasPrefix(v, "[") {
 			return v
 		}
@@ -65,15 +64,29 @@ func labelValue(key, v string) string {
 			if it = strings.TrimSpace(it); it == "" {
 				continue
 			}
-			if strings.Contains(want, "whole numbers") {
+			if kind == "ints" {
 				items = append(items, it)
 			} else {
 				items = append(items, strconv.Quote(it))
 			}
 		}
 		return "[" + strings.Join(items, ", ") + "]"
-	case strings.HasPrefix(want, "a whole number"), strings.HasPrefix(want, "a number"):
+	case "number":
 		return v
 	}
 	return strconv.Quote(v)
+}
+
+// labelKinds says which keys hold something other than a string (which
+// every other key of valueTypes holds): lists of strings or of whole
+// numbers, and numbers. TestLabelKindsCoverTheSchema keeps it in step
+// with toml.go.
+var labelKinds = map[string]string{
+	"build.env":         "strings",
+	"release.resources": "strings",
+	"warmup.paths":      "strings",
+	"warmup.statuses":   "ints",
+	"run.instances":     "number",
+	"warmup.retries":    "number",
+	"resources.cpus":    "number",
 }

@@ -64,3 +64,17 @@ func TestParseImageCommandOptional(t *testing.T) {
 		t.Fatalf("cpus 1000: %v", err)
 	}
 }
+
+// TestLabelKindsCoverTheSchema: every key whose value is not a string
+// (by valueTypes' description) has its kind in labelKinds, and only those.
+func TestLabelKindsCoverTheSchema(t *testing.T) {
+	for key, desc := range valueTypes {
+		if !strings.Contains(key, ".") {
+			continue // a table
+		}
+		notString := strings.HasPrefix(desc, "a list") || strings.Contains(desc, "number")
+		if _, has := labelKinds[key]; has != notString {
+			t.Errorf("%s (%s): in labelKinds %v, want %v", key, desc, has, notString)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/poll"
 	"github.com/batonhq/baton/metrics"
 	"github.com/batonhq/baton/proxy"
 )
@@ -50,7 +51,7 @@ func TestRatesPerRevision(t *testing.T) {
 	// The proxy counts a request once its answer is written: the client
 	// may read it first.
 	var got map[string]float64
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	poll.Until(t, 5*time.Second, "requests per revision 10 and 4", func() bool {
 		ts := r.App("web", 5*time.Minute)
 		got = map[string]float64{}
 		for _, tr := range ts {
@@ -64,13 +65,8 @@ func TestRatesPerRevision(t *testing.T) {
 				}
 			}
 		}
-		if got["web--000001"] == 10 && got["web--000002"] == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("requests per revision = %v, want 10 and 4", got)
-		}
-	}
+		return got["web--000001"] == 10 && got["web--000002"] == 4
+	})
 	if other := r.App("other", time.Minute); len(other) != 0 {
 		t.Fatalf("another app's traffic: %+v", other)
 	}

@@ -268,18 +268,10 @@ func sourceErr(what string, err error) error {
 
 // Adopt holds the image whose manifest (or index, giving its linux/amd64
 // image) is under digest, once PutBlob has stored it and every blob it
-// names. A missing blob is ENOTFOUND naming it.
-// An image already held keeps its record (and Ref).
-func (s *Store) Adopt(digest string) (Image, error) {
-	if img, err := s.Image(digest); err == nil {
-		return img, nil
-	}
-	return s.adopt(context.Background(), digest, "adopted")
-}
-
-// AdoptAs is Adopt giving a new record the Ref the image had where it
-// came from (a restored backup keeps it).
-func (s *Store) AdoptAs(digest, ref string) (Image, error) {
+// names. A missing blob is ENOTFOUND naming it. A new record gets ref as
+// where the image came from ("" records "adopted"; a restored backup
+// gives the ref it had); an image already held keeps its record.
+func (s *Store) Adopt(digest, ref string) (Image, error) {
 	if img, err := s.Image(digest); err == nil {
 		return img, nil
 	}

@@ -235,7 +235,7 @@ func TestRootfsBadGzipLayer(t *testing.T) {
 	s := newStore(t, Limits{})
 	junk := append([]byte{0x1f, 0x8b, 0xff}, []byte(strings.Repeat("junk", 100))...)
 	manifest, layer := putManualImage(t, s, junk, int64(len(junk)))
-	img, err := s.Adopt(manifest)
+	img, err := s.Adopt(manifest, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestAdoptLayerSizeLies(t *testing.T) {
 	s := newStore(t, Limits{})
 	data := tarBytes(t, fileE("run", strings.Repeat("x", 5000)))
 	manifest, _ := putManualImage(t, s, data, 100)
-	_, err := s.Adopt(manifest)
+	_, err := s.Adopt(manifest, "")
 	wantCode(t, err, baton.EUNPROCESSABLE, "not the 100 bytes its manifest says")
 	for _, b := range blobNames(t, s) {
 		os.Remove(s.blobPath(b))

@@ -76,11 +76,11 @@ func TestAdoptMovesImageBetweenStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = to.Adopt(img.Digest)
+	_, err = to.Adopt(img.Digest, "")
 	wantCode(t, err, baton.ENOTFOUND)
 	for i, d := range ds {
 		if i == len(ds)-1 {
-			_, err := to.Adopt(img.Digest)
+			_, err := to.Adopt(img.Digest, "")
 			wantCode(t, err, baton.ENOTFOUND, short(d))
 		}
 		rc, err := from.OpenBlob(d)
@@ -93,7 +93,7 @@ func TestAdoptMovesImageBetweenStores(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := to.Adopt(img.Digest)
+	got, err := to.Adopt(img.Digest, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,13 +189,21 @@ func appendJSONString(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// logServeHTTP writes the access log line of a ServeHTTP request.
-func (p *Proxy) logServeHTTP(r *http.Request, start time.Time, st *reqStats, status int, cause Cause, in, out int64) {
-	e := accessEntry{start: start, st: st, host: []byte(r.Host), method: []byte(r.Method),
-		target: []byte(r.RequestURI), peer: []byte(r.RemoteAddr), status: status, cause: cause,
-		in: in, out: out, took: time.Since(start)}
+// logServeHTTP writes the access log line of a ServeHTTP request: the
+// request's strings are read in place and the line built in a pooled
+// buffer (add copies it).
+func (p *Proxy) logServeHTTP(r *http.Request, start time.Time, took time.Duration, st *reqStats, status int, cause Cause, in, out int64) {
+	e := accessEntry{start: start, st: st, host: s2b(r.Host), method: s2b(r.Method),
+		target: s2b(r.RequestURI), peer: s2b(r.RemoteAddr), status: status, cause: cause,
+		in: in, out: out, took: took}
 	if len(e.target) == 0 {
-		e.target = []byte(r.URL.RequestURI())
+		e.target = s2b(r.URL.RequestURI())
 	}
-	p.access.add(appendAccessLine(nil, &e))
+	b := lineBufs.Get().(*[]byte)
+	*b = appendAccessLine((*b)[:0], &e)
+	p.access.add(*b)
+	lineBufs.Put(b)
 }
+
+// lineBufs are the scratch buffers of logServeHTTP's lines.
+var lineBufs = sync.Pool{New: func() any { return new([]byte) }}

@@ -235,13 +235,18 @@ func (cc *clientConn) serveRequest() bool {
 	} else if r.length > 0 {
 		in = r.length
 	}
-	out, took := cc.out.n-out0+o.out, time.Since(start)
 	if o.st == nil {
 		cc.p.countUnrouted(o.status)
-	} else if cc.p.countRequests {
+	}
+	counted, logged := o.st != nil && cc.p.countRequests, cc.p.access != nil && o.status != 0
+	if !counted && !logged {
+		return keep // no clock read for nobody
+	}
+	out, took := cc.out.n-out0+o.out, time.Since(start)
+	if counted {
 		o.st.observe(o.status, o.cause, took, o.upstream, in, out)
 	}
-	if cc.p.access != nil && o.status != 0 {
+	if logged {
 		cc.logRequest(start, took, in, out)
 	}
 	return keep

@@ -170,11 +170,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if st == nil {
 		p.countUnrouted(m.status)
-	} else if p.countRequests {
-		st.observe(m.status, cause, time.Since(start), 0, in, m.wrote)
 	}
-	if p.access != nil && m.status != 0 {
-		p.logServeHTTP(r, start, st, m.status, cause, in, m.wrote)
+	counted, logged := st != nil && p.countRequests, p.access != nil && m.status != 0
+	if counted || logged {
+		took := time.Since(start)
+		if counted {
+			st.observe(m.status, cause, took, 0, in, m.wrote)
+		}
+		if logged {
+			p.logServeHTTP(r, start, took, st, m.status, cause, in, m.wrote)
+		}
 	}
 	*m = meteredWriter{}
 	meteredWriters.Put(m)

@@ -111,7 +111,7 @@ func (cc *clientConn) forward(c choice, now time.Time) (res result) {
 		break
 	}
 	defer cc.up.Store(nil)
-	if err == nil {
+	if err == nil && cc.p.countRequests {
 		cc.obs.upstream = time.Since(now) // the head is in: the app's part
 	}
 	if bodyDone != nil {

@@ -24,7 +24,7 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, false, err
 		}
-		err := writeNew(path, []byte(hex.EncodeToString(key)+"\n"))
+		err := writeNew(path, FormatKey(key))
 		if errors.Is(err, fs.ErrExist) {
 			return LoadOrCreateKey(path) // another process made it first
 		}
@@ -43,11 +43,24 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, false, fmt.Errorf("secret key %s has mode %v: others can read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
-	key, err = hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != KeySize {
+	if key, err = ParseKey(b); err != nil {
 		return nil, false, fmt.Errorf("secret key %s is not %d bytes in hex", path, KeySize)
 	}
 	return key, false, nil
+}
+
+// FormatKey is a key as its file holds it: hex and a newline.
+func FormatKey(key []byte) []byte {
+	return []byte(hex.EncodeToString(key) + "\n")
+}
+
+// ParseKey reads a key file's contents (FormatKey's form).
+func ParseKey(data []byte) ([]byte, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) != KeySize {
+		return nil, errors.New("not a key")
+	}
+	return key, nil
 }
 
 // writeNew writes data to a new file at path, mode 0600, through a

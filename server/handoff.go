@@ -77,6 +77,18 @@ func (s *Server) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart: share the proxy socket: %w", err)
 	}
 	defer proxyFile.Close()
+	// The optional listeners too, before anything is stopped: a failure
+	// here leaves this process serving as it was.
+	httpFile, err := listenerFile(s.httpLn, "plain-HTTP")
+	if err != nil {
+		return err
+	}
+	defer httpFile.Close()
+	peerFile, err := listenerFile(s.peerLn, "peer")
+	if err != nil {
+		return err
+	}
+	defer peerFile.Close()
 
 	// The API goes on serving while the running deployment finishes;
 	// what it queues meanwhile runs in the new process.
@@ -117,23 +129,11 @@ func (s *Server) Restart(ctx context.Context) error {
 		}
 		h.Pipes = append(h.Pipes, fds)
 	}
-	if tl, ok := s.httpLn.(*net.TCPListener); ok {
-		httpFile, err := tl.File()
-		if err != nil {
-			readyW.Close()
-			return fmt.Errorf("restart: share the plain-HTTP socket: %w", err)
-		}
-		defer httpFile.Close()
+	if httpFile != nil {
 		h.HTTP = 3 + len(files)
 		files = append(files, httpFile)
 	}
-	if tl, ok := s.peerLn.(*net.TCPListener); ok {
-		peerFile, err := tl.File()
-		if err != nil {
-			readyW.Close()
-			return fmt.Errorf("restart: share the peer socket: %w", err)
-		}
-		defer peerFile.Close()
+	if peerFile != nil {
 		h.Peer = 3 + len(files)
 		files = append(files, peerFile)
 	}
@@ -251,4 +251,18 @@ func (s *Server) signalReady() {
 	_, _ = s.ready.Write([]byte{1})
 	s.ready.Close()
 	s.ready = nil
+}
+
+// listenerFile shares a listener's socket with the next process; nil for
+// a listener this baton does not have (what names it in errors).
+func listenerFile(ln net.Listener, what string) (*os.File, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, nil
+	}
+	f, err := tl.File()
+	if err != nil {
+		return nil, fmt.Errorf("restart: share the %s socket: %w", what, err)
+	}
+	return f, nil
 }

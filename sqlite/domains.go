@@ -36,7 +36,7 @@ func (s *DB) AddDomain(ctx context.Context, d baton.Domain) (baton.Domain, error
 
 // Domains lists the domains of app ("" for all), by name.
 func (s *DB) Domains(ctx context.Context, app string) ([]baton.Domain, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, app, slot, created_at FROM domains WHERE ? = '' OR app = ? ORDER BY name`, app, app)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, app, slot, created_at FROM domains WHERE ? = '' OR app = ? ORDER BY name`, app, app)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (s *DB) PutCert(ctx context.Context, key string, value []byte) error {
 func (s *DB) Cert(ctx context.Context, key string) (baton.CertEntry, error) {
 	e := baton.CertEntry{Key: key}
 	var mod int64
-	err := s.db.QueryRowContext(ctx, `SELECT value, modified FROM certs WHERE key = ?`, key).Scan(&e.Value, &mod)
+	err := s.rdb.QueryRowContext(ctx, `SELECT value, modified FROM certs WHERE key = ?`, key).Scan(&e.Value, &mod)
 	if err != nil {
 		return e, notFound(err, "no certificate data under %s", key)
 	}
@@ -101,7 +101,7 @@ func (s *DB) DeleteCert(ctx context.Context, key string) error {
 // CertKeys lists the keys under prefix.
 func (s *DB) CertKeys(ctx context.Context, prefix string) ([]string, error) {
 	lo, hi := baton.CertKeyRange(prefix)
-	rows, err := s.db.QueryContext(ctx, `SELECT key FROM certs WHERE key >= ? AND (? = '' OR key < ?) ORDER BY key`, lo, hi, hi)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key FROM certs WHERE key >= ? AND (? = '' OR key < ?) ORDER BY key`, lo, hi, hi)
 	if err != nil {
 		return nil, err
 	}

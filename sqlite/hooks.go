@@ -51,13 +51,13 @@ func (s *DB) CreateHook(ctx context.Context, h baton.Hook) (baton.Hook, error) {
 
 // Hook returns one hook.
 func (s *DB) Hook(ctx context.Context, id string) (baton.Hook, error) {
-	h, err := scanHook(s.db.QueryRowContext(ctx, `SELECT `+hookColumns+` FROM hooks WHERE id = ?`, id))
+	h, err := scanHook(s.rdb.QueryRowContext(ctx, `SELECT `+hookColumns+` FROM hooks WHERE id = ?`, id))
 	return h, notFound(err, "webhook %s does not exist; `baton hooks list` shows them", id)
 }
 
 // Hooks lists the hooks, oldest first.
 func (s *DB) Hooks(ctx context.Context) ([]baton.Hook, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+hookColumns+` FROM hooks ORDER BY created_at, id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookColumns+` FROM hooks ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +183,6 @@ func (s *DB) Deliveries(ctx context.Context, hook string, limit int) ([]baton.De
 	if limit <= 0 {
 		limit = 100
 	}
-	return collectDeliveries(s.db.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM hook_deliveries
+	return collectDeliveries(s.rdb.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM hook_deliveries
 		WHERE ? = '' OR hook_id = ? ORDER BY id DESC LIMIT ?`, hook, hook, limit))
 }

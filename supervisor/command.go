@@ -89,7 +89,7 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 		log.Warn("kill what the command left running", "pid", p.pid, "err", err)
 	}
 	gone, cancelWait := context.WithTimeout(context.Background(), orphanKillWait)
-	waitGroupsGone(gone, []int{p.pid})
+	waitGone(gone, []int{p.pid}, nil)
 	cancelWait()
 	p.drainOutput()
 	s.finishContainer(log, p)

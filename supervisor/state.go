@@ -270,7 +270,7 @@ func (s *Supervisor) ReapOrphans(ctx context.Context) ([]Reaped, error) {
 		}
 	}
 	kill, cancel := context.WithTimeout(ctx, orphanKillWait)
-	waitGroupsGone(kill, pgids)
+	waitGone(kill, pgids, nil)
 	cancel()
 	// Deleting a container kills it first if it still runs: the one of a
 	// runc killed just now, or one that ignored SIGTERM.
@@ -465,30 +465,6 @@ func sameDir(cwd, dir string) bool {
 func checkProc() error {
 	_, err := os.Readlink("/proc/self/cwd")
 	return err
-}
-
-// waitGroupsGone polls until none of the process groups has a live
-// member or ctx ends.
-func waitGroupsGone(ctx context.Context, pgids []int) {
-	tick := time.NewTicker(orphanPollInterval)
-	defer tick.Stop()
-	for {
-		alive := false
-		for _, pgid := range pgids {
-			if groupAlive(pgid) {
-				alive = true
-				break
-			}
-		}
-		if !alive {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // processAlive reports whether pid runs. A zombie does not: it has exited,
