@@ -230,6 +230,12 @@ func (p *pipeline) prepare() error {
 		return ef.err
 	case errors.As(err, &uh):
 		if errors.As(context.Cause(ctx), new(phaseDeadline)) {
+			if p.d.Phase == baton.PhaseStarting {
+				// The health wait and the listening wait end on the same
+				// deadline; still in starting, nothing ever listened:
+				// the phase made no progress, whichever noticed first.
+				return asPhaseError(ctx, err)
+			}
 			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, uh.err)
 		}
 		if p.r.ctx.Err() != nil {
