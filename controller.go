@@ -28,6 +28,10 @@ type Controller struct {
 	Instances int `json:"instances"`
 	// Draining is set while it stops: it takes no new apps.
 	Draining bool `json:"draining"`
+	// DrainRequested is set while an operator has asked it to drain
+	// (baton hosts drain): its instances move to other hosts and it takes
+	// no new ones until undrained. It outlives restarts.
+	DrainRequested bool `json:"drain_requested"`
 }
 
 // ControllerInfo is what a controller registers about itself.

@@ -1,0 +1,170 @@
+package baton
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Scale is how many instances each revision serving a slot runs and how
+// they spread over the hosts that share the store (`baton scale`).
+type Scale struct {
+	App  string `json:"app"`
+	Slot string `json:"slot"`
+	// Instances is how many instances each revision of the slot runs;
+	// 0 means the revision's manifest decides ([run] instances).
+	Instances int `json:"instances"`
+	// MaxPerHost caps the instances of one revision on one host; 0 means
+	// no cap.
+	MaxPerHost int `json:"max_per_host"`
+}
+
+// MaxScaleInstances bounds Scale.Instances, as the manifest bounds
+// [run] instances.
+const MaxScaleInstances = 64
+
+// Validate checks a Scale a client asked for.
+func (s Scale) Validate() error {
+	if s.Instances < 0 || s.Instances > MaxScaleInstances {
+		return Errorf(EINVALID, "instances must be between 1 and %d, got %d", MaxScaleInstances, s.Instances)
+	}
+	if s.MaxPerHost < 0 || s.MaxPerHost > MaxScaleInstances {
+		return Errorf(EINVALID, "max per host must be between 0 (no cap) and %d, got %d", MaxScaleInstances, s.MaxPerHost)
+	}
+	return nil
+}
+
+// PlacementState is how a host's share of a revision stands.
+type PlacementState string
+
+// The states of a placement.
+const (
+	// PlacementStarting: the host was asked to start its instances and has
+	// not reported them healthy yet.
+	PlacementStarting PlacementState = "starting"
+	// PlacementHealthy: every instance passed its health check; proxies
+	// route to them while the revision has traffic.
+	PlacementHealthy PlacementState = "healthy"
+	// PlacementFailed: the host could not start them (Message says why).
+	PlacementFailed PlacementState = "failed"
+	// PlacementDraining: the owner is taking them away; proxies no longer
+	// route to them, and the host stops them once the row is gone.
+	PlacementDraining PlacementState = "draining"
+)
+
+// Placement is one host's share of a revision's instances in a slot. The
+// app's owner writes them (SetPlacements); each host starts what is placed
+// on it and reports (ReportPlacement); every host's proxy routes to the
+// healthy ones, remote ones through their host's peer listener.
+type Placement struct {
+	App       string         `json:"app"`
+	Slot      string         `json:"slot"`
+	Revision  string         `json:"revision"`
+	Host      string         `json:"host"`
+	Instances int            `json:"instances"`
+	State     PlacementState `json:"state"`
+	// Message says why a placement failed.
+	Message   string    `json:"message,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PlacementFilter selects placements; empty fields match all.
+type PlacementFilter struct {
+	App, Slot, Revision, Host string
+}
+
+// PlacementStore keeps the scale of slots and where revisions' instances
+// run. Implemented by every store; on a store one controller has alone,
+// every placement is on that controller.
+type PlacementStore interface {
+	// SetScale records a slot's scale; ENOTFOUND if the app or slot does
+	// not exist. Fenced: scale changes under the app's lease.
+	SetScale(ctx context.Context, f Fence, s Scale) error
+	// Scale returns a slot's scale, zero (manifest decides) when never set.
+	Scale(ctx context.Context, app, slot string) (Scale, error)
+	// SetPlacements replaces the placements of one revision in a slot by
+	// ps (an empty ps removes them all), advances the app's routing
+	// generation and notifies every host, in one transaction. Each
+	// placement keeps its State and Message as given.
+	SetPlacements(ctx context.Context, app, slot, revision string, ps []Placement) error
+	// ReportPlacement sets the State and Message of one host's placement
+	// and notifies every host; ENOTFOUND if it was removed meanwhile.
+	ReportPlacement(ctx context.Context, p Placement) error
+	// Placements lists placements by app, slot, revision and host.
+	Placements(ctx context.Context, f PlacementFilter) ([]Placement, error)
+	// SetHostDrain records that an operator asked host id to drain (or
+	// no longer); ENOTFOUND if no such host. Heartbeats keep it.
+	SetHostDrain(ctx context.Context, id string, drain bool) error
+}
+
+// HostLoad is a host as placement sees it.
+type HostLoad struct {
+	ID string
+	// Instances is how many instances it runs of every app.
+	Instances int
+}
+
+// Place decides how many instances of one revision each host runs: n in
+// all over the live hosts given, at most maxPerHost on one (0: no cap).
+// Spread comes first: the counts of any two hosts differ by at most one.
+// Where that leaves a choice (n not a multiple of the hosts), the extra
+// instances stay where cur has the most of them (a redeploy or a scale
+// change moves nothing it need not), then go to the least loaded host,
+// then by id. It fails when the hosts cannot hold n under the cap,
+// saying what to change.
+func Place(n, maxPerHost int, hosts []HostLoad, cur map[string]int) (map[string]int, error) {
+	if n < 1 {
+		return nil, Errorf(EINVALID, "a revision runs at least 1 instance, asked for %d", n)
+	}
+	if len(hosts) == 0 {
+		return nil, Errorf(ECONFLICT, "no live host can run instances: start baton serve on a host, or undrain one (baton hosts undrain HOST)")
+	}
+	if maxPerHost > 0 && maxPerHost*len(hosts) < n {
+		ids := make([]string, len(hosts))
+		for i, h := range hosts {
+			ids[i] = h.ID
+		}
+		sort.Strings(ids)
+		return nil, Errorf(ECONFLICT, "%d instances with at most %d per host need %d live hosts, and %d are live (%s): lower --instances, raise --max-per-host or add a host",
+			n, maxPerHost, (n+maxPerHost-1)/maxPerHost, len(hosts), strings.Join(ids, ", "))
+	}
+	hs := append([]HostLoad(nil), hosts...)
+	sort.Slice(hs, func(i, j int) bool {
+		a, b := hs[i], hs[j]
+		if cur[a.ID] != cur[b.ID] {
+			return cur[a.ID] > cur[b.ID]
+		}
+		if a.Instances-cur[a.ID] != b.Instances-cur[b.ID] { // load besides this revision
+			return a.Instances-cur[a.ID] < b.Instances-cur[b.ID]
+		}
+		return a.ID < b.ID
+	})
+	out := map[string]int{}
+	each, extra := n/len(hs), n%len(hs)
+	for i, h := range hs {
+		k := each
+		if i < extra {
+			k++
+		}
+		if k > 0 {
+			out[h.ID] = k
+		}
+	}
+	return out, nil
+}
+
+// DescribePlacement says where instances run, e.g. "2 on h1, 1 on h2".
+func DescribePlacement(p map[string]int) string {
+	ids := make([]string, 0, len(p))
+	for id := range p {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d on %s", p[id], id)
+	}
+	return strings.Join(parts, ", ")
+}
