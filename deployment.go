@@ -86,16 +86,17 @@ const (
 	KindDeactivate Kind = "deactivate" // stop a revision without traffic
 	KindRestart    Kind = "restart"    // restart a revision's instances
 	KindRollback   Kind = "rollback"   // an earlier revision live again
+	KindScale      Kind = "scale"      // instance count and spread over hosts
 )
 
 // Recovery reports whether operations of kind k only put back or reshape
 // what already ran (rollback, stabilize, traffic, activate, deactivate,
-// restart), as opposed to bringing new code or settings (deploy, settings,
-// swap). A frozen app refuses the latter and allows recovery: freezing
+// restart, scale), as opposed to bringing new code or settings (deploy,
+// settings, swap). A frozen app refuses the latter and allows recovery: freezing
 // during an incident must not lock the operator out of the fix.
 func (k Kind) Recovery() bool {
 	switch k {
-	case KindRollback, KindStabilize, KindTraffic, KindActivate, KindDeactivate, KindRestart:
+	case KindRollback, KindStabilize, KindTraffic, KindActivate, KindDeactivate, KindRestart, KindScale:
 		return true
 	}
 	return false

@@ -30,6 +30,10 @@ type ResourcesSpec struct {
 type RunSpec struct {
 	Command   string `json:"command"`
 	Instances int    `json:"instances"`
+	// MaxPerHost caps the instances of a revision on one host when several
+	// hosts share the store ([run] max_per_host; 0: no cap). `baton scale
+	// --max-per-host` overrides it.
+	MaxPerHost int `json:"max_per_host"`
 }
 
 // BuildSpec is an optional command run once in the revision folder.

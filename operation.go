@@ -26,6 +26,7 @@ type OpRequest struct {
 //	KindStabilize, KindActivate,
 //	KindDeactivate, KindRestart   RevisionParams
 //	KindRollback                  RollbackParams
+//	KindScale                     ScaleParams
 //
 // A deployment record keeps them as JSON in Deployment.Params, written by
 // EncodeParams and read by DecodeParams; nothing else builds or parses
@@ -42,6 +43,7 @@ var (
 	_ OpParams = TrafficParams{}
 	_ OpParams = RevisionParams{}
 	_ OpParams = RollbackParams{}
+	_ OpParams = ScaleParams{}
 )
 
 // DeployParams is the params of a KindDeploy operation.
@@ -188,6 +190,20 @@ type RollbackParams struct {
 }
 
 func (RollbackParams) takes(k Kind) bool { return k == KindRollback }
+
+// ScaleParams is the params of a KindScale operation (and the body of
+// the API's scale request): the slot's new Scale. With Rebalance the
+// scale stays as it is and the slot's instances are placed again: baton
+// queues that itself when a host is lost or drained.
+type ScaleParams struct {
+	Instances  int  `json:"instances"`
+	MaxPerHost int  `json:"max_per_host"`
+	Rebalance  bool `json:"rebalance,omitempty"`
+	// Reason says why baton rebalanced ("host h2 lost").
+	Reason string `json:"reason,omitempty"`
+}
+
+func (ScaleParams) takes(k Kind) bool { return k == KindScale }
 
 // EncodeParams is the stored form of an operation's params
 // (Deployment.Params): JSON, or "" for a deploy that asks for nothing (nil

@@ -112,9 +112,11 @@ type HostLoad struct {
 // Where that leaves a choice (n not a multiple of the hosts), the extra
 // instances stay where cur has the most of them (a redeploy or a scale
 // change moves nothing it need not), then go to the least loaded host,
-// then by id. It fails when the hosts cannot hold n under the cap,
-// saying what to change.
-func Place(n, maxPerHost int, hosts []HostLoad, cur map[string]int) (map[string]int, error) {
+// then by id. The anchor, when it is one of the hosts, always gets at
+// least one: the app's owner runs a share of every revision it serves
+// (its operations start, log and restart them there). It fails when the
+// hosts cannot hold n under the cap, saying what to change.
+func Place(n, maxPerHost int, hosts []HostLoad, cur map[string]int, anchor string) (map[string]int, error) {
 	if n < 1 {
 		return nil, Errorf(EINVALID, "a revision runs at least 1 instance, asked for %d", n)
 	}
@@ -133,6 +135,9 @@ func Place(n, maxPerHost int, hosts []HostLoad, cur map[string]int) (map[string]
 	hs := append([]HostLoad(nil), hosts...)
 	sort.Slice(hs, func(i, j int) bool {
 		a, b := hs[i], hs[j]
+		if (a.ID == anchor) != (b.ID == anchor) {
+			return a.ID == anchor
+		}
 		if cur[a.ID] != cur[b.ID] {
 			return cur[a.ID] > cur[b.ID]
 		}

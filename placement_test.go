@@ -12,6 +12,7 @@ func TestPlace(t *testing.T) {
 		n, max    int
 		hosts     []HostLoad
 		cur, want map[string]int
+		anchor    string
 		wantErr   string
 	}{
 		{name: "spread over three", n: 3, hosts: three, want: map[string]int{"a": 1, "b": 1, "c": 1}},
@@ -28,13 +29,17 @@ func TestPlace(t *testing.T) {
 			cur: map[string]int{"a": 1, "b": 0, "c": 1}, want: map[string]int{"a": 1, "c": 1}},
 		{name: "lost host's share moves", n: 3, hosts: three[:2], cur: map[string]int{"a": 1, "b": 1, "c": 1},
 			want: map[string]int{"a": 2, "b": 1}},
+		{name: "the anchor runs one", n: 1, hosts: three, cur: map[string]int{"a": 1}, anchor: "c",
+			want: map[string]int{"c": 1}},
+		{name: "the anchor gets the extra", n: 4, hosts: three, anchor: "b", want: map[string]int{"a": 1, "b": 2, "c": 1}},
+		{name: "an anchor that is not live is ignored", n: 2, hosts: three, anchor: "z", want: map[string]int{"a": 1, "b": 1}},
 		{name: "cap holds", n: 6, max: 2, hosts: three, want: map[string]int{"a": 2, "b": 2, "c": 2}},
 		{name: "cap too low", n: 7, max: 2, hosts: three, wantErr: ECONFLICT},
 		{name: "no hosts", n: 1, hosts: nil, wantErr: ECONFLICT},
 		{name: "zero instances", n: 0, hosts: three, wantErr: EINVALID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Place(tc.n, tc.max, tc.hosts, tc.cur)
+			got, err := Place(tc.n, tc.max, tc.hosts, tc.cur, tc.anchor)
 			if tc.wantErr != "" {
 				if ErrorCode(err) != tc.wantErr {
 					t.Fatalf("Place = %v, %v; want error %s", got, err, tc.wantErr)

@@ -113,3 +113,69 @@ func TestForwardKeepsClientAddress(t *testing.T) {
 		t.Fatalf("straight to the peer listener: X-Forwarded-For %q", got)
 	}
 }
+
+// TestPeerBackends: a revision whose instances run on two hosts is served
+// from both by each host's proxy: A's share goes to its own instance, B's
+// to B's peer listener with the revision pinned there (whatever else B
+// routes), and a ServeLocal listener never sends a request on to a peer,
+// even when its own instances of the revision are gone.
+func TestPeerBackends(t *testing.T) {
+	t.Parallel()
+	pins := make(chan string, 64)
+	onA := startUpstream(t, "a")
+	onB := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		pins <- r.Header.Get(PinHeader)
+		io.WriteString(w, "b")
+	})
+	other := startUpstream(t, "other")
+	a, b := newTestProxy(t, Config{}), newTestProxy(t, Config{})
+	aFront, aPeer := startServe(t, a), startServeLocal(t, a)
+	bFront, bPeer := startServe(t, b), startServeLocal(t, b)
+	// B has not applied the switch yet: app--2 still has no weight there.
+	b.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{
+		{Revision: "app--1", Weight: 100, Addrs: []string{addrOf(other)}},
+		{Revision: "app--2", Weight: 0, Addrs: []string{addrOf(onB)}, Peers: []string{aPeer}}}}})
+	a.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{
+		{Revision: "app--2", Weight: 100, Addrs: []string{addrOf(onA)}, Peers: []string{bPeer}}}}})
+	c := newClient(t, 4)
+
+	seen := map[string]int{}
+	for range 20 {
+		st, body, err := getVia(c, aFront, "app.localhost")
+		if err != nil || st != 200 {
+			t.Fatalf("through A: %d %q %v", st, body, err)
+		}
+		seen[body]++
+	}
+	if seen["a"] != 10 || seen["b"] != 10 {
+		t.Fatalf("through A, 20 requests: %v, want 10 on A's instance and 10 through B (round robin)", seen)
+	}
+	for range 10 {
+		if pin := <-pins; pin != "app--2" {
+			t.Fatalf("B's instance saw %s %q, want the revision A chose", PinHeader, pin)
+		}
+	}
+	// B's peer listener serves app--2 from its own instance only.
+	for range 4 {
+		if st, body, err := getVia(c, "http://"+bPeer, "app.localhost"); err != nil || st != 200 || body != "other" {
+			t.Fatalf("B's peer listener unpinned: %d %q %v, want its own app--1", st, body, err)
+		}
+	}
+	// B's front door sends app--2 pins to its own instance and to A.
+	b.SetRoutes([]Route{{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{
+		{Revision: "app--2", Weight: 100, Peers: []string{aPeer}}}}})
+	if st, body, err := getVia(c, bFront, "app.localhost"); err != nil || st != 200 || body != "a" {
+		t.Fatalf("through B with only A's instance: %d %q %v, want A's", st, body, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+bPeer+"/", nil)
+	req.Host = "app.localhost"
+	req.Header.Set(PinHeader, "app--2")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("B's peer listener with no instance of its own: %d, want 503 (never on to A)", resp.StatusCode)
+	}
+}

@@ -29,14 +29,16 @@ type choice struct {
 // instance, the healthy revisions share its weight; when nothing healthy
 // is left, any instance that is not draining is tried rather than fail.
 //
+// On a ServeLocal listener (local) only this host's instances serve.
+//
 // It returns a problem for the client when nothing can serve.
-func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
+func (rt *route) pick(local bool, pin, cookie, exclude string) (choice, *problem) {
 	if rt.forward {
 		// The host behind it picks the revision, by pin and cookie too.
 		if len(rt.live) == 0 {
 			return choice{}, noLiveInstance(rt, "")
 		}
-		if u, _ := rt.live[0].instance(exclude); u != nil {
+		if u, _ := rt.live[0].instance(local, exclude); u != nil {
 			return choice{u: u, b: rt.live[0]}, nil
 		}
 		return choice{}, noLiveInstance(rt, "")
@@ -46,7 +48,7 @@ func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
 		if b == nil {
 			return choice{}, unknownRevision(rt, pin)
 		}
-		if u, _ := b.instance(exclude); u != nil {
+		if u, _ := b.instance(local, exclude); u != nil {
 			return choice{u: u, b: b}, nil
 		}
 		return choice{}, noLiveInstance(rt, b.revision)
@@ -59,7 +61,7 @@ func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
 	}
 	if len(rt.live) == 1 { // the common case: no split, no cookie
 		b := rt.live[0]
-		if u, _ := b.instance(exclude); u != nil {
+		if u, _ := b.instance(local, exclude); u != nil {
 			return choice{u: u, b: b}, nil
 		}
 		return choice{}, noLiveInstance(rt, "")
@@ -70,13 +72,13 @@ func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
 		sticky = stickyRevision(cookie)
 		if sticky != "" {
 			if b := rt.liveRevision(sticky); b != nil {
-				if u, healthy := b.instance(exclude); healthy {
+				if u, healthy := b.instance(local, exclude); healthy {
 					return choice{u: u, b: b}, nil
 				}
 			}
 		}
 	}
-	c := rt.choose(exclude)
+	c := rt.choose(local, exclude)
 	if c.u == nil {
 		return choice{}, noLiveInstance(rt, "")
 	}
@@ -86,9 +88,9 @@ func (rt *route) pick(pin, cookie, exclude string) (choice, *problem) {
 
 // choose picks by weight among the live backends that have a healthy
 // instance, falling back to any usable instance.
-func (rt *route) choose(exclude string) choice {
+func (rt *route) choose(local bool, exclude string) choice {
 	b := rt.weighted()
-	u, healthy := b.instance(exclude)
+	u, healthy := b.instance(local, exclude)
 	if healthy {
 		return choice{u: u, b: b}
 	}
@@ -96,18 +98,18 @@ func (rt *route) choose(exclude string) choice {
 	// revisions that have one, in proportion to theirs.
 	total := 0
 	for _, o := range rt.live {
-		if o.hasHealthy(exclude) {
+		if o.hasHealthy(local, exclude) {
 			total += o.weight
 		}
 	}
 	if total > 0 {
 		n := rand.IntN(total)
 		for _, o := range rt.live {
-			if !o.hasHealthy(exclude) {
+			if !o.hasHealthy(local, exclude) {
 				continue
 			}
 			if n < o.weight {
-				if u, healthy := o.instance(exclude); healthy {
+				if u, healthy := o.instance(local, exclude); healthy {
 					return choice{u: u, b: o}
 				}
 				break // turned unhealthy meanwhile; take anything below
@@ -119,7 +121,7 @@ func (rt *route) choose(exclude string) choice {
 		return choice{u: u, b: b}
 	}
 	for _, o := range rt.live {
-		if u, _ := o.instance(exclude); u != nil {
+		if u, _ := o.instance(local, exclude); u != nil {
 			return choice{u: u, b: o}
 		}
 	}
@@ -157,15 +159,19 @@ func (rt *route) liveRevision(name string) *backend {
 // instance returns the backend's next instance in turn that is neither
 // draining nor exclude, preferring healthy ones; healthy tells which it
 // got. It returns nil when every instance is draining or excluded.
-func (b *backend) instance(exclude string) (u *upstream, healthy bool) {
-	n := uint64(len(b.ups))
+func (b *backend) instance(local bool, exclude string) (u *upstream, healthy bool) {
+	ups, rr := b.ups, &b.rr
+	if local {
+		ups, rr = b.locals, &b.lrr
+	}
+	n := uint64(len(ups))
 	if n == 0 {
 		return nil, false
 	}
-	start := b.rr.n.Add(1) - 1
+	start := rr.n.Add(1) - 1
 	var fallback *upstream
 	for i := range n {
-		u := b.ups[(start+i)%n]
+		u := ups[(start+i)%n]
 		if !usable(u, exclude) {
 			continue
 		}
@@ -179,8 +185,12 @@ func (b *backend) instance(exclude string) (u *upstream, healthy bool) {
 	return fallback, false
 }
 
-func (b *backend) hasHealthy(exclude string) bool {
-	for _, u := range b.ups {
+func (b *backend) hasHealthy(local bool, exclude string) bool {
+	ups := b.ups
+	if local {
+		ups = b.locals
+	}
+	for _, u := range ups {
 		if usable(u, exclude) && u.healthy() {
 			return true
 		}

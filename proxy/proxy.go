@@ -266,6 +266,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error 
 	} else {
 		delete(w.Header(), "Set-Cookie")
 	}
+	if c.u.peer.Load() {
+		r.Header[PinHeader] = []string{c.b.revision} // the peer serves the revision chosen here
+	}
 	return p.fwd.forward(w, r, c.u.addr)
 }
 
@@ -289,7 +292,7 @@ func (p *Proxy) acquireOn(local bool, host, pin, cookie, exclude string) (choice
 		if local && rt.forward {
 			return choice{}, rt, notRunHere(rt)
 		}
-		c, pb := rt.pick(pin, cookie, exclude)
+		c, pb := rt.pick(local, pin, cookie, exclude)
 		if pb != nil {
 			// Seeing an upstream draining implies seeing the table that
 			// replaced it (SetRoutes publishes before anything drains), so

@@ -16,8 +16,10 @@ import (
 // dropped because baton is the edge and they would be spoofable. On a peer
 // listener (trusted: the client is another host's proxy, which set them
 // from its own client) they pass through instead, and are only added when
-// the request came without an X-Forwarded-For.
-func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool) []byte {
+// the request came without an X-Forwarded-For. pin, when set, is the
+// revision a request sent to another host's peer listener must be served
+// by (the client's own Baton-Revision, if it sent one, names it already).
+func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, pin string) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	b = append(b, originForm(r.target)...)
@@ -42,6 +44,11 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool) 
 	if r.upgrade != nil {
 		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
 		b = append(b, r.upgrade...)
+		b = append(b, "\r\n"...)
+	}
+	if pin != "" && r.pin == nil {
+		b = append(b, PinHeader+": "...)
+		b = append(b, pin...)
 		b = append(b, "\r\n"...)
 	}
 	if trusted {

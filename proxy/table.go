@@ -13,8 +13,15 @@ type Backend struct {
 	// Weight is the revision's share of traffic, 0..100. A backend with
 	// weight 0 only gets requests pinned to it.
 	Weight int
-	// Addrs are the revision's instances as "127.0.0.1:PORT".
+	// Addrs are the revision's instances on this host as "127.0.0.1:PORT".
 	Addrs []string
+	// Peers are other hosts' peer listeners (ADVERTISE:PORT) that run
+	// instances of the revision, one entry per instance, so they take
+	// their share of the requests. A request sent to one carries the
+	// revision in the Baton-Revision header, for that host's proxy to
+	// serve it from its own instances; listeners served with ServeLocal
+	// never send requests on to a peer.
+	Peers []string
 }
 
 // Route sends the requests for one Host to the revisions live in one slot
@@ -63,8 +70,10 @@ type route struct {
 type backend struct {
 	revision string
 	weight   int
-	ups      []*upstream
-	rr       roundRobin
+	// ups are the instances and peers that serve it; locals only the
+	// instances on this host (what a ServeLocal listener may use).
+	ups, locals []*upstream
+	rr, lrr     roundRobin
 	// stats counts the requests the revision served in this slot.
 	stats *reqStats
 }
@@ -128,6 +137,20 @@ func normalizeHost(h string) string {
 	return strings.ToLower(trimHost(strings.TrimSpace(h)))
 }
 
+// upstreamLocked returns the table's upstream for addr, registering it
+// with p (marked as a peer listener if peer) the first time.
+func (t *table) upstreamLocked(p *Proxy, addr string, peer bool) *upstream {
+	u := t.ups[addr]
+	if u == nil {
+		u = p.upstreamLocked(addr)
+		t.ups[addr] = u
+	}
+	if peer && !u.peer.Load() {
+		u.peer.Store(true)
+	}
+	return u
+}
+
 // revision returns the backend serving the named revision, or nil.
 func (rt *route) revision(name string) *backend {
 	for _, b := range rt.backends {
@@ -182,12 +205,12 @@ func (p *Proxy) SetRoutes(routes []Route) {
 			be := &backend{revision: b.Revision, weight: min(max(b.Weight, 0), 100),
 				stats: p.statsLocked(r.App, r.Slot, b.Revision)}
 			for _, addr := range b.Addrs {
-				u := t.ups[addr]
-				if u == nil {
-					u = p.upstreamLocked(addr)
-					t.ups[addr] = u
-				}
+				u := t.upstreamLocked(p, addr, false)
 				be.ups = append(be.ups, u)
+				be.locals = append(be.locals, u)
+			}
+			for _, addr := range b.Peers {
+				be.ups = append(be.ups, t.upstreamLocked(p, addr, true))
 			}
 			rt.backends = append(rt.backends, be)
 			if be.weight > 0 && len(be.ups) > 0 {

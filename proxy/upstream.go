@@ -22,7 +22,10 @@ import (
 // request sees draining and picks again from the table published before
 // Drain began. No request is forwarded to an upstream Drain has let go of.
 type upstream struct {
-	addr     string
+	addr string
+	// peer marks another host's peer listener (Backend.Peers): requests
+	// sent to it carry their revision in the Baton-Revision header.
+	peer     atomic.Bool
 	inflight atomic.Int64
 	draining atomic.Bool
 	// refusedLogged is when a refused connection was last logged (unix
