@@ -61,6 +61,13 @@ type RevisionStatus struct {
 	RestoreError string `json:"restore_error,omitempty"`
 	// Image is the container image the revision runs; nil for an archive.
 	Image *ImageRef `json:"image,omitempty"`
+	// Hosts says where its instances run when several hosts share the
+	// store: each host's share and how it stands (Instances lists only
+	// those of the host that answered).
+	Hosts []Placement `json:"hosts,omitempty"`
+	// Scale is the slot's scale as set by `baton scale` (zero: the
+	// manifest decides).
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 // ImageRef names a container image revision's image: where it came from
