@@ -44,6 +44,9 @@ type SlotStatus struct {
 	Host       string           `json:"host"`
 	AutoSwapTo string           `json:"auto_swap_to,omitempty"`
 	Revisions  []RevisionStatus `json:"revisions"`
+	// Scale is the slot's scale as `baton scale` set it; nil when never
+	// set (each revision's manifest decides).
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 // RevisionStatus is an active revision with its traffic and instances.
@@ -65,9 +68,6 @@ type RevisionStatus struct {
 	// store: each host's share and how it stands (Instances lists only
 	// those of the host that answered).
 	Hosts []Placement `json:"hosts,omitempty"`
-	// Scale is the slot's scale as set by `baton scale` (zero: the
-	// manifest decides).
-	Scale *Scale `json:"scale,omitempty"`
 }
 
 // ImageRef names a container image revision's image: where it came from
