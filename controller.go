@@ -59,6 +59,9 @@ type ControllerStore interface {
 	// HeartbeatController records that id is alive, with what it reports;
 	// ENOTFOUND if unregistered.
 	HeartbeatController(ctx context.Context, id string, hb Heartbeat) error
+	// DeregisterController removes id (a clean stop) with its routing
+	// acks. Its placements stay: the owner of each app replaces them
+	// (PlacementStore).
 	DeregisterController(ctx context.Context, id string) error
 	Controllers(ctx context.Context) ([]Controller, error)
 	// AssignApp pins app to controller if it is pinned to from (compare

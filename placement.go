@@ -78,25 +78,73 @@ type PlacementFilter struct {
 // PlacementStore keeps the scale of slots and where revisions' instances
 // run. Implemented by every store; on a store one controller has alone,
 // every placement is on that controller.
+//
+// A slot's scale and placements go with it (DeleteSlot) and with its app
+// (DeleteApp). A host's placements outlive the host (DeregisterController,
+// or a host that stops heartbeating): the app's owner replaces a lost
+// host's share itself, with SetPlacements.
 type PlacementStore interface {
 	// SetScale records a slot's scale; ENOTFOUND if the app or slot does
-	// not exist. Fenced: scale changes under the app's lease.
+	// not exist. Fenced: scale changes under the app's lease, and a stale
+	// fence fails with ErrStaleToken. The caller checks s (Scale.Validate).
 	SetScale(ctx context.Context, f Fence, s Scale) error
-	// Scale returns a slot's scale, zero (manifest decides) when never set.
+	// Scale returns a slot's scale, zero (manifest decides) with App and
+	// Slot set when never set.
 	Scale(ctx context.Context, app, slot string) (Scale, error)
 	// SetPlacements replaces the placements of one revision in a slot by
 	// ps (an empty ps removes them all), advances the app's routing
-	// generation and notifies every host, in one transaction. Each
-	// placement keeps its State and Message as given.
+	// generation as SetRouting does and notifies every host, in one
+	// transaction. Each placement keeps its State and Message as given;
+	// UpdatedAt is the store's clock. EINVALID if ps fails
+	// ValidatePlacements, ENOTFOUND if the app or slot does not exist.
+	// Not fenced: only the app's owner writes placements.
 	SetPlacements(ctx context.Context, app, slot, revision string, ps []Placement) error
 	// ReportPlacement sets the State and Message of one host's placement
-	// and notifies every host; ENOTFOUND if it was removed meanwhile.
+	// (p.App, p.Slot, p.Revision, p.Host), with UpdatedAt by the store's
+	// clock, and notifies every host; the routing generation stays.
+	// ENOTFOUND if it was removed meanwhile.
 	ReportPlacement(ctx context.Context, p Placement) error
-	// Placements lists placements by app, slot, revision and host.
+	// Placements lists the placements matching f, by app, slot, revision
+	// and host.
 	Placements(ctx context.Context, f PlacementFilter) ([]Placement, error)
 	// SetHostDrain records that an operator asked host id to drain (or
-	// no longer); ENOTFOUND if no such host. Heartbeats keep it.
+	// no longer); ENOTFOUND if no such host. Registering the host again
+	// (a restart) and its heartbeats keep it; Controllers reports it as
+	// DrainRequested.
 	SetHostDrain(ctx context.Context, id string, drain bool) error
+}
+
+// ValidatePlacements checks the placements SetPlacements is given for one
+// revision in a slot: each names that app, slot and revision, a host (once),
+// at least one instance and a state. Stores call it, so that every store
+// refuses the same placements.
+func ValidatePlacements(app, slot, revision string, ps []Placement) error {
+	hosts := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if p.App != app || p.Slot != slot || p.Revision != revision {
+			return Errorf(EINVALID, "placement of %s/%s/%s among the placements of %s/%s/%s", p.App, p.Slot, p.Revision, app, slot, revision)
+		}
+		if p.Host == "" {
+			return Errorf(EINVALID, "placement of %s in slot %s names no host", revision, slot)
+		}
+		if hosts[p.Host] {
+			return Errorf(EINVALID, "host %s is placed twice for %s in slot %s", p.Host, revision, slot)
+		}
+		hosts[p.Host] = true
+		if p.Instances < 1 {
+			return Errorf(EINVALID, "placement of %s on %s: at least 1 instance, got %d", revision, p.Host, p.Instances)
+		}
+		if p.State == "" {
+			return Errorf(EINVALID, "placement of %s on %s has no state", revision, p.Host)
+		}
+	}
+	return nil
+}
+
+// ErrNoSuchPlacement is the answer for a report on a placement that is not
+// (or no longer) recorded: the owner moved the revision's instances meanwhile.
+func ErrNoSuchPlacement(p Placement) error {
+	return Errorf(ENOTFOUND, "no placement of %s in slot %s of %s on host %s", p.Revision, p.Slot, p.App, p.Host)
 }
 
 // HostLoad is a host as placement sees it.

@@ -63,3 +63,33 @@ func TestScaleValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestValidatePlacements(t *testing.T) {
+	p := func(host string, n int, st PlacementState) Placement {
+		return Placement{App: "web", Slot: "production", Revision: "web--000001", Host: host, Instances: n, State: st}
+	}
+	ok := p("h1", 2, PlacementStarting)
+	for _, tc := range []struct {
+		name string
+		ps   []Placement
+		ok   bool
+	}{
+		{name: "none", ok: true},
+		{name: "two hosts", ps: []Placement{ok, p("h2", 1, PlacementHealthy)}, ok: true},
+		{name: "other app", ps: []Placement{ok, {App: "api", Slot: "production", Revision: "web--000001", Host: "h2", Instances: 1, State: PlacementStarting}}},
+		{name: "other slot", ps: []Placement{{App: "web", Slot: "staging", Revision: "web--000001", Host: "h2", Instances: 1, State: PlacementStarting}}},
+		{name: "other revision", ps: []Placement{{App: "web", Slot: "production", Revision: "web--000002", Host: "h2", Instances: 1, State: PlacementStarting}}},
+		{name: "no host", ps: []Placement{p("", 1, PlacementStarting)}},
+		{name: "host twice", ps: []Placement{ok, p("h1", 1, PlacementStarting)}},
+		{name: "no instances", ps: []Placement{p("h1", 0, PlacementStarting)}},
+		{name: "no state", ps: []Placement{p("h1", 1, "")}},
+	} {
+		err := ValidatePlacements("web", "production", "web--000001", tc.ps)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && ErrorCode(err) != EINVALID {
+			t.Errorf("%s: %v, want EINVALID", tc.name, err)
+		}
+	}
+}

@@ -23,6 +23,7 @@ type Store interface {
 	DomainStore
 	CertStore
 	HookStore
+	PlacementStore
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -12,7 +12,8 @@ import (
 type Controller = baton.Controller
 
 // RegisterController records controller id at addr as started and seen
-// now. Registering an id again (a restart) resets both times.
+// now. Registering an id again (a restart) resets both times and what
+// its heartbeats reported, and keeps drain_requested (the operator's).
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining)
 		VALUES ($1, $2, $3, $4, now(), now(), 0, false)
@@ -32,7 +33,17 @@ func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartb
 	return err
 }
 
-// DeregisterController removes controller id, on a clean shutdown.
+// SetHostDrain records whether an operator asked controller id to drain.
+func (s *DB) SetHostDrain(ctx context.Context, id string, drain bool) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE controllers SET drain_requested = $2 WHERE id = $1`, id, drain)
+	if err == nil && tag.RowsAffected() == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "host %q is not registered", id)
+	}
+	return err
+}
+
+// DeregisterController removes controller id, on a clean shutdown; its
+// placements stay for the apps' owners to replace.
 func (s *DB) DeregisterController(ctx context.Context, id string) error {
 	_, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM routing_acks WHERE controller = $1)
 		DELETE FROM controllers WHERE id = $1`, id)
@@ -42,14 +53,14 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 // Controllers returns every registered controller, by id.
 func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, started_at, last_seen,
-		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining FROM controllers ORDER BY id`)
+		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining, drain_requested FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Controller, error) {
 		var c Controller
 		var silence int64
-		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining)
+		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested)
 		utc(&c.StartedAt)
 		utc(&c.LastSeen)
 		c.Silence = time.Duration(silence) * time.Microsecond

@@ -21,8 +21,9 @@ const (
 	// a deployment of that app.
 	ChannelDeploymentQueued = "baton_deployment_queued"
 	// ChannelRouting carries an app name whenever its routing generation
-	// advances: SetRouting switched it, or AssignApp moved it to another
-	// controller.
+	// advances (SetRouting switched it, AssignApp moved it to another
+	// controller, SetPlacements placed a revision's instances) and when a
+	// host reports how its placement stands (ReportPlacement).
 	ChannelRouting = "baton_routing"
 )
 

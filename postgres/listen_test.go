@@ -234,3 +234,38 @@ func TestListenerReconnects(t *testing.T) {
 	}
 	expect(t, l, postgres.ChannelLeaseReleased, "app:after")
 }
+
+// TestPlacementsNotify: SetPlacements and ReportPlacement tell every
+// host's proxy, on ChannelRouting, that the app's routing changed; a
+// report on a placement that is gone notifies nothing (checked by
+// ordering, as in TestNotifications).
+func TestPlacementsNotify(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := open(t)
+	if _, err := db.CreateApp(ctx, "placed"); err != nil {
+		t.Fatal(err)
+	}
+	l := listen(t, db, postgres.ChannelRouting)
+	p := baton.Placement{App: "placed", Slot: baton.ProductionSlot, Revision: "placed--000001", Host: "h1", Instances: 1, State: baton.PlacementStarting}
+	if err := db.SetPlacements(ctx, p.App, p.Slot, p.Revision, []baton.Placement{p}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, l, postgres.ChannelRouting, "placed")
+
+	gone := p
+	gone.Host = "h2"
+	if err := db.ReportPlacement(ctx, gone); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Fatalf("report on a host without a placement: %v, want ENOTFOUND", err)
+	}
+	p.State = baton.PlacementHealthy
+	if err := db.ReportPlacement(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, l, postgres.ChannelRouting, "placed")
+
+	if err := db.SetPlacements(ctx, p.App, p.Slot, p.Revision, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, l, postgres.ChannelRouting, "placed")
+}

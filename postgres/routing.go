@@ -27,7 +27,10 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 		if _, err := tx.Exec(ctx, `UPDATE deployments SET switched = true WHERE app = $1 AND token = $2 AND state = 'running'`, app, f.Token); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT name FROM slots WHERE app = $1 AND name = ANY($2) ORDER BY name FOR UPDATE`, app, names)
+		// FOR NO KEY UPDATE, what the update of live_revision takes anyway:
+		// it leaves rows that refer to the slot (placements, by
+		// SetPlacements) free to be written meanwhile.
+		rows, err := tx.Query(ctx, `SELECT name FROM slots WHERE app = $1 AND name = ANY($2) ORDER BY name FOR NO KEY UPDATE`, app, names)
 		if err != nil {
 			return err
 		}
@@ -69,7 +72,8 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 }
 
 // bumpRouting advances app's routing generation and notifies
-// ChannelRouting (on commit).
+// ChannelRouting (on commit): SetRouting's and SetPlacements' one way to
+// make every host's proxy apply the app's routing again.
 func bumpRouting(ctx context.Context, tx pgx.Tx, app string) error {
 	_, err := tx.Exec(ctx, `UPDATE apps SET routing_generation = routing_generation + 1, routing_changed_at = now() WHERE name = $1`, app)
 	if err == nil {

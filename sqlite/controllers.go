@@ -7,7 +7,8 @@ import (
 	"github.com/batonhq/baton"
 )
 
-// RegisterController records a controller as started and seen now.
+// RegisterController records a controller as started and seen now;
+// drain_requested, the operator's, is kept.
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	now := s.now()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining) VALUES (?, ?, ?, ?, ?, ?, 0, 0)
@@ -28,7 +29,20 @@ func (s *DB) HeartbeatController(ctx context.Context, id string, hb baton.Heartb
 	return nil
 }
 
-// DeregisterController removes a controller on a clean shutdown.
+// SetHostDrain records whether an operator asked controller id to drain.
+func (s *DB) SetHostDrain(ctx context.Context, id string, drain bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE controllers SET drain_requested = ? WHERE id = ?`, drain, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return baton.Errorf(baton.ENOTFOUND, "host %q is not registered", id)
+	}
+	return nil
+}
+
+// DeregisterController removes a controller on a clean shutdown; its
+// placements stay for the apps' owners to replace.
 func (s *DB) DeregisterController(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM routing_acks WHERE controller = ?`, id); err != nil {
@@ -41,7 +55,7 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 
 // Controllers lists the registered controllers by id.
 func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining FROM controllers ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining, drain_requested FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +65,7 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	for rows.Next() {
 		var c baton.Controller
 		var started, seen int64
-		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining); err != nil {
+		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested); err != nil {
 			return nil, err
 		}
 		c.StartedAt, c.LastSeen = fromMicros(started), fromMicros(seen)

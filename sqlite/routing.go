@@ -50,9 +50,15 @@ func (s *DB) SetRouting(ctx context.Context, f baton.Fence, slots map[string][]b
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE apps SET routing_generation = routing_generation + 1, routing_changed_at = ? WHERE name = ?`, s.now(), app)
-		return err
+		return s.bumpRouting(ctx, tx, app)
 	})
+}
+
+// bumpRouting advances app's routing generation: every host's proxy
+// applies the app's routing again and acknowledges the new generation.
+func (s *DB) bumpRouting(ctx context.Context, tx *sql.Tx, app string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE apps SET routing_generation = routing_generation + 1, routing_changed_at = ? WHERE name = ?`, s.now(), app)
+	return err
 }
 
 // markSwitched records that the running deployment holding the app lease

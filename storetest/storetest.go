@@ -70,6 +70,12 @@ func Run(t *testing.T, open Opener) {
 		"Hooks":                      testHooks,
 		"DeliveryQueue":              testDeliveryQueue,
 		"DeliveryClaimConcurrent":    testDeliveryClaimConcurrent,
+		"Scale":                      testScale,
+		"SetPlacements":              testSetPlacements,
+		"ReportPlacement":            testReportPlacement,
+		"PlacementFilters":           testPlacementFilters,
+		"PlacementsGoWithSlots":      testPlacementsGoWithSlotsAndApps,
+		"HostDrain":                  testHostDrain,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
