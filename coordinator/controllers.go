@@ -28,7 +28,7 @@ func (c *Coordinator) housekeep() {
 				continue
 			}
 			c.kick(app)
-			if !c.owns(app) {
+			if !c.owns(app) || c.spreads() {
 				// Another host's operation ended, or it adopted an app.
 				ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL)
 				c.refreshRemote(ctx)
@@ -54,6 +54,12 @@ func (c *Coordinator) tick(ctx context.Context) {
 		c.adoptOrphans(ctx)
 		c.refreshDomains(ctx) // claimed or released through another controller
 		c.refreshRemote(ctx)
+		if c.spreads() {
+			if ctrls, err := c.cfg.Store.Controllers(ctx); err == nil {
+				c.handOver(ctx, ctrls)
+				c.rebalance(ctx, ctrls)
+			}
+		}
 	}
 	// Work queued through another controller's API, if a wake-up was missed.
 	queued, err := c.cfg.Store.Deployments(ctx, baton.DeploymentFilter{States: []baton.State{baton.StateQueued}})

@@ -157,6 +157,19 @@ type Coordinator struct {
 	// remote are the apps other live hosts own, routed to their peer
 	// listeners (remote.go).
 	remote map[string]remoteApp
+	// placements are every host's shares of every app's revisions, by
+	// app, as last loaded; peers the peer listeners of the other live
+	// hosts, by id; placed the shares this host runs of apps other hosts
+	// own (placement.go).
+	placements map[string][]baton.Placement
+	peers      map[string]string
+	placed     map[placedKey]*placedGroup
+	// standby holds, with other hosts, the instances of this host's apps
+	// that serve only requests pinned to their revision: new ones from
+	// just before their switch is recorded until it is installed here, old
+	// ones from the switch until they drain. Another host that applied
+	// the switch earlier (or later) than this one pins its requests.
+	standby map[*instances]bool
 	// acked are the routing generations this host acked, by app
 	// (generation.go).
 	acked map[string]int64
@@ -221,6 +234,8 @@ func New(cfg Config) *Coordinator {
 		running: map[runKey]*instances{},
 		routes:  map[slotKey][]baton.RevisionWeight{},
 		acked:   map[string]int64{},
+		placed:  map[placedKey]*placedGroup{},
+		standby: map[*instances]bool{},
 		apps:    map[string]bool{},
 		changes: newBroadcast(),
 		gates:   map[string]*sync.Mutex{},
@@ -338,6 +353,8 @@ func (c *Coordinator) Close() error {
 	for _, in := range c.running {
 		all = append(all, in)
 	}
+	all = append(all, c.placedGroupsLocked()...)
+	c.placed = map[placedKey]*placedGroup{}
 	c.mu.Unlock()
 	var errs []error
 	for _, in := range all {

@@ -111,7 +111,7 @@ func (c *Coordinator) routingStatus(ctx context.Context, app string, conflicts [
 // live host applied the app's routing generation, at most ackDeadline,
 // and says in the operation's log which hosts did not (status reports
 // them as conflicts). It polls the store: this is the switch path of one
-// operation, never the request path.
+// operation, never the request path. depID "" logs nothing.
 func (c *Coordinator) awaitAcks(ctx context.Context, depID, app string) {
 	if !c.cfg.Shared {
 		return
@@ -130,9 +130,15 @@ func (c *Coordinator) awaitAcks(ctx context.Context, depID, app string) {
 			return
 		}
 		lag := c.laggingHosts(ctrls, st)
+		if len(lag) == 0 && depID == "" {
+			return
+		}
 		if len(lag) == 0 {
 			c.logf(depID, "routing generation %d applied by every live host (%d) in %s", st.Generation, liveHosts(c, ctrls),
 				time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) && depID == "" {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -17,6 +17,8 @@ type HandedGroup struct {
 	Slot      string                      `json:"slot"`
 	Revision  string                      `json:"revision"`
 	Instances []supervisor.HandedInstance `json:"instances"`
+	// Placed marks this host's share of an app another host owns.
+	Placed bool `json:"placed,omitempty"`
 }
 
 // Pause prepares the hand-over of this process's apps to the next baton
@@ -71,6 +73,15 @@ func (c *Coordinator) Handoff() []HandedGroup {
 		all = append(all, in)
 		delete(c.running, k)
 	}
+	placed := map[*instances]bool{}
+	for k, g := range c.placed {
+		if g.in != nil {
+			keys = append(keys, runKey{k.rev, k.slot})
+			all = append(all, g.in)
+			placed[g.in] = true
+		}
+	}
+	c.placed = map[placedKey]*placedGroup{}
 	c.handedOff = true
 	c.mu.Unlock()
 	// Outside the lock: detaching waits for the output readers, which log.
@@ -82,7 +93,7 @@ func (c *Coordinator) Handoff() []HandedGroup {
 			c.log.Warn("hand off instances", "revision", keys[i].rev, "slot", keys[i].slot, "err", err)
 			continue
 		}
-		out = append(out, HandedGroup{App: in.rev.App, Slot: keys[i].slot, Revision: keys[i].rev, Instances: handed})
+		out = append(out, HandedGroup{App: in.rev.App, Slot: keys[i].slot, Revision: keys[i].rev, Instances: handed, Placed: placed[in]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Revision+out[i].Slot < out[j].Revision+out[j].Slot })
 	return out
@@ -118,7 +129,7 @@ func (c *Coordinator) adoptHanded(ctx context.Context) {
 		own := c.apps[h.App]
 		c.mu.Unlock()
 		r, err := c.cfg.Store.Revision(ctx, h.Revision)
-		if err != nil || !own {
+		if err != nil || (!own && !h.Placed) {
 			closeOutputs(h.Instances)
 			c.log.Warn("handed instances of an unknown revision or app; they will be stopped", "app", h.App, "revision", h.Revision, "err", err)
 			continue
@@ -137,7 +148,18 @@ func (c *Coordinator) adoptHanded(ctx context.Context) {
 			c.log.Warn("adopt handed instances; they will be stopped", "revision", h.Revision, "err", err)
 			continue
 		}
-		c.addRunning(&instances{rev: r, group: g, log: out})
+		in := &instances{rev: r, group: g, log: out}
+		if !own {
+			// A share of another host's app: it serves on as one
+			// (reconcilePlaced stops it if it is no longer placed here).
+			c.mu.Lock()
+			c.placed[placedKey{h.App, h.Slot, h.Revision}] = &placedGroup{in: in, count: len(g.Addrs())}
+			c.mu.Unlock()
+			g.SetLive()
+			c.log.Info("adopted running instances placed here", "app", h.App, "slot", h.Slot, "revision", h.Revision, "addrs", g.Addrs())
+			continue
+		}
+		c.addRunning(in)
 		adopted[h.App] = true
 		c.log.Info("adopted running instances", "app", h.App, "slot", h.Slot, "revision", h.Revision, "addrs", g.Addrs())
 	}

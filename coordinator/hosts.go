@@ -31,6 +31,7 @@ func (c *Coordinator) instanceCount() int {
 	for _, in := range c.running {
 		groups = append(groups, in)
 	}
+	groups = append(groups, c.placedGroupsLocked()...)
 	c.mu.Unlock()
 	n := 0
 	for _, in := range groups {
@@ -53,7 +54,7 @@ func (c *Coordinator) hostState(ct baton.Controller) baton.HostState {
 	switch {
 	case ct.Silence >= silentAfter*c.cfg.LeaseTTL:
 		return baton.HostLost
-	case ct.Draining:
+	case ct.Draining || ct.DrainRequested:
 		return baton.HostDraining
 	}
 	return baton.HostLive

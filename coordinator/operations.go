@@ -77,6 +77,12 @@ func (c *Coordinator) operate(p *pipeline) error {
 			return err
 		}
 		return c.rollback(ctx, p, rp)
+	case baton.KindScale:
+		sp, err := baton.DecodeParams[baton.ScaleParams](d.Kind, d.Params)
+		if err != nil {
+			return err
+		}
+		return c.scale(ctx, p, sp)
 	case baton.KindStabilize, baton.KindActivate, baton.KindDeactivate, baton.KindRestart:
 		rp, err := baton.DecodeParams[baton.RevisionParams](d.Kind, d.Params)
 		if err != nil {

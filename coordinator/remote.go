@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/proxy"
@@ -15,20 +16,29 @@ import (
 // switch on the owner therefore changes what every host serves at once,
 // and no request is forwarded twice (peer listeners never forward).
 
-// remoteApp is an app another live host owns, as this host routes it.
+// remoteApp is an app another live host owns, as this host routes it:
+// with placements (its instances spread over hosts), by its routing and
+// every host's shares; without, by a Forward route to its owner.
 type remoteApp struct {
 	owner, peer string
 	slots       []string
+	// routing is the app's routing as the store records it, by slot, when
+	// it has placements; nil otherwise.
+	routing map[string][]baton.RevisionWeight
 }
 
 func (r remoteApp) equal(o remoteApp) bool {
-	return r.owner == o.owner && r.peer == o.peer && slices.Equal(r.slots, o.slots)
+	return r.owner == o.owner && r.peer == o.peer && slices.Equal(r.slots, o.slots) &&
+		maps.EqualFunc(r.routing, o.routing, slices.Equal)
 }
 
-// refreshRemote reloads from the store which apps other live hosts own
-// and where their peer listeners are, and publishes a new routing table
-// when that changed. Housekeeping calls it on each tick and on wake-ups
-// (a lease released, an app adopted), never the request path.
+// refreshRemote reloads from the store which apps other live hosts own,
+// where their peer listeners are and where every app's instances run,
+// publishes a new routing table when that changed, starts and stops this
+// host's shares of other hosts' apps, takes over apps handed to it, and
+// acks the routing generations it applied. Housekeeping calls it on each
+// tick and on wake-ups (a NOTIFY: routing or placements changed, a lease
+// released, an app adopted), never the request path.
 func (c *Coordinator) refreshRemote(ctx context.Context) {
 	if !c.cfg.Shared {
 		return
@@ -49,15 +59,33 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 		c.log.Warn("load apps", "err", err)
 		return
 	}
+	var rows []baton.Placement
+	if c.spreads() {
+		if rows, err = c.cfg.Store.Placements(ctx, baton.PlacementFilter{}); err != nil {
+			c.log.Warn("load placements", "err", err)
+			return
+		}
+	}
+	byApp := map[string][]baton.Placement{}
+	for _, p := range rows {
+		byApp[p.App] = append(byApp[p.App], p)
+	}
 	next := map[string]remoteApp{}
 	gens := map[string]int64{}
+	var handed []string
 	for _, a := range apps {
+		if a.Controller == c.cfg.ControllerID && !c.owns(a.Name) {
+			handed = append(handed, a.Name)
+		}
 		if !c.owns(a.Name) {
 			gens[a.Name] = a.RoutingGeneration // applied once published below
 		}
 		peer := peers[a.Controller]
-		if peer == "" {
-			continue // ours, unowned, or its host is lost: adoption moves it
+		if c.owns(a.Name) || a.Controller == "" || (peer == "" && len(byApp[a.Name]) == 0) {
+			// Ours, unowned, or its host is lost and nothing else runs
+			// it: adoption moves it. With shares on other hosts, they
+			// serve on meanwhile.
+			continue
 		}
 		r := remoteApp{owner: a.Controller, peer: peer}
 		for _, s := range a.Slots {
@@ -67,22 +95,52 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 			r.slots = append(r.slots, baton.ProductionSlot)
 		}
 		slices.Sort(r.slots)
+		if len(byApp[a.Name]) > 0 {
+			if r.routing, err = c.routingOf(ctx, a); err != nil {
+				c.log.Warn("load routing", "app", a.Name, "err", err)
+				return
+			}
+		}
 		next[a.Name] = r
 	}
 	c.mu.Lock()
-	same := maps.EqualFunc(next, c.remote, remoteApp.equal)
+	same := maps.EqualFunc(next, c.remote, remoteApp.equal) && maps.Equal(peers, c.peers) &&
+		maps.EqualFunc(byApp, c.placements, slices.Equal)
 	if !same {
-		c.remote = next
+		c.remote, c.peers, c.placements = next, peers, byApp
 	}
 	c.mu.Unlock()
+	for _, app := range handed {
+		c.takeOver(app)
+	}
 	if !same {
 		c.publishRoutes()
 	}
+	c.reconcilePlaced(rows)
 	c.ack(ctx, gens)
 }
 
-// remoteRoutesLocked adds to byHost the Forward routes of the apps other
-// hosts own (not those this host owns meanwhile: adopted, or taken back).
+// routingOf reads an app's routing as the store records it, by slot.
+func (c *Coordinator) routingOf(ctx context.Context, a baton.App) (map[string][]baton.RevisionWeight, error) {
+	revs, err := c.cfg.Store.Revisions(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]baton.RevisionWeight{}
+	for _, r := range revs {
+		if r.Active {
+			out[r.Slot] = append(out[r.Slot], baton.RevisionWeight{Revision: r.Name, Weight: r.Weight})
+		}
+	}
+	for slot := range out {
+		slices.SortFunc(out[slot], func(a, b baton.RevisionWeight) int { return strings.Compare(a.Revision, b.Revision) })
+	}
+	return out, nil
+}
+
+// remoteRoutesLocked adds to byHost the routes of the apps other hosts
+// own (not those this host owns meanwhile: adopted, or taken back): by
+// their routing and placements, or a Forward route to the owner.
 func (c *Coordinator) remoteRoutesLocked(byHost map[string]proxy.Route) {
 	for app, r := range c.remote {
 		if c.apps[app] {
@@ -90,8 +148,48 @@ func (c *Coordinator) remoteRoutesLocked(byHost map[string]proxy.Route) {
 		}
 		for _, slot := range r.slots {
 			h := c.host(app, slot)
-			byHost[h] = proxy.Route{Host: h, App: app, Slot: slot, Forward: true,
-				Backends: []proxy.Backend{{Weight: 100, Addrs: []string{r.peer}}}}
+			if r.routing == nil {
+				byHost[h] = proxy.Route{Host: h, App: app, Slot: slot, Forward: true,
+					Backends: []proxy.Backend{{Weight: 100, Addrs: []string{r.peer}}}}
+				continue
+			}
+			byHost[h] = c.slotRouteLocked(app, slot, r.routing[slot], func(rev string) []string {
+				if g := c.placed[placedKey{app, slot, rev}]; g != nil && g.in != nil {
+					return g.in.group.Addrs()
+				}
+				return nil
+			})
 		}
 	}
+}
+
+// slotRouteLocked is the route of a slot: each routed revision served by
+// this host's instances (local) and the peers of the hosts running the
+// rest, then, without weight, the revisions placed here that the routing
+// does not name yet (another host may pin requests to them during a
+// switch, before this host applied it).
+func (c *Coordinator) slotRouteLocked(app, slot string, rws []baton.RevisionWeight, local func(rev string) []string) proxy.Route {
+	r := proxy.Route{Host: c.host(app, slot), App: app, Slot: slot}
+	peers := c.peerBackendsLocked(app, slot)
+	named := map[string]bool{}
+	for _, rw := range rws {
+		named[rw.Revision] = true
+		addrs, ps := local(rw.Revision), peers[rw.Revision]
+		if len(addrs) > 0 || len(ps) > 0 {
+			r.Backends = append(r.Backends, proxy.Backend{Revision: rw.Revision, Weight: rw.Weight, Addrs: addrs, Peers: ps})
+		}
+	}
+	for k, g := range c.placed {
+		if k.app == app && k.slot == slot && !named[k.rev] && g.in != nil {
+			named[k.rev] = true
+			r.Backends = append(r.Backends, proxy.Backend{Revision: k.rev, Addrs: g.in.group.Addrs()})
+		}
+	}
+	for in := range c.standby {
+		if in.rev.App == app && in.rev.Slot == slot && !named[in.rev.Name] {
+			named[in.rev.Name] = true
+			r.Backends = append(r.Backends, proxy.Backend{Revision: in.rev.Name, Addrs: in.group.Addrs()})
+		}
+	}
+	return r
 }

@@ -183,6 +183,7 @@ func short(digest string) string {
 // restarted). It reports whether every routed revision runs; the app's
 // worker calls it again, backing off, until it does.
 func (c *Coordinator) restoreApp(app string) (complete bool) {
+	c.promotePlaced(app) // adopted or handed over: what runs here serves on
 	slots, active, err := c.storeRouting(app)
 	if baton.ErrorCode(err) == baton.ENOTFOUND {
 		return true // deleted meanwhile

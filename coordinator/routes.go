@@ -38,6 +38,7 @@ func (c *Coordinator) applyRouting(app string, slots map[string][]baton.Revision
 		if in.rev.App == app && !routed[k] {
 			retired = append(retired, in)
 			delete(c.running, k)
+			c.standbyLocked(in)
 		}
 	}
 	c.mu.Unlock()
@@ -127,12 +128,12 @@ func (c *Coordinator) buildRoutes() {
 		if !c.apps[k.app] {
 			continue
 		}
-		r := proxy.Route{Host: c.host(k.app, k.slot), App: k.app, Slot: k.slot}
-		for _, rw := range rws {
-			if in := c.running[runKey{rw.Revision, k.slot}]; in != nil {
-				r.Backends = append(r.Backends, proxy.Backend{Revision: rw.Revision, Weight: rw.Weight, Addrs: in.group.Addrs()})
+		r := c.slotRouteLocked(k.app, k.slot, rws, func(rev string) []string {
+			if in := c.running[runKey{rev, k.slot}]; in != nil {
+				return in.group.Addrs()
 			}
-		}
+			return nil
+		})
 		byHost[r.Host] = r
 	}
 	c.remoteRoutesLocked(byHost)
@@ -246,8 +247,10 @@ func (c *Coordinator) install(app string, add []*instances, slots map[string][]b
 		k := runKey{in.rev.Name, in.rev.Slot}
 		if old := c.running[k]; old != nil && !sameGroup(old, add) {
 			retired = append(retired, old)
+			c.standbyLocked(old)
 		}
 		c.running[k] = in
+		delete(c.standby, in)
 	}
 	c.mu.Unlock()
 	if slots == nil {

@@ -26,6 +26,10 @@ type revisionStart struct {
 	// log says where the instances started, and it enters phase
 	// health-checking once every instance accepts connections.
 	deployment *pipeline
+	// count, when set, is how many instances to start here because the
+	// app's owner placed them here; nothing is placed anywhere else.
+	// Otherwise the start places the revision (see place).
+	count int
 }
 
 // unhealthy is a start that failed because the instances did not all
@@ -40,7 +44,9 @@ func (u unhealthy) Unwrap() error { return u.err }
 // a swap, a cancelled preview and a restore. It returns them once every
 // one passes its health check, bounded by the manifest's start_timeout; a
 // health check that fails, or an instance that exits first, fails it at
-// once. On failure nothing it started is left running.
+// once. With other hosts, it places the revision's instances over them
+// and returns once every host's share is healthy (see place and
+// confirm). On failure nothing it started is left running, on any host.
 func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*instances, error) {
 	var (
 		spec supervisor.Spec
@@ -69,14 +75,30 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 	// A deployment's phase context has this deadline already.
 	ctx, cancel := context.WithTimeout(ctx, m.Health.StartTimeout)
 	defer cancel()
+	var pl *placement
+	if rs.count > 0 {
+		spec.Instances = rs.count
+	} else {
+		if pl, err = c.place(ctx, rs.rev, m, rs.dep); err != nil {
+			out.Close()
+			return nil, err
+		}
+		spec.Instances = pl.local
+	}
 	g, err := c.cfg.Supervisor.Start(ctx, spec)
 	if err != nil {
 		out.Close()
+		c.undo(pl)
 		return nil, err
 	}
-	if err := c.waitStarted(ctx, g, m, rs.deployment); err != nil {
+	err = c.waitStarted(ctx, g, spec.Instances, m, rs.deployment)
+	if err == nil {
+		err = c.confirm(ctx, pl, rs.dep)
+	}
+	if err != nil {
 		_ = g.Stop(context.WithoutCancel(ctx))
 		out.Close()
+		c.undo(pl)
 		if rs.deployment != nil {
 			c.logf(rs.dep, "stopped the new instances")
 		}
@@ -96,14 +118,14 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 // where they started and, once they all accept connections, enters phase
 // health-checking; the health wait runs from the start, so an instance
 // that exits fails the start at once, whichever phase p is in.
-func (c *Coordinator) waitStarted(ctx context.Context, g *supervisor.Group, m baton.Manifest, p *pipeline) error {
+func (c *Coordinator) waitStarted(ctx context.Context, g *supervisor.Group, n int, m baton.Manifest, p *pipeline) error {
 	if p == nil {
 		if err := g.WaitHealthy(ctx); err != nil {
 			return unhealthy{err}
 		}
 		return nil
 	}
-	c.logf(p.d.ID, "started %d instance(s) on %v", m.Run.Instances, g.Addrs())
+	c.logf(p.d.ID, "started %d instance(s) on %v", n, g.Addrs())
 	hctx, cancel := context.WithCancel(ctx)
 	var healthErr error
 	healthDone := make(chan struct{})

@@ -34,7 +34,15 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
 		lease = &l
 	}
-	return c.statusOf(ctx, a, active, recent, lease, c.cfg.Now()), nil
+	st := c.statusOf(ctx, a, active, recent, lease, c.cfg.Now())
+	for i := range st.Slots {
+		// One app's status says its slots' scales (a list of many apps
+		// would pay a read per slot for it: there, it is not shown).
+		if s, err := c.cfg.Store.Scale(ctx, app, st.Slots[i].Name); err == nil && s.Instances > 0 {
+			st.Slots[i].Scale = &s
+		}
+	}
+	return st, nil
 }
 
 // Statuses is Status for each of apps, in their order, in three store
@@ -93,15 +101,16 @@ func (c *Coordinator) statusOf(ctx context.Context, a baton.App, active, recent 
 	}
 	for _, s := range a.Slots {
 		ss := baton.SlotStatus{Name: s.Name, Host: c.host(app, s.Name), AutoSwapTo: s.AutoSwapTo, Revisions: []baton.RevisionStatus{}}
-		for _, rw := range c.slotRouting(app, s.Name) {
-			rs := baton.RevisionStatus{Name: rw.Revision, Weight: rw.Weight, Instances: []baton.InstanceStatus{}}
+		for _, rw := range c.statusRouting(app, s.Name) {
+			rs := baton.RevisionStatus{Name: rw.Revision, Weight: rw.Weight, Instances: []baton.InstanceStatus{},
+				Hosts: c.placementsOf(app, s.Name, rw.Revision)}
 			if rst, ok := c.restoreOf(rw.Revision, s.Name); ok {
 				rs.State, rs.RestoreError = baton.RevisionRestoring, rst.err
 				if rst.err != "" {
 					rs.State = baton.RevisionRestoreFailed
 				}
 			}
-			if in := c.runningOf(rw.Revision, s.Name); in != nil {
+			if in := c.servingHere(app, s.Name, rw.Revision); in != nil {
 				rs.Image = in.image
 				for _, is := range in.group.Status() {
 					rs.Instances = append(rs.Instances, baton.InstanceStatus{Addr: is.Addr, PID: is.PID, Healthy: is.Healthy,

@@ -57,8 +57,10 @@ func (p *pipeline) switchTo(sw switchRoutes) (installed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	c.setStandby(sw.start, true)
 	if sw.slots != nil {
 		if err := c.cfg.Store.SetRouting(ctx, p.fence, sw.slots); err != nil {
+			c.setStandby(sw.start, false)
 			return false, err
 		}
 	}
@@ -142,6 +144,8 @@ func (p *pipeline) enterUncancellable(ctx context.Context, ph baton.Phase) error
 // retire drains a revision that no longer serves, then stops it.
 // depID, if set, is the operation whose log records it.
 func (c *Coordinator) retire(old *instances, depID string) {
+	c.setStandby([]*instances{old}, false) // before its drain: a table naming it again would undo that
+	c.withdraw(old.rev.App, old.rev.Slot, old.rev.Name)
 	note := func(format string, args ...any) {
 		if depID != "" {
 			c.logf(depID, format, args...)

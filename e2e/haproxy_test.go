@@ -44,7 +44,8 @@ func (l *lockedBuffer) String() string {
 
 // startHAProxy runs HAProxy on a free port of 127.0.0.1, balancing round
 // robin over the proxies at servers (by name), each checked every 100 ms
-// with GET / for checkHost (down after 2 failures, up after 1 success);
+// with GET / for checkHost (down after 2 failures, up after 1 success;
+// an answer may take up to 2 s, a refused connection fails at once);
 // a request whose connection to a server fails is retried on another.
 // It is stopped at test end.
 func startHAProxy(t *testing.T, checkHost string, servers map[string]string) *haproxy {
@@ -62,6 +63,10 @@ func startHAProxy(t *testing.T, checkHost string, servers map[string]string) *ha
 defaults
     mode http
     timeout connect 1s
+    # A check waits this long for its answer (without it, as long as the
+    # check interval: on a loaded machine every server went down at once).
+    # A host that is gone refuses the connection: that fails at once.
+    timeout check 2s
     timeout client 30s
     timeout server 30s
     retries 2

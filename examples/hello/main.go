@@ -3,7 +3,9 @@
 //
 // It reads PORT (set by baton), VERSION from the file version.txt next to
 // it, and turns its health check red when a file named "unhealthy" exists
-// (used to demonstrate a deployment that fails its health check). If a file
+// (used to demonstrate a deployment that fails its health check), or when
+// a file named "unhealthy-under" holds a folder it runs under (to fail on
+// one host only: each host unpacks revisions under its own data folder). If a file
 // named "listen-gate" holds a path, it waits for that path to exist before it
 // listens (tests use it to hold a deployment in its starting phase).
 // /log?msg=TEXT prints TEXT as one line of its output.
@@ -40,6 +42,11 @@ func main() {
 	}
 	_, statErr := os.Stat("unhealthy")
 	unhealthy := statErr == nil
+	if under, err := os.ReadFile("unhealthy-under"); err == nil {
+		wd, _ := os.Getwd()
+		prefix := strings.TrimSpace(string(under))
+		unhealthy = unhealthy || (prefix != "" && strings.HasPrefix(wd, prefix))
+	}
 	started := time.Now()
 	var served, warmups atomic.Int64
 

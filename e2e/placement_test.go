@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
+)
+
+// spread3 runs the example app with 3 instances (one per host of three).
+var spread3 = withManifest(`[run]
+command = "./hello"
+instances = 3
+[health]
+path = "/healthz"
+interval = "100ms"
+start_timeout = "40s"
+`)
+
+// unhealthyUnder makes the example app fail its health check on the host
+// whose data folder is dir (and only there).
+func unhealthyUnder(dir string) func(string) {
+	return func(app string) {
+		if err := os.WriteFile(filepath.Join(app, "unhealthy-under"), []byte(dir), 0o644); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// sharesOf returns where the production slot's revision rev runs, by host,
+// counting only healthy shares, as host b's status says.
+func sharesOf(t testing.TB, b *batonProc, app, rev string) map[string]int {
+	t.Helper()
+	st, err := b.client().Status(context.Background(), app)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, s := range st.Slots {
+		for _, r := range s.Revisions {
+			if s.Name != baton.ProductionSlot || (rev != "" && r.Name != rev) {
+				continue
+			}
+			for _, p := range r.Hosts {
+				if p.State == baton.PlacementHealthy {
+					out[p.Host] += p.Instances
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestPlacementBehindHAProxy is the multi-host guarantee, through HAProxy
+// in front of three hosts: an app with 3 instances runs one on each host;
+// v1 → v2 under load fails no request and every host serves v2, the
+// switch's routing generation applied everywhere; v3, whose instance on
+// one host fails its health check, switches nowhere and leaves nothing
+// running; kill -9 of a host that runs a share fails requests only until
+// HAProxy marks it down, and its instance is replaced on the others.
+func TestPlacementBehindHAProxy(t *testing.T) {
+	t.Parallel()
+	hs := threeHosts(t, "--lease-ttl", "3s")
+	ctx := context.Background()
+	c := hs[0].client()
+	if _, err := c.CreateApp(ctx, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	d := mustSucceed(t, c, "spread", appDir(t, "v1", withBinary, spread3))
+	v1 := d.Revision
+	eventually(t, 20*time.Second, "v1 runs one healthy instance on each host", func() bool {
+		sh := sharesOf(t, hs[1], "spread", v1)
+		return len(sh) == 3 && sh["host-2"] == 1 && sh["host-3"] == 1 && sh["host-4"] == 1
+	})
+	if log, _ := c.Log(ctx, d.ID); !strings.Contains(log, "placed 3 instance(s) of "+v1+": 1 on host-2, 1 on host-3, 1 on host-4") {
+		t.Fatalf("v1's log does not say where its instances run:\n%s", log)
+	}
+	// Each host's peer listener serves the app from its own instance.
+	for _, h := range hostsByID(t, hs[1]) {
+		if v := version(must200(newProxyClient(h.Peer).get("spread.localhost", "/"))); v != "v1" {
+			t.Fatalf("peer listener of %s serves %q, want v1 from its own instance", h.ID, v)
+		}
+	}
+
+	lb := startHAProxy(t, "spread.localhost", map[string]string{
+		"host-2": hs[0].proxyAddr, "host-3": hs[1].proxyAddr, "host-4": hs[2].proxyAddr})
+	front := newProxyClient(lb.addr)
+
+	// v1 → v2 under load, through a host that does not own the app.
+	l := startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 10*time.Second, "load through haproxy reaches v1", func() bool { return l.count("v1") > 200 })
+	d = mustSucceed(t, hs[1].client(), "spread", appDir(t, "v2", withBinary, spread3))
+	v2 := d.Revision
+	for _, h := range hs {
+		if v := version(must200(newProxyClient(h.proxyAddr).get("spread.localhost", "/"))); v != "v2" {
+			t.Fatalf("after v2 succeeded, %s's proxy serves %q", h.apiAddr, v)
+		}
+	}
+	eventually(t, 10*time.Second, "load through haproxy reaches v2", func() bool { return l.count("v2") > 200 })
+	got, failures := l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("v1 → v2 through haproxy: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	st, err := hs[2].client().Status(ctx, "spread")
+	if err != nil || st.Routing == nil || len(st.Routing.Acks) != 3 {
+		t.Fatalf("status routing: %+v %v", st.Routing, err)
+	}
+	for _, a := range st.Routing.Acks {
+		if a.Generation != st.Routing.Generation {
+			t.Fatalf("host %s acked routing generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
+		}
+	}
+	if sh := sharesOf(t, hs[0], "spread", v2); len(sh) != 3 {
+		t.Fatalf("v2's shares: %v, want one on each host", sh)
+	}
+	eventually(t, 20*time.Second, "v1's instances stopped on every host", func() bool {
+		for _, h := range hostsByID(t, hs[0]) {
+			if h.Instances != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("v1 → v2 (%s) under load through haproxy: %v, 0 failed", d.ID, got)
+
+	// v3 fails its health check on host-4 only: nothing switches anywhere,
+	// and its instances are stopped on every host.
+	l = startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 10*time.Second, "load reaches v2", func() bool { return l.count("v2") > 100 })
+	d = deploy(t, c, "spread", appDir(t, "v3", withBinary, spread3, unhealthyUnder(hs[2].data), withManifest(`[run]
+command = "./hello"
+instances = 3
+[health]
+path = "/healthz"
+interval = "100ms"
+start_timeout = "15s"
+`)), api.DeployOptions{})
+	d = waitFinal(t, c, d.ID)
+	if d.State != baton.StateFailed || !strings.Contains(d.Error, "host-4") {
+		t.Fatalf("v3 failing on host-4: %s %q, want failed naming host-4", d.State, d.Error)
+	}
+	got, failures = l.finish()
+	if len(failures) > 0 || got["v3"] > 0 {
+		t.Fatalf("while v3 failed: %v answered, %d failed: %v", got, len(failures), failures[:min(5, len(failures))])
+	}
+	for _, h := range hs {
+		if v := version(must200(newProxyClient(h.proxyAddr).get("spread.localhost", "/"))); v != "v2" {
+			t.Fatalf("after v3 failed, %s's proxy serves %q", h.apiAddr, v)
+		}
+	}
+	eventually(t, 20*time.Second, "v3's instances stopped on every host", func() bool {
+		for _, h := range hostsByID(t, hs[0]) {
+			if h.Instances != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	log, _ := c.Log(ctx, d.ID)
+	t.Logf("v3 failed on host-4: %s", d.Error)
+	if !strings.Contains(log, "nothing switched on any host") {
+		t.Fatalf("v3's log does not say nothing switched:\n%s", log)
+	}
+
+	// kill -9 of host-4 under load: requests fail only until HAProxy marks
+	// it down; its share of v2 is placed on the others.
+	l = startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v2") > 200 })
+	killed := time.Now()
+	hs[2].stop(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
+		st, err := lb.states()
+		return err == nil && st["host-4"] == "DOWN"
+	})
+	down := time.Since(killed)
+	beforeDown, failedBeforeDown := l.finish()
+	l = startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 60*time.Second, "host-4's instance replaced on the others, no operation left running", func() bool {
+		sh := sharesOf(t, hs[0], "spread", v2)
+		st, err := c.Status(ctx, "spread")
+		return err == nil && st.Running == nil && len(st.Queue) == 0 && sh["host-4"] == 0 && sh["host-2"]+sh["host-3"] == 3
+	})
+	restored := time.Since(killed)
+	after, failedAfter := l.finish()
+	if len(failedAfter) > 0 {
+		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
+	}
+	t.Logf("kill -9 host-4: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered); 3 instances again after %s: %v",
+		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after, restored.Round(100*time.Millisecond), sharesOf(t, hs[0], "spread", v2))
+	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
+		t.Logf("  failed: %s", f)
+	}
+}
