@@ -72,7 +72,7 @@ func TestHostsList(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSucceed(t, hs[0].client(), "listed", appDir(t, "v1", withBinary))
-	eventually(t, 20*time.Second, "three live hosts, host-2 running listed's 2 instances", func() bool {
+	eventually(t, 20*time.Second, "three live hosts, host-2 owning listed, its 2 instances spread", func() bool {
 		m := hostsByID(t, hs[1])
 		if len(m) != 3 {
 			return false
@@ -83,8 +83,8 @@ func TestHostsList(t *testing.T) {
 				return false
 			}
 		}
-		h2 := m["host-2"]
-		return h2.Instances == 2 && strings.Join(h2.Apps, ",") == "listed" && len(m["host-3"].Apps) == 0 && m["host-3"].Instances == 0
+		h2, h3, h4 := m["host-2"], m["host-3"], m["host-4"]
+		return h2.Instances == 1 && h3.Instances+h4.Instances == 1 && strings.Join(h2.Apps, ",") == "listed" && len(h3.Apps) == 0 && len(h4.Apps) == 0
 	})
 	out, code := runCLI(t, hs[2], "hosts")
 	if code != 0 || !strings.Contains(out, "127.0.0.3") || !strings.Contains(out, "listed") || !strings.Contains(out, "live") {
@@ -110,12 +110,13 @@ func TestHostsList(t *testing.T) {
 	})
 }
 
-// TestHostsBehindHAProxy: three hosts behind HAProxy, an app run by one
-// of them. Every host's proxy serves it (the others forward to its
-// owner's peer listener); v1 → v2 under load through HAProxy fails no
-// request and every host serves v2 after; kill -9 of a host that does not
-// own the app fails requests only until HAProxy marks it down, and the
-// others keep serving.
+// TestHostsBehindHAProxy: three hosts behind HAProxy, an app owned by
+// one of them with 2 instances (on two of the hosts). Every host's proxy
+// serves it; v1 → v2 under load through HAProxy fails no request and
+// every host serves v2 after; a host stopped during a switch is reported
+// until it catches up; kill -9 of a host running a share, then of the
+// owner, fails requests only until HAProxy marks it down, and the others
+// keep serving.
 func TestHostsBehindHAProxy(t *testing.T) {
 	t.Parallel()
 	hs := threeHosts(t, "--lease-ttl", "3s")
@@ -137,15 +138,20 @@ func TestHostsBehindHAProxy(t *testing.T) {
 		}
 	}
 	eventually(t, 20*time.Second, "every host's proxy serves v1", servesEverywhere("v1"))
-	// Peer listeners serve only what their own host runs.
+	// Peer listeners serve only what their own host runs: never on to
+	// another host.
+	shares := sharesOf(t, owner, "multi", "")
 	for _, h := range hostsByID(t, hs[1]) {
 		if h.Peer == "" || !strings.HasPrefix(h.Peer, h.Advertise+":") {
 			t.Fatalf("host %s: peer listener %q not on %s", h.ID, h.Peer, h.Advertise)
 		}
 		st, _, err := newProxyClient(h.Peer).get("multi.localhost", "/")
-		if want := map[bool]int{true: 200, false: 421}[h.ID == "host-2"]; err != nil || st != want {
-			t.Fatalf("peer listener of %s: %d %v, want %d", h.ID, st, err, want)
+		if want := map[bool]int{true: 200, false: 503}[shares[h.ID] > 0]; err != nil || st != want {
+			t.Fatalf("peer listener of %s (shares %v): %d %v, want %d", h.ID, shares, st, err, want)
 		}
+	}
+	if len(shares) != 2 || shares["host-2"] != 1 || shares["host-4"] != 0 {
+		t.Fatalf("v1's 2 instances: %v, want one on the owner host-2 and one on host-3", shares)
 	}
 
 	lb := startHAProxy(t, "multi.localhost", map[string]string{
@@ -186,47 +192,54 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	if out, code := runCLI(t, hs[1], "status", "multi"); code != 0 || !strings.Contains(out, fmt.Sprintf("ROUTING  generation %d (owner host-2), applied by host: host-2 %[1]d, host-3 %[1]d, host-4 %[1]d", st.Routing.Generation)) {
 		t.Fatalf("baton status: exit %d\n%s", code, out)
 	}
-	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, fmt.Sprintf("routing generation %d applied by every live host (3)", st.Routing.Generation)) {
+	// (The withdrawal of v1's shares after the switch advanced the
+	// generation again: the switch's own is an earlier one.)
+	if log, _ := hs[0].client().Log(ctx, d.ID); !strings.Contains(log, "applied by every live host (3)") {
 		t.Fatalf("v2's log does not say every host applied its routing:\n%s", log)
 	}
 
-	// A host that does not apply a switch (stopped, not yet lost) is
-	// reported in the switch's log and as a conflict in status; once it
-	// runs again it catches up and the conflict goes.
-	if err := hs[1].signal(syscall.SIGSTOP); err != nil {
+	// A host that does not apply a switch (stopped, not yet lost; host-4
+	// runs no share, so the new revision starts without it) is reported
+	// in the switch's log and as a conflict in status; once it runs again
+	// it catches up and the conflict goes.
+	if err := hs[2].signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer hs[1].signal(syscall.SIGCONT)
+	defer hs[2].signal(syscall.SIGCONT)
 	d = mustSucceed(t, hs[0].client(), "multi", appDir(t, "v3", withBinary))
 	log, _ := hs[0].client().Log(ctx, d.ID)
 	switch {
-	case strings.Contains(log, "not applied within 3s by host(s) [host-3 (127.0.0.3)]"):
+	case strings.Contains(log, "not applied within 3s by host(s) [host-4 (127.0.0.4)]"):
 		st, err = hs[0].client().Status(ctx, "multi")
-		if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-3") {
-			t.Fatalf("status while host-3 is stopped: %+v %v", st.Conflicts, err)
+		if err != nil || !hasConflict(st, baton.ConflictStaleRouting, "host-4") {
+			t.Fatalf("status while host-4 is stopped: %+v %v", st.Conflicts, err)
 		}
-	case hostLost(t, hs[0], "host-3"):
-		// On a loaded machine host-3's last heartbeat can be three lease
+	case hostLost(t, hs[0], "host-4"):
+		// On a loaded machine host-4's last heartbeat can be three lease
 		// TTLs old by the switch: then it is lost, not waited for, and
 		// the others route around it — the other correct outcome.
-		t.Logf("host-3 was already lost at v3's switch:\n%s", log)
+		t.Logf("host-4 was already lost at v3's switch:\n%s", log)
 	default:
-		t.Fatalf("v3's log neither reports host-3 behind nor is host-3 lost:\n%s", log)
+		t.Fatalf("v3's log neither reports host-4 behind nor is host-4 lost:\n%s", log)
 	}
-	hs[1].signal(syscall.SIGCONT)
-	eventually(t, 20*time.Second, "host-3 catches up, the conflict goes", func() bool {
+	hs[2].signal(syscall.SIGCONT)
+	eventually(t, 20*time.Second, "host-4 catches up, the conflict goes", func() bool {
 		st, err := hs[0].client().Status(ctx, "multi")
-		return err == nil && !hasConflict(st, baton.ConflictStaleRouting, "") && version(must200(newProxyClient(hs[1].proxyAddr).get("multi.localhost", "/"))) == "v3"
+		return err == nil && !hasConflict(st, baton.ConflictStaleRouting, "") && version(must200(newProxyClient(hs[2].proxyAddr).get("multi.localhost", "/"))) == "v3"
 	})
 
-	// kill -9 of host-4, which does not own the app, under load.
+	// kill -9 of host-3, which runs a share but does not own the app,
+	// under load.
+	if sh := sharesOf(t, owner, "multi", ""); sh["host-3"] != 1 {
+		t.Fatalf("v3's shares %v: want one on host-3", sh)
+	}
 	l = startLoad(t, front, "multi.localhost", 8)
 	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v3") > 100 })
 	killed := time.Now()
-	hs[2].stop(syscall.SIGKILL)
-	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
+	hs[1].stop(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "haproxy marks host-3 down", func() bool {
 		st, err := lb.states()
-		return err == nil && st["host-4"] == "DOWN"
+		return err == nil && st["host-3"] == "DOWN"
 	})
 	down := time.Since(killed)
 	beforeDown, failedBeforeDown := l.finish()
@@ -234,30 +247,44 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v3") > 500 })
 	after, failedAfter := l.finish()
 	if len(failedAfter) > 0 {
-		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
+		t.Fatalf("after haproxy marked host-3 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
 	}
-	t.Logf("kill -9 host-4: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered)",
+	t.Logf("kill -9 host-3: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered)",
 		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after)
 	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
 		t.Logf("  failed: %s", f)
 	}
 
-	// kill -9 of the app's owner: its instances ran only there, so the app
-	// is down everywhere until host-3 adopts it (this measures how long,
-	// the limit that placing instances on several hosts will lift).
+	// Once host-3 is lost, the owner places its share on host-4.
+	eventually(t, 60*time.Second, "host-3's share moved to host-4", func() bool {
+		sh := sharesOf(t, owner, "multi", "")
+		return sh["host-4"] == 1 && sh["host-2"] == 1 && sh["host-3"] == 0
+	})
+
+	// kill -9 of the app's owner: host-4 runs a share and serves on while
+	// HAProxy marks host-2 down; host-4 then adopts the app.
 	l = startLoad(t, front, "multi.localhost", 4)
 	eventually(t, 10*time.Second, "load before killing the owner", func() bool { return l.count("v3") > 100 })
 	killed = time.Now()
 	hs[0].stop(syscall.SIGKILL)
-	before := l.count("v3")
-	eventually(t, 60*time.Second, "host-3 adopts and serves the app", func() bool {
-		st, err := hs[1].client().Status(ctx, "multi")
-		return err == nil && st.Controller == "host-3" && l.count("v3") > before+200
+	eventually(t, 10*time.Second, "haproxy marks host-2 down", func() bool {
+		st, err := lb.states()
+		return err == nil && st["host-2"] == "DOWN"
 	})
-	back := time.Since(killed)
+	down = time.Since(killed)
+	beforeDown, failedBeforeDown = l.finish()
+	l = startLoad(t, front, "multi.localhost", 4)
+	eventually(t, 60*time.Second, "host-4 adopts the app", func() bool {
+		st, err := hs[2].client().Status(ctx, "multi")
+		return err == nil && st.Controller == "host-4" && l.count("v3") > 200
+	})
+	adopted := time.Since(killed)
 	got, failures = l.finish()
-	t.Logf("kill -9 of the owner host-2: served again by host-3 after at most %s; %d failed requests meanwhile (%v answered)",
-		back.Round(100*time.Millisecond), len(failures), got)
+	if len(failures) > 0 {
+		t.Fatalf("after haproxy marked the owner down: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	t.Logf("kill -9 of the owner host-2: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered); host-4 adopted the app after %s",
+		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, got, adopted.Round(100*time.Millisecond))
 }
 
 // hasConflict reports whether st lists a conflict of code whose message
