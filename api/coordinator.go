@@ -59,4 +59,8 @@ type Coordinator interface {
 	// Hosts lists the hosts sharing the store with their state, apps and
 	// instances.
 	Hosts(ctx context.Context) ([]baton.Host, error)
+	// DrainHost records that an operator asked host id to drain (drain)
+	// or to take instances again; baton then moves its instances away.
+	// ENOTFOUND for an unknown host.
+	DrainHost(ctx context.Context, id string, drain bool) error
 }

@@ -35,7 +35,7 @@ const exitCodesHelp = `Exit codes:
   1  usage or unexpected error
   2  status --check found conflicts
   3  the operation ran and failed (a deployment, swap, settings change,
-     traffic change, stabilize or revision operation)
+     traffic change, stabilize, rollback, scale or revision operation)
   4  cancelled or superseded
   5  refused, nothing ran (409 conflict policy or wrong state, 423 frozen,
      429 queue full or rate limit, 422 unusable request)
@@ -184,7 +184,7 @@ token in $BATON_DATA/admin.token or ./baton-data/admin.token.
 		return nil
 	}
 	root.AddCommand(newServeCmd(e), newAppsCmd(e), newDeployCmd(e), newDeploymentsCmd(e), newLogsCmd(e), newLocksCmd(e),
-		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newRollbackCmd(e), newSlotsCmd(e), newDomainsCmd(e), newConfigCmd(e), newSwapCmd(e),
+		newRevisionsCmd(e), newTrafficCmd(e), newStabilizeCmd(e), newRollbackCmd(e), newScaleCmd(e), newSlotsCmd(e), newDomainsCmd(e), newConfigCmd(e), newSwapCmd(e),
 		newStatusCmd(e), newWaitCmd(e), newResourcesCmd(e), newGitRemoteCmd(e), newControllersCmd(e), newHostsCmd(e))
 	root.AddCommand(newFreezeCmds(e)...)
 	root.AddCommand(newTokensCmd(e), newHooksCmd(e), newAuditCmd(e), newGCCmd(e), newBackupCmd(e), newRestoreCmd(e), newServiceCmd(e), newVersionCmd(e))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 )
 
 // noun names an operation of kind k in a sentence.
@@ -91,6 +92,11 @@ func summary(d baton.Deployment) string {
 		Preview  bool            `json:"preview"`
 		Set      []baton.Setting `json:"set"`
 		Unset    []string        `json:"unset"`
+		// A scale's (baton.ScaleParams).
+		Instances  int    `json:"instances"`
+		MaxPerHost int    `json:"max_per_host"`
+		Rebalance  bool   `json:"rebalance"`
+		Reason     string `json:"reason"`
 	}
 	if d.Params != "" {
 		_ = json.Unmarshal([]byte(d.Params), &p)
@@ -146,6 +152,14 @@ func summary(d baton.Deployment) string {
 		}
 	case baton.KindActivate, baton.KindDeactivate, baton.KindRestart:
 		s = string(d.Kind) + " " + p.Revision
+	case baton.KindScale:
+		s = api.ScaleRequest{Instances: p.Instances, MaxPerHost: p.MaxPerHost}.String()
+		if p.Rebalance {
+			s = "place the instances again"
+			if p.Reason != "" {
+				s += ": " + p.Reason
+			}
+		}
 	}
 	if m := oneLine(d.Message); m != "" {
 		if s == "" {

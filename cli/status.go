@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -196,6 +197,7 @@ func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployme
 		}
 	}
 	tw.Flush()
+	printPlacement(w, st)
 	printDomains(w, st, now)
 	printLive(w, st, live)
 	if d := st.Running; d != nil {
@@ -241,6 +243,53 @@ func printStatus(w io.Writer, st baton.AppStatus, live map[string]baton.Deployme
 	for _, c := range st.Conflicts {
 		fmt.Fprintf(w, "  %s: %s\n    fix: %s\n", c.Code, c.Message, c.Fix)
 	}
+}
+
+// printPlacement shows each slot's scale (`baton scale`) when set, and
+// where each revision's instances run when several hosts share the store:
+//
+//	SCALE  production: 3 instances, at most 1 per host
+//	HOSTS  production hello--000003: 3 instances: 1 on h1 (healthy), 1 on h2 (healthy), 1 on h3 (starting)
+func printPlacement(w io.Writer, st baton.AppStatus) {
+	var lines []string
+	for _, s := range st.Slots {
+		if sc := s.Scale; sc != nil {
+			lines = append(lines, fmt.Sprintf("SCALE  %s: %s", s.Name, api.ScaleRequest{Instances: sc.Instances, MaxPerHost: sc.MaxPerHost}))
+		}
+	}
+	for _, s := range st.Slots {
+		for _, r := range s.Revisions {
+			if len(r.Hosts) > 0 {
+				lines = append(lines, fmt.Sprintf("HOSTS  %s %s: %s", s.Name, r.Name, describeHosts(r.Hosts)))
+			}
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "\n"+strings.Join(lines, "\n"))
+	}
+}
+
+// describeHosts says where a revision's instances run and how each host's
+// share stands: "3 instances: 1 on h1 (healthy), 2 on h2 (failed: port in
+// use)".
+func describeHosts(ps []baton.Placement) string {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b baton.Placement) int { return strings.Compare(a.Host, b.Host) })
+	n := 0
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		n += p.Instances
+		state := string(p.State)
+		if p.Message != "" {
+			state += ": " + p.Message
+		}
+		parts[i] = fmt.Sprintf("%d on %s (%s)", p.Instances, p.Host, state)
+	}
+	total := fmt.Sprintf("%d instances", n)
+	if n == 1 {
+		total = "1 instance"
+	}
+	return total + ": " + strings.Join(parts, ", ")
 }
 
 // printLive shows, per slot, where each active revision comes from: its

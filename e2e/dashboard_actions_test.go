@@ -390,7 +390,7 @@ func TestDashboardActions(t *testing.T) {
 	br.open("/apps/" + app)
 	br.present(`main[data-events="open"]`)
 	br.present(`#slots [data-slot="production"]`)
-	for _, sel := range []string{`#deploy`, `#swap`, `#weights`, `#rollback`, `#freeze`, `#settings`, `button[data-key^="cancel-"]`, `button[data-key^="setting-"]`, `button[data-fix]`} {
+	for _, sel := range []string{`#deploy`, `#swap`, `#weights`, `#rollback`, `#scale`, `#freeze`, `#settings`, `button[data-key^="cancel-"]`, `button[data-key^="setting-"]`, `button[data-fix]`} {
 		if eval[bool](br, `!!document.querySelector(`+js(sel)+`)`) {
 			t.Errorf("a read-only token sees %s", sel)
 		}

@@ -87,6 +87,7 @@ var labelKinds = map[string]string{
 	"warmup.paths":      "strings",
 	"warmup.statuses":   "ints",
 	"run.instances":     "number",
+	"run.max_per_host":  "number",
 	"warmup.retries":    "number",
 	"resources.cpus":    "number",
 }

@@ -12,6 +12,7 @@ func TestFromLabels(t *testing.T) {
 		"dev.baton.health.path":          "/healthz",
 		"dev.baton.health.start_timeout": "20s",
 		"dev.baton.run.instances":        "2",
+		"dev.baton.run.max_per_host":     "1",
 		"dev.baton.warmup.paths":         "/, /api/ping",
 		"dev.baton.warmup.statuses":      "200, 204",
 		"dev.baton.resources.memory":     "128MiB",
@@ -21,7 +22,7 @@ func TestFromLabels(t *testing.T) {
 	if err != nil || !found {
 		t.Fatalf("FromLabels: found %v, err %v", found, err)
 	}
-	if m.Health.Path != "/healthz" || m.Health.StartTimeout != 20*time.Second || m.Run.Instances != 2 || m.Run.Command != "" {
+	if m.Health.Path != "/healthz" || m.Health.StartTimeout != 20*time.Second || m.Run.Instances != 2 || m.Run.MaxPerHost != 1 || m.Run.Command != "" {
 		t.Fatalf("run/health: %+v %+v", m.Run, m.Health)
 	}
 	if strings.Join(m.Warmup.Paths, " ") != "/ /api/ping" || len(m.Warmup.Statuses) != 2 || m.Warmup.Statuses[1] != 204 {
@@ -40,10 +41,11 @@ func TestFromLabelsNone(t *testing.T) {
 
 func TestFromLabelsBad(t *testing.T) {
 	for labels, want := range map[[2]string]string{
-		{"dev.baton.health.paths", "/"}:     "image label dev.baton.health.paths: unknown",
-		{"dev.baton.health.path", "health"}: `labels: [health] path: "health" is not a URL path`,
-		{"dev.baton.run.instances", "two"}:  "labels:",
-		{"dev.baton.resources.memory", "1"}: "[resources] memory \"1\" is not a size of at least 4MiB",
+		{"dev.baton.health.paths", "/"}:      "image label dev.baton.health.paths: unknown",
+		{"dev.baton.health.path", "health"}:  `labels: [health] path: "health" is not a URL path`,
+		{"dev.baton.run.instances", "two"}:   "labels:",
+		{"dev.baton.run.max_per_host", "-1"}: "labels: [run] max_per_host -1 is not between 0 (no cap) and 64",
+		{"dev.baton.resources.memory", "1"}:  "[resources] memory \"1\" is not a size of at least 4MiB",
 	} {
 		_, _, err := FromLabels(map[string]string{labels[0]: labels[1]})
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -11,7 +11,7 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 )
 
-// Bounds on run.instances and warmup.retries.
+// Bounds on run.instances, run.max_per_host and warmup.retries.
 const (
 	MaxInstances = 64
 	MaxRetries   = 100
@@ -83,6 +83,12 @@ func (t runTable) spec(needCommand bool) (baton.RunSpec, error) {
 			return s, tomlErr("[run] instances %d is not between 1 and %d", n, MaxInstances)
 		}
 		s.Instances = *t.Instances
+	}
+	if t.MaxPerHost != nil {
+		if n := *t.MaxPerHost; n < 0 || n > MaxInstances {
+			return s, tomlErr("[run] max_per_host %d is not between 0 (no cap) and %d; it caps the instances of a revision on one host", n, MaxInstances)
+		}
+		s.MaxPerHost = *t.MaxPerHost
 	}
 	return s, nil
 }

@@ -22,6 +22,7 @@ command = "./server"`, func(m *baton.Manifest) {}},
 [run]
 command = "node server.js"
 instances = 3
+max_per_host = 1
 
 [build]
 command = "npm ci && npm run build"
@@ -46,7 +47,7 @@ statuses = [200, 204]
 timeout = "30s"
 retries = 2
 `, func(m *baton.Manifest) {
-			m.Run = baton.RunSpec{Command: "node server.js", Instances: 3}
+			m.Run = baton.RunSpec{Command: "node server.js", Instances: 3, MaxPerHost: 1}
 			m.Build = baton.BuildSpec{Command: "npm ci && npm run build", Timeout: 15 * time.Minute, Env: []string{"NEXT_PUBLIC_API_URL", "SENTRY_RELEASE"}}
 			m.Release = baton.ReleaseSpec{Command: "./migrate up", Resources: []string{"postgres:main", "redis:cache"}, Timeout: 5 * time.Minute, ResourceWait: 150 * time.Second}
 			m.Health = baton.HealthSpec{Path: "/healthz?full=1", Interval: 250 * time.Millisecond, Timeout: time.Second, StartTimeout: 2 * time.Minute}
@@ -88,14 +89,17 @@ func TestParseInvalid(t *testing.T) {
 		{"blank command", "[run]\ncommand = \"  \"", `baton.toml: [run] command is missing; it is the command that starts the app, with PORT in its environment`},
 		{"NUL in command", "[run]\ncommand = \"a\\u0000b\"", `baton.toml: [run] command contains a NUL character`},
 		{"syntax", "[run\ncommand = 1", `baton.toml line 1: expected ']' to close table name`},
-		{"unknown key", run + "comand = \"x\"", `baton.toml line 3: unknown key [run] comand; [run] has command, instances`},
+		{"unknown key", run + "comand = \"x\"", `baton.toml line 3: unknown key [run] comand; [run] has command, instances, max_per_host`},
 		{"unknown table", run + "[env]\nA = \"b\"", `baton.toml line 3: unknown table [env]; baton.toml has [run], [build], [release], [health], [warmup] and [resources]`},
 		{"unknown top-level key", run + "[health]\npath = \"/\"\n[x]", `baton.toml line 5: unknown table [x]; baton.toml has [run], [build], [release], [health], [warmup] and [resources]`},
-		{"two unknown keys", run + "a = 1\nb = 2", `baton.toml line 3: unknown key [run] a; [run] has command, instances; baton.toml line 4: unknown key [run] b; [run] has command, instances`},
+		{"two unknown keys", run + "a = 1\nb = 2", `baton.toml line 3: unknown key [run] a; [run] has command, instances, max_per_host; baton.toml line 4: unknown key [run] b; [run] has command, instances, max_per_host`},
 		{"instances zero", run + "instances = 0", `baton.toml: [run] instances 0 is not between 1 and 64`},
 		{"instances too many", run + "instances = 65", `baton.toml: [run] instances 65 is not between 1 and 64`},
 		{"instances string", run + "instances = \"2\"", `baton.toml line 3: [run] instances must be a whole number`},
 		{"instances float", run + "instances = 1.5", `baton.toml line 3: [run] instances must be a whole number`},
+		{"max_per_host negative", run + "max_per_host = -1", `baton.toml: [run] max_per_host -1 is not between 0 (no cap) and 64; it caps the instances of a revision on one host`},
+		{"max_per_host too many", run + "max_per_host = 65", `baton.toml: [run] max_per_host 65 is not between 0 (no cap) and 64; it caps the instances of a revision on one host`},
+		{"max_per_host string", run + "max_per_host = \"1\"", `baton.toml line 3: [run] max_per_host must be a whole number`},
 		{"run not a table", "run = \"./app\"", `baton.toml line 1: [run] must be a table`},
 		{"duration not a duration", run + "[health]\ninterval = \"abc\"", `baton.toml: [health] interval "abc" is not a duration like "2s" or "1m30s"`},
 		{"duration as number", run + "[health]\ninterval = 30", `baton.toml line 4: [health] interval must be a duration string like "30s"`},

@@ -9,7 +9,7 @@ import (
 // knownKeys lists each table's keys for "unknown key" messages; it must
 // match the structs in toml.go.
 var knownKeys = map[string]string{
-	"run":       "command, instances",
+	"run":       "command, instances, max_per_host",
 	"build":     "command, timeout, env",
 	"release":   "command, resources, timeout, resource_wait",
 	"health":    "path, interval, timeout, start_timeout",
@@ -31,6 +31,7 @@ var valueTypes = map[string]string{
 	"resources.cpus":        "a number of CPUs like 0.5",
 	"run.command":           "a string",
 	"run.instances":         "a whole number",
+	"run.max_per_host":      "a whole number",
 	"build.command":         "a string",
 	"build.timeout":         durationType,
 	"build.env":             `a list of setting names like ["NEXT_PUBLIC_API_URL"]`,

@@ -13,8 +13,9 @@ type file struct {
 }
 
 type runTable struct {
-	Command   string `toml:"command"`
-	Instances *int   `toml:"instances"`
+	Command    string `toml:"command"`
+	Instances  *int   `toml:"instances"`
+	MaxPerHost *int   `toml:"max_per_host"`
 }
 
 type buildTable struct {

@@ -1,5 +1,5 @@
 // The app page: conflicts with their fixes, the running operation and the
-// queue, the actions (deploy, swap, traffic, rollback, freeze, settings) a
+// queue, the actions (deploy, swap, traffic, rollback, scale, freeze, settings) a
 // token may take, every slot with its revisions and settings, the traffic
 // charts, the deployment history and the swaps.
 //
@@ -18,7 +18,7 @@ import { slotSection } from './slots.js';
 import { deploymentsTable, swapsTable } from './history.js';
 import { trafficPanel, trafficWindow } from './traffic.js';
 import { trafficCharts } from './charts.js';
-import { deployPanel, swapPanel, trafficEditor, rollbackPanel, freezePanel, settingsPanel } from './manage.js';
+import { deployPanel, swapPanel, trafficEditor, rollbackPanel, scalePanel, freezePanel, settingsPanel } from './manage.js';
 
 // historyWindow is how many operations are fetched to find the swaps among
 // them: the API has no filter by kind.
@@ -63,6 +63,7 @@ export function renderApp(main, scope, app) {
         deploy: deployPanel(app, loadExtras),
         swap: swapPanel(app, loadExtras),
         rollback: rollbackPanel(app, loadExtras),
+        scale: scalePanel(app, loadExtras),
         settings: settingsPanel(app, loadExtras),
         freeze: canAdmin() ? freezePanel(app, loadExtras) : null,
       };

@@ -132,6 +132,20 @@ export function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+// scaleText is a slot's scale in words, as the CLI says it: "3 instances,
+// at most 1 per host".
+export function scaleText(instances, maxPerHost) {
+  return `${plural(instances, 'instance')}${maxPerHost > 0 ? `, at most ${maxPerHost} per host` : ''}`;
+}
+
+// hostsText says where a revision's instances run and how each host's
+// share stands: "3 instances: 1 on h1 (healthy), 2 on h2 (starting)".
+export function hostsText(hosts) {
+  const ps = [...hosts].sort((a, b) => a.host.localeCompare(b.host));
+  const n = ps.reduce((sum, p) => sum + p.instances, 0);
+  return `${plural(n, 'instance')}: ${ps.map((p) => `${p.instances} on ${p.host} (${p.state}${p.message ? `: ${p.message}` : ''})`).join(', ')}`;
+}
+
 // problemArea is a page's place for errors; role=alert makes screen readers
 // announce a new one.
 export function problemArea() {

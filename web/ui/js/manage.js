@@ -1,12 +1,12 @@
 // The app page's actions, each through the same API route (and scope) as
 // the CLI command it mirrors: deploy an upload, swap slots (with preview),
-// split traffic, stabilize, roll back, freeze, edit settings. Each panel
+// split traffic, stabilize, roll back, scale, freeze, edit settings. Each panel
 // reports its result, or the problem's sentence, inside itself. Panels with
 // inputs are built once per page and updated in place, so a live update
 // never eats what the user is typing.
 
 import { path, post, put, del, upload } from './api.js';
-import { h, section, problemArea, statusArea, deploymentLink } from './dom.js';
+import { h, section, problemArea, statusArea, deploymentLink, scaleText } from './dom.js';
 import { ActionContext, confirmDialog } from './actions.js';
 import { zipFolder } from './zip.js';
 
@@ -267,6 +267,94 @@ export function rollbackPanel(app, refresh) {
       setOptions(slot, slotNames(st));
       if (revs && !(revs instanceof Error)) revisions = revs;
       fill();
+    },
+  };
+}
+
+// wholeNumber reads a number input: its integer, null when empty, NaN
+// when it holds anything else.
+function wholeNumber(input) {
+  const v = input.value.trim();
+  if (v === '') return null;
+  const n = Number(v);
+  return Number.isInteger(n) ? n : NaN;
+}
+
+// scalePanel sets how many instances each revision of a slot runs and at
+// most how many on one host (POST …/scale, as `baton scale`). It shows the
+// slot's scale now and follows the scale it queued to its end, both from
+// the event stream.
+export function scalePanel(app, refresh) {
+  const { actions, areas } = panelActions(refresh);
+  const slot = select('scale-slot', ['production']);
+  const instances = h('input', { id: 'scale-instances', type: 'number', min: 1, max: 64, step: 1, inputmode: 'numeric', autocomplete: 'off', placeholder: 'e.g. 3' });
+  const maxPerHost = h('input', { id: 'scale-max-per-host', type: 'number', min: 0, max: 64, step: 1, inputmode: 'numeric', autocomplete: 'off', placeholder: 'no cap' });
+  const now = h('p', { class: 'muted small', id: 'scale-now' });
+  // The operation this panel queued, followed until it ends.
+  const outcome = h('p', { class: 'scale-outcome', 'aria-live': 'polite', hidden: true });
+  let tracked = null;
+  let slots = [];
+  // The form starts at the slot's scale until the user types.
+  let typed = false;
+  for (const input of [instances, maxPerHost]) input.addEventListener('input', () => { typed = true; });
+  const showNow = () => {
+    const s = slots.find((x) => x.name === slot.value);
+    const sc = s?.scale;
+    now.dataset.scale = sc ? `${sc.instances}/${sc.max_per_host}` : '';
+    now.textContent = sc
+      ? `Now: ${scaleText(sc.instances, sc.max_per_host)} per revision.`
+      : "Now: as each revision's manifest says ([run] instances).";
+    if (!typed && document.activeElement !== instances && document.activeElement !== maxPerHost) {
+      instances.value = sc ? String(sc.instances) : '';
+      maxPerHost.value = sc && sc.max_per_host > 0 ? String(sc.max_per_host) : '';
+    }
+  };
+  slot.addEventListener('change', () => {
+    typed = false;
+    showNow();
+  });
+  const showOutcome = (d) => {
+    tracked = d;
+    outcome.hidden = false;
+    outcome.dataset.scaleOp = d.id;
+    outcome.dataset.state = d.state;
+    outcome.className = `scale-outcome${d.state === 'failed' ? ' problem' : ''}`;
+    outcome.replaceChildren('Scale ', deploymentLink(d.id), ' ', h('strong', {}, d.state),
+      d.phase && !['succeeded', 'failed', 'cancelled', 'superseded'].includes(d.state) ? ` (${d.phase})` : '',
+      d.error ? `: ${d.error}` : '.');
+  };
+  const go = actions.button('Scale', { class: 'primary', 'data-key': 'scale' }, 'Scaling…', async () => {
+    const n = wholeNumber(instances);
+    if (n === null || Number.isNaN(n)) throw new Error('Give how many instances each revision of the slot runs, a whole number from 1 to 64.');
+    const cap = wholeNumber(maxPerHost);
+    if (Number.isNaN(cap)) throw new Error('Max per host is a whole number, or empty for no cap.');
+    const what = scaleText(n, cap || 0);
+    const ok = await confirmDialog({
+      title: `Scale ${slot.value} to ${what}?`,
+      body: h('p', {}, `Each revision serving ${slot.value} runs ${what}. Added instances get traffic once they are healthy; removed ones drain before they stop.`),
+      confirm: 'Scale',
+    });
+    if (!ok) return undefined;
+    const d = await post(path`/apps/${app}/scale?author=dashboard`, { slot: slot.value, instances: n, max_per_host: cap || 0 });
+    typed = false;
+    showOutcome(d);
+    return h('span', {}, 'Scale ', deploymentLink(d.id), ` of ${slot.value} to ${what} is ${d.state}.`);
+  });
+  const el = section('scale', 'Scale',
+    h('div', { class: 'form-grid' },
+      field('Slot', slot),
+      field('Instances', instances, 'per revision, 1 to 64'),
+      field('Max per host', maxPerHost, 'empty: no cap')),
+    now, h('p', {}, go), outcome, ...areas);
+  return {
+    el,
+    update: (st) => {
+      slots = st.slots;
+      setOptions(slot, slotNames(st));
+      showNow();
+      if (!tracked) return;
+      const d = [st.running, ...st.queue, ...st.recent].find((x) => x?.id === tracked.id);
+      if (d && (d.state !== tracked.state || d.phase !== tracked.phase || d.error !== tracked.error)) showOutcome(d);
     },
   };
 }

@@ -1,7 +1,8 @@
-// A slot on the app page: its active revisions with traffic bars, their
-// instances and health, and its settings with sticky and secret marks.
+// A slot on the app page: its scale, its active revisions with traffic
+// bars, their instances and health (and the hosts they run on, when several
+// hosts share the store), and its settings with sticky and secret marks.
 
-import { h, trafficBar, table, since } from './dom.js';
+import { h, trafficBar, table, since, scaleText, hostsText } from './dom.js';
 import { health } from './overview.js';
 
 function instanceList(r) {
@@ -22,7 +23,9 @@ function revisionsTable(slot) {
     slot.revisions.map((r) => h('tr', { 'data-revision': r.name, 'data-traffic': r.traffic },
       h('td', { class: 'mono' }, r.name),
       h('td', {}, h('div', { class: 'traffic' }, trafficBar(r.name, r.traffic), h('span', { class: 'pct' }, `${r.traffic}%`))),
-      h('td', {}, `${r.healthy_instances}/${r.instances.length} healthy`, instanceList(r)))));
+      h('td', {}, `${r.healthy_instances}/${r.instances.length} healthy`,
+        r.hosts?.length ? h('div', { class: 'hosts', 'data-hosts': r.hosts.map((p) => `${p.host}=${p.instances}`).join(',') }, hostsText(r.hosts)) : null,
+        instanceList(r)))));
 }
 
 const mark = (on, word) => (on ? h('span', { class: 'badge' }, word) : h('span', { class: 'muted', 'aria-label': `not ${word}` }, '–'));
@@ -54,6 +57,7 @@ export function slotSection(slot, settings, editor) {
     h('h3', { id }, `Slot ${slot.name}`),
     h('p', { class: 'muted' }, 'Serves ', h('span', { class: 'mono' }, slot.host),
       slot.auto_swap_to ? ` · swaps into ${slot.auto_swap_to} after each successful deployment` : '',
+      slot.scale ? [' · ', h('span', { 'data-scale': `${slot.scale.instances}/${slot.scale.max_per_host}` }, `scale: ${scaleText(slot.scale.instances, slot.scale.max_per_host)} per revision`)] : '',
       ' · ', h('span', { class: `health ${hl.cls}` }, hl.text)),
     revisionsTable(slot),
     h('h4', {}, 'Settings'),
