@@ -1,8 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,7 +15,8 @@ import (
 // array of baton.AppLogLine, oldest first; with Accept: text/event-stream
 // or ?follow=1 it is a Server-Sent Events stream of "log" events (id = the
 // line's cursor, data = the line as JSON) that follows the app's output,
-// across deployments, until the client leaves; Last-Event-ID resumes it.
+// across deployments, until the client leaves; Last-Event-ID (or ?after=)
+// resumes it.
 func (s *Server) appLogs(w http.ResponseWriter, r *http.Request) {
 	q, err := appLogQuery(r, time.Now())
 	if err != nil {
@@ -37,37 +36,34 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, lines)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		s.fail(w, r, baton.Errorf(baton.EINTERNAL, "streaming unsupported"))
+	stream, err := newSSE(w)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
+	defer stream.stop()
+	if v := resumeID(r); v != "" {
 		q.After = v
 	}
 	started := false
-	lastWrite := time.Now()
 	err = s.Coord.FollowAppLogs(r.Context(), q, func(lines []baton.AppLogLine) error {
-		if !started {
+		first := !started
+		if first {
 			started = true
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-			fmt.Fprint(w, ": following\n\n")
+			stream.start()
+			stream.comment("following")
 		}
 		for _, l := range lines {
-			b, _ := json.Marshal(l)
-			fmt.Fprintf(w, "id: %s\nevent: log\ndata: %s\n\n", l.ID, b)
+			stream.eventJSON(l.ID, "log", l)
 		}
-		if len(lines) == 0 && time.Since(lastWrite) < 15*time.Second {
-			return nil
+		if first || len(lines) > 0 {
+			stream.flush()
 		}
-		if len(lines) == 0 {
-			fmt.Fprint(w, ": keepalive\n\n")
+		select {
+		case <-stream.idle():
+			stream.keepAlive()
+		default:
 		}
-		lastWrite = time.Now()
-		flusher.Flush()
 		return r.Context().Err()
 	})
 	if err != nil && !started {
