@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,12 +83,7 @@ func appLogQuery(r *http.Request, now time.Time) (baton.AppLogQuery, error) {
 			return q, baton.Errorf(baton.EINVALID, "since %q: want a duration back from now (10m, 2h) or an RFC 3339 time", since)
 		}
 	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 || n > 100000 {
-			return q, baton.Errorf(baton.EINVALID, "limit %q: want 1 to 100000 lines", l)
-		}
-		q.Limit = n
-	}
-	return q, nil
+	var err error
+	q.Limit, err = QueryLimit(r, 0, 100000)
+	return q, err
 }
