@@ -10,7 +10,8 @@ import (
 
 // appLogs answers an app's instance output: GET
 // /api/v1/apps/{app}/logs?slot=&revision=&since=&limit=. since is a
-// duration back from now ("10m") or an RFC 3339 time. The answer is a JSON
+// duration back from now ("10m"; "0s" is now: only what comes from now
+// on) or an RFC 3339 time (baton.ParseSince). The answer is a JSON
 // array of baton.AppLogLine, oldest first; with Accept: text/event-stream
 // or ?follow=1 it is a Server-Sent Events stream of "log" events (id = the
 // line's cursor, data = the line as JSON) that follows the app's output,
@@ -75,12 +76,9 @@ func appLogQuery(r *http.Request, now time.Time) (baton.AppLogQuery, error) {
 	v := r.URL.Query()
 	q := baton.AppLogQuery{App: r.PathValue("app"), Slot: v.Get("slot"), Revision: v.Get("revision")}
 	if since := v.Get("since"); since != "" {
-		if d, err := time.ParseDuration(since); err == nil && d >= 0 {
-			q.Since = now.Add(-d)
-		} else if at, err := time.Parse(time.RFC3339Nano, since); err == nil {
-			q.Since = at
-		} else {
-			return q, baton.Errorf(baton.EINVALID, "since %q: want a duration back from now (10m, 2h) or an RFC 3339 time", since)
+		var err error
+		if q.Since, err = baton.ParseSince(since, now); err != nil {
+			return q, err
 		}
 	}
 	var err error
