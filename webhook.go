@@ -2,6 +2,7 @@ package baton
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -19,13 +20,24 @@ type Hook struct {
 	Events []string `json:"events,omitempty"`
 	// Secret signs every body (HMAC-SHA256); never serialized.
 	Secret string `json:"-"`
-	// Signed says whether it has a secret.
+	// Signed says whether it has a secret: in JSON it is derived from
+	// Secret (MarshalJSON), so a client, which never gets the secret,
+	// reads it there. Nothing needs to set it.
 	Signed    bool      `json:"signed"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	// Source is "api" for hooks in the store, "flag" for those `baton
 	// serve --webhook` configures (they live as long as the flag).
 	Source string `json:"source"`
+}
+
+// MarshalJSON writes the hook with "signed" derived from its secret. A
+// hook without one keeps Signed as it came: a client's, decoded from JSON.
+func (h Hook) MarshalJSON() ([]byte, error) {
+	type plain Hook // without this method
+	p := plain(h)
+	p.Signed = h.Signed || h.Secret != ""
+	return json.Marshal(p)
 }
 
 // HookEventKinds are the kinds of events a hook can ask for.

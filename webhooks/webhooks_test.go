@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -350,5 +351,22 @@ func TestCatchUpQueuesWhatWasMissed(t *testing.T) {
 	case r := <-got:
 		t.Errorf("delivered again: %+v", r)
 	default:
+	}
+}
+
+// TestStaticHookListedSigned: a --webhook hook with a secret is listed as
+// signed, as the API writes it.
+func TestStaticHookListedSigned(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"s3cret", ""} {
+		d := dispatcher(t, webhooks.Config{Store: openStore(t), URLs: []string{"https://ci.example/hook"}, Secret: []byte(secret)})
+		hs, err := d.Hooks(context.Background())
+		if err != nil || len(hs) != 1 {
+			t.Fatalf("hooks = %+v, %v", hs, err)
+		}
+		b, _ := json.Marshal(hs[0])
+		if want := `"signed":` + strconv.FormatBool(secret != ""); !strings.Contains(string(b), want) {
+			t.Errorf("secret %q: %s, want %s", secret, b, want)
+		}
 	}
 }
