@@ -67,15 +67,18 @@ func ValidateHook(h Hook) error {
 
 // Wants reports whether the hook gets an event of type typ about app.
 func (h Hook) Wants(typ, app string) bool {
-	if h.App != "" && h.App != app {
-		return false
-	}
+	return (h.App == "" || h.App == app) && h.WantsType(typ)
+}
+
+// WantsType reports whether the hook gets events of type typ, of
+// whichever app; typ "KIND.*" asks whether it gets any type of the kind.
+func (h Hook) WantsType(typ string) bool {
 	if len(h.Events) == 0 {
 		return true
 	}
-	kind, _, _ := strings.Cut(typ, ".")
+	kind, state, _ := strings.Cut(typ, ".")
 	for _, e := range h.Events {
-		if e == "*" || e == typ || e == kind+".*" {
+		if e == "*" || e == typ || e == kind+".*" || (state == "*" && strings.HasPrefix(e, kind+".")) {
 			return true
 		}
 	}
