@@ -23,6 +23,21 @@ type AppLogQuery struct {
 	Limit int
 }
 
+// ParseSince reads where a selection of log lines starts (`baton logs
+// --since`, ?since= of the API): a duration back from now (10m, 2h; 0s
+// is now: no earlier line, only what comes from now on) or an RFC 3339
+// time. The CLI checks the value with it and sends it as typed; the
+// server reads it against its own clock.
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if at, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return at, nil
+	}
+	return time.Time{}, Errorf(EINVALID, "since %q: give a duration back from now (10m, 2h; 0s for only what comes from now on) or an RFC 3339 time (2026-12-06T16:00:00Z)", v)
+}
+
 // AppLogLine is one line an instance wrote.
 type AppLogLine struct {
 	// ID orders lines and resumes a stream: the time in Unix microseconds.

@@ -2,6 +2,7 @@ package baton
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -19,13 +20,24 @@ type Hook struct {
 	Events []string `json:"events,omitempty"`
 	// Secret signs every body (HMAC-SHA256); never serialized.
 	Secret string `json:"-"`
-	// Signed says whether it has a secret.
+	// Signed says whether it has a secret: in JSON it is derived from
+	// Secret (MarshalJSON), so a client, which never gets the secret,
+	// reads it there. Nothing needs to set it.
 	Signed    bool      `json:"signed"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	// Source is "api" for hooks in the store, "flag" for those `baton
 	// serve --webhook` configures (they live as long as the flag).
 	Source string `json:"source"`
+}
+
+// MarshalJSON writes the hook with "signed" derived from its secret. A
+// hook without one keeps Signed as it came: a client's, decoded from JSON.
+func (h Hook) MarshalJSON() ([]byte, error) {
+	type plain Hook // without this method
+	p := plain(h)
+	p.Signed = h.Signed || h.Secret != ""
+	return json.Marshal(p)
 }
 
 // HookEventKinds are the kinds of events a hook can ask for.
@@ -55,15 +67,18 @@ func ValidateHook(h Hook) error {
 
 // Wants reports whether the hook gets an event of type typ about app.
 func (h Hook) Wants(typ, app string) bool {
-	if h.App != "" && h.App != app {
-		return false
-	}
+	return (h.App == "" || h.App == app) && h.WantsType(typ)
+}
+
+// WantsType reports whether the hook gets events of type typ, of
+// whichever app; typ "KIND.*" asks whether it gets any type of the kind.
+func (h Hook) WantsType(typ string) bool {
 	if len(h.Events) == 0 {
 		return true
 	}
-	kind, _, _ := strings.Cut(typ, ".")
+	kind, state, _ := strings.Cut(typ, ".")
 	for _, e := range h.Events {
-		if e == "*" || e == typ || e == kind+".*" {
+		if e == "*" || e == typ || e == kind+".*" || (state == "*" && strings.HasPrefix(e, kind+".")) {
 			return true
 		}
 	}

@@ -1,10 +1,7 @@
 package api
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,11 +10,13 @@ import (
 
 // appLogs answers an app's instance output: GET
 // /api/v1/apps/{app}/logs?slot=&revision=&since=&limit=. since is a
-// duration back from now ("10m") or an RFC 3339 time. The answer is a JSON
+// duration back from now ("10m"; "0s" is now: only what comes from now
+// on) or an RFC 3339 time (baton.ParseSince). The answer is a JSON
 // array of baton.AppLogLine, oldest first; with Accept: text/event-stream
 // or ?follow=1 it is a Server-Sent Events stream of "log" events (id = the
 // line's cursor, data = the line as JSON) that follows the app's output,
-// across deployments, until the client leaves; Last-Event-ID resumes it.
+// across deployments, until the client leaves; Last-Event-ID (or ?after=)
+// resumes it.
 func (s *Server) appLogs(w http.ResponseWriter, r *http.Request) {
 	q, err := appLogQuery(r, time.Now())
 	if err != nil {
@@ -37,37 +36,34 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, lines)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		s.fail(w, r, baton.Errorf(baton.EINTERNAL, "streaming unsupported"))
+	stream, err := newSSE(w)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
+	defer stream.stop()
+	if v := resumeID(r); v != "" {
 		q.After = v
 	}
 	started := false
-	lastWrite := time.Now()
 	err = s.Coord.FollowAppLogs(r.Context(), q, func(lines []baton.AppLogLine) error {
-		if !started {
+		first := !started
+		if first {
 			started = true
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-			fmt.Fprint(w, ": following\n\n")
+			stream.start()
+			stream.comment("following")
 		}
 		for _, l := range lines {
-			b, _ := json.Marshal(l)
-			fmt.Fprintf(w, "id: %s\nevent: log\ndata: %s\n\n", l.ID, b)
+			stream.eventJSON(l.ID, "log", l)
 		}
-		if len(lines) == 0 && time.Since(lastWrite) < 15*time.Second {
-			return nil
+		if first || len(lines) > 0 {
+			stream.flush()
 		}
-		if len(lines) == 0 {
-			fmt.Fprint(w, ": keepalive\n\n")
+		select {
+		case <-stream.idle():
+			stream.keepAlive()
+		default:
 		}
-		lastWrite = time.Now()
-		flusher.Flush()
 		return r.Context().Err()
 	})
 	if err != nil && !started {
@@ -80,20 +76,12 @@ func appLogQuery(r *http.Request, now time.Time) (baton.AppLogQuery, error) {
 	v := r.URL.Query()
 	q := baton.AppLogQuery{App: r.PathValue("app"), Slot: v.Get("slot"), Revision: v.Get("revision")}
 	if since := v.Get("since"); since != "" {
-		if d, err := time.ParseDuration(since); err == nil && d >= 0 {
-			q.Since = now.Add(-d)
-		} else if at, err := time.Parse(time.RFC3339Nano, since); err == nil {
-			q.Since = at
-		} else {
-			return q, baton.Errorf(baton.EINVALID, "since %q: want a duration back from now (10m, 2h) or an RFC 3339 time", since)
+		var err error
+		if q.Since, err = baton.ParseSince(since, now); err != nil {
+			return q, err
 		}
 	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 || n > 100000 {
-			return q, baton.Errorf(baton.EINVALID, "limit %q: want 1 to 100000 lines", l)
-		}
-		q.Limit = n
-	}
-	return q, nil
+	var err error
+	q.Limit, err = QueryLimit(r, 0, 100000)
+	return q, err
 }

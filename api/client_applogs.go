@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -15,10 +14,10 @@ import (
 // AppLogOptions selects an app's instance output.
 type AppLogOptions struct {
 	Slot, Revision string
-	// Since is how far back (0: everything kept); SinceTime, when set,
-	// is the oldest time instead.
-	Since     time.Duration
-	SinceTime time.Time
+	// Since is where the lines start, as baton.ParseSince reads it: a
+	// duration back from the server's now ("10m"; "0s": only what comes
+	// from now on) or an RFC 3339 time; "" for everything kept.
+	Since string
 	// Limit keeps the newest lines (0: the server's default, 1000).
 	Limit int
 }
@@ -31,10 +30,8 @@ func (o AppLogOptions) query(follow bool) string {
 	if o.Revision != "" {
 		v.Set("revision", o.Revision)
 	}
-	if !o.SinceTime.IsZero() {
-		v.Set("since", o.SinceTime.UTC().Format(time.RFC3339Nano))
-	} else if o.Since > 0 {
-		v.Set("since", o.Since.String())
+	if o.Since != "" {
+		v.Set("since", o.Since)
 	}
 	if o.Limit > 0 {
 		v.Set("limit", strconv.Itoa(o.Limit))

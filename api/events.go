@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -216,20 +215,6 @@ func conflictCodes(st baton.AppStatus) []string {
 	return out
 }
 
-// lastEventID is the resume point of a stream request: the Last-Event-ID
-// header (sent by EventSource on a reconnect) or ?after=, -1 without.
-func lastEventID(r *http.Request) int64 {
-	v := r.Header.Get("Last-Event-ID")
-	if v == "" {
-		v = r.URL.Query().Get("after")
-	}
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id < 0 {
-		return -1
-	}
-	return id
-}
-
 // appEvents streams one app's events (GET /api/v1/apps/{app}/events); as
 // plain JSON without Accept: text/event-stream, the events kept after
 // ?after= (or Last-Event-ID).
@@ -263,7 +248,7 @@ func (s *Server) allEvents(w http.ResponseWriter, r *http.Request) {
 // each event as it happens.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, names func(context.Context) ([]string, error)) {
 	ctx := r.Context()
-	after := lastEventID(r)
+	after := resumeSeq(r)
 	// collect polls every app and returns what to send after the id.
 	collect := func(after int64) ([]AppEvent, error) {
 		apps, err := names(ctx)
@@ -302,20 +287,16 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, names func
 		writeJSON(w, http.StatusOK, evs)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		s.fail(w, r, baton.Errorf(baton.EINTERNAL, "streaming unsupported"))
+	stream, err := newSSE(w)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 1000\n\n")
+	defer stream.stop()
+	stream.start()
+	stream.retry(time.Second)
 	poll := time.NewTicker(eventPoll)
 	defer poll.Stop()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
 	for {
 		changed := s.Coord.Changes()
 		evs, err := collect(after)
@@ -323,18 +304,17 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, names func
 			return
 		}
 		for _, e := range evs {
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b)
+			stream.eventJSON(strconv.FormatInt(e.ID, 10), e.Type, e)
 			after = max(after, e.ID)
 		}
-		flusher.Flush()
+		stream.flush()
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-poll.C:
-		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
+		case <-stream.idle():
+			stream.keepAlive()
 		}
 	}
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/batonhq/baton"
@@ -136,14 +135,10 @@ func (s *Server) testHook(w http.ResponseWriter, r *http.Request) {
 // listDeliveries answers the newest deliveries, of one hook (?hook=) or
 // of all, at most ?limit= (default 100).
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > 1000 {
-			s.fail(w, r, baton.Errorf(baton.EINVALID, "limit %q: want 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := QueryLimit(r, 100, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	hook := r.PathValue("id")
 	if hook != "" && s.Hooks != nil {

@@ -1,12 +1,10 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton"
 )
@@ -37,24 +35,18 @@ func (s *Server) deploymentLog(w http.ResponseWriter, r *http.Request) {
 
 // streamLog sends events: "log" (id = line id, data = timestamped text),
 // "deployment" (JSON, on every state or phase change) and a final "end"
-// (JSON of the finished deployment). Last-Event-ID resumes after a line.
+// (JSON of the finished deployment). Last-Event-ID (or ?after=) resumes
+// after a line.
 func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deployment) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		s.fail(w, r, baton.Errorf(baton.EINTERNAL, "streaming unsupported"))
+	stream, err := newSSE(w)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	var after int64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		after, _ = strconv.ParseInt(v, 10, 64)
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	defer stream.stop()
+	after := max(resumeSeq(r), 0)
+	stream.start()
 	ctx := r.Context()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
 	var lastState baton.State
 	var lastPhase baton.Phase = "-"
 	for {
@@ -64,7 +56,7 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 			return
 		}
 		for _, l := range lines {
-			writeLogEvent(w, l)
+			writeLogEvent(stream, l)
 			after = l.ID
 		}
 		cur, err := s.Store.Deployment(ctx, d.ID)
@@ -73,7 +65,7 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 		}
 		if cur.State != lastState || cur.Phase != lastPhase {
 			lastState, lastPhase = cur.State, cur.Phase
-			writeEvent(w, "deployment", cur)
+			stream.eventJSON("", "deployment", cur)
 		}
 		if cur.State.Final() {
 			// The coordinator appends a deployment's last line before it
@@ -81,30 +73,26 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, d baton.Deplo
 			// appended since the read above are all there now.
 			rest, _ := s.Store.Log(ctx, d.ID, after)
 			for _, l := range rest {
-				writeLogEvent(w, l)
+				writeLogEvent(stream, l)
 			}
-			writeEvent(w, "end", cur)
-			flusher.Flush()
+			stream.eventJSON("", "end", cur)
+			stream.flush()
 			return
 		}
-		flusher.Flush()
+		stream.flush()
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
+		case <-stream.idle():
+			stream.keepAlive()
 		}
 	}
 }
 
-func writeEvent(w http.ResponseWriter, event string, v any) {
-	b, _ := json.Marshal(v)
-	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
-}
-
 // writeLogEvent sends one log line as an SSE "log" event; a line with
 // newlines inside is flattened so it stays one event.
-func writeLogEvent(w http.ResponseWriter, l baton.LogLine) {
-	fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, strings.ReplaceAll(strings.TrimRight(formatLogLine(l), "\n"), "\n", " "))
+func writeLogEvent(stream *sseStream, l baton.LogLine) {
+	text := strings.ReplaceAll(strings.TrimRight(formatLogLine(l), "\n"), "\n", " ")
+	stream.event(strconv.FormatInt(l.ID, 10), "log", []byte(text))
 }

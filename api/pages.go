@@ -30,13 +30,9 @@ func (s *Server) appsPage(w http.ResponseWriter, r *http.Request) ([]baton.App, 
 		}
 		return out, nil
 	}
-	limit := 0
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			return nil, baton.Errorf(baton.EINVALID, "limit %q must be a number from 1 to %d", v, maxPage)
-		}
-		limit = n
+	limit, err := QueryLimit(r, 0, maxPage)
+	if err != nil {
+		return nil, err
 	}
 	apps, err := s.Store.Apps(r.Context())
 	if err != nil {

@@ -300,14 +300,10 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, baton.Errorf(baton.EINVALID, "limit %q must be a number from 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := QueryLimit(r, 50, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	ds, err := s.Store.Deployments(r.Context(), baton.DeploymentFilter{App: app, Limit: limit})
 	if err != nil {
@@ -385,14 +381,10 @@ func (s *Server) breakLock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	limit := 200
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			s.fail(w, r, baton.Errorf(baton.EINVALID, "limit %q must be a number from 1 to 10000", v))
-			return
-		}
-		limit = n
+	limit, err := QueryLimit(r, 200, 10000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	es, err := s.Store.Audit(r.Context(), limit)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -327,5 +329,35 @@ func TestDirtyTreeProvenance(t *testing.T) {
 	}
 	if dirty.Commit != head+"-dirty" || dirty.Message != "first" || dirty.Author != "Ada" {
 		t.Errorf("dirty tree: commit %q message %q author %q, want %q, first, Ada", dirty.Commit, dirty.Message, dirty.Author, head+"-dirty")
+	}
+}
+
+// TestLogsSince: --since is checked as the server reads it and sent as
+// typed; 0s (only what comes from now on) was refused by the CLI while the
+// server took it.
+func TestLogsSince(t *testing.T) {
+	f := newFakeAPI(t)
+	var mu sync.Mutex
+	var got []string
+	sent := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+	f.mux.HandleFunc("GET /api/v1/apps/hello/logs", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Query().Get("since"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, "[]")
+	})
+	for _, since := range []string{"0s", "10m", "2026-12-06T16:00:00Z"} {
+		if _, stderr, code := f.run(context.Background(), "logs", "hello", "--since", since); code != ExitOK {
+			t.Errorf("--since %s: exit %d, stderr %q", since, code, stderr)
+		}
+	}
+	want := []string{"0s", "10m", "2026-12-06T16:00:00Z"}
+	if !slices.Equal(sent(), want) {
+		t.Errorf("since sent %q, want %q", sent(), want)
+	}
+	_, stderr, code := f.run(context.Background(), "logs", "hello", "--since", "-5m")
+	if code == ExitOK || !strings.Contains(stderr, "give a duration back from now") || len(sent()) != len(want) {
+		t.Errorf("--since -5m: exit %d, stderr %q, %d requests; want a refusal that says what to give, and no request", code, stderr, len(sent()))
 	}
 }

@@ -18,7 +18,6 @@ func newLogsCmd(e *env) *cobra.Command {
 	var followFlag, deployments bool
 	var timeout time.Duration
 	var o api.AppLogOptions
-	var since string
 	cmd := &cobra.Command{
 		Use:   "logs ID|APP",
 		Short: "An app's instance output (stdout and stderr), or a deployment's log",
@@ -27,6 +26,10 @@ instances, each line with its time, revision and instance; --slot, --revision
 and --since select. With -f it follows the app's output live, across
 deployments and swaps (a new revision's output appears as it starts), until
 Ctrl-C.
+
+--since takes a duration back from now (10m, 2h) or an RFC 3339 time
+(2026-12-06T16:00:00Z); --since 0s means now: no earlier lines, so with -f
+only the output that comes from now on.
 
 baton logs APP -f --deployments follows the app's deployments instead: the
 running one's log, then every next one, until Ctrl-C.
@@ -41,6 +44,7 @@ revision by collection. Secret setting values are masked.
 
 ` + exitCodesHelp,
 		Example: `  baton logs hello --since 10m
+  baton logs hello -f --since 0s
   baton logs hello -f --slot staging
   baton logs hello --revision hello--000004
   baton logs hello -f --deployments
@@ -48,13 +52,10 @@ revision by collection. Secret setting values are masked.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.HasPrefix(args[0], "d-") {
-				if since != "" {
-					if d, err := time.ParseDuration(since); err == nil && d > 0 {
-						o.Since = d
-					} else if at, err := time.Parse(time.RFC3339Nano, since); err == nil {
-						o.SinceTime = at
-					} else {
-						return fmt.Errorf("--since %q: want a duration (10m, 2h) or an RFC 3339 time (2026-12-06T16:00:00Z)", since)
+				if o.Since != "" {
+					// Checked here, read by the server against its clock.
+					if _, err := baton.ParseSince(o.Since, time.Now()); err != nil {
+						return err
 					}
 				}
 				switch {
@@ -82,7 +83,7 @@ revision by collection. Secret setting values are masked.
 	cmd.Flags().BoolVar(&deployments, "deployments", false, "with -f and an APP: follow the app's deployment logs instead of its output")
 	cmd.Flags().StringVar(&o.Slot, "slot", "", "only the revisions active in this slot")
 	cmd.Flags().StringVar(&o.Revision, "revision", "", "only this revision (active or not)")
-	cmd.Flags().StringVar(&since, "since", "", "only lines newer than this: a duration (10m, 2h) or an RFC 3339 time")
+	cmd.Flags().StringVar(&o.Since, "since", "", "only lines from this on: a duration back from now (10m, 2h; 0s: only new lines) or an RFC 3339 time")
 	cmd.Flags().IntVar(&o.Limit, "tail", 0, "only the newest N lines (default 1000)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with -f and a deployment ID, stop waiting after this long (exit 6)")
 	addJSON(cmd, e)
@@ -182,7 +183,7 @@ func appLogs(ctx context.Context, e *env, app string, o api.AppLogOptions) error
 	for _, l := range lines {
 		printAppLogLine(e, l)
 	}
-	if len(lines) == 0 && o.Revision == "" && o.Since == 0 && o.SinceTime.IsZero() {
+	if len(lines) == 0 && o.Revision == "" && o.Since == "" {
 		fmt.Fprintf(e.stderr, "no output from %s's live instances; is a revision running? (`baton status %s`)\n", app, app)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/api"
 )
 
 // Kudu's log entry types.
@@ -147,14 +148,10 @@ func (h *Handler) resultOf(ctx context.Context, s site, d baton.Deployment) (Res
 // isSiteDeployment), newest first.
 func (h *Handler) listDeployments(w http.ResponseWriter, r *http.Request) {
 	s, ctx := siteOf(r), r.Context()
-	limit := listLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			h.problem(w, r, baton.Errorf(baton.EINVALID, "limit %q must be a number from 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := api.QueryLimit(r, listLimit, 1000)
+	if err != nil {
+		h.problem(w, r, err)
+		return
 	}
 	st, err := h.appState(ctx, s.app)
 	if err != nil {

@@ -38,7 +38,7 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, 
 		b = append(b, f.value...)
 		b = append(b, "\r\n"...)
 	}
-	if r.host != nil && (absolute || (r.http10 && !hasHostField(r))) {
+	if r.host != nil && (absolute || (r.http10 && !hasField(r, "host"))) {
 		b = appendField(b, "Host", r.host)
 	}
 	if r.upgrade != nil {
@@ -72,21 +72,22 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, 
 // isForwardingField reports whether name is one of the fields that say
 // who the client was (X-Forwarded-For, -Host, -Proto, Forwarded).
 func isForwardingField(name []byte) bool {
-	return is(name, "x-forwarded-for") || is(name, "x-forwarded-host") || is(name, "x-forwarded-proto") || is(name, "forwarded")
+	switch len(name) {
+	case 9:
+		return is(name, "forwarded")
+	case 15:
+		return is(name, "x-forwarded-for")
+	case 16:
+		return is(name, "x-forwarded-host")
+	case 17:
+		return is(name, "x-forwarded-proto")
+	}
+	return false
 }
 
 func hasField(r *request, name string) bool {
 	for _, f := range r.fields {
 		if is(f.name, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasHostField(r *request) bool {
-	for _, f := range r.fields {
-		if is(f.name, "host") {
 			return true
 		}
 	}
@@ -100,31 +101,26 @@ func appendField(b []byte, name string, value []byte) []byte {
 	return append(b, "\r\n"...)
 }
 
-// dropRequestField reports whether f must not be forwarded upstream.
+// dropRequestField reports whether f must not be forwarded upstream: the
+// hop-by-hop fields, and the client's forwarding fields (baton sets its
+// own).
 func dropRequestField(f field, r *request) bool {
 	n := f.name
+	if isForwardingField(n) {
+		return true
+	}
 	switch len(n) {
 	case 2:
 		// TE: only "trailers" means something end to end (gRPC needs it).
 		return is(n, "te") && !is(f.value, "trailers")
 	case 7:
 		return is(n, "upgrade") // re-added for upgrade requests
-	case 9:
-		return is(n, "forwarded")
 	case 10:
 		if is(n, "connection") || is(n, "keep-alive") {
 			return true
 		}
-	case 15:
-		if is(n, "x-forwarded-for") {
-			return true
-		}
 	case 16:
-		if is(n, "proxy-connection") || is(n, "x-forwarded-host") {
-			return true
-		}
-	case 17:
-		if is(n, "x-forwarded-proto") {
+		if is(n, "proxy-connection") {
 			return true
 		}
 	case 19:

@@ -33,9 +33,6 @@ const sealedPrefix = "baton-sealed:v1:"
 // sealedValue matches a sealed value inside a larger text (JSON params).
 var sealedValue = regexp.MustCompile(regexp.QuoteMeta(sealedPrefix) + `[A-Za-z0-9_-]*`)
 
-// Mask replaces a secret value wherever the store would show it.
-const Mask = "********"
-
 // Store is a baton.Store that encrypts secret setting values.
 type Store struct {
 	baton.Store
@@ -220,7 +217,7 @@ func (s *Store) openParams(d *baton.Deployment) error {
 // mask hides sealed values in a deployment's params.
 func mask(d *baton.Deployment) {
 	if strings.Contains(d.Params, sealedPrefix) {
-		d.Params = sealedValue.ReplaceAllString(d.Params, Mask)
+		d.Params = sealedValue.ReplaceAllString(d.Params, baton.SecretMask)
 	}
 }
 

@@ -71,7 +71,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(res.Deployment.Params, secretValue) || !strings.Contains(res.Deployment.Params, secretstore.Mask) {
+	if strings.Contains(res.Deployment.Params, secretValue) || !strings.Contains(res.Deployment.Params, baton.SecretMask) {
 		t.Fatalf("Enqueue answered params %s, want the secret masked", res.Deployment.Params)
 	}
 	l, err := s.AcquireLease(ctx, baton.AppLeaseKey("hello"), res.Deployment.ID, time.Minute)

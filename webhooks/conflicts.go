@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batonhq/baton"
@@ -73,13 +72,8 @@ func (d *Dispatcher) wantConflicts() bool {
 		return false
 	}
 	for _, h := range hs {
-		if len(h.Events) == 0 {
+		if h.WantsType("conflict.*") {
 			return true
-		}
-		for _, e := range h.Events {
-			if e == "*" || strings.HasPrefix(e, "conflict.") {
-				return true
-			}
 		}
 	}
 	return false

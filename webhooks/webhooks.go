@@ -202,7 +202,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, events: make(chan Event, cfg.QueueSize), wake: make(chan struct{}, 1),
 		stopRecording: make(chan struct{})}
 	for _, raw := range cfg.URLs {
-		h := baton.Hook{ID: StaticHookID(raw), URL: raw, Secret: string(cfg.Secret), Signed: len(cfg.Secret) > 0, Source: "flag"}
+		h := baton.Hook{ID: StaticHookID(raw), URL: raw, Secret: string(cfg.Secret), Source: "flag"}
 		if err := baton.ValidateHook(h); err != nil {
 			return nil, fmt.Errorf("--webhook %q: want an absolute http or https URL", raw)
 		}

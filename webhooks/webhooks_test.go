@@ -3,10 +3,12 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,6 +272,39 @@ func TestNewRejectsNonHTTPURLs(t *testing.T) {
 	}
 }
 
+// conflictSource is a ConflictSource whose answer the test sets; it
+// counts the looks that got the answer set last.
+type conflictSource struct {
+	mu    sync.Mutex
+	now   map[string][]baton.Conflict
+	looks int
+}
+
+func (c *conflictSource) look(context.Context) (map[string][]baton.Conflict, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.looks++
+	return c.now, nil
+}
+
+// set changes the answer and starts counting looks at it.
+func (c *conflictSource) set(now map[string][]baton.Conflict) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now, c.looks = now, 0
+}
+
+// handled waits until the watcher has handled n looks at the answer set
+// last: it started look n+1, which it does only after handling look n.
+func (c *conflictSource) handled(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d looks at the conflicts set last", n+1), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.looks > n
+	})
+}
+
 // TestConflictEventsWhenConflictsAppear: a conflict in an app's status
 // that was not there at the previous look becomes one conflict.CODE event
 // for a hook that asked for conflicts; what is there at the first look,
@@ -278,27 +313,15 @@ func TestConflictEventsWhenConflictsAppear(t *testing.T) {
 	t.Parallel()
 	url, got := receiver(t, nil, 0)
 	store := openStore(t)
-	if _, err := store.CreateHook(context.Background(), baton.Hook{ID: "h-c", URL: url, Events: []string{"conflict.*"}}); err != nil {
+	ctx := context.Background()
+	if _, err := store.CreateHook(ctx, baton.Hook{ID: "h-c", URL: url, Events: []string{"conflict.*"}}); err != nil {
 		t.Fatal(err)
 	}
 	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
-	var mu sync.Mutex
-	now := map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue, Message: "queue long"}}}
-	looked := make(chan struct{}, 100)
-	d.WatchConflicts(func(context.Context) (map[string][]baton.Conflict, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		select {
-		case looked <- struct{}{}:
-		default:
-		}
-		return now, nil
-	}, 5*time.Millisecond)
-	<-looked // the baseline
-	<-looked
-	mu.Lock()
-	now = map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue}, {Code: baton.ConflictFrozen, Message: "frozen", Fix: "baton unfreeze web"}}}
-	mu.Unlock()
+	src := &conflictSource{now: map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue, Message: "queue long"}}}}
+	d.WatchConflicts(src.look, 5*time.Millisecond)
+	src.handled(t, 2) // the baseline, and a look where it stays
+	src.set(map[string][]baton.Conflict{"web": {{Code: baton.ConflictLongQueue}, {Code: baton.ConflictFrozen, Message: "frozen", Fix: "baton unfreeze web"}}})
 	r := next(t, got)
 	var ev webhooks.Event
 	if err := json.Unmarshal(r.body, &ev); err != nil {
@@ -308,10 +331,12 @@ func TestConflictEventsWhenConflictsAppear(t *testing.T) {
 		!strings.HasPrefix(r.delivery, "conflict.web.app_frozen.") {
 		t.Fatalf("conflict event: %+v %+v", r, ev)
 	}
-	for range 3 {
-		<-looked // it stays: nothing more
+	src.handled(t, 4) // the look that found it, and three where it stays
+	d.Close()         // stores what the looks sent
+	ds, err := store.Deliveries(ctx, "h-c", 0)
+	if err != nil || len(ds) != 1 || ds[0].EventID != r.delivery {
+		t.Errorf("deliveries = %+v, %v; want only %s", ds, err, r.delivery)
 	}
-	d.Close()
 	select {
 	case r := <-got:
 		t.Errorf("another event: %+v", r)
@@ -327,17 +352,19 @@ func TestCatchUpQueuesWhatWasMissed(t *testing.T) {
 	url, got := receiver(t, nil, 0)
 	store := openStore(t)
 	ctx := context.Background()
-	if _, err := store.CreateHook(ctx, baton.Hook{ID: "h-1", URL: url}); err != nil {
+	h, err := store.CreateHook(ctx, baton.Hook{ID: "h-1", URL: url})
+	if err != nil {
 		t.Fatal(err)
 	}
 	d := dispatcher(t, webhooks.Config{Store: store, Poll: 5 * time.Millisecond})
-	before := finished() // ended before the hook was added
+	before := finished()
+	ended := h.CreatedAt.Add(-time.Hour) // before the hook was added
+	before.FinishedAt = &ended
 	recent := finished()
 	recent.ID = "d_2"
 	at := time.Now().UTC()
 	recent.FinishedAt = &at
 	d.CatchUp([]baton.Deployment{before, recent})
-	d.CatchUp([]baton.Deployment{recent})
 	if r := next(t, got); r.delivery != "d_2.failed" {
 		t.Fatalf("caught up %+v, want d_2.failed", r)
 	}
@@ -345,10 +372,39 @@ func TestCatchUpQueuesWhatWasMissed(t *testing.T) {
 		ds, err := store.Deliveries(ctx, "h-1", 0)
 		return err == nil && len(ds) == 1 && ds[0].State == baton.DeliveryDelivered
 	})
+	// Again, with a later operation after it: once that one is
+	// delivered, the second run has handled d_2 too (in order).
+	later := recent
+	later.ID = "d_3"
+	d.CatchUp([]baton.Deployment{recent, later})
+	if r := next(t, got); r.delivery != "d_3.failed" {
+		t.Fatalf("caught up %+v, want d_3.failed (d_2 once)", r)
+	}
 	d.Close()
+	ds, err := store.Deliveries(ctx, "h-1", 0)
+	if err != nil || len(ds) != 2 || ds[0].EventID != "d_3.failed" || ds[1].EventID != "d_2.failed" {
+		t.Errorf("deliveries = %+v, %v; want d_3.failed and d_2.failed, once each", ds, err)
+	}
 	select {
 	case r := <-got:
 		t.Errorf("delivered again: %+v", r)
 	default:
+	}
+}
+
+// TestStaticHookListedSigned: a --webhook hook with a secret is listed as
+// signed, as the API writes it.
+func TestStaticHookListedSigned(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"s3cret", ""} {
+		d := dispatcher(t, webhooks.Config{Store: openStore(t), URLs: []string{"https://ci.example/hook"}, Secret: []byte(secret)})
+		hs, err := d.Hooks(context.Background())
+		if err != nil || len(hs) != 1 {
+			t.Fatalf("hooks = %+v, %v", hs, err)
+		}
+		b, _ := json.Marshal(hs[0])
+		if want := `"signed":` + strconv.FormatBool(secret != ""); !strings.Contains(string(b), want) {
+			t.Errorf("secret %q: %s, want %s", secret, b, want)
+		}
 	}
 }
