@@ -49,6 +49,10 @@ const (
 	PlacementHealthy PlacementState = "healthy"
 	// PlacementFailed: the host could not start them (Message says why).
 	PlacementFailed PlacementState = "failed"
+	// PlacementReplacing: the host serves the share it runs while it
+	// starts one of the new size (a scale, a restart, a rebalance); it
+	// reports healthy once the new one serves. Proxies route to it.
+	PlacementReplacing PlacementState = "replacing"
 	// PlacementDraining: the owner is taking them away; proxies no longer
 	// route to them, and the host stops them once the row is gone.
 	PlacementDraining PlacementState = "draining"
@@ -57,7 +61,8 @@ const (
 // Placement is one host's share of a revision's instances in a slot. The
 // app's owner writes them (SetPlacements); each host starts what is placed
 // on it and reports (ReportPlacement); every host's proxy routes to the
-// healthy ones, remote ones through their host's peer listener.
+// healthy ones (and those replacing their instances), remote ones through
+// their host's peer listener.
 type Placement struct {
 	App       string         `json:"app"`
 	Slot      string         `json:"slot"`
@@ -68,6 +73,11 @@ type Placement struct {
 	// Message says why a placement failed.
 	Message   string    `json:"message,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Serving reports whether proxies route to a placement.
+func (p Placement) Serving() bool {
+	return p.State == PlacementHealthy || p.State == PlacementReplacing
 }
 
 // PlacementFilter selects placements; empty fields match all.

@@ -144,12 +144,18 @@ func (c *Coordinator) place(ctx context.Context, rev baton.Revision, m baton.Man
 		return nil, err
 	}
 	pl.hosts, pl.local, pl.before = share, share[me], before
+	serving := c.runningOf(rev.Name, rev.Slot) != nil // a restart, a scale
 	rows := make([]baton.Placement, 0, len(share))
 	for _, h := range sortedHosts(share) {
 		st := baton.PlacementStarting
 		for _, p := range before {
-			// A share that stays as it is keeps serving as it stands.
-			if p.Host == h && h != me && p.Instances == share[h] && p.State == baton.PlacementHealthy {
+			if p.Host != h || !p.Serving() || (h == me && !serving) {
+				continue
+			}
+			// A share that stays as it is keeps serving as it stands; one
+			// that changes serves on while its replacement starts.
+			st = baton.PlacementReplacing
+			if h != me && p.Instances == share[h] {
 				st = baton.PlacementHealthy
 			}
 		}
@@ -158,7 +164,7 @@ func (c *Coordinator) place(ctx context.Context, rev baton.Revision, m baton.Man
 	for _, p := range before {
 		// A live host losing its share serves until nobody routes to it;
 		// a lost one serves nothing.
-		if _, kept := share[p.Host]; kept || p.State != baton.PlacementHealthy || c.hostState(ctrls[p.Host]) == baton.HostLost {
+		if _, kept := share[p.Host]; kept || !p.Serving() || c.hostState(ctrls[p.Host]) == baton.HostLost {
 			continue
 		}
 		p.State = baton.PlacementDraining
@@ -339,7 +345,7 @@ func (c *Coordinator) reconcilePlaced(rows []baton.Placement) {
 		case g.count != p.Instances:
 			g.busy = true
 			start = append(start, p)
-		case p.State == baton.PlacementStarting:
+		case p.State == baton.PlacementStarting || p.State == baton.PlacementReplacing:
 			report = append(report, p)
 		}
 	}
@@ -428,7 +434,7 @@ func (c *Coordinator) reportPlaced(p baton.Placement, err error) {
 func (c *Coordinator) peerBackendsLocked(app, slot string) map[string][]string {
 	out := map[string][]string{}
 	for _, p := range c.placements[app] {
-		if p.Slot != slot || p.State != baton.PlacementHealthy || p.Host == c.cfg.ControllerID {
+		if p.Slot != slot || !p.Serving() || p.Host == c.cfg.ControllerID {
 			continue
 		}
 		peer := c.peers[p.Host]

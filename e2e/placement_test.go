@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +169,35 @@ start_timeout = "15s"
 		t.Fatalf("v3's log does not say nothing switched:\n%s", log)
 	}
 
+	// `baton hosts drain host-3` under load: its share moves to the others
+	// (each serving until its replacement does), no request fails; once
+	// undrained it takes instances again.
+	l = startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 10*time.Second, "load before the drain", func() bool { return l.count("v2") > 200 })
+	if out, code := runCLI(t, hs[1], "hosts", "drain", "host-3"); code != 0 {
+		t.Fatalf("baton hosts drain host-3: exit %d\n%s", code, out)
+	}
+	drained := time.Now()
+	eventually(t, 60*time.Second, "host-3's share moved away, nothing left running there", func() bool {
+		sh := sharesOf(t, hs[0], "spread", v2)
+		st, err := c.Status(ctx, "spread")
+		return err == nil && st.Running == nil && len(st.Queue) == 0 && sh["host-3"] == 0 && sh["host-2"]+sh["host-4"] == 3 &&
+			hostsByID(t, hs[0])["host-3"].Instances == 0
+	})
+	moved := time.Since(drained)
+	got, failures = l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("drain of host-3 under load: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	if h := hostsByID(t, hs[0])["host-3"]; h.State != baton.HostDraining {
+		t.Fatalf("host-3 after a drain: %s, want draining", h.State)
+	}
+	t.Logf("drain of host-3 under load: %v answered, 0 failed; its share moved in %s: %v", got, moved.Round(100*time.Millisecond), sharesOf(t, hs[0], "spread", v2))
+	if out, code := runCLI(t, hs[1], "hosts", "undrain", "host-3"); code != 0 {
+		t.Fatalf("baton hosts undrain host-3: exit %d\n%s", code, out)
+	}
+	eventually(t, 10*time.Second, "host-3 live again", func() bool { return hostsByID(t, hs[0])["host-3"].State == baton.HostLive })
+
 	// kill -9 of host-4 under load: requests fail only until HAProxy marks
 	// it down; its share of v2 is placed on the others.
 	l = startLoad(t, front, "spread.localhost", 8)
@@ -196,4 +226,46 @@ start_timeout = "15s"
 	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
 		t.Logf("  failed: %s", f)
 	}
+}
+
+// TestScaleUnderLoad: `baton scale` on one host, up and down, under load:
+// the added instances pass their health check before they get traffic,
+// the removed ones drain, and no request fails.
+func TestScaleUnderLoad(t *testing.T) {
+	t.Parallel()
+	b := startBaton(t)
+	ctx := context.Background()
+	c := b.client()
+	if _, err := c.CreateApp(ctx, "scaled"); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, c, "scaled", appDir(t, "v1", withBinary))
+	healthy := func(n int) func() bool {
+		return func() bool {
+			st, err := c.Status(ctx, "scaled")
+			return err == nil && len(st.Slots) > 0 && len(st.Slots[0].Revisions) == 1 &&
+				st.Slots[0].Revisions[0].Healthy == n && len(st.Slots[0].Revisions[0].Instances) == n
+		}
+	}
+	eventually(t, 10*time.Second, "2 healthy instances", healthy(2))
+	l := startLoad(t, newProxyClient(b.proxyAddr), "scaled.localhost", 8)
+	eventually(t, 10*time.Second, "load reaches v1", func() bool { return l.count("v1") > 200 })
+	for _, n := range []int{4, 1} {
+		before := l.count("v1")
+		out, code := runCLI(t, b, "scale", "scaled", "--instances", fmt.Sprint(n), "--wait")
+		if code != 0 {
+			t.Fatalf("baton scale --instances %d: exit %d\n%s", n, code, out)
+		}
+		eventually(t, 10*time.Second, fmt.Sprintf("%d healthy instances", n), healthy(n))
+		eventually(t, 10*time.Second, "load goes on", func() bool { return l.count("v1") > before+200 })
+		st, err := c.Status(ctx, "scaled")
+		if err != nil || st.Slots[0].Scale == nil || st.Slots[0].Scale.Instances != n {
+			t.Fatalf("status after scale %d: %+v %v", n, st.Slots[0].Scale, err)
+		}
+	}
+	got, failures := l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("scale 2 → 4 → 1 under load: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	t.Logf("scale 2 → 4 → 1 under load: %v answered, 0 failed", got)
 }
