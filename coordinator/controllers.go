@@ -100,9 +100,7 @@ func (c *Coordinator) adoptOrphans(ctx context.Context) {
 			continue // another controller adopted it first
 		}
 		c.log.Warn("adopted app of a silent controller", "app", a.Name, "from", a.Controller)
-		c.mu.Lock()
-		c.apps[a.Name] = true
-		c.mu.Unlock()
+		c.claim(a.Name)
 		c.startWorker(a.Name, true)
 	}
 }

@@ -315,9 +315,10 @@ func (c *Coordinator) reconcilePlaced(rows []baton.Placement) {
 		}
 	}
 	var (
-		retire []*instances
-		start  []baton.Placement
-		report []baton.Placement
+		retire  []*instances
+		start   []baton.Placement
+		report  []baton.Placement
+		unroute []baton.Placement
 	)
 	c.mu.Lock()
 	if c.closed {
@@ -341,6 +342,11 @@ func (c *Coordinator) reconcilePlaced(rows []baton.Placement) {
 		case g == nil:
 			c.placed[k] = &placedGroup{count: p.Instances, busy: true}
 			start = append(start, p)
+			if p.Serving() {
+				// Recorded as serving, but nothing runs here (this host
+				// restarted): the others stop routing to it until it does.
+				unroute = append(unroute, p)
+			}
 		case g.busy || p.State == baton.PlacementDraining:
 		case g.count != p.Instances:
 			g.busy = true
@@ -349,6 +355,11 @@ func (c *Coordinator) reconcilePlaced(rows []baton.Placement) {
 			report = append(report, p)
 		}
 	}
+	c.mu.Unlock()
+	for _, p := range unroute {
+		c.reportPlaced(p, baton.PlacementStarting, nil)
+	}
+	c.mu.Lock()
 	for _, p := range start {
 		c.wg.Add(1)
 		go c.startPlaced(p)
@@ -366,7 +377,7 @@ func (c *Coordinator) reconcilePlaced(rows []baton.Placement) {
 		}()
 	}
 	for _, p := range report {
-		c.reportPlaced(p, nil)
+		c.reportPlaced(p, baton.PlacementHealthy, nil)
 	}
 }
 
@@ -400,7 +411,7 @@ func (c *Coordinator) startPlaced(p baton.Placement) {
 	if err != nil {
 		if c.ctx.Err() == nil {
 			c.log.Warn("start instances placed here", "app", p.App, "revision", p.Revision, "err", err)
-			c.reportPlaced(p, err)
+			c.reportPlaced(p, baton.PlacementFailed, err)
 		}
 		return
 	}
@@ -408,16 +419,17 @@ func (c *Coordinator) startPlaced(p baton.Placement) {
 		in.group.SetLive()
 		c.publishRoutes()
 		c.log.Info("started instances placed here", "app", p.App, "slot", p.Slot, "revision", p.Revision, "addrs", in.group.Addrs())
-		c.reportPlaced(p, nil)
+		c.reportPlaced(p, baton.PlacementHealthy, nil)
 	}
 	if old != nil {
 		c.retire(old, "")
 	}
 }
 
-// reportPlaced tells the app's owner how this host's share p stands.
-func (c *Coordinator) reportPlaced(p baton.Placement, err error) {
-	p.State, p.Message = baton.PlacementHealthy, ""
+// reportPlaced tells the app's owner how this host's share p stands:
+// state, or failed with err.
+func (c *Coordinator) reportPlaced(p baton.Placement, state baton.PlacementState, err error) {
+	p.State, p.Message = state, ""
 	if err != nil {
 		p.State, p.Message = baton.PlacementFailed, baton.ErrorMessage(err)
 	}
@@ -429,7 +441,7 @@ func (c *Coordinator) reportPlaced(p baton.Placement, err error) {
 }
 
 // peerBackends returns, for each revision of app in slot, the peer
-// listeners of the other hosts whose share of it is healthy, one entry
+// listeners of the other hosts whose share of it serves, one entry
 // per instance. The caller holds c.mu.
 func (c *Coordinator) peerBackendsLocked(app, slot string) map[string][]string {
 	out := map[string][]string{}
@@ -453,6 +465,10 @@ func (c *Coordinator) peerBackendsLocked(app, slot string) map[string][]string {
 func (c *Coordinator) promotePlaced(app string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.promotePlacedLocked(app)
+}
+
+func (c *Coordinator) promotePlacedLocked(app string) {
 	for k, g := range c.placed {
 		if k.app != app || g.in == nil {
 			continue
@@ -462,6 +478,32 @@ func (c *Coordinator) promotePlaced(app string) {
 			c.running[runKey{k.rev, k.slot}] = g.in
 		}
 	}
+}
+
+// claim makes this host the owner of app in memory (it adopted the app,
+// or the app was handed to it), routing it at once as the store records
+// it, with this host's shares as its instances: no routing table is built
+// with the app owned and unrouted. It returns false when this host owns
+// it already or is closing. The app's worker then restores the rest.
+func (c *Coordinator) claim(app string) bool {
+	slots, _, err := c.storeRouting(app)
+	c.mu.Lock()
+	if c.closed || c.apps[app] {
+		c.mu.Unlock()
+		return false
+	}
+	c.apps[app] = true
+	if err == nil {
+		for slot, rws := range slots {
+			if rws != nil {
+				c.routes[slotKey{app, slot}] = rws
+			}
+		}
+	}
+	c.promotePlacedLocked(app)
+	c.mu.Unlock()
+	c.publishRoutes()
+	return true
 }
 
 // demoteRunning makes the instances this host runs of app, which another
@@ -582,7 +624,8 @@ func (c *Coordinator) needsRebalance(ctrls []baton.Controller) map[slotKey]strin
 		for _, p := range rows {
 			ct, known := byID[p.Host]
 			switch {
-			case p.Host == c.cfg.ControllerID:
+			case p.Host == c.cfg.ControllerID || c.running[runKey{p.Revision, p.Slot}] == nil:
+				// Not running here yet: its restore places it anew.
 			case !known || c.hostState(ct) == baton.HostLost:
 				out[slotKey{app, p.Slot}] = "host " + p.Host + " lost"
 			case ct.DrainRequested && p.State != baton.PlacementDraining:

@@ -80,13 +80,9 @@ func describeScale(s baton.Scale) string {
 // it (that host was asked to drain): the app's worker restores its
 // revisions, making the shares this host runs of them its own.
 func (c *Coordinator) takeOver(app string) {
-	c.mu.Lock()
-	if c.closed || c.apps[app] {
-		c.mu.Unlock()
+	if !c.claim(app) {
 		return
 	}
-	c.apps[app] = true
-	c.mu.Unlock()
 	c.log.Info("took over an app handed to this host", "app", app)
 	c.startWorker(app, true)
 }

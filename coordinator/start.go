@@ -137,6 +137,15 @@ func (c *Coordinator) waitStarted(ctx context.Context, g *supervisor.Group, n in
 	if err := waitListening(ctx, g.Addrs(), m.Health.Interval, healthDone); err != nil {
 		return err
 	}
+	select {
+	case <-healthDone:
+		if healthErr != nil && ctx.Err() != nil {
+			// The health wait ran out of time before every instance
+			// listened: the phase stays starting (its deadline says so).
+			return unhealthy{healthErr}
+		}
+	default:
+	}
 	if err := p.enter(baton.PhaseHealthChecking); err != nil {
 		return enterFailed{err}
 	}
