@@ -150,3 +150,19 @@ func (h *haproxy) states() (map[string]string, error) {
 	}
 	return out, sc.Err()
 }
+
+// killBehind kills b (SIGKILL) while l runs through h, and returns once
+// HAProxy marked b's server down: how long that took, and what l got
+// until then (l is finished; the caller starts another load for after).
+func (h *haproxy) killBehind(t *testing.T, b *batonProc, server string, l *load) (time.Duration, map[string]int, []string) {
+	t.Helper()
+	killed := time.Now()
+	b.stop(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "haproxy marks "+server+" down", func() bool {
+		st, err := h.states()
+		return err == nil && st[server] == "DOWN"
+	})
+	down := time.Since(killed)
+	got, failed := l.finish()
+	return down, got, failed
+}

@@ -235,14 +235,7 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	}
 	l = startLoad(t, front, "multi.localhost", 8)
 	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v3") > 100 })
-	killed := time.Now()
-	hs[1].stop(syscall.SIGKILL)
-	eventually(t, 10*time.Second, "haproxy marks host-3 down", func() bool {
-		st, err := lb.states()
-		return err == nil && st["host-3"] == "DOWN"
-	})
-	down := time.Since(killed)
-	beforeDown, failedBeforeDown := l.finish()
+	down, beforeDown, failedBeforeDown := lb.killBehind(t, hs[1], "host-3", l)
 	l = startLoad(t, front, "multi.localhost", 8)
 	eventually(t, 10*time.Second, "the other hosts keep serving", func() bool { return l.count("v3") > 500 })
 	after, failedAfter := l.finish()
@@ -265,14 +258,8 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	// HAProxy marks host-2 down; host-4 then adopts the app.
 	l = startLoad(t, front, "multi.localhost", 4)
 	eventually(t, 10*time.Second, "load before killing the owner", func() bool { return l.count("v3") > 100 })
-	killed = time.Now()
-	hs[0].stop(syscall.SIGKILL)
-	eventually(t, 10*time.Second, "haproxy marks host-2 down", func() bool {
-		st, err := lb.states()
-		return err == nil && st["host-2"] == "DOWN"
-	})
-	down = time.Since(killed)
-	beforeDown, failedBeforeDown = l.finish()
+	killed := time.Now()
+	down, beforeDown, failedBeforeDown = lb.killBehind(t, hs[0], "host-2", l)
 	l = startLoad(t, front, "multi.localhost", 4)
 	eventually(t, 60*time.Second, "host-4 adopts the app", func() bool {
 		st, err := hs[2].client().Status(ctx, "multi")

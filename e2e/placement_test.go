@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -203,13 +202,7 @@ start_timeout = "15s"
 	l = startLoad(t, front, "spread.localhost", 8)
 	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v2") > 200 })
 	killed := time.Now()
-	hs[2].stop(syscall.SIGKILL)
-	eventually(t, 10*time.Second, "haproxy marks host-4 down", func() bool {
-		st, err := lb.states()
-		return err == nil && st["host-4"] == "DOWN"
-	})
-	down := time.Since(killed)
-	beforeDown, failedBeforeDown := l.finish()
+	down, beforeDown, failedBeforeDown := lb.killBehind(t, hs[2], "host-4", l)
 	l = startLoad(t, front, "spread.localhost", 8)
 	eventually(t, 60*time.Second, "host-4's instance replaced on the others, no operation left running", func() bool {
 		sh := sharesOf(t, hs[0], "spread", v2)
