@@ -266,6 +266,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error 
 	} else {
 		delete(w.Header(), "Set-Cookie")
 	}
+	if takesPooledPath(r) {
+		return p.forwardPooled(w, r, c.u)
+	}
 	return p.fwd.forward(w, r, c.u.addr)
 }
 
