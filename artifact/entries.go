@@ -37,6 +37,9 @@ type entryCache struct {
 	dir string
 	// used are the keys of the entries this extraction wrote or copied.
 	used []string
+	// known are keys computed when the artifact was stored (entryKeys),
+	// by the offset of each entry's data; nil when there are none.
+	known map[int64]string
 }
 
 // ExtractRequest is what Store.Extract unpacks, where, and for whom.
@@ -59,7 +62,7 @@ func (s *Store) Extract(ctx context.Context, req ExtractRequest) error {
 	if err := checkDigest(req.Digest); err != nil {
 		return err
 	}
-	c := &entryCache{dir: s.entriesDir()}
+	c := &entryCache{dir: s.entriesDir(), known: s.keys.get(req.Digest)}
 	if err := extract(ctx, s.Path(req.Digest), req.Kind, req.Dest, req.Limits, c); err != nil {
 		return err
 	}
@@ -171,12 +174,38 @@ func (s *Store) EntryBytes(scope string) int64 {
 // dropEntries empties the entry cache (for tests and benchmarks).
 func (s *Store) dropEntries() { _ = os.RemoveAll(s.entriesDir()) }
 
-// key names zf's content: the sha256 of its stored bytes and header
-// fields, read raw (not inflated).
+// key names zf's content (entryKey), as computed when the artifact was
+// stored if it was.
 func (c *entryCache) key(x *extractor, zf *zip.File) (string, error) {
+	if c.known != nil {
+		if off, err := zf.DataOffset(); err == nil {
+			if k, ok := c.known[off]; ok {
+				return k, nil
+			}
+		}
+	}
+	k, err := entryKey(zf, x.buf)
+	var oe openRawError
+	switch {
+	case errors.As(err, &oe):
+		return "", corrupt(fmt.Errorf("entry %s: %w", quote(zf.Name), oe.err))
+	case err != nil:
+		return "", x.readErr(zf.Name, err)
+	}
+	return k, nil
+}
+
+// openRawError is entryKey's failure to find an entry's bytes.
+type openRawError struct{ err error }
+
+func (e openRawError) Error() string { return e.err.Error() }
+
+// entryKey names zf's content: the sha256 of its stored bytes and header
+// fields, read raw (not inflated) with buf.
+func entryKey(zf *zip.File, buf []byte) (string, error) {
 	raw, err := zf.OpenRaw()
 	if err != nil {
-		return "", corrupt(fmt.Errorf("entry %s: %w", quote(zf.Name), err))
+		return "", openRawError{err}
 	}
 	h := sha256.New()
 	var hdr [22]byte
@@ -185,8 +214,8 @@ func (c *entryCache) key(x *extractor, zf *zip.File) (string, error) {
 	binary.LittleEndian.PutUint64(hdr[6:], zf.CompressedSize64)
 	binary.LittleEndian.PutUint64(hdr[14:], zf.UncompressedSize64)
 	h.Write(hdr[:])
-	if _, err := io.CopyBuffer(h, raw, x.buf); err != nil {
-		return "", x.readErr(zf.Name, err)
+	if _, err := io.CopyBuffer(h, raw, buf); err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

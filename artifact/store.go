@@ -21,7 +21,8 @@ const tempPrefix = ".upload-"
 // Store keeps artifacts by content under DIR/sha256/<hex digest>. Files
 // are written once and never change, so readers need no locks.
 type Store struct {
-	dir string
+	dir  string
+	keys entryKeys
 }
 
 // NewStore returns a store in dir, creating the folder if needed and
@@ -106,7 +107,14 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 		_ = os.Chtimes(final, now, now)
 		return digest, size, nil
 	}
-	if err = tmp.Sync(); err != nil {
+	// While the disk makes the upload durable, the CPU is free to read it
+	// back from the page cache for the keys of a zip's large entries,
+	// which its extraction would otherwise compute (see entryKeys).
+	keys := make(chan map[int64]string, 1)
+	go func() { keys <- largeEntryKeys(tmp, size) }()
+	err = tmp.Sync()
+	computed := <-keys
+	if err != nil {
 		return "", 0, fmt.Errorf("sync upload file: %w", err)
 	}
 	if err = tmp.Close(); err != nil {
@@ -118,6 +126,7 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 	if err = syncDir(filepath.Dir(final)); err != nil {
 		return "", 0, err
 	}
+	s.keys.add(digest, computed)
 	return digest, size, nil
 }
 

@@ -43,7 +43,7 @@ func (x *extractor) zipEntry(zf *zip.File) error {
 	case mode.Type() != 0:
 		return unprocessable("archive entry %s is a device, pipe or socket; only files, folders and links can be unpacked", quote(zf.Name))
 	}
-	if x.entries != nil && zf.Method == zip.Deflate && zf.UncompressedSize64 >= minCachedEntry {
+	if x.entries != nil && cacheable(zf) {
 		return x.zipCachedFile(zf, mode)
 	}
 	rc, err := x.zipOpen(zf)

@@ -269,6 +269,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error 
 	if c.u.peer.Load() {
 		r.Header[PinHeader] = []string{c.b.revision} // the peer serves the revision chosen here
 	}
+	if takesPooledPath(r) {
+		return p.forwardPooled(w, r, c.u)
+	}
 	return p.fwd.forward(w, r, c.u.addr)
 }
 

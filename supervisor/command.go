@@ -28,7 +28,9 @@ type Command struct {
 	Output func(line string)
 }
 
-// Run runs cmd in a new process group and waits for it. Like an instance,
+// Run runs cmd in a new process group and waits for it, at a lower CPU and
+// I/O priority than baton and its instances (commandNice), so that a build
+// does not slow down the requests they serve meanwhile. Like an instance,
 // the command is recorded in StateDir before it may run, so ReapOrphans
 // kills it should baton die meanwhile; unlike an instance, it does not run
 // at all if its record cannot be written. When ctx ends first (a deadline,
@@ -108,7 +110,7 @@ func (s *Supervisor) Run(ctx context.Context, cmd Command) error {
 func (s *Supervisor) startCommand(cmd Command, log *slog.Logger) (*process, error) {
 	rec := stateRecord{Name: cmd.Name, Label: cmd.Label}
 	if cmd.Container == nil {
-		return s.startGated(gated{command: cmd.Command, dir: cmd.Dir, env: cmd.Env, rec: rec, log: log, mustRecord: true})
+		return s.startGated(gated{command: cmd.Command, dir: cmd.Dir, env: cmd.Env, rec: rec, log: log, mustRecord: true, yield: true})
 	}
 	if cmd.Command != "" {
 		return nil, baton.Errorf(baton.EINVALID, "a command and a container to run: give one")
@@ -121,7 +123,7 @@ func (s *Supervisor) startCommand(cmd Command, log *slog.Logger) (*process, erro
 	if err != nil {
 		return nil, err
 	}
-	return s.startContainer(run, rec, gated{log: log, mustRecord: true})
+	return s.startContainer(run, rec, gated{log: log, mustRecord: true, yield: true})
 }
 
 // addCommand registers the cancel of a running command, for Close. It

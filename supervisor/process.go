@@ -73,6 +73,9 @@ type gated struct {
 	// cannot be written (the shell exits 111 at the gate and startGated
 	// fails); otherwise the failure is logged and the command runs.
 	mustRecord bool
+	// yield runs the command at a lower CPU and I/O priority than baton
+	// (lowerPriority): a build or release command, never an instance.
+	yield bool
 }
 
 // startGated starts a command with /bin/sh -c in a new process group and
@@ -128,6 +131,12 @@ func (s *Supervisor) startGated(gc gated) (*process, error) {
 		_ = signalGroup(p.pid, syscall.SIGKILL)
 		_ = r.Close()
 		return nil, fmt.Errorf("record the process before it runs: %w", err)
+	}
+	if gc.yield {
+		if err := lowerPriority(p.pid); err != nil {
+			// It runs all the same, only at baton's priority.
+			gc.log.Warn("lower the priority of the command", "pid", p.pid, "err", err)
+		}
 	}
 	_, _ = gateW.Write([]byte("\n")) // an error means the shell is gone already
 	return p, nil

@@ -220,7 +220,7 @@ func (rep *report) markdown() string {
 
 	fmt.Fprintf(&w, "By what ran when the request was due (any operation kind):\n\n")
 	fmt.Fprintf(&w, "| running then | requests | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|\n")
-	for _, part := range []string{partNone, partUpload, partQueued, "extracting", "starting", "health-checking", "warming", "switching", "draining", partFinished} {
+	for _, part := range []string{partNone, partUpload, partQueued, "extracting", "building", "releasing", "starting", "health-checking", "warming", "switching", "draining", partFinished} {
 		lat := rep.byPart[part]
 		if len(lat) == 0 {
 			continue
@@ -260,13 +260,14 @@ func (rep *report) markdown() string {
 		{"request → queued (upload stored, policy applied)", func(s split) time.Duration { return s.upload }},
 		{"queued → first phase (worker, lease)", func(s split) time.Duration { return s.queue }},
 		{"extracting", func(s split) time.Duration { return s.extract }},
+		{"**app: building + releasing** (its build and release commands)", func(s split) time.Duration { return s.commands }},
 		{"**app: starting + health-checking** (swap: + warming, both slots)", func(s split) time.Duration { return s.app }},
 		{"switching", func(s split) time.Duration { return s.switching }},
 		{"draining + stopping the old instances + final bookkeeping", func(s split) time.Duration { return s.drain }},
 		{"other phases", func(s split) time.Duration { return s.other }},
 		{"final state → client told (log stream)", func(s split) time.Duration { return s.notice }},
 		{"**total** (request → client told)", func(s split) time.Duration { return s.total }},
-		{"**baton's overhead** (total − app)", func(s split) time.Duration { return s.overhead }},
+		{"**baton's overhead** (total − the app's rows)", func(s split) time.Duration { return s.overhead }},
 	}
 	for _, p := range parts {
 		fmt.Fprintf(&w, "| %s |", p.name)
@@ -303,12 +304,16 @@ How this is computed:
   lines), finished_at from the deployment record, and the request and
   end-of-stream times from this program, on the same machine's clock. Each
   phase lasts until the next one starts; the last one until finished_at.
-  The parts add up to the total. **App** time is phases starting and
-  health-checking (for a swap also warming, for both slots' new instances):
-  from spawning the instances until every one passed its health check. It
-  includes baton's polling of the port and the health path, at the
-  manifest's health interval, so it cannot be shorter than about one
-  interval. **Baton's overhead** is everything else.
+  The parts add up to the total. **App** time is the app's own commands
+  (phases building and releasing: its [build] and [release] commands,
+  which take what they take; building also holds the revision record and
+  the move into place after the build, well under a millisecond) and its
+  start (phases starting and health-checking, for a swap also warming,
+  for both slots' new instances): from spawning the instances until every
+  one passed its health check. The start includes baton's polling of the
+  port and the health path, at the manifest's health interval, so it
+  cannot be shorter than about one interval. **Baton's overhead** is
+  everything else: the rows other than the two app rows.
 `)
 	return w.String()
 }

@@ -138,14 +138,15 @@ func servedLive(spans []span, sent, done time.Time) bool {
 type split struct {
 	upload    time.Duration // request → recorded as queued (created_at): send, store the artifact, apply the policy
 	queue     time.Duration // created_at → first phase: worker wake-up, lease, fencing token
-	extract   time.Duration // phase extracting: unpack, manifest, revision record, move into place
+	extract   time.Duration // phase extracting: unpack, manifest (without a build: also revision record, move into place)
+	commands  time.Duration // phases building + releasing: the app's own build and release commands
 	app       time.Duration // phases starting + health-checking (+ warming for swaps): the app's start
 	switching time.Duration // phase switching: routing recorded and the proxy table replaced
 	drain     time.Duration // phase draining until the final state is recorded: in-flight requests finish, old instances stop, bookkeeping
-	other     time.Duration // any other phase (building, releasing…; none in this run)
+	other     time.Duration // any other phase (waiting for a resource, awaiting completion; none in this run)
 	notice    time.Duration // final state recorded → the client's log stream reports it
 	total     time.Duration // t0 → t2
-	overhead  time.Duration // total − app: baton's own share
+	overhead  time.Duration // total − commands − app: baton's own share
 }
 
 // splitOf computes an operation's split from its phase timeline.
@@ -163,6 +164,12 @@ func splitOf(o *op) (split, error) {
 		switch baton.Phase(p.phase) {
 		case baton.PhaseExtracting:
 			s.extract += dur
+		case baton.PhaseBuilding, baton.PhaseReleasing:
+			// The app's own commands, however long they take: like its
+			// start, not baton's work. (Building also holds the
+			// revision record and the move into place after the
+			// command, well under a millisecond.)
+			s.commands += dur
 		case baton.PhaseStarting, baton.PhaseHealthChecking, baton.PhaseWarming:
 			s.app += dur
 		case baton.PhaseSwitching:
@@ -173,7 +180,7 @@ func splitOf(o *op) (split, error) {
 			s.other += dur
 		}
 	}
-	s.overhead = s.total - s.app
+	s.overhead = s.total - s.commands - s.app
 	return s, nil
 }
 

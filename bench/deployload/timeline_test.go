@@ -95,8 +95,42 @@ func TestSplitOf(t *testing.T) {
 	if s != want {
 		t.Errorf("split = %+v\nwant    %+v", s, want)
 	}
-	if sum := s.upload + s.queue + s.extract + s.app + s.switching + s.drain + s.other + s.notice; sum != s.total {
+	if sum := s.upload + s.queue + s.extract + s.commands + s.app + s.switching + s.drain + s.other + s.notice; sum != s.total {
 		t.Errorf("parts add up to %s, total is %s", sum, s.total)
+	}
+}
+
+// buildLog is deployLog with the example's [build] step and a release
+// command: both are the app's time, not baton's.
+const buildLog = `2026-11-28T14:47:10.100Z queued deploy (queue policy)
+2026-11-28T14:47:10.102Z phase extracting
+2026-11-28T14:47:10.110Z manifest from baton.toml: run "./hello", 2 instance(s), health /healthz
+2026-11-28T14:47:10.112Z phase building
+2026-11-28T14:47:11.900Z phase releasing
+2026-11-28T14:47:11.950Z phase starting
+2026-11-28T14:47:12.150Z phase health-checking
+2026-11-28T14:47:12.160Z phase switching
+2026-11-28T14:47:12.163Z bench--000003 now serves bench.localhost: bench--000003 100%
+2026-11-28T14:47:12.164Z phase draining
+`
+
+func TestSplitOfBuild(t *testing.T) {
+	phases, serves, err := parseLog(buildLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := at("2026-11-28T14:47:12.180Z")
+	o := &op{phases: phases, serves: serves,
+		t0: at("2026-11-28T14:47:10.070Z"), t2: at("2026-11-28T14:47:12.183Z"),
+		d: baton.Deployment{CreatedAt: at("2026-11-28T14:47:10.099Z"), FinishedAt: &fin}}
+	s, err := splitOf(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := split{upload: 29 * ms, queue: 3 * ms, extract: 10 * ms, commands: 1838 * ms, app: 210 * ms, switching: 4 * ms, drain: 16 * ms, notice: 3 * ms, total: 2113 * ms, overhead: 65 * ms}
+	if s != want {
+		t.Errorf("split = %+v\nwant    %+v", s, want)
 	}
 }
 
