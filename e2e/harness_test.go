@@ -68,6 +68,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopChromium()
 	os.RemoveAll(binDir)
 	os.Exit(code)
 }
