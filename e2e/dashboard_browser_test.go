@@ -36,38 +36,74 @@ type browser struct {
 	errors     []string
 }
 
-// newBrowser starts Chromium with a fresh profile. It fails the test when
-// Chromium is missing: a skipped browser test would pass CI unseen.
+// chromium is the one headless Chromium the dashboard tests share: the
+// first newBrowser starts it, TestMain stops it after the last test. Each
+// test gets a browser context of its own (its own storage, cookies and
+// window, what a fresh profile gave it) without the cost of a browser
+// start.
+var chromium struct {
+	once   sync.Once
+	ctx    context.Context // the browser's first tab; contexts open under it
+	cancel func()
+	err    error
+}
+
+// sharedChromium starts the shared browser once and returns its context.
+func sharedChromium() (context.Context, error) {
+	chromium.once.Do(func() {
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(chromiumPath),
+			chromedp.Flag("headless", "new"),
+			chromedp.NoSandbox, // tests run as root
+			chromedp.DisableGPU,
+			// Overlay scrollbars would take width from screenshots only.
+			chromedp.Flag("hide-scrollbars", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			// /dev/shm is small in containers; Chromium crashes when it fills.
+			chromedp.Flag("disable-dev-shm-usage", true),
+			// Removed with the binaries, after the browser exits.
+			chromedp.UserDataDir(filepath.Join(binDir, "chromium-profile")),
+			chromedp.WindowSize(1280, 900),
+		)
+		ctx, cancel := chromedp.NewContext(allocCtx)
+		chromium.ctx = ctx
+		// cancelAlloc waits until the browser has exited.
+		chromium.cancel = func() { cancel(); cancelAlloc() }
+		if err := chromedp.Do(ctx); err != nil {
+			chromium.err = fmt.Errorf("start %s: %w", chromiumPath, err)
+		}
+	})
+	return chromium.ctx, chromium.err
+}
+
+// stopChromium stops the shared browser, if a test started it.
+func stopChromium() {
+	if chromium.cancel != nil {
+		chromium.cancel()
+	}
+}
+
+// newBrowser opens a window in a new browser context of the shared
+// Chromium (a fresh profile's state). It fails the test when Chromium is
+// missing: a skipped browser test would pass CI unseen.
 func newBrowser(t testing.TB, b *batonProc) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the dashboard tests need Chromium at %s (%v); run ./test.sh, or scripts/chromium.sh, which installs it", chromiumPath, err)
 	}
-	profile := t.TempDir() // removed after the browser exits (cleanups run last-in first-out)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.DisableGPU,
-		// Overlay scrollbars would take width from screenshots only.
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		// /dev/shm is small in containers; Chromium crashes when it fills.
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
+	parent, err := sharedChromium()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancelling closes the window and disposes of the browser context.
+	ctx, cancel := chromedp.NewContext(parent, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
+		t.Fatalf("open a browser context: %v", err)
 	}
 	br := &browser{t: t, ctx: ctx, base: "http://" + b.apiAddr}
 	msgs := chromedp.Console(ctx)

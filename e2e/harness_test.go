@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,6 +34,10 @@ var (
 	// underRaceDetector.
 	batonRaceBin string
 	helloBin     string // the example app, built once
+	packBin      string // packdir, which zips folders to deploy (zipDir)
+	// binDir holds the binaries above (and the shared browser's profile);
+	// it is removed when the tests end.
+	binDir string
 	// adminToken is the admin token of every baton the tests start with
 	// startBaton: it is written to each data directory before the first
 	// start (baton adopts it) and set as BATON_TOKEN in this process's
@@ -53,29 +58,43 @@ func TestMain(m *testing.M) {
 	// pass it on to apps (TestAuthInstancesGetNoToken checks).
 	os.Setenv("BATON_TOKEN", adminToken)
 	http.DefaultTransport = &tokenTransport{next: http.DefaultTransport}
-	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
-	if err != nil {
+	if binDir, err = os.MkdirTemp("", "baton-e2e-bin-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	batonBin = filepath.Join(dir, "baton")
-	helloBin = filepath.Join(dir, "hello")
-	builds := [][]string{{"-o", batonBin, "../cmd/baton"}, {"-o", helloBin, "../examples/hello"}}
+	if err := buildBinaries(binDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(binDir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stopChromium()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// buildBinaries builds baton, the example app and packdir into dir with
+// one go build (it links them in parallel) and, with -race, baton with the
+// race detector at the same time.
+func buildBinaries(dir string) error {
+	batonBin, helloBin, packBin = filepath.Join(dir, "baton"), filepath.Join(dir, "hello"), filepath.Join(dir, "packdir")
+	builds := [][]string{{"-o", dir + string(filepath.Separator), "../cmd/baton", "../examples/hello", "./internal/packdir"}}
 	batonRaceBin = batonBin
 	if raceEnabled {
 		batonRaceBin = filepath.Join(dir, "baton-race")
 		builds = append(builds, []string{"-race", "-o", batonRaceBin, "../cmd/baton"})
 	}
-	for _, args := range builds {
-		out, err := exec.Command("go", append([]string{"build"}, args...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", strings.Join(args, " "), err, out)
-			os.Exit(1)
-		}
+	errs := make([]error, len(builds))
+	var wg sync.WaitGroup
+	for i, args := range builds {
+		wg.Go(func() {
+			if out, err := exec.Command("go", append([]string{"build"}, args...)...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go build %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // underRaceDetector lists the tests (besides the reliability suite,

@@ -35,6 +35,9 @@ var (
 	staticHelloOnce sync.Once
 	staticHello     []byte
 	staticHelloErr  error
+	// helloImages holds the images helloImage made, by version and files:
+	// an image is an immutable value, and making one gzips the binary.
+	helloImages sync.Map
 )
 
 // helloImage is an image of the example app at version v: a static build
@@ -42,6 +45,10 @@ var (
 // at /healthz (image labels). files adds more files under /app.
 func helloImage(t testing.TB, v string, files map[string]string) v1.Image {
 	t.Helper()
+	key := v + "\x00" + fmt.Sprint(files) // fmt prints a map's keys sorted
+	if img, ok := helloImages.Load(key); ok {
+		return img.(v1.Image)
+	}
 	staticHelloOnce.Do(func() { staticHello, staticHelloErr = testimage.StaticBinary("../examples/hello") })
 	if staticHelloErr != nil {
 		t.Fatal(staticHelloErr)
@@ -69,7 +76,8 @@ func helloImage(t testing.TB, v string, files map[string]string) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img
+	stored, _ := helloImages.LoadOrStore(key, img)
+	return stored.(v1.Image)
 }
 
 // testRegistry runs an OCI registry for the test on loopback.

@@ -20,11 +20,12 @@ import (
 )
 
 // Pebble, Let's Encrypt's ACME test server, and its challenge test server
-// (a DNS server that answers 127.0.0.1 for every name) are built from the
-// Go module proxy (go.mod's tool lines) once per test binary, on first use.
+// (a DNS server that answers 127.0.0.1 for every name) are go.mod's tools:
+// `go tool -n` builds each once into the go command's cache, where later
+// runs of the suite find it linked, and prints its path.
 var pebbleBuild struct {
 	once                       sync.Once
-	pebble, challtestsrv, root string // binaries; the module's folder
+	pebble, challtestsrv, root string // executables; the module's folder
 	err                        error
 }
 
@@ -38,12 +39,24 @@ func pebbleBins(t testing.TB) (pebble, challtestsrv, moduleDir string) {
 			return
 		}
 		pb.root = strings.TrimSpace(string(out))
-		dir := filepath.Dir(batonBin)
-		pb.pebble, pb.challtestsrv = filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
-		for bin, pkg := range map[string]string{pb.pebble: "github.com/letsencrypt/pebble/v2/cmd/pebble",
-			pb.challtestsrv: "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv"} {
-			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-				pb.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		for _, tool := range []struct {
+			name string
+			path *string
+		}{{"pebble", &pb.pebble}, {"pebble-challtestsrv", &pb.challtestsrv}} {
+			// Output: the path alone on stdout (go may log on stderr).
+			cmd := exec.Command("go", "tool", "-n", tool.name)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				pb.err = fmt.Errorf("go tool -n %s: %v\n%s", tool.name, err, stderr.String())
+				return
+			}
+			// Run through a link beside baton's binaries: its command
+			// line then names the suite's folder (scripts/orphans.sh).
+			*tool.path = filepath.Join(binDir, tool.name)
+			if err := os.Symlink(strings.TrimSpace(string(out)), *tool.path); err != nil {
+				pb.err = err
 				return
 			}
 		}

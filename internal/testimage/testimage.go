@@ -27,7 +27,10 @@ type File struct {
 	Body []byte
 }
 
-// Layer is an uncompressed tar of files, in order, as an image layer.
+// Layer is an uncompressed tar of files, in order, as an image layer. Its
+// gzip is made once, for its digest, and kept: a push reads it again, and
+// gzip in a test binary built with the race detector costs seconds for a
+// layer that holds a Go binary.
 func Layer(files ...File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -47,7 +50,8 @@ func Layer(files ...File) (v1.Layer, error) {
 		return nil, err
 	}
 	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithCompressedCaching)
 }
 
 // Image is a linux/amd64 image of layers (bottom first) with cfg.
