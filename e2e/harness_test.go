@@ -201,13 +201,18 @@ func (b *batonProc) launch() *batonProc {
 	return b
 }
 
-// reapProcesses kills the instances and commands a baton killed with
-// SIGKILL left, by the records in its data directory (what a baton
-// started again on it would reap): a test that ends with a host killed.
+// reapProcesses kills the instances and commands a baton left, by the
+// records in its data directory (what a baton started again on it would
+// reap): a test that ends with a host killed with SIGKILL, or one whose
+// baton crashed. A baton stopped with SIGTERM must leave none: that is an
+// error.
 func (b *batonProc) reapProcesses() {
-	if !b.killed {
-		return
-	}
+	reaped := 0
+	defer func() {
+		if reaped > 0 && !b.killed {
+			b.t.Errorf("baton (data %s) left %d process group(s) running after it stopped; reaped them", b.data, reaped)
+		}
+	}()
 	records, _ := filepath.Glob(filepath.Join(b.data, "run", "*.pid"))
 	for _, path := range records {
 		data, err := os.ReadFile(path)
@@ -225,6 +230,7 @@ func (b *batonProc) reapProcesses() {
 		// a pgid is reused once the group is gone.
 		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", rec.PGID)); err == nil && cwd == rec.Dir {
 			_ = syscall.Kill(-rec.PGID, syscall.SIGKILL)
+			reaped++
 		}
 	}
 }
