@@ -506,7 +506,7 @@ func (c *Coordinator) claim(app string) bool {
 	return true
 }
 
-// demoteRunning makes the instances this host runs of app, which another
+// demoteRunningLocked makes the instances this host runs of app, which another
 // host owns from now on, its shares of the app: they serve until the new
 // owner places them elsewhere.
 func (c *Coordinator) demoteRunningLocked(app string) {
