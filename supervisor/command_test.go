@@ -145,7 +145,11 @@ func TestRunKillsGroupOnCancel(t *testing.T) {
 			defer cancel(nil)
 			if how == "deadline" {
 				var stop context.CancelFunc
-				ctx, stop = context.WithTimeoutCause(ctx, 300*time.Millisecond, deadline)
+				// Long enough for the command to print its pids first: build
+				// and release commands run at nice +10, and on a loaded
+				// machine their shell starts slowly (300 ms ran out before
+				// it printed, under load average 20).
+				ctx, stop = context.WithTimeoutCause(ctx, 5*time.Second, deadline)
 				defer stop()
 			}
 			var out lines
