@@ -7,18 +7,28 @@ import (
 	"time"
 )
 
-// Interval is how often Until checks its condition.
-const Interval = 5 * time.Millisecond
+// Interval is the wait before Until's second check; each wait after that
+// doubles, up to MaxInterval. A condition that soon holds is seen soon,
+// and one that takes a minute (a hundred deployments) is asked a few
+// hundred times, not twelve thousand: most conditions are API requests,
+// and answering them kept the servers under test busy.
+const (
+	Interval    = 5 * time.Millisecond
+	MaxInterval = 50 * time.Millisecond
+)
 
-// Until checks cond every Interval until it holds, and fails the test
-// naming what it waited for if within passes first.
+// Until checks cond, then again after Interval, doubling the wait up to
+// MaxInterval, until it holds, and fails the test naming what it waited
+// for if within passes first.
 func Until(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	wait := Interval
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for: %s", within, what)
 		}
-		time.Sleep(Interval)
+		time.Sleep(wait)
+		wait = min(2*wait, MaxInterval)
 	}
 }
