@@ -113,14 +113,20 @@ func TestReadmeExamples(t *testing.T) {
 	var mu sync.Mutex
 	skipped := map[string]bool{}
 	// Each block on a baton of its own, as a reader might try them, all
-	// at once (the usage block deploys and builds for a while).
+	// at once (the usage block deploys and builds for a while): subtests
+	// run from goroutines, in this test's -parallel slot. As parallel
+	// subtests they would queue for slots behind every test waiting for
+	// one, and run last, at the end of the suite.
 	t.Run("blocks", func(t *testing.T) {
+		var wg sync.WaitGroup
 		for _, blk := range blocks {
-			t.Run(fmt.Sprintf("line-%d", blk.line), func(t *testing.T) {
-				t.Parallel()
-				runReadmeBlock(t, blk, work, bin, &mu, skipped)
+			wg.Go(func() {
+				t.Run(fmt.Sprintf("line-%d", blk.line), func(t *testing.T) {
+					runReadmeBlock(t, blk, work, bin, &mu, skipped)
+				})
 			})
 		}
+		wg.Wait()
 	})
 	for _, s := range readmeSkips {
 		if !skipped[s.why] {
