@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,28 +55,84 @@ type authEnv struct {
 	dep string
 }
 
+// newAuthEnv opens an in-process baton with cfg on a copy of the template
+// data directory (authTemplate), closed at the test's end.
 func newAuthEnv(t *testing.T, cfg server.Config) *authEnv {
 	t.Helper()
+	authTemplate.once.Do(func() { authTemplate.snap, authTemplate.err = makeAuthSnapshot() })
+	snap := authTemplate.snap
+	if authTemplate.err != nil {
+		t.Fatalf("make the data directory authEnvs start from: %v", authTemplate.err)
+	}
 	cfg.DataDir, cfg.APIAddr, cfg.ProxyAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	if err := copyTree(snap.dir, cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	secret, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
+	return &authEnv{t: t, srv: srv, base: "http://" + srv.APIAddr(), tokens: maps.Clone(snap.tokens), dep: snap.dep}
+}
+
+// authSnapshot is a data directory in the state an authEnv starts from,
+// left by a baton that made it and closed, with that state's tokens and
+// deployment.
+type authSnapshot struct {
+	dir    string
+	tokens map[string]string
+	dep    string
+}
+
+// authTemplate is the snapshot every authEnv opens a copy of, made once
+// (TestMain removes it): opening an empty directory migrates the store,
+// which under the race detector is most of an env's cost, and
+// TestRouteScopes makes one env per route.
+var authTemplate struct {
+	once sync.Once
+	snap authSnapshot
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if authTemplate.snap.dir != "" {
+		os.RemoveAll(authTemplate.snap.dir)
 	}
-	e := &authEnv{t: t, srv: srv, base: "http://" + srv.APIAddr(), tokens: map[string]string{"admin": strings.TrimSpace(string(secret))}}
+	os.Exit(code)
+}
+
+// makeAuthSnapshot opens a baton on a new directory, makes the apps, slot,
+// tokens and failed deployment an authEnv has, and closes it.
+func makeAuthSnapshot() (snap authSnapshot, err error) {
+	if snap.dir, err = os.MkdirTemp("", "baton-api-authenv-"); err != nil {
+		return snap, err
+	}
+	srv, err := server.Open(context.Background(), server.Config{DataDir: snap.dir, APIAddr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0"})
+	if err != nil {
+		return snap, err
+	}
+	defer func() {
+		if cerr := srv.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	secret, err := os.ReadFile(filepath.Join(snap.dir, "admin.token"))
+	if err != nil {
+		return snap, err
+	}
+	snap.tokens = map[string]string{"admin": strings.TrimSpace(string(secret))}
 	ctx := context.Background()
-	c := e.client("admin")
+	c := api.NewClient("http://" + srv.APIAddr())
+	c.Token = snap.tokens["admin"]
 	for _, app := range []string{"hello", "other"} {
 		if _, err := c.CreateApp(ctx, app); err != nil {
-			t.Fatal(err)
+			return snap, err
 		}
 	}
 	if _, err := c.CreateSlot(ctx, "hello", "staging"); err != nil {
-		t.Fatal(err)
+		return snap, err
 	}
 	for name, req := range map[string]api.TokenRequest{
 		"read":   {Name: "reader", Scope: baton.ScopeRead},
@@ -82,36 +141,65 @@ func newAuthEnv(t *testing.T, cfg server.Config) *authEnv {
 	} {
 		tok, err := c.CreateToken(ctx, req)
 		if err != nil {
-			t.Fatal(err)
+			return snap, err
 		}
-		e.tokens[name] = tok.Secret
+		snap.tokens[name] = tok.Secret
 	}
 	d, err := c.Deploy(ctx, "hello", strings.NewReader(zipBody), api.DeployOptions{ContentType: "application/zip"})
 	if err != nil {
-		t.Fatal(err)
+		return snap, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if _, err := c.Follow(wctx, d.ID, func(api.Event) {}); err != nil {
-		t.Fatal(err)
+		return snap, err
 	}
-	e.dep = d.ID
+	snap.dep = d.ID
 	// The lease goes just after the final state: wait for it, so the
 	// state refusals are compared with is settled.
 	for deadline := time.Now().Add(time.Minute); ; {
 		ls, err := c.Locks(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return snap, err
 		}
 		if len(ls) == 0 {
-			break
+			return snap, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the failed deployment still holds %+v", ls)
+			return snap, fmt.Errorf("the failed deployment still holds %+v", ls)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return e
+}
+
+// copyTree copies the files and folders under src into dst, with their
+// permissions (baton refuses a secret key others can read).
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(to, info.Mode().Perm())
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(to, data, info.Mode().Perm())
+		}
+		return fmt.Errorf("copy %s: not a file or folder", path)
+	})
 }
 
 func (e *authEnv) client(caller string) *api.Client {
