@@ -74,7 +74,10 @@ type Proxy struct {
 	// connections on the Serve data plane.
 	maxHeaderBytes int
 	idleTimeout    time.Duration
-	fwd            forwarder
+	// watchAfter: see the constant; tests that must not depend on the
+	// machine's speed set it longer.
+	watchAfter time.Duration
+	fwd        forwarder
 	// access is the access log, nil when off.
 	access *AccessLog
 	// countRequests is false when request metrics are off.
@@ -134,6 +137,7 @@ func New(cfg Config) *Proxy {
 		headerTimeout:  cfg.UpstreamHeaderTimeout,
 		maxHeaderBytes: cfg.MaxHeaderBytes,
 		idleTimeout:    cfg.IdleTimeout,
+		watchAfter:     watchAfter,
 		fwd:            newReverseProxy(cfg.UpstreamHeaderTimeout, cfg.Logger),
 		reg:            make(map[string]*upstream),
 		stats:          make(map[statsKey]*reqStats),

@@ -37,6 +37,8 @@ const inlineBodyMax = clientReadBuffer
 // watchAfter is how long the data plane waits for a response head before
 // it also watches the client connection, so a client that leaves cancels
 // the upstream request. Most responses come sooner and never pay for it.
+// A client's end of stream counts as leaving, as in net/http and nginx:
+// one that half-closes its side and waits for a slow answer loses it.
 const watchAfter = 50 * time.Millisecond
 
 // forward sends the current request to c.u and copies the response back.
@@ -314,7 +316,7 @@ func (cc *clientConn) copyBody(uc *upConn) error {
 // is closed, which cancels the request there (gone reports it).
 func (cc *clientConn) awaitResponse(uc *upConn, deadline time.Time, watch bool) (gone bool, err error) {
 	if watch {
-		first := time.Now().Add(watchAfter)
+		first := time.Now().Add(cc.p.watchAfter)
 		if deadline.Before(first) {
 			first = deadline
 		}
