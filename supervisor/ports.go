@@ -2,26 +2,44 @@ package supervisor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 )
 
-// maxPortAttempts bounds how often allocate asks the kernel again when it
-// hands out a port that another group already owns.
-const maxPortAttempts = 100
+// maxPortAttempts bounds how many candidate ports allocate tries for one
+// call before it gives up.
+const maxPortAttempts = 1000
+
+// Instances listen on ports from [dynamicPortMin, dynamicPortMax), below
+// the kernel's ephemeral range (Linux: 32768–60999), as Nomad does. A port
+// the kernel handed out for a probe on :0 could be taken by any outgoing
+// connection's source port before the app bound it: on a busy machine
+// (the test suite, a host proxying thousands of connections) that
+// happened, and the instance failed with "address already in use".
+// Outgoing connections never take ports outside the ephemeral range.
+const (
+	dynamicPortMin = 20000
+	dynamicPortMax = 32768
+)
 
 // portSet hands out free 127.0.0.1 ports and remembers which ones belong to
-// groups that are still running. The kernel only guarantees a port is free
-// while we hold it; once the probe listener is closed it may give the same
-// port out again, so without this set two groups started close together
-// could be told to bind the same port.
+// groups that are still running. A port is free when a probe can bind it;
+// the set keeps two groups started close together from being told the
+// same one, and its cursor (starting at a random place, moving on with
+// each port) keeps another baton on the machine, and this one, from
+// reusing a port just released.
 //
-// A port is still only "probably free": any other program on the machine can
-// take it between the probe and the app binding it. The app then exits and
-// the caller sees an ordinary start failure.
+// A port is still only "probably free": another program can bind it
+// between the probe and the app. The app then exits and the caller sees
+// an ordinary start failure.
 type portSet struct {
-	mu    sync.Mutex
-	owned map[int]struct{}
+	mu     sync.Mutex
+	owned  map[int]struct{}
+	lo, hi int // the range, set on first use
+	next   int // the next candidate; 0 before first use
 }
 
 // allocate returns n distinct free ports and marks them owned.
@@ -31,18 +49,21 @@ func (p *portSet) allocate(n int) ([]int, error) {
 	if p.owned == nil {
 		p.owned = make(map[int]struct{})
 	}
+	if p.next == 0 {
+		p.lo, p.hi = dynamicRange()
+		p.next = p.lo + rand.IntN(p.hi-p.lo)
+	}
 	ports := make([]int, 0, n)
 	for attempts := 0; len(ports) < n; attempts++ {
 		if attempts >= maxPortAttempts {
 			p.releaseLocked(ports)
-			return nil, fmt.Errorf("allocate port: no unused port after %d attempts", attempts)
+			return nil, fmt.Errorf("allocate port: no free port in %d–%d after %d attempts; stop what listens there or free some", p.lo, p.hi-1, attempts)
 		}
-		port, err := probePort()
-		if err != nil {
-			p.releaseLocked(ports)
-			return nil, fmt.Errorf("allocate port: %w", err)
+		port := p.next
+		if p.next++; p.next >= p.hi {
+			p.next = p.lo
 		}
-		if _, taken := p.owned[port]; taken {
+		if _, taken := p.owned[port]; taken || !bindable(port) {
 			continue
 		}
 		p.owned[port] = struct{}{}
@@ -83,15 +104,25 @@ func (p *portSet) releaseLocked(ports []int) {
 	}
 }
 
-// probePort asks the kernel for a free port by binding port 0.
-func probePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// bindable reports whether a listener can bind 127.0.0.1:port now.
+func bindable(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
-		return 0, err
+		return false
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, err
+	l.Close()
+	return true
+}
+
+// dynamicRange is [dynamicPortMin, dynamicPortMax) cut short where the
+// kernel's ephemeral range begins, if that is lower.
+func dynamicRange() (lo, hi int) {
+	lo, hi = dynamicPortMin, dynamicPortMax
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var elo, ehi int
+		if _, err := fmt.Sscan(string(b), &elo, &ehi); err == nil && elo > lo && elo < hi {
+			hi = elo
+		}
 	}
-	return port, nil
+	return lo, hi
 }

@@ -1,7 +1,10 @@
 package supervisor
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -32,5 +35,39 @@ func TestPortsAreDistinctUntilReleased(t *testing.T) {
 	p.release(all)
 	if len(p.owned) != 0 {
 		t.Errorf("%d ports still owned after release", len(p.owned))
+	}
+}
+
+// TestPortsAvoidTheEphemeralRange: instance ports come from below the
+// kernel's range for outgoing connections' source ports, which could
+// otherwise take a probed port before the app binds it, and a released
+// port is not handed out again at once.
+func TestPortsAvoidTheEphemeralRange(t *testing.T) {
+	lo, hi := dynamicRange()
+	var elo, ehi int
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
+		t.Fatal(err)
+	}
+	var p portSet
+	first, err := p.allocate(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.release(first)
+	again, err := p.allocate(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range append(first, again...) {
+		if port < lo || port >= hi || (port >= elo && port <= ehi) {
+			t.Fatalf("port %d: want one in [%d, %d) outside the ephemeral range %d–%d", port, lo, hi, elo, ehi)
+		}
+		if slices.Contains(first, port) && slices.Contains(again, port) {
+			t.Fatalf("port %d handed out again right after its release (first %v, then %v)", port, first, again)
+		}
 	}
 }
