@@ -56,7 +56,7 @@ func openInstanceLog(c *Coordinator, app, rev, dep string) (*instanceLog, error)
 	}
 	l.line.emit = func(s string) {
 		if l.dep != "" {
-			c.logf(l.dep, "app: %s", s)
+			c.logMasked(l.dep, "app: "+s) // Write masked it
 		}
 	}
 	return l, nil

@@ -297,7 +297,7 @@ func (p *pipeline) cleanup() {
 // after that.
 func (p *pipeline) runCommand(ctx context.Context, command string, env []string, label string) error {
 	cmd := supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
-		Output: func(line string) { p.c.logf(p.d.ID, "%s: %s", label, line) }}
+		Output: func(line string) { p.c.logMasked(p.d.ID, label+": "+line) }} // runCommand masks it
 	if p.manifest != nil {
 		ct, err := p.c.container(ctx, p.dir, command, *p.manifest)
 		if err != nil {

@@ -372,9 +372,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (c *Coordinator) logf(id, format string, args ...any) {
-	// Every line of a deployment log passes here: build, release and app
-	// output included. A secret setting's value never reaches the log.
-	line := c.maskLog(id, fmt.Sprintf(format, args...))
+	// Every line of a deployment log passes here or through logMasked:
+	// build, release and app output included. A secret setting's value
+	// never reaches the log.
+	c.logMasked(id, c.maskLog(id, fmt.Sprintf(format, args...)))
+}
+
+// logMasked appends a line whose secrets its caller hid already (command
+// and instance output, masked once where it is read for every use).
+func (c *Coordinator) logMasked(id, line string) {
 	if err := c.cfg.Store.AppendLog(context.WithoutCancel(c.ctx), id, line); err != nil {
 		c.log.Warn("append deployment log", "deployment", id, "err", err)
 	}
