@@ -135,7 +135,7 @@ func (c *Coordinator) adoptHanded(ctx context.Context) {
 			continue
 		}
 		r.Slot = h.Slot
-		spec, _, out, err := c.revisionSpec(ctx, r, "")
+		spec, _, _, out, err := c.revisionSpec(ctx, r, "")
 		if err != nil {
 			closeOutputs(h.Instances)
 			c.log.Warn("adopt handed instances; they will be stopped", "revision", h.Revision, "err", err)

@@ -197,39 +197,49 @@ func readImageRecord(dir string) (rec imageRecord, ok bool, err error) {
 	return rec, true, nil
 }
 
-// loadManifest reads a revision's manifest from its folder. An image's is
-// the baton.toml given with it, else its dev.baton.* labels, else the
-// defaults (run the image's entrypoint, health check at /).
+// loadManifest reads a revision's manifest from its folder (see
+// loadRevision).
 func loadManifest(dir string) (baton.Manifest, error) {
+	m, _, err := loadRevision(dir)
+	return m, err
+}
+
+// loadRevision reads a revision's manifest from its folder, and for an
+// image revision its image.json (nil for an archive's). An image's
+// manifest is the baton.toml given with it, else its dev.baton.* labels,
+// else the defaults (run the image's entrypoint, health check at /).
+func loadRevision(dir string) (baton.Manifest, *imageRecord, error) {
 	rec, isImage, err := readImageRecord(dir)
 	if err != nil {
-		return baton.Manifest{}, err
+		return baton.Manifest{}, nil, err
 	}
 	if !isImage {
-		return manifest.Load(dir)
+		m, err := manifest.Load(dir)
+		return m, nil, err
 	}
 	data, err := os.ReadFile(filepath.Join(dir, manifest.TOMLFile))
 	if err == nil {
-		return manifest.ParseImage(data)
+		m, err := manifest.ParseImage(data)
+		return m, &rec, err
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return baton.Manifest{}, err
+		return baton.Manifest{}, nil, err
 	}
 	if m, found, err := manifest.FromLabels(rec.Config.Labels); found || err != nil {
-		return m, err
+		return m, &rec, err
 	}
 	m := baton.Manifest{Source: "image defaults"}
-	return m.WithDefaults(), nil
+	return m.WithDefaults(), &rec, nil
 }
 
 // container is how the supervisor runs a command of an image revision:
 // the manifest's command through the image's shell when given (split on
 // spaces when the image has no /bin/sh), else the image's entrypoint and
-// cmd; the image's environment under baton's.
-func (c *Coordinator) container(ctx context.Context, dir, command string, m baton.Manifest) (*supervisor.Container, error) {
-	rec, ok, err := readImageRecord(dir)
-	if err != nil || !ok {
-		return nil, err
+// cmd; the image's environment under baton's. Nil for an archive's
+// revision (rec nil): it runs as a plain process.
+func (c *Coordinator) container(ctx context.Context, rec *imageRecord, command string, m baton.Manifest) (*supervisor.Container, error) {
+	if rec == nil {
+		return nil, nil
 	}
 	rootfs, err := c.cfg.Images.Rootfs(ctx, rec.Digest)
 	if err != nil {

@@ -35,8 +35,10 @@ type pipeline struct {
 	// started is the new revision's instances, healthy, until the
 	// switch hands them to the running table (nil before and after).
 	started *instances
-	// manifest is the revision's manifest once loaded (nil before).
+	// manifest is the revision's manifest once loaded (nil before); image
+	// its image.json then, for an image revision.
 	manifest *baton.Manifest
+	image    *imageRecord
 }
 
 // observePhase records how long the current phase took, as it ends.
@@ -167,11 +169,12 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return asPhaseError(ctx, err)
 	}
-	m, err := loadManifest(p.dir)
+	m, img, err := loadRevision(p.dir)
 	if err != nil {
 		return err
 	}
 	p.useManifest(m)
+	p.image = img
 	run := fmt.Sprintf("%q", m.Run.Command)
 	if m.Run.Command == "" {
 		run = "the image's entrypoint"
@@ -220,7 +223,7 @@ func (p *pipeline) prepare() error {
 	if err != nil {
 		return err
 	}
-	p.started, err = c.startRevision(ctx, revisionStart{rev: rev, dir: p.dir, manifest: &m, dep: p.d.ID, deployment: p})
+	p.started, err = c.startRevision(ctx, revisionStart{rev: rev, dir: p.dir, manifest: &m, image: p.image, dep: p.d.ID, deployment: p})
 	cancel()
 	var ef enterFailed
 	var uh unhealthy
@@ -299,7 +302,7 @@ func (p *pipeline) runCommand(ctx context.Context, command string, env []string,
 	cmd := supervisor.Command{Name: p.d.ID, Label: label, Command: command, Dir: p.dir, Env: env,
 		Output: func(line string) { p.c.logMasked(p.d.ID, label+": "+line) }} // runCommand masks it
 	if p.manifest != nil {
-		ct, err := p.c.container(ctx, p.dir, command, *p.manifest)
+		ct, err := p.c.container(ctx, p.image, command, *p.manifest)
 		if err != nil {
 			return err
 		}

@@ -13,12 +13,13 @@ import (
 type revisionStart struct {
 	// rev runs in rev.Slot, with that slot's sticky settings.
 	rev baton.Revision
-	// dir and manifest are the revision's folder and manifest when the
-	// caller has them (a deployment's new revision); without them they are
-	// read from the revision's folder, restored from its artifact when
-	// missing.
+	// dir, manifest and image (an image revision's image.json) are the
+	// revision's folder and what it holds when the caller has them (a
+	// deployment's new revision); without them they are read from the
+	// revision's folder, restored from its artifact when missing.
 	dir      string
 	manifest *baton.Manifest
+	image    *imageRecord
 	// dep is the operation whose log receives the instances' output; ""
 	// for none.
 	dep string
@@ -51,11 +52,12 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 	var (
 		spec supervisor.Spec
 		m    baton.Manifest
+		img  = rs.image
 		out  *instanceLog
 		err  error
 	)
 	if rs.manifest == nil {
-		if spec, m, out, err = c.revisionSpec(ctx, rs.rev, rs.dep); err != nil {
+		if spec, m, img, out, err = c.revisionSpec(ctx, rs.rev, rs.dep); err != nil {
 			return nil, err
 		}
 	} else {
@@ -67,7 +69,7 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		if out, err = openInstanceLog(c, rs.rev.App, rs.rev.Name, rs.dep); err != nil {
 			return nil, err
 		}
-		if spec, err = c.groupSpec(ctx, rs.rev, rs.dir, m, env, out); err != nil {
+		if spec, err = c.groupSpec(ctx, rs.rev, rs.dir, m, img, env, out); err != nil {
 			out.Close()
 			return nil, err
 		}
@@ -105,10 +107,8 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		return nil, err
 	}
 	in := &instances{rev: rs.rev, group: g, log: out}
-	if spec.Container != nil {
-		if rec, ok, _ := readImageRecord(spec.Dir); ok {
-			in.image = &baton.ImageRef{Ref: rec.Ref, Digest: rec.Digest}
-		}
+	if img != nil {
+		in.image = &baton.ImageRef{Ref: img.Ref, Digest: img.Digest}
 	}
 	return in, nil
 }
@@ -163,35 +163,36 @@ func (e enterFailed) Error() string { return e.err.Error() }
 func (e enterFailed) Unwrap() error { return e.err }
 
 // revisionSpec is how the supervisor runs a revision from its folder, with
-// its output going to the revision log (and to deployment dep, if set).
-// The caller closes the log if it does not hand it to instances.
-func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep string) (supervisor.Spec, baton.Manifest, *instanceLog, error) {
+// its output going to the revision log (and to deployment dep, if set);
+// also the revision's manifest and, for an image, its image.json. The
+// caller closes the log if it does not hand it to instances.
+func (c *Coordinator) revisionSpec(ctx context.Context, r baton.Revision, dep string) (supervisor.Spec, baton.Manifest, *imageRecord, *instanceLog, error) {
 	dir, err := c.revisionFiles(ctx, r)
 	if err != nil {
-		return supervisor.Spec{}, baton.Manifest{}, nil, err
+		return supervisor.Spec{}, baton.Manifest{}, nil, nil, err
 	}
-	m, err := loadManifest(dir)
+	m, img, err := loadRevision(dir)
 	if err != nil {
-		return supervisor.Spec{}, m, nil, err
+		return supervisor.Spec{}, m, nil, nil, err
 	}
 	env, err := c.revisionEnv(ctx, r, dir)
 	if err != nil {
-		return supervisor.Spec{}, m, nil, err
+		return supervisor.Spec{}, m, nil, nil, err
 	}
 	out, err := openInstanceLog(c, r.App, r.Name, dep)
 	if err != nil {
-		return supervisor.Spec{}, m, nil, err
+		return supervisor.Spec{}, m, nil, nil, err
 	}
-	spec, err := c.groupSpec(ctx, r, dir, m, env, out)
+	spec, err := c.groupSpec(ctx, r, dir, m, img, env, out)
 	if err != nil {
 		out.Close()
 	}
-	return spec, m, out, err
+	return spec, m, img, out, err
 }
 
 // groupSpec is how the supervisor runs a revision's instances: its
-// manifest's command in its folder, or for an image a container.
-func (c *Coordinator) groupSpec(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, env []string, out *instanceLog) (supervisor.Spec, error) {
+// manifest's command in its folder, or for an image (img) a container.
+func (c *Coordinator) groupSpec(ctx context.Context, r baton.Revision, dir string, m baton.Manifest, img *imageRecord, env []string, out *instanceLog) (supervisor.Spec, error) {
 	spec := supervisor.Spec{
 		Name:      r.Name,
 		Dir:       dir,
@@ -204,7 +205,7 @@ func (c *Coordinator) groupSpec(ctx context.Context, r baton.Revision, dir strin
 		// instance that stopped answering, while another one can take them.
 		OnHealth: c.cfg.Proxy.SetHealthy,
 	}
-	ct, err := c.container(ctx, dir, m.Run.Command, m)
+	ct, err := c.container(ctx, img, m.Run.Command, m)
 	if ct != nil {
 		spec.Container, spec.Command, spec.Env = ct, "", containerEnv(env)
 	}
