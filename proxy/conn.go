@@ -238,7 +238,10 @@ func (cc *clientConn) serveRequest() bool {
 	if o.st == nil {
 		cc.p.countUnrouted(o.status)
 	}
-	counted, logged := o.st != nil && cc.p.countRequests, cc.p.access != nil && o.status != 0
+	// A request another host's proxy sent to this one's peer listener was
+	// counted there, where the client sent it: counted twice, the hosts'
+	// metrics would not add up. The access log has it on both.
+	counted, logged := o.st != nil && cc.p.countRequests && !cc.local, cc.p.access != nil && o.status != 0
 	if !counted && !logged {
 		return keep // no clock read for nobody
 	}

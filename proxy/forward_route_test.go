@@ -155,6 +155,11 @@ func TestPeerBackends(t *testing.T) {
 			t.Fatalf("B's instance saw %s %q, want the revision A chose", PinHeader, pin)
 		}
 	}
+	// The requests count where the client sent them, once: A's metrics
+	// have all 20, B's peer listener adds none.
+	if n, m := requestsOf(a, "app--2"), requestsOf(b, "app--2"); n != 20 || m != 0 {
+		t.Fatalf("requests counted: %d on A, %d on B; want 20 on A and none on B", n, m)
+	}
 	// B's peer listener serves app--2 from its own instance only.
 	for range 4 {
 		if st, body, err := getVia(c, "http://"+bPeer, "app.localhost"); err != nil || st != 200 || body != "other" {
@@ -178,4 +183,17 @@ func TestPeerBackends(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("B's peer listener with no instance of its own: %d, want 503 (never on to A)", resp.StatusCode)
 	}
+}
+
+// requestsOf is how many requests p counted for revision rev.
+func requestsOf(p *Proxy, rev string) uint64 {
+	var n uint64
+	for _, s := range p.RequestStats() {
+		if s.Revision == rev {
+			for _, k := range s.Requests {
+				n += k
+			}
+		}
+	}
+	return n
 }
