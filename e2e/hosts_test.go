@@ -179,16 +179,10 @@ func TestHostsBehindHAProxy(t *testing.T) {
 	}
 	t.Logf("v1 → v2 (%s): %v, 0 failed; from phase switching to every host serving v2: %s", d.ID, got, switched.Round(time.Millisecond))
 	// The switch recorded a routing generation that every host acked
-	// before the old instances drained.
-	st, err := hs[2].client().Status(ctx, "multi")
-	if err != nil || st.Routing == nil || len(st.Routing.Acks) != 3 {
-		t.Fatalf("status routing: %+v %v", st.Routing, err)
-	}
-	for _, a := range st.Routing.Acks {
-		if a.Generation != st.Routing.Generation {
-			t.Fatalf("host %s acked generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
-		}
-	}
+	// before the old instances drained; the withdrawal of v1's shares in
+	// the drain recorded one more, which the hosts apply on its NOTIFY,
+	// a moment after the deployment finished.
+	st := allAcked(t, hs[2], "multi", 3)
 	if out, code := runCLI(t, hs[1], "status", "multi"); code != 0 || !strings.Contains(out, fmt.Sprintf("ROUTING  generation %d (owner host-2), applied by host: host-2 %[1]d, host-3 %[1]d, host-4 %[1]d", st.Routing.Generation)) {
 		t.Fatalf("baton status: exit %d\n%s", code, out)
 	}
@@ -310,4 +304,27 @@ func hostLost(t testing.TB, b *batonProc, id string) bool {
 		}
 	}
 	return false
+}
+
+// allAcked waits until n hosts acked the app's routing generation in the
+// store and returns the app's status then. A generation recorded as an
+// operation ends (the withdrawal of the old revision's shares) is applied
+// by the hosts on its NOTIFY, a moment later.
+func allAcked(t testing.TB, b *batonProc, app string, n int) baton.AppStatus {
+	t.Helper()
+	var st baton.AppStatus
+	eventually(t, 10*time.Second, "every host acked the store's routing generation of "+app, func() bool {
+		var err error
+		st, err = b.client().Status(context.Background(), app)
+		if err != nil || st.Routing == nil || len(st.Routing.Acks) != n {
+			return false
+		}
+		for _, a := range st.Routing.Acks {
+			if a.Generation != st.Routing.Generation {
+				return false
+			}
+		}
+		return true
+	})
+	return st
 }

@@ -107,15 +107,7 @@ func TestPlacementBehindHAProxy(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("v1 → v2 through haproxy: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
 	}
-	st, err := hs[2].client().Status(ctx, "spread")
-	if err != nil || st.Routing == nil || len(st.Routing.Acks) != 3 {
-		t.Fatalf("status routing: %+v %v", st.Routing, err)
-	}
-	for _, a := range st.Routing.Acks {
-		if a.Generation != st.Routing.Generation {
-			t.Fatalf("host %s acked routing generation %d, the store has %d", a.Controller, a.Generation, st.Routing.Generation)
-		}
-	}
+	allAcked(t, hs[2], "spread", 3)
 	if sh := sharesOf(t, hs[0], "spread", v2); len(sh) != 3 {
 		t.Fatalf("v2's shares: %v, want one on each host", sh)
 	}
