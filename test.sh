@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs baton's whole test suite: vet, gofmt, staticcheck, then every
-# package under the race detector, with a throwaway PostgreSQL cluster and
-# headless Chromium; then fuzzes the proxy's front door for a bounded time
+# Runs baton's whole test suite: every package under the race detector,
+# with a throwaway PostgreSQL cluster and headless Chromium, while vet,
+# gofmt and staticcheck run beside it at a lower priority; then fuzzes the proxy's front door for a bounded time
 # and fails if any process the suite started is still running.
 # Installs what the tests need (git, curl, promtool, runc, podman, skopeo,
 # HAProxy, PostgreSQL, Chromium) when missing.
@@ -25,14 +25,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
-echo "==> go vet"
-go vet ./...
-unformatted=$(gofmt -l .)
-if [ -n "$unformatted" ]; then
-  echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1
-fi
-echo "==> staticcheck"; go tool staticcheck ./...
-
 if [ -x scripts/chromium.sh ]; then
   echo "==> chromium (for the dashboard's browser tests)"
   scripts/chromium.sh
@@ -42,9 +34,38 @@ echo "==> PostgreSQL (for the PostgreSQL store and multi-controller tests)"
 eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
 
-echo "==> go test -race"
+# go vet, the gofmt check and staticcheck run in the background at a lower
+# priority while the tests run (the CPU the tests leave idle, waiting on
+# child processes and timers, runs them), and report after the tests; they
+# fail the run as before. `go test -vet=off` below: go vet ./... runs every
+# check go test's own vet step would.
+lint_log=$(mktemp)
+(
+  lint_rc=0
+  echo "==> go vet"
+  nice -n 10 go vet ./... || lint_rc=1
+  unformatted=$(gofmt -l .)
+  if [ -n "$unformatted" ]; then
+    echo "gofmt: these files need formatting:"; echo "$unformatted"; lint_rc=1
+  fi
+  echo "==> staticcheck"
+  nice -n 10 go tool staticcheck ./... || lint_rc=1
+  exit $lint_rc
+) >"$lint_log" 2>&1 &
+lint_pid=$!
+
+echo "==> go test -race (go vet, gofmt and staticcheck beside it)"
 rc=0
-go test -race -count=1 -timeout 25m "$@" ./... || rc=$?
+# The end-to-end and coordinator packages take longest: named first, go
+# test starts them first, and the rest run beside them, two packages per
+# CPU (-p; go test's default is one) as most tests wait on child processes
+# and timers: with one per CPU, e2e held one of two slots for its whole
+# run and every other package queued for the other.
+go test -race -count=1 -timeout 25m -vet=off -p "$(( $(nproc) * 2 ))" "$@" ./e2e/ ./coordinator/ ./... || rc=$?
+
+wait "$lint_pid" || rc=$?
+cat "$lint_log"
+rm -f "$lint_log"
 
 # Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
 # (its seeds ran above already; new crashers land in

@@ -197,7 +197,11 @@ func TestScenarioUnhealthyRevisionFails(t *testing.T) {
 	b.createApp("hello")
 	b.mustDeploy("hello", appDir(t, "v2"), api.DeployOptions{})
 	l := b.startLoad(host("hello", ""), 2)
-	bad := appDir(t, "v3", unhealthy, withManifest(strings.Replace(manifest(""), "20s", "2s", 1)))
+	// start_timeout 10 s: the instance must listen before it, or the
+	// failure names the starting phase's deadline instead of the health
+	// check; with 2 s, a ./test.sh run on a loaded machine got "phase
+	// starting made no progress within its deadline of 2s".
+	bad := appDir(t, "v3", unhealthy, withManifest(strings.Replace(manifest(""), "20s", "10s", 1)))
 	d := b.waitFinal(b.deploy("hello", bad, api.DeployOptions{}).ID)
 	versions, failures := l.finish()
 	if d.State != baton.StateFailed || !strings.Contains(d.Error, "healthy") {

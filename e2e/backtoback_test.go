@@ -10,6 +10,7 @@ import (
 // then 64 keep-alive connections load the app through the proxy: not one
 // request fails, and every version in turn serves.
 func TestBackToBackDeploysUnderLoad(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	if _, err := c.CreateApp(context.Background(), "btb"); err != nil {

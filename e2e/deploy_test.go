@@ -15,6 +15,7 @@ import (
 // continuous load through the proxy: every request succeeds and the load
 // sees v1 then v2.
 func TestDeployZeroDowntime(t *testing.T) {
+	t.Parallel()
 	b := startBaton(t)
 	c := b.client()
 	ctx := context.Background()

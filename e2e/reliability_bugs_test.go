@@ -27,6 +27,7 @@ import (
 // must not call "failed" the deployment that serves. The design: "from the
 // moment switching starts, the deployment completes".
 func TestReliabilityKillInDrainingKeepsLiveDeploymentSucceeded(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -75,6 +76,7 @@ func TestReliabilityKillInDrainingKeepsLiveDeploymentSucceeded(t *testing.T) {
 // upload (artifacts/.upload-*) must be removed. A baton owns its data
 // directory, so nothing else can still be writing it.
 func TestReliabilityKillDuringUploadLeavesNoPartialUpload(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -112,6 +114,7 @@ func TestReliabilityKillDuringUploadLeavesNoPartialUpload(t *testing.T) {
 // must be started again: the app must not stay without a live revision,
 // answering 503, until someone deploys.
 func TestReliabilityRestoreRetriesFailedStart(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -160,6 +163,7 @@ func TestReliabilityRestoreRetriesFailedStart(t *testing.T) {
 // deployment, and looks: an instance process with no record means baton is
 // paused inside the window; it is killed right there.
 func TestReliabilityKillDuringInstanceStartLeavesNoOrphan(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -263,6 +267,7 @@ func processState(pid int) string {
 // test kills baton as the deployment's log stream ends, a few times, until
 // the kill lands in that window.
 func TestReliabilityKillAfterFinishLeavesNoLease(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -319,6 +324,7 @@ func TestReliabilityKillAfterFinishLeavesNoLease(t *testing.T) {
 // ("No space left on device") in the deployment's error or log. The line is
 // printed while the disk is full, when the store cannot append it.
 func TestReliabilityDiskFullBuildFailureSaysWhy(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBatonOn(t, mountTmpfs(t, "64m"))
 	c := b.client()

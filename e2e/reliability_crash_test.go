@@ -101,6 +101,7 @@ func crashCases(parent *testing.T, c *api.Client, b *batonProc) []crashCase {
 // its deployment at once and the old one keeps serving; after the switch,
 // the new revision's instances are restarted. Then the invariants hold.
 func TestReliabilityInstanceCrash(t *testing.T) {
+	t.Parallel()
 	cfg := reliabilityConfig()
 	counts := scenarioCounts(t)
 	rng := relRand(t)

@@ -96,6 +96,7 @@ func freeBytes(t testing.TB, path string) int64 {
 // disk is full, the old revision serves throughout (no failed request), the
 // space and the temp area are given back, and the next deployment succeeds.
 func TestReliabilityDiskFull(t *testing.T) {
+	t.Parallel()
 	cfg := reliabilityConfig()
 	counts := scenarioCounts(t)
 	data := mountTmpfs(t, "64m")

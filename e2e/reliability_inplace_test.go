@@ -21,6 +21,7 @@ import (
 // instances (a deployment after the restart replaces them and stops the
 // old ones) and runs what was queued.
 func TestReliabilityRestartInPlaceUnderLoad(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -90,6 +91,7 @@ func TestReliabilityRestartInPlaceUnderLoad(t *testing.T) {
 // place waits for the running deployment, which succeeds; the API keeps
 // taking requests meanwhile, and what it queued runs in the new process.
 func TestReliabilityRestartInPlaceFinishesRunningDeployment(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()
@@ -130,6 +132,7 @@ func TestReliabilityRestartInPlaceFinishesRunningDeployment(t *testing.T) {
 // serving every request and deployment — and once a working binary is in
 // place, SIGUSR2 upgrades to it.
 func TestReliabilityRestartInPlaceRefusesBrokenBinary(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "baton")

@@ -13,6 +13,7 @@ import (
 // closed and opened again, so some failures are expected today: the count
 // is recorded in the summary, not asserted.
 func TestReliabilityRestartUnderLoad(t *testing.T) {
+	t.Parallel()
 	counts := scenarioCounts(t)
 	b := startRelBaton(t)
 	c := b.client()

@@ -62,6 +62,7 @@ func planStorm(t testing.TB, rng *rand.Rand, n int, apps []string) []stormReques
 // sees two running deployments of one app, and no request fails through
 // the proxy.
 func TestReliabilityDeployStorm(t *testing.T) {
+	t.Parallel()
 	cfg := reliabilityConfig()
 	counts := scenarioCounts(t)
 	rng := relRand(t)

@@ -232,6 +232,7 @@ func killDuringRestore(t testing.TB, b *batonProc) {
 // interrupted deployments read failed (interrupted) and the others ended as
 // their artifact says.
 func TestReliabilityKill9(t *testing.T) {
+	t.Parallel()
 	cfg := reliabilityConfig()
 	counts := scenarioCounts(t)
 	rng := relRand(t)

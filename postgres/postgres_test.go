@@ -7,12 +7,18 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/pgtest"
 	"github.com/batonhq/baton/postgres"
 	"github.com/batonhq/baton/storetest"
 )
 
 func TestMain(m *testing.M) {
+	// The tests spend their time waiting on the server (a database
+	// created per test, migrations, round trips), not on this process's
+	// CPU: unless -parallel is given, run more of them at once than
+	// GOMAXPROCS (the contract's 50-odd subtests took 45 s two at a time).
+	testparallel.Default(8)
 	if os.Getenv("BATON_TEST_POSTGRES") == "" {
 		fmt.Fprintln(os.Stderr, "FAIL: "+pgtest.NoServer)
 		os.Exit(1)
