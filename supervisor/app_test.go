@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The test binary doubles as the app under supervision: with
@@ -15,7 +16,7 @@ import (
 // of running tests.
 const (
 	appModeEnv = "SUPERVISOR_TEST_APP"
-	appFileEnv = "SUPERVISOR_TEST_FILE" // slowstart: healthy once this file exists
+	appFileEnv = "SUPERVISOR_TEST_FILE" // slowstart: healthy once this file exists; slow-term: written at the end
 )
 
 func TestMain(m *testing.M) {
@@ -45,6 +46,8 @@ func TestMain(m *testing.M) {
 //	crash-after        like ok; GET /crash makes it exit 2
 //	ignore-term        like ok, but ignores SIGTERM
 //	healthy-then-exit  answers one health check with 200, then exits 1
+//	slow-term          like ok; on SIGTERM it takes 300 ms, then writes
+//	                   $SUPERVISOR_TEST_FILE and exits 0 (a graceful shutdown)
 func runTestApp(mode string) int {
 	port := os.Getenv("PORT")
 	fmt.Printf("app %s starting on port %s\n", mode, port)
@@ -55,6 +58,15 @@ func runTestApp(mode string) int {
 		return 3
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
+	case "slow-term":
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			time.Sleep(300 * time.Millisecond) // the app's own shutdown work
+			os.WriteFile(os.Getenv(appFileEnv), []byte("shut down\n"), 0o644)
+			os.Exit(0)
+		}()
 	}
 
 	mux := http.NewServeMux()

@@ -242,6 +242,29 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	}
 }
 
+// TestStopLetsAppShutDownBehindShell: an app started by a command that
+// does not exec it (the shell stays its parent, as dash leaves it for
+// "cd dir && ./app" or a plain "./app") gets its graceful shutdown after
+// SIGTERM: the shell's exit must not bring the group's SIGKILL early.
+func TestStopLetsAppShutDownBehindShell(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.StopGrace = 20 * time.Second
+	s := newSupervisor(t, cfg)
+	spec := appSpec(t, "slow-term", 1)
+	done := filepath.Join(t.TempDir(), "shut-down")
+	spec.Command = "cd . && " + strings.TrimPrefix(spec.Command, "exec ")
+	spec.Env = append(spec.Env, appFileEnv+"="+done)
+	g := start(t, s, spec)
+	waitHealthy(t, g)
+
+	if err := g.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := os.Stat(done); err != nil {
+		t.Fatalf("the app was killed before its shutdown finished (Stop returned, no %s): %v", done, err)
+	}
+}
+
 func TestStopContextCutsGraceShort(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.StopGrace = time.Hour

@@ -98,7 +98,14 @@ func (s *Supervisor) startGated(gc gated) (*process, error) {
 		return nil, err
 	}
 	defer gateW.Close()
-	cmd := exec.Command("/bin/sh", "-c", "read -r _ <&3 || exit 111; exec 3<&-\n"+gc.command)
+	// The trap: a shell that does not exec its last command (dash, the
+	// usual /bin/sh) would die of a stop's SIGTERM at once, and the
+	// process group's SIGKILL that follows its exit would cut short the
+	// app's own graceful shutdown. With a trap the shell runs it only
+	// after the command it waits for has ended (POSIX), then exits; the
+	// app gets SIGTERM with its default action (a caught signal is reset
+	// by exec).
+	cmd := exec.Command("/bin/sh", "-c", "read -r _ <&3 || exit 111; exec 3<&-; trap 'exit 143' TERM\n"+gc.command)
 	cmd.ExtraFiles = []*os.File{gateR}
 	cmd.Dir = gc.dir
 	cmd.Env = gc.env
