@@ -85,8 +85,7 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 		// One byte over the limit is enough to know it is over.
 		src = io.LimitReader(r, maxBytes+1)
 	}
-	h := sha256.New()
-	size, err = io.Copy(io.MultiWriter(tmp, h), src)
+	sum, size, err := receive(tmp, src)
 	if err != nil {
 		return "", 0, fmt.Errorf("receive artifact: %w", err)
 	}
@@ -95,7 +94,7 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 			"artifact is larger than the %s upload limit; leave out what the app does not need at run time (dependencies it can build, caches, test data) or raise the server's upload limit",
 			baton.FormatSize(maxBytes))
 	}
-	digest = hex.EncodeToString(h.Sum(nil))
+	digest = hex.EncodeToString(sum)
 	final := s.Path(digest)
 	if _, statErr := os.Lstat(final); statErr == nil {
 		// Already stored (and synced): a repeated upload costs no fsync.
