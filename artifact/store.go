@@ -69,9 +69,42 @@ func (s *Store) removeTemps() error {
 // no limit. Nothing is left behind on error, and storing content that is
 // already present keeps the existing file.
 func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err error) {
+	u, err := s.Receive(r, maxBytes)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := u.Commit(); err != nil {
+		return "", 0, err
+	}
+	return u.Digest, u.Size, nil
+}
+
+// Upload is content Receive took in: readable at Path, and stored, durably,
+// once Commit returns. Its owner must call Commit or Abort.
+type Upload struct {
+	Digest string
+	Size   int64
+
+	s    *Store
+	tmp  *os.File // nil when the content was already stored
+	path string
+	// synced is closed when the fsync begun by Receive has returned
+	// syncErr, and the keys of the zip's large entries are in keys.
+	synced  chan struct{}
+	syncErr error
+	keys    map[int64]string
+	done    bool
+}
+
+// Receive takes in everything r yields, as Put does, and starts making it
+// durable, but returns without waiting for the disk: until Commit, the
+// caller can read the content at Path and do other work (look at what the
+// upload is, read the store) while the fsync runs. Content over maxBytes
+// is refused with ETOOLARGE, and nothing is left behind on error.
+func (s *Store) Receive(r io.Reader, maxBytes int64) (u *Upload, err error) {
 	tmp, err := os.CreateTemp(s.dir, tempPrefix+"*")
 	if err != nil {
-		return "", 0, fmt.Errorf("create upload file: %w", err)
+		return nil, fmt.Errorf("create upload file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -85,17 +118,17 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 		// One byte over the limit is enough to know it is over.
 		src = io.LimitReader(r, maxBytes+1)
 	}
-	h := sha256.New()
-	size, err = io.Copy(io.MultiWriter(tmp, h), src)
+	sum, size, err := receive(tmp, src)
 	if err != nil {
-		return "", 0, fmt.Errorf("receive artifact: %w", err)
+		return nil, fmt.Errorf("receive artifact: %w", err)
 	}
 	if maxBytes > 0 && size > maxBytes {
-		return "", 0, baton.Errorf(baton.ETOOLARGE,
+		return nil, baton.Errorf(baton.ETOOLARGE,
 			"artifact is larger than the %s upload limit; leave out what the app does not need at run time (dependencies it can build, caches, test data) or raise the server's upload limit",
 			baton.FormatSize(maxBytes))
 	}
-	digest = hex.EncodeToString(h.Sum(nil))
+	digest := hex.EncodeToString(sum)
+	u = &Upload{Digest: digest, Size: size, s: s, synced: make(chan struct{})}
 	final := s.Path(digest)
 	if _, statErr := os.Lstat(final); statErr == nil {
 		// Already stored (and synced): a repeated upload costs no fsync.
@@ -105,29 +138,78 @@ func (s *Store) Put(r io.Reader, maxBytes int64) (digest string, size int64, err
 		os.Remove(tmp.Name())
 		now := time.Now()
 		_ = os.Chtimes(final, now, now)
-		return digest, size, nil
+		u.path = final
+		close(u.synced)
+		return u, nil
 	}
-	// While the disk makes the upload durable, the CPU is free to read it
-	// back from the page cache for the keys of a zip's large entries,
-	// which its extraction would otherwise compute (see entryKeys).
-	keys := make(chan map[int64]string, 1)
-	go func() { keys <- largeEntryKeys(tmp, size) }()
-	err = tmp.Sync()
-	computed := <-keys
-	if err != nil {
-		return "", 0, fmt.Errorf("sync upload file: %w", err)
+	u.tmp, u.path = tmp, tmp.Name()
+	go func() {
+		defer close(u.synced)
+		// While the disk makes the upload durable, the CPU is free to read
+		// it back from the page cache for the keys of a zip's large
+		// entries, which its extraction would otherwise compute (see
+		// entryKeys).
+		keys := make(chan map[int64]string, 1)
+		go func() { keys <- largeEntryKeys(tmp, size) }()
+		u.syncErr = tmp.Sync()
+		u.keys = <-keys
+	}()
+	return u, nil
+}
+
+// Path is where the upload's content can be read until Commit or Abort
+// (and after Commit, since it is then Store.Path(Digest)).
+func (u *Upload) Path() string { return u.path }
+
+// Commit waits until the upload is on the disk, then puts it in place
+// under its digest: once it returns nil, the artifact survives a power
+// cut. On error nothing is left behind.
+func (u *Upload) Commit() (err error) {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	<-u.synced
+	if u.tmp == nil {
+		return nil
+	}
+	tmp := u.tmp
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if u.syncErr != nil {
+		return fmt.Errorf("sync upload file: %w", u.syncErr)
 	}
 	if err = tmp.Close(); err != nil {
-		return "", 0, fmt.Errorf("close upload file: %w", err)
+		return fmt.Errorf("close upload file: %w", err)
 	}
+	final := u.s.Path(u.Digest)
 	if err = os.Rename(tmp.Name(), final); err != nil {
-		return "", 0, fmt.Errorf("store artifact: %w", err)
+		return fmt.Errorf("store artifact: %w", err)
 	}
+	u.path = final
 	if err = syncDir(filepath.Dir(final)); err != nil {
-		return "", 0, err
+		return err
 	}
-	s.keys.add(digest, computed)
-	return digest, size, nil
+	u.s.keys.add(u.Digest, u.keys)
+	return nil
+}
+
+// Abort drops an upload that was not committed, leaving nothing behind.
+// After Commit it does nothing.
+func (u *Upload) Abort() {
+	if u.done {
+		return
+	}
+	u.done = true
+	<-u.synced
+	if u.tmp != nil {
+		u.tmp.Close()
+		os.Remove(u.tmp.Name())
+	}
 }
 
 // syncDir makes a rename in dir survive a power cut.

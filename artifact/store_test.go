@@ -197,3 +197,60 @@ func TestStoreListRenewsStored(t *testing.T) {
 		t.Fatalf("stored again: List says stored %s, want now", list[0].Stored)
 	}
 }
+
+// TestStoreReceiveCommit: a received upload is readable at Path before
+// Commit but not stored under its digest; Commit stores it there.
+func TestStoreReceiveCommit(t *testing.T) {
+	s, dir := newStore(t)
+	u, err := s.Receive(strings.NewReader("received"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(u.Path()); err != nil || string(got) != "received" {
+		t.Fatalf("before Commit, Path holds %q, %v", got, err)
+	}
+	if _, err := s.Open(u.Digest); baton.ErrorCode(err) != baton.ENOTFOUND {
+		t.Fatalf("before Commit, Open = %v, want %s", err, baton.ENOTFOUND)
+	}
+	if err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	u.Abort() // after Commit: nothing
+	if got := storeFiles(t, dir); len(got) != 1 || got[0] != filepath.Join("sha256", u.Digest) {
+		t.Fatalf("after Commit the store holds %v, want only sha256/%s", got, u.Digest)
+	}
+	if u.Path() != s.Path(u.Digest) {
+		t.Fatalf("after Commit Path = %s, want %s", u.Path(), s.Path(u.Digest))
+	}
+}
+
+// TestStoreReceiveAbort: an aborted upload leaves nothing behind, and
+// aborting one of content already stored keeps the stored artifact.
+func TestStoreReceiveAbort(t *testing.T) {
+	s, dir := newStore(t)
+	u, err := s.Receive(strings.NewReader("dropped"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Abort()
+	if got := storeFiles(t, dir); len(got) != 0 {
+		t.Fatalf("after Abort the store holds %v, want nothing", got)
+	}
+	digest, _, err := s.Put(strings.NewReader("kept"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err = s.Receive(strings.NewReader("kept"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path() != s.Path(digest) {
+		t.Fatalf("content already stored: Path = %s, want %s", u.Path(), s.Path(digest))
+	}
+	u.Abort()
+	if f, err := s.Open(digest); err != nil {
+		t.Fatalf("the stored artifact is gone after an aborted upload of the same content: %v", err)
+	} else {
+		f.Close()
+	}
+}

@@ -24,7 +24,13 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 	if _, err := c.cfg.Store.App(ctx, req.App); err != nil {
 		return baton.SubmitResult{}, err
 	}
-	digest, kind, err := c.acceptArtifact(ctx, &req)
+	var check *baton.LiveCheck
+	compare := func(digest string) {
+		if !req.Force {
+			check = c.unchanged(ctx, req.App, req.Slot, digest, req.Params.RequestedWeight())
+		}
+	}
+	digest, kind, err := c.acceptArtifact(ctx, &req, compare)
 	if err != nil {
 		return baton.SubmitResult{}, err
 	}
@@ -37,10 +43,6 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 		ArtifactDigest: digest, ArtifactType: kind,
 		Message: req.Message, Commit: req.Commit, Author: req.Author, IdempotencyKey: req.IdempotencyKey, OrderKey: req.OrderKey,
 	}
-	var check *baton.LiveCheck
-	if !req.Force {
-		check = c.unchanged(ctx, req.App, req.Slot, digest, req.Params.RequestedWeight())
-	}
 	res, err := c.enqueue(ctx, d, check)
 	return baton.SubmitResult{Deployment: res.Deployment, Existing: res.Existing, Unchanged: res.Unchanged}, err
 }
@@ -48,36 +50,50 @@ func (c *Coordinator) Submit(ctx context.Context, req baton.SubmitRequest) (bato
 // acceptArtifact stores what a deploy request brings and returns its
 // digest and type: an uploaded archive in the artifact store; an image
 // (pulled, pushed, or uploaded as an image archive) in the image store,
-// where req.Params.Image then says where it came from.
-func (c *Coordinator) acceptArtifact(ctx context.Context, req *baton.SubmitRequest) (digest, kind string, err error) {
+// where req.Params.Image then says where it came from. It calls compare
+// with the digest before it returns (Submit's check whether the deploy
+// changes anything): for an archive, while the upload's fsync runs, since
+// the check only reads the store and Enqueue confirms what it found.
+func (c *Coordinator) acceptArtifact(ctx context.Context, req *baton.SubmitRequest, compare func(digest string)) (digest, kind string, err error) {
 	archive := ""
 	if req.Image == nil && req.ImageDigest == "" {
-		if digest, _, err = c.cfg.Artifacts.Put(req.Artifact, req.MaxUpload); err != nil {
+		up, err := c.cfg.Artifacts.Receive(req.Artifact, req.MaxUpload)
+		if err != nil {
 			return "", "", err
 		}
-		path := c.cfg.Artifacts.Path(digest)
-		if _, isImage := ociimage.ArchiveKind(path); !isImage {
+		defer up.Abort() // a request refused here stores nothing; no-op after Commit
+		if _, isImage := ociimage.ArchiveKind(up.Path()); !isImage {
 			if req.Params.Manifest != "" {
 				return "", "", baton.Errorf(baton.EINVALID, "a manifest given with the deploy applies to container images; put baton.toml in the archive instead")
 			}
-			if kind, err = artifact.DetectType(path); err != nil {
+			if kind, err = artifact.DetectType(up.Path()); err != nil {
+				return "", "", err
+			}
+			compare(up.Digest)
+			// The deployment is recorded only once its artifact survives a
+			// power cut.
+			if err := up.Commit(); err != nil {
 				return "", "", err
 			}
 			if c.cfg.Blobs != nil {
 				// The app's controller may be another one: share the artifact.
-				err = c.shareArtifact(ctx, digest)
+				err = c.shareArtifact(ctx, up.Digest)
 			}
-			return digest, kind, err
+			return up.Digest, kind, err
 		}
 		// The image store keeps the image's blobs; collection removes the
 		// archive itself once its grace has passed.
-		archive = path
+		if err := up.Commit(); err != nil {
+			return "", "", err
+		}
+		archive = up.Path()
 	}
 	img, source, err := c.acceptImage(ctx, *req, archive)
 	if err != nil {
 		return "", "", err
 	}
 	req.Params.Image = source
+	compare(img.Digest)
 	return img.Digest, baton.ArtifactImage, nil
 }
 

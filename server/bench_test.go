@@ -161,3 +161,53 @@ func BenchmarkAccept1000Queued(b *testing.B) {
 	}
 	os.WriteFile(gate, nil, 0o644)
 }
+
+// BenchmarkUploadQueued measures the request path of a deploy with a
+// 4.8 MiB zip (the size of examples/hello with its binary, in deployload):
+// sent over loopback HTTP, stored durably (fsync), policy applied,
+// recorded as queued and answered. The app is held busy by a build that
+// waits, so every request only queues; each artifact is new content.
+func BenchmarkUploadQueued(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	gate := filepath.Join(e.tmp, "gate")
+	defer os.WriteFile(gate, nil, 0o644)
+	if _, err := e.client.CreateApp(ctx, "up"); err != nil {
+		b.Fatal(err)
+	}
+	hold := e.artifact(b, "hold", fmt.Sprintf("[build]\ncommand = 'while [ ! -e %s ]; do sleep 0.05; done'\n", gate))
+	if _, err := e.client.Deploy(ctx, "up", bytes.NewReader(hold), api.DeployOptions{ContentType: "application/zip"}); err != nil {
+		b.Fatal(err)
+	}
+	// The app binary makes the bulk, as in deployload: one large deflated
+	// entry.
+	bin, err := os.ReadFile(e.hello)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(e.tmp, "big-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "hello"), bin, 0o755)
+	os.WriteFile(filepath.Join(dir, "baton.toml"), []byte("[run]\ncommand = \"./hello\"\n"), 0o644)
+	var buf bytes.Buffer
+	if err := artifact.Pack(dir, &buf); err != nil {
+		b.Fatal(err)
+	}
+	// Each upload differs by its zip comment (the end record's last field:
+	// its length, then the comment), so each is stored anew.
+	base := buf.Bytes()
+	if base[len(base)-2] != 0 || base[len(base)-1] != 0 {
+		b.Fatal("the packed zip has a comment")
+	}
+	art := append(base[:len(base)-2:len(base)-2], 8, 0)
+	art = append(art, "00000000"...)
+	for i := 0; b.Loop(); i++ {
+		copy(art[len(art)-8:], fmt.Sprintf("%08d", i))
+		if _, err := e.client.Deploy(ctx, "up", bytes.NewReader(art), api.DeployOptions{ContentType: "application/zip"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(art))/(1<<20), "MiB/upload")
+}
