@@ -47,15 +47,7 @@ func TestClientHalfCloseEndsTheConnection(t *testing.T) {
 // (net/http and nginx do the same): the upstream request is cancelled and
 // the connection ends without an answer.
 func TestClientHalfCloseWhileUpstreamIsSlowCancels(t *testing.T) {
-	started, cancelled := make(chan struct{}), make(chan struct{})
-	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(time.Minute):
-		}
-	})
+	up, started, cancelled := startStallingUpstream(t)
 	p := newTestProxy(t, Config{})
 	p.SetRoutes([]Route{route1("slow.localhost", "slow", "slow--000001", addrOf(up))})
 	c, _ := rawConn(t, startServe(t, p))

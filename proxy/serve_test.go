@@ -180,15 +180,7 @@ func TestServeUpstreamTimeoutIs504(t *testing.T) {
 // instance works must cancel the instance's request, not leave it running
 // (and counted in flight) until it finishes on its own.
 func TestServeClientDisconnectCancelsUpstream(t *testing.T) {
-	started, cancelled := make(chan struct{}), make(chan struct{})
-	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(time.Minute):
-		}
-	})
+	up, started, cancelled := startStallingUpstream(t)
 	logs := &recordingHandler{}
 	p := newTestProxy(t, Config{Logger: slog.New(logs)})
 	p.SetRoutes([]Route{route1("gone.localhost", "gone", "gone--000001", addrOf(up))})
@@ -207,6 +199,22 @@ func TestServeClientDisconnectCancelsUpstream(t *testing.T) {
 	if msgs := logs.atLeast(slog.LevelWarn); len(msgs) > 0 {
 		t.Errorf("client going away was logged as %v", msgs)
 	}
+}
+
+// startStallingUpstream is an instance that answers nothing for a minute:
+// started closes when its request arrives, cancelled when the request is
+// cancelled (the proxy closed the connection).
+func startStallingUpstream(t testing.TB) (up *httptest.Server, started, cancelled chan struct{}) {
+	started, cancelled = make(chan struct{}), make(chan struct{})
+	up = startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(time.Minute):
+		}
+	})
+	return up, started, cancelled
 }
 
 // waitFor polls cond until it holds or 10 s pass.
