@@ -156,8 +156,12 @@ func TestScenarioPhaseDeadlines(t *testing.T) {
 			[]string{"phase releasing", "deadline of 1s"}},
 		{"start", appDir(t, "v1", listensAfter(newGate(t)), withManifest(strings.Replace(manifest(""), "20s", "1s", 1))),
 			[]string{"phase starting", "deadline of 1s"}},
-		{"health", appDir(t, "v1", unhealthy, withManifest(strings.Replace(manifest(""), "20s", "1s", 1))),
-			[]string{"did not become healthy within start_timeout 1s"}},
+		// 8 s, not 1: the instance must be listening (out of phase
+		// starting) before the deadline for the failure to name the
+		// health check, and on a loaded machine starting alone took
+		// over a second.
+		{"health", appDir(t, "v1", unhealthy, withManifest(strings.Replace(manifest(""), "20s", "8s", 1))),
+			[]string{"did not become healthy within start_timeout 8s"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
