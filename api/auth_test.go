@@ -526,17 +526,28 @@ func TestFailedAuthRateLimit(t *testing.T) {
 // waits for one, then gets 429; reads go on.
 func TestConcurrentUploadLimit(t *testing.T) {
 	e := newAuthEnv(t, server.Config{MaxUploads: 1, UploadWait: 50 * time.Millisecond})
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.client("deploy").Deploy(context.Background(), "hello", pr, api.DeployOptions{ContentType: "application/zip"})
-		done <- err
-	}()
-	// The first upload holds its slot while its body streams.
-	if _, err := pw.Write([]byte("PK")); err != nil {
-		t.Fatal(err)
+	// The first upload holds its slot while its body streams. It must
+	// reach the server first: on a loaded machine a second request can
+	// take the slot before the first's handler runs, and the first is then
+	// the one refused (it ends); it starts again then.
+	var (
+		pw   *io.PipeWriter
+		done chan error
+	)
+	startFirst := func() {
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		done = make(chan error, 1)
+		go func() {
+			_, err := e.client("deploy").Deploy(context.Background(), "hello", pr, api.DeployOptions{ContentType: "application/zip"})
+			done <- err
+		}()
+		if _, err := pw.Write([]byte("PK")); err != nil {
+			t.Fatal(err)
+		}
 	}
+	startFirst()
+	defer func() { pw.Close() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		status, h := e.call("deploy", "POST", "/api/v1/apps/hello/deployments", zipBody)
@@ -545,6 +556,12 @@ func TestConcurrentUploadLimit(t *testing.T) {
 				t.Fatal("429 without Retry-After")
 			}
 			break
+		}
+		select {
+		case err := <-done:
+			t.Logf("the first upload lost the race for the slot (%v); again", err)
+			startFirst()
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("second upload: %d, want 429 while the first streams", status)
