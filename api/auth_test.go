@@ -565,12 +565,13 @@ func TestConcurrentUploadLimit(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			// Where is the first upload? (Seen twice in whole-suite runs
-			// under load, never alone: the goroutines of the API's
-			// handlers say where it waits.)
+			// Where is the first upload? (Seen in whole-suite runs under
+			// load, never alone: the goroutines of the API's connections
+			// and handlers, and of the clients' connections, say where it
+			// waits.)
 			buf := make([]byte, 8<<20)
 			for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-				if strings.Contains(g, "baton/api.(*Server)") {
+				if strings.Contains(g, "baton/api.") || strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "net/http.(*persistConn)") {
 					t.Log(g)
 				}
 			}
