@@ -232,12 +232,15 @@ func (p *pipeline) prepare() error {
 	case errors.As(err, &ef):
 		return ef.err
 	case errors.As(err, &uh):
-		if errors.As(context.Cause(ctx), new(phaseDeadline)) {
+		var pd phaseDeadline
+		if errors.As(context.Cause(ctx), &pd) {
 			if p.d.Phase == baton.PhaseStarting {
 				// The health wait and the listening wait end on the same
 				// deadline; still in starting, nothing ever listened:
 				// the phase made no progress, whichever noticed first.
-				return asPhaseError(ctx, err)
+				// What the wait saw says where (the hosts that did not
+				// report, an instance's last check).
+				return baton.Errorf(baton.EUNPROCESSABLE, "%s: %s", pd.Error(), uh.err)
 			}
 			return baton.Errorf(baton.EUNPROCESSABLE, "instances of %s did not become healthy within start_timeout %s: %s", p.rev, m.Health.StartTimeout, uh.err)
 		}
