@@ -118,11 +118,19 @@ func bindable(port int) bool {
 // kernel's ephemeral range begins, if that is lower.
 func dynamicRange() (lo, hi int) {
 	lo, hi = dynamicPortMin, dynamicPortMax
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var elo, ehi int
-		if _, err := fmt.Sscan(string(b), &elo, &ehi); err == nil && elo > lo && elo < hi {
-			hi = elo
-		}
+	if elo, _, err := ephemeralRange(); err == nil && elo > lo && elo < hi {
+		hi = elo
 	}
 	return lo, hi
+}
+
+// ephemeralRange is the kernel's range for outgoing connections' source
+// ports, both ends included (Linux; an error elsewhere).
+func ephemeralRange() (lo, hi int, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = fmt.Sscan(string(b), &lo, &hi)
+	return lo, hi, err
 }

@@ -1,9 +1,7 @@
 package supervisor
 
 import (
-	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -44,12 +42,8 @@ func TestPortsAreDistinctUntilReleased(t *testing.T) {
 // port is not handed out again at once.
 func TestPortsAvoidTheEphemeralRange(t *testing.T) {
 	lo, hi := dynamicRange()
-	var elo, ehi int
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	elo, ehi, err := ephemeralRange()
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
 		t.Fatal(err)
 	}
 	var p portSet
