@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -113,23 +114,34 @@ var underRaceDetector = map[string]bool{
 // freeAddr returns a loopback address with a port free right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// Never the same port twice in this test binary: a test that
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns an address of ip with a port free right now, from
+// 10000–19999: below the kernel's ephemeral range, which every outgoing
+// connection of every test running beside this one takes source ports
+// from (a port found free with :0 could be taken before baton binds it),
+// and below the 20000–32767 that batons give their instances.
+func freeAddrOn(t testing.TB, ip string) string {
+	t.Helper()
+	for range 1000 {
+		addr := net.JoinHostPort(ip, strconv.Itoa(10000+rand.IntN(10000)))
+		// Never the same address twice in this test binary: a test that
 		// kills a baton and starts it again on its ports must not find
 		// them taken by another test's baton meanwhile.
-		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+		if _, taken := handedOut.LoadOrStore(addr, true); taken {
+			continue
+		}
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
 			return addr
 		}
 	}
+	t.Fatalf("no free port on %s in 10000–19999", ip)
+	return ""
 }
 
-// handedOut holds every address freeAddr returned.
+// handedOut holds every address freeAddrOn returned.
 var handedOut sync.Map
 
 // batonProc is a `baton serve` child process.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,17 +29,6 @@ func threeHosts(t *testing.T, extra ...string) []*batonProc {
 		hs = append(hs, b.launch())
 	}
 	return hs
-}
-
-// freeAddrOn returns an address of ip with a port free right now.
-func freeAddrOn(t testing.TB, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // hostsByID lists the hosts through b's CLI (`baton hosts --json`).
