@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto"
+	jsonv2 "github.com/chromedp/cdproto/cdp/jsonv2"
 	"github.com/chromedp/chromedp"
 )
 
@@ -51,6 +53,10 @@ var chromium struct {
 // sharedChromium starts the shared browser once and returns its context.
 func sharedChromium() (context.Context, error) {
 	chromium.once.Do(func() {
+		if err := warmConsoleDecoders(); err != nil {
+			chromium.err = err
+			return
+		}
 		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 			chromedp.ExecPath(chromiumPath),
 			chromedp.Flag("headless", "new"),
@@ -78,6 +84,41 @@ func sharedChromium() (context.Context, error) {
 		}
 	})
 	return chromium.ctx, chromium.err
+}
+
+// warmConsoleDecoders decodes each console event the tests read once, in
+// this goroutine, before any of chromedp's goroutines exists. The JSON
+// library chromedp uses builds a decoder per type on first use and caches
+// it in a sync.Map; when a tab's reader and chromedp.Console built the
+// first one for the same event at once (the run's first console message),
+// the race detector reported a race between them, which failed every test
+// running then. Built here, the decoders reach later goroutines through
+// their creation.
+func warmConsoleDecoders() error {
+	events := map[cdproto.MethodType]string{
+		cdproto.EventRuntimeConsoleAPICalled: `{"type":"error","args":[{"type":"string","value":"warm"}],"executionContextId":1,"timestamp":1,"stackTrace":{"callFrames":[{"functionName":"f","scriptId":"1","url":"u","lineNumber":0,"columnNumber":0}]}}`,
+		cdproto.EventRuntimeExceptionThrown:  `{"timestamp":1,"exceptionDetails":{"exceptionId":1,"text":"warm","lineNumber":0,"columnNumber":0,"url":"u","exception":{"type":"object","description":"Error: warm"}}}`,
+		cdproto.EventLogEntryAdded:           `{"entry":{"source":"network","level":"error","text":"warm","timestamp":1,"url":"u","lineNumber":0}}`,
+	}
+	for method, params := range events {
+		raw := fmt.Sprintf(`{"method":%q,"params":%s}`, method, params)
+		// The shape chromedp.Console reads a tagged event into first.
+		var tagged struct {
+			Method string       `json:"method"`
+			Params jsonv2.Value `json:"params"`
+		}
+		if err := jsonv2.Unmarshal([]byte(raw), &tagged, chromedp.DefaultUnmarshalOptions); err != nil {
+			return fmt.Errorf("warm the decoder of %s: %w", method, err)
+		}
+		var msg cdproto.Message
+		if err := jsonv2.Unmarshal([]byte(raw), &msg, chromedp.DefaultUnmarshalOptions); err != nil {
+			return fmt.Errorf("warm the decoder of %s: %w", method, err)
+		}
+		if _, err := cdproto.UnmarshalMessage(&msg, chromedp.DefaultUnmarshalOptions); err != nil {
+			return fmt.Errorf("warm the decoder of %s: %w", method, err)
+		}
+	}
+	return nil
 }
 
 // stopChromium stops the shared browser, if a test started it.
