@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs baton's whole test suite: every package under the race detector,
 # with a throwaway PostgreSQL cluster and headless Chromium, while vet,
-# gofmt, staticcheck and a bounded fuzz of the proxy's front door run
-# beside it at a lower priority; fails if any process the suite started is
-# still running at the end.
+# gofmt and staticcheck run beside it at a lower priority; then fuzzes the proxy's front door for a bounded time
+# and fails if any process the suite started is still running.
 # Installs what the tests need (git, curl, promtool, runc, podman, skopeo,
 # HAProxy, PostgreSQL, Chromium) when missing.
 set -euo pipefail
@@ -55,23 +54,6 @@ lint_log=$(mktemp)
 ) >"$lint_log" 2>&1 &
 lint_pid=$!
 
-# Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
-# (its seeds run in the tests as well; new crashers land in
-# proxy/testdata/fuzz/FuzzFrontDoor and become regression seeds), beside
-# the tests at a lower priority like the lint above. Its amount is a
-# number of inputs, not a time: 80,000 is what two quiet cores ran in the
-# 20 seconds it had after the tests, and a loaded machine now fuzzes as
-# much, only later. Only on a whole run (no arguments).
-fuzz_log=$(mktemp)
-fuzz_pid=
-if [ $# -eq 0 ]; then
-  (
-    echo "==> fuzzing the proxy's front door (${FUZZTIME:=80000x})"
-    nice -n 10 go test -run '^$' -fuzz '^FuzzFrontDoor$' -fuzztime "$FUZZTIME" ./proxy/
-  ) >"$fuzz_log" 2>&1 &
-  fuzz_pid=$!
-fi
-
 # -race also turns on the compiler's unsafe.Pointer checks (checkptr) in
 # every package. modernc.org's SQLite is C translated to Go, pointer
 # arithmetic throughout: the checks there were a third of the CPU time of
@@ -81,11 +63,8 @@ fi
 # was tried: its uninstrumented copies of generic functions, such as
 # atomic.Pointer's, replaced the instrumented ones the linker keeps one of,
 # and the race detector then reported races in sync.Map's users.) The e2e
-# tests' race-built baton inherits this through GOFLAGS. -ldflags=-w: no
-# DWARF debug information in the ~90 binaries the suite links (a quarter
-# of the linker's time); stack traces and race reports use the symbol
-# table, which stays.
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-gcflags=modernc.org/...=-d=checkptr=0 -ldflags=-w"
+# tests' race-built baton inherits this through GOFLAGS.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-gcflags=modernc.org/...=-d=checkptr=0"
 
 echo "==> go test -race (go vet, gofmt and staticcheck beside it)"
 rc=0
@@ -101,11 +80,13 @@ wait "$lint_pid" || rc=$?
 cat "$lint_log"
 rm -f "$lint_log"
 
-if [ -n "$fuzz_pid" ]; then
-  # Its progress lines only when it failed.
-  if wait "$fuzz_pid"; then head -n 1 "$fuzz_log"; tail -n 2 "$fuzz_log"; else rc=1; cat "$fuzz_log"; fi
+# Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
+# (its seeds ran above already; new crashers land in
+# proxy/testdata/fuzz/FuzzFrontDoor and become regression seeds).
+if [ $# -eq 0 ]; then
+  echo "==> fuzzing the proxy's front door for ${FUZZTIME:=20s}"
+  go test -run '^$' -fuzz '^FuzzFrontDoor$' -fuzztime "$FUZZTIME" ./proxy/ || rc=$?
 fi
-rm -f "$fuzz_log"
 
 echo "==> processes left by the suite"
 scripts/orphans.sh || rc=$?
