@@ -56,30 +56,38 @@ func (s *DB) App(ctx context.Context, name string) (baton.App, error) {
 		if a, err = scanApp(tx.QueryRowContext(ctx, `SELECT `+appColumns+` FROM apps WHERE name = ?`, name)); err != nil {
 			return notFound(err, "app %q does not exist; create it with `baton apps create %s`", name, name)
 		}
-		slots, err := slotsOf(ctx, tx, `WHERE app = ?`, name)
-		a.Slots = slots[name]
+		apps := []baton.App{a}
+		err = attachSlots(ctx, tx, apps, `WHERE app = ?`, name)
+		a = apps[0]
 		return err
 	})
 	return a, err
 }
 
-// slotsOf returns the slots matching where, by app, each app's in
-// creation order.
-func slotsOf(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[string][]baton.Slot, error) {
+// attachSlots reads the slots matching where and gives each app in apps
+// (sorted by name) its own, in creation order. Both lists are in app
+// order, so each slot's app is found by walking apps along with the rows,
+// and the slots_in_order index gives the rows in that order unsorted.
+func attachSlots(ctx context.Context, tx *sql.Tx, apps []baton.App, where string, args ...any) error {
 	rows, err := tx.QueryContext(ctx, `SELECT app, name, live_revision, auto_swap_to FROM slots `+where+` ORDER BY app, created_at, name`, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := map[string][]baton.Slot{}
+	i := 0
 	for rows.Next() {
 		var sl baton.Slot
 		if err := rows.Scan(&sl.App, &sl.Name, &sl.LiveRevision, &sl.AutoSwapTo); err != nil {
-			return nil, err
+			return err
 		}
-		out[sl.App] = append(out[sl.App], sl)
+		for i < len(apps) && apps[i].Name < sl.App {
+			i++
+		}
+		if i < len(apps) && apps[i].Name == sl.App {
+			apps[i].Slots = append(apps[i].Slots, sl)
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Apps returns every app, by name, each with its slots: two queries in
@@ -103,14 +111,7 @@ func (s *DB) Apps(ctx context.Context) ([]baton.App, error) {
 			return err
 		}
 		rows.Close()
-		slots, err := slotsOf(ctx, tx, ``)
-		if err != nil {
-			return err
-		}
-		for i := range out {
-			out[i].Slots = slots[out[i].Name]
-		}
-		return nil
+		return attachSlots(ctx, tx, out, ``)
 	})
 	if out == nil && err == nil {
 		out = make([]baton.App, 0)
