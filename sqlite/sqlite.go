@@ -49,7 +49,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	rq.Add("_pragma", "busy_timeout(10000)")
 	rq.Add("_pragma", "query_only(1)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := openPool("file:" + path + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -64,13 +64,23 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// The readers open after the migration, once the file is in WAL mode
 	// (a connection's journal mode is the file's). Deferred transactions:
 	// a read transaction takes no write lock.
-	if s.rdb, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
+	if s.rdb, err = openPool("file:" + path + "?" + rq.Encode()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(readConns)
 	s.rdb.SetMaxIdleConns(readConns)
 	return s, nil
+}
+
+// openPool opens a pool of connections to the database at dsn that keep
+// the statements they run prepared (stmtcache.go).
+func openPool(dsn string) (*sql.DB, error) {
+	c, err := newCachingConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
 }
 
 // readConns is the size of the read pool: enough for a few concurrent API
