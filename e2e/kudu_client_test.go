@@ -192,10 +192,7 @@ func (k *kuduClient) log(t testing.TB, d kuduDeployment) []kuduLogEntry {
 func kuduAppDir(t testing.TB, version string) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin, err := os.ReadFile(helloBin)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "app"), bin, 0o755)
-	}
+	err := copyHello(filepath.Join(dir, "app"))
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, "version.txt"), []byte(version+"\n"), 0o644)
 	}
