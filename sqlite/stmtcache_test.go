@@ -21,24 +21,25 @@ func cachedConn(t *testing.T, s *DB, fn func(c *cachingConn)) {
 	}
 }
 
-func openTemp(t *testing.T) *DB {
+// openWithApps opens a store in a temp folder with the apps named.
+func openWithApps(t *testing.T, apps ...string) *DB {
 	t.Helper()
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "baton.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	for _, name := range apps {
+		if _, err := s.CreateApp(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s
 }
 
 func TestStatementsArePreparedOnce(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
-	for _, name := range []string{"a", "b", "c"} {
-		if _, err := s.CreateApp(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := openWithApps(t, "a", "b", "c")
 	const q = `SELECT name FROM apps WHERE name = ?`
 	var first any // the statement prepared first
 	for _, name := range []string{"a", "b", "c"} {
@@ -67,12 +68,7 @@ func TestStatementsArePreparedOnce(t *testing.T) {
 // its own: sharing one would reset the outer rows.
 func TestSameQueryNestedInItsRows(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
-	for _, name := range []string{"a", "b", "c"} {
-		if _, err := s.CreateApp(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := openWithApps(t, "a", "b", "c")
 	const q = `SELECT name FROM apps WHERE name >= ? ORDER BY name`
 	var pairs []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -114,7 +110,7 @@ func TestSameQueryNestedInItsRows(t *testing.T) {
 
 func TestStatementCacheIsBounded(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
+	s := openWithApps(t)
 	for i := range 2*maxCachedStmts + 10 {
 		var n int
 		if err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT %d + ?`, i), 1).Scan(&n); err != nil || n != i+1 {
