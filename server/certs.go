@@ -136,6 +136,7 @@ func (s *Server) serveHTTP() {
 		h = s.acme.HTTPHandler(h)
 	}
 	s.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+	closeUnusedOnShutdown(s.httpSrv)
 	s.serve(s.httpSrv, s.httpLn)
 }
 

@@ -408,6 +408,7 @@ func (s *Server) startAPI(h http.Handler) {
 		BaseContext:       func(net.Listener) context.Context { return streams },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	closeUnusedOnShutdown(s.apiSrv)
 	s.serve(s.apiSrv, s.apiLn)
 }
 
