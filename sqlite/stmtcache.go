@@ -63,6 +63,23 @@ type cachedStmt struct {
 	// close (a query inside the loop over its own rows) prepares a
 	// statement of its own, as before.
 	busy bool
+	// dropped from the cache while busy: closed when its rows close.
+	dropped, closed bool
+}
+
+// release ends a use of the statement.
+func (cs *cachedStmt) release() {
+	cs.busy = false
+	if cs.dropped {
+		cs.close()
+	}
+}
+
+func (cs *cachedStmt) close() {
+	if !cs.closed {
+		cs.closed = true
+		cs.stmt.Close()
+	}
 }
 
 var _ sqliteConn = (*cachingConn)(nil)
@@ -88,7 +105,7 @@ func (c *cachingConn) prepared(ctx context.Context, query string) (stmt driver.S
 			return s, func() { s.Close() }, true, nil
 		}
 		cs.busy = true
-		return cs.stmt, func() { cs.busy = false }, true, nil
+		return cs.stmt, cs.release, true, nil
 	}
 	s, err := c.base().PrepareContext(ctx, query)
 	if err != nil {
@@ -99,15 +116,17 @@ func (c *cachingConn) prepared(ctx context.Context, query string) (stmt driver.S
 	}
 	cs := &cachedStmt{stmt: s, busy: true}
 	c.stmts[query] = cs
-	return s, func() { cs.busy = false }, true, nil
+	return s, cs.release, true, nil
 }
 
 // forget closes the cached statements no rows are open on and drops all
 // of them from the cache; a busy one is closed when its rows close.
 func (c *cachingConn) forget() {
 	for q, cs := range c.stmts {
-		if !cs.busy {
-			cs.stmt.Close()
+		if cs.busy {
+			cs.dropped = true
+		} else {
+			cs.close()
 		}
 		delete(c.stmts, q)
 	}
@@ -157,7 +176,7 @@ func (c *cachingConn) IsValid() bool                          { return c.base().
 
 func (c *cachingConn) Close() error {
 	for q, cs := range c.stmts {
-		cs.stmt.Close()
+		cs.close()
 		delete(c.stmts, q)
 	}
 	return c.conn.Close()

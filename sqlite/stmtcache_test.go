@@ -110,16 +110,49 @@ func TestSameQueryNestedInItsRows(t *testing.T) {
 
 func TestStatementCacheIsBounded(t *testing.T) {
 	ctx := context.Background()
-	s := openWithApps(t)
+	s := openWithApps(t, "a")
+	// Rows open on the writer's connection while the cache overflows:
+	// their statement is dropped from it, and closed once they close.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const q = `SELECT name FROM apps`
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open *cachedStmt
+	conn.Raw(func(dc any) error { open = dc.(*cachingConn).stmts[q]; return nil })
+	if open == nil || !open.busy {
+		t.Fatalf("%q: cached %+v, want cached and busy", q, open)
+	}
 	for i := range 2*maxCachedStmts + 10 {
 		var n int
-		if err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT %d + ?`, i), 1).Scan(&n); err != nil || n != i+1 {
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT %d + ?`, i), 1).Scan(&n); err != nil || n != i+1 {
 			t.Fatalf("SELECT %d + 1: %d, %v", i, n, err)
 		}
 	}
-	cachedConn(t, s, func(c *cachingConn) {
+	conn.Raw(func(dc any) error {
+		c := dc.(*cachingConn)
 		if len(c.stmts) > maxCachedStmts {
 			t.Errorf("%d statements cached, at most %d", len(c.stmts), maxCachedStmts)
 		}
+		if c.stmts[q] == open {
+			t.Errorf("%q still cached after %d others", q, 2*maxCachedStmts+10)
+		}
+		return nil
 	})
+	if open.closed {
+		t.Fatalf("%q closed while its rows are open", q)
+	}
+	var name string
+	if !rows.Next() || rows.Scan(&name) != nil || name != "a" {
+		t.Fatalf("the open rows after the cache overflowed: %q, %v", name, rows.Err())
+	}
+	rows.Close()
+	if !open.closed {
+		t.Fatalf("%q, dropped from the cache while busy, not closed when its rows closed", q)
+	}
 }
