@@ -100,21 +100,24 @@ func warmConsoleDecoders() error {
 		cdproto.EventRuntimeExceptionThrown:  `{"timestamp":1,"exceptionDetails":{"exceptionId":1,"text":"warm","lineNumber":0,"columnNumber":0,"url":"u","exception":{"type":"object","description":"Error: warm"}}}`,
 		cdproto.EventLogEntryAdded:           `{"entry":{"source":"network","level":"error","text":"warm","timestamp":1,"url":"u","lineNumber":0}}`,
 	}
+	opts := chromedp.DefaultUnmarshalOptions
 	for method, params := range events {
-		raw := fmt.Sprintf(`{"method":%q,"params":%s}`, method, params)
-		// The shape chromedp.Console reads a tagged event into first.
+		raw := []byte(fmt.Sprintf(`{"method":%q,"params":%s}`, method, params))
+		// The shape chromedp.Console reads a tagged event into first,
+		// then the message and its event, as a tab's reader does.
 		var tagged struct {
 			Method string       `json:"method"`
 			Params jsonv2.Value `json:"params"`
 		}
-		if err := jsonv2.Unmarshal([]byte(raw), &tagged, chromedp.DefaultUnmarshalOptions); err != nil {
-			return fmt.Errorf("warm the decoder of %s: %w", method, err)
-		}
 		var msg cdproto.Message
-		if err := jsonv2.Unmarshal([]byte(raw), &msg, chromedp.DefaultUnmarshalOptions); err != nil {
-			return fmt.Errorf("warm the decoder of %s: %w", method, err)
+		err := jsonv2.Unmarshal(raw, &tagged, opts)
+		if err == nil {
+			err = jsonv2.Unmarshal(raw, &msg, opts)
 		}
-		if _, err := cdproto.UnmarshalMessage(&msg, chromedp.DefaultUnmarshalOptions); err != nil {
+		if err == nil {
+			_, err = cdproto.UnmarshalMessage(&msg, opts)
+		}
+		if err != nil {
 			return fmt.Errorf("warm the decoder of %s: %w", method, err)
 		}
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"strings"
 
 	msqlite "modernc.org/sqlite"
@@ -34,11 +35,18 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{conn: conn, stmts: map[string]*cachedStmt{}}, nil
+	sc, ok := conn.(sqliteConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: the driver's connection (%T) lacks an interface the statement cache forwards", conn)
+	}
+	return &cachingConn{sqliteConn: sc, stmts: map[string]*cachedStmt{}}, nil
 }
 
 // The interfaces every connection of the driver implements, which a
-// wrapper must forward (modernc.org/sqlite's NewConnector says why).
+// wrapper must forward (modernc.org/sqlite's NewConnector says why):
+// cachingConn embeds them and replaces only ExecContext, QueryContext and
+// Close.
 type sqliteConn interface {
 	driver.Conn
 	driver.ConnBeginTx
@@ -53,7 +61,7 @@ type sqliteConn interface {
 // cachingConn is one connection with its prepared statements. It needs no
 // lock: database/sql hands a connection to one goroutine at a time.
 type cachingConn struct {
-	conn  driver.Conn
+	sqliteConn
 	stmts map[string]*cachedStmt
 }
 
@@ -82,75 +90,71 @@ func (cs *cachedStmt) close() {
 	}
 }
 
-var _ sqliteConn = (*cachingConn)(nil)
-
-func (c *cachingConn) base() sqliteConn { return c.conn.(sqliteConn) }
-
 // Unwrap is the driver's own connection (modernc.org/sqlite looks for it).
-func (c *cachingConn) Unwrap() driver.Conn { return c.conn }
+func (c *cachingConn) Unwrap() driver.Conn { return c.sqliteConn }
 
 // prepared returns the statement for query and a function to call once
 // its use ends. Scripts of several statements (migrations) are run by the
-// driver as before, never cached: ok is false then.
-func (c *cachingConn) prepared(ctx context.Context, query string) (stmt driver.Stmt, done func(), ok bool, err error) {
+// driver as before, never cached: the statement is nil then.
+func (c *cachingConn) prepared(ctx context.Context, query string) (driver.Stmt, func(), error) {
 	if strings.Contains(query, ";") {
-		return nil, nil, false, nil
+		return nil, nil, nil
 	}
 	if cs := c.stmts[query]; cs != nil {
 		if cs.busy {
-			s, err := c.base().PrepareContext(ctx, query)
+			s, err := c.PrepareContext(ctx, query)
 			if err != nil {
-				return nil, nil, false, err
+				return nil, nil, err
 			}
-			return s, func() { s.Close() }, true, nil
+			return s, func() { s.Close() }, nil
 		}
 		cs.busy = true
-		return cs.stmt, cs.release, true, nil
+		return cs.stmt, cs.release, nil
 	}
-	s, err := c.base().PrepareContext(ctx, query)
+	s, err := c.PrepareContext(ctx, query)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	if len(c.stmts) >= maxCachedStmts {
 		c.forget()
 	}
 	cs := &cachedStmt{stmt: s, busy: true}
 	c.stmts[query] = cs
-	return s, cs.release, true, nil
+	return s, cs.release, nil
 }
 
 // forget closes the cached statements no rows are open on and drops all
 // of them from the cache; a busy one is closed when its rows close.
 func (c *cachingConn) forget() {
-	for q, cs := range c.stmts {
+	for _, cs := range c.stmts {
 		if cs.busy {
 			cs.dropped = true
 		} else {
 			cs.close()
 		}
-		delete(c.stmts, q)
 	}
+	clear(c.stmts)
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	s, done, ok, err := c.prepared(ctx, query)
+	s, done, err := c.prepared(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return c.base().ExecContext(ctx, query, args)
+	if s == nil {
+		return c.sqliteConn.ExecContext(ctx, query, args)
 	}
 	defer done()
 	return s.(driver.StmtExecContext).ExecContext(ctx, args)
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	s, done, ok, err := c.prepared(ctx, query)
+	s, done, err := c.prepared(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return c.base().QueryContext(ctx, query, args)
+	if s == nil {
+		return c.sqliteConn.QueryContext(ctx, query, args)
 	}
 	rows, err := s.(driver.StmtQueryContext).QueryContext(ctx, args)
 	if err != nil {
@@ -160,26 +164,12 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 	return &releasingRows{Rows: rows, done: done}, nil
 }
 
-func (c *cachingConn) Prepare(query string) (driver.Stmt, error) { return c.conn.Prepare(query) }
-func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.base().PrepareContext(ctx, query)
-}
-
-//lint:ignore SA1019 driver.Conn requires it; database/sql calls BeginTx.
-func (c *cachingConn) Begin() (driver.Tx, error) { return c.conn.Begin() }
-func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.base().BeginTx(ctx, opts)
-}
-func (c *cachingConn) Ping(ctx context.Context) error         { return c.base().Ping(ctx) }
-func (c *cachingConn) ResetSession(ctx context.Context) error { return c.base().ResetSession(ctx) }
-func (c *cachingConn) IsValid() bool                          { return c.base().IsValid() }
-
 func (c *cachingConn) Close() error {
-	for q, cs := range c.stmts {
+	for _, cs := range c.stmts {
 		cs.close()
-		delete(c.stmts, q)
 	}
-	return c.conn.Close()
+	clear(c.stmts)
+	return c.sqliteConn.Close()
 }
 
 // releasingRows gives its statement back to the cache when closed.
