@@ -91,10 +91,19 @@ func attachSlots(ctx context.Context, tx *sql.Tx, apps []baton.App, where string
 }
 
 // Apps returns every app, by name, each with its slots: two queries in
-// one read transaction, whatever the number of apps.
+// one read transaction, whatever the number of apps, or none beyond the
+// catalog's version while no app or slot changed (catalog.go).
 func (s *DB) Apps(ctx context.Context) ([]baton.App, error) {
 	var out []baton.App
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var version int64
+		if err := tx.QueryRowContext(ctx, `SELECT version FROM catalog_version`).Scan(&version); err != nil {
+			return err
+		}
+		if kept, ok := s.catalog.get(version); ok {
+			out = kept
+			return nil
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+appColumns+` FROM apps ORDER BY name`)
 		if err != nil {
 			return err
@@ -111,7 +120,11 @@ func (s *DB) Apps(ctx context.Context) ([]baton.App, error) {
 			return err
 		}
 		rows.Close()
-		return attachSlots(ctx, tx, out, ``)
+		if err := attachSlots(ctx, tx, out, ``); err != nil {
+			return err
+		}
+		s.catalog.put(version, out)
+		return nil
 	})
 	if out == nil && err == nil {
 		out = make([]baton.App, 0)

@@ -32,6 +32,8 @@ type DB struct {
 	rdb *sql.DB
 	// path is the database file, for Snapshot's own connection.
 	path string
+	// catalog is the last list of every app read (catalog.go).
+	catalog catalog
 	// Now is the clock used for lease expiry and timestamps; tests pin it.
 	Now func() time.Time
 }
