@@ -25,8 +25,11 @@ const (
 type slowRequest struct {
 	due     time.Time
 	latency time.Duration
-	offset  time.Duration // from the nearest switch
-	doing   string
+	// late is how long after it was due the request was sent: the
+	// connection's previous request, or the load's own goroutine, held it.
+	late   time.Duration
+	offset time.Duration // from the nearest switch
+	doing  string
 }
 
 type report struct {
@@ -109,7 +112,7 @@ func (r *runner) report(l *load, samples []sample) (*report, error) {
 		rep.lat[b] = append(rep.lat[b], s.done-s.due)
 		_, part := r.partAt(l.at(s.due))
 		rep.byPart[part] = append(rep.byPart[part], s.done-s.due)
-		good = append(good, slowRequest{due: l.at(s.due), latency: s.done - s.due})
+		good = append(good, slowRequest{due: l.at(s.due), latency: s.done - s.due, late: s.sent - s.due})
 	}
 	// The slowest request of each of the 10 worst moments (operation and
 	// part): a stall delays every request due during it.
@@ -231,10 +234,10 @@ func (rep *report) markdown() string {
 	}
 	w.WriteString("\n")
 
-	fmt.Fprintf(&w, "Slowest requests, one per operation and part (latency from when due; offset of that moment from the nearest switch; what ran then):\n\n")
-	fmt.Fprintf(&w, "| latency ms | from switch ms | operation and phase |\n|---|---|---|\n")
+	fmt.Fprintf(&w, "Slowest requests, one per operation and part (latency from when due, and how much of it passed before the request was sent; offset of that moment from the nearest switch; what ran then):\n\n")
+	fmt.Fprintf(&w, "| latency ms | sent late by ms | from switch ms | operation and phase |\n|---|---|---|---|\n")
 	for _, sr := range rep.slowest {
-		fmt.Fprintf(&w, "| %s | %+d | %s |\n", harness.Ms(sr.latency), sr.offset.Milliseconds(), sr.doing)
+		fmt.Fprintf(&w, "| %s | %s | %+d | %s |\n", harness.Ms(sr.latency), harness.Ms(sr.late), sr.offset.Milliseconds(), sr.doing)
 	}
 	w.WriteString("\n")
 
