@@ -157,6 +157,9 @@ type Coordinator struct {
 	// remote are the apps other live hosts own, routed to their peer
 	// listeners (remote.go).
 	remote map[string]remoteApp
+	// remoteRouting is the routing refreshRemote read last of each app,
+	// by routing generation (its own lock: refreshes read it outside mu).
+	remoteRouting routingByGeneration
 	// placements are every host's shares of every app's revisions, by
 	// app, as last loaded; peers the peer listeners of the other live
 	// hosts, by id; placed the shares this host runs of apps other hosts

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/proxy"
@@ -73,7 +75,9 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 	next := map[string]remoteApp{}
 	gens := map[string]int64{}
 	var handed []string
+	known := make(map[string]bool, len(apps))
 	for _, a := range apps {
+		known[a.Name] = true
 		if a.Controller == c.cfg.ControllerID && !c.owns(a.Name) {
 			handed = append(handed, a.Name)
 		}
@@ -96,13 +100,14 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 		}
 		slices.Sort(r.slots)
 		if len(byApp[a.Name]) > 0 {
-			if r.routing, err = c.routingOf(ctx, a); err != nil {
+			if r.routing, err = c.remoteRouting.of(ctx, c, a); err != nil {
 				c.log.Warn("load routing", "app", a.Name, "err", err)
 				return
 			}
 		}
 		next[a.Name] = r
 	}
+	c.remoteRouting.forget(known)
 	c.mu.Lock()
 	same := maps.EqualFunc(next, c.remote, remoteApp.equal) && maps.Equal(peers, c.peers) &&
 		maps.EqualFunc(byApp, c.placements, slices.Equal)
@@ -118,6 +123,52 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 	}
 	c.reconcilePlaced(rows)
 	c.ack(ctx, gens)
+}
+
+// routingByGeneration keeps the routing refreshRemote last read of each
+// app with the app's identity and routing generation at the time. Every
+// change of an app's routing advances its generation (the stores' one way
+// to write it), so an app whose generation stands is not read again: a
+// refresh reads the routing of the apps that changed, not one query per
+// app with instances spread over hosts on every tick and wake-up.
+type routingByGeneration struct {
+	mu   sync.Mutex
+	seen map[string]seenRouting
+}
+
+type seenRouting struct {
+	created    time.Time // an app deleted and created again starts over
+	generation int64
+	routing    map[string][]baton.RevisionWeight
+}
+
+// of returns a's routing: the one read at a's generation, or the store's.
+// The map is shared between refreshes: nobody changes it after this.
+func (g *routingByGeneration) of(ctx context.Context, c *Coordinator, a baton.App) (map[string][]baton.RevisionWeight, error) {
+	g.mu.Lock()
+	s, ok := g.seen[a.Name]
+	g.mu.Unlock()
+	if ok && s.generation == a.RoutingGeneration && s.created.Equal(a.CreatedAt) {
+		return s.routing, nil
+	}
+	routing, err := c.routingOf(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.seen = map[string]seenRouting{}
+	}
+	g.seen[a.Name] = seenRouting{created: a.CreatedAt, generation: a.RoutingGeneration, routing: routing}
+	return routing, nil
+}
+
+// forget drops what is kept of the apps not in keep (deleted ones).
+func (g *routingByGeneration) forget(keep map[string]bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	maps.DeleteFunc(g.seen, func(app string, _ seenRouting) bool { return !keep[app] })
 }
 
 // routingOf reads an app's routing as the store records it, by slot.

@@ -130,7 +130,7 @@ func (s *DB) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, erro
 }
 
 // DeleteSlot removes a slot and its settings; its revisions stay in
-// history, inactive.
+// history, inactive, which advances the app's routing generation.
 func (s *DB) DeleteSlot(ctx context.Context, app, slot string) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM slots WHERE app = $1 AND name = $2`, app, slot)
@@ -143,8 +143,10 @@ func (s *DB) DeleteSlot(ctx context.Context, app, slot string) error {
 		if _, err := tx.Exec(ctx, `UPDATE revisions SET active = false, weight = 0 WHERE app = $1 AND slot = $2`, app, slot); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM settings WHERE app = $1 AND slot = $2`, app, slot)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM settings WHERE app = $1 AND slot = $2`, app, slot); err != nil {
+			return err
+		}
+		return bumpRouting(ctx, tx, app)
 	})
 }
 

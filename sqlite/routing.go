@@ -134,7 +134,8 @@ func (s *DB) CreateSlot(ctx context.Context, app, slot string) (baton.Slot, erro
 	return baton.Slot{App: app, Name: slot}, err
 }
 
-// DeleteSlot removes a slot and its settings.
+// DeleteSlot removes a slot and its settings; its revisions stop being
+// routed, which advances the app's routing generation.
 func (s *DB) DeleteSlot(ctx context.Context, app, slot string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM slots WHERE app = ? AND name = ?`, app, slot)
@@ -147,8 +148,10 @@ func (s *DB) DeleteSlot(ctx context.Context, app, slot string) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE revisions SET active = 0, weight = 0 WHERE app = ? AND slot = ?`, app, slot); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE app = ? AND slot = ?`, app, slot)
-		return err
+		if _, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE app = ? AND slot = ?`, app, slot); err != nil {
+			return err
+		}
+		return s.bumpRouting(ctx, tx, app)
 	})
 }
 

@@ -89,8 +89,8 @@ func testFailExpired(t *testing.T, s baton.Store) {
 	}
 }
 
-// testRoutingGenerations: SetRouting and AssignApp advance an app's
-// routing generation (a stale fence does not); hosts' acks are kept per
+// testRoutingGenerations: SetRouting, AssignApp and DeleteSlot advance an
+// app's routing generation (a stale fence does not); hosts' acks are kept per
 // host and app, replaced by the next, and go with their host.
 func testRoutingGenerations(t *testing.T, s baton.Store) {
 	ctx := context.Background()
@@ -119,6 +119,16 @@ func testRoutingGenerations(t *testing.T, s baton.Store) {
 	}
 	if a := must(s.Apps(ctx)).on(t); len(a) == 0 || a[len(a)-1].RoutingGeneration != 2 {
 		t.Fatalf("Apps: %+v", a)
+	}
+	// Deleting a slot stops its revisions being routed: a routing change.
+	must(s.CreateSlot(ctx, "gen", "staging")).on(t)
+	must(0, s.DeleteSlot(ctx, "gen", "staging")).on(t)
+	if a := must(s.App(ctx, "gen")).on(t); a.RoutingGeneration != 3 {
+		t.Fatalf("generation after deleting a slot = %d, want 3", a.RoutingGeneration)
+	}
+	st = must(s.RoutingAcks(ctx, "gen")).on(t)
+	if st.Generation != 3 {
+		t.Fatalf("acks after deleting a slot: %+v, want generation 3", st)
 	}
 
 	must(0, s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "a:1"})).on(t)
