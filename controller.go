@@ -32,6 +32,10 @@ type Controller struct {
 	// (baton hosts drain): its instances move to other hosts and it takes
 	// no new ones until undrained. It outlives restarts.
 	DrainRequested bool `json:"drain_requested"`
+	// SendsPeerKey: its proxy sends the cluster's peer key to the other
+	// hosts' peer listeners (false for a controller of an older baton).
+	// The peer listeners ask for the key once every live host sends it.
+	SendsPeerKey bool `json:"sends_peer_key"`
 }
 
 // ControllerInfo is what a controller registers about itself.
@@ -39,8 +43,9 @@ type ControllerInfo struct {
 	ID string
 	// Addr is where clients reach its API.
 	Addr string
-	// Advertise and Peer: see Controller.
+	// Advertise, Peer and SendsPeerKey: see Controller.
 	Advertise, Peer string
+	SendsPeerKey    bool
 }
 
 // Heartbeat is what a controller reports each time it says it is alive.

@@ -10,7 +10,7 @@ import (
 // hostInfo is what this controller registers about itself.
 func (c *Coordinator) hostInfo() baton.ControllerInfo {
 	return baton.ControllerInfo{ID: c.cfg.ControllerID, Addr: c.cfg.ControllerAddr,
-		Advertise: c.cfg.Advertise, Peer: c.cfg.PeerAddr}
+		Advertise: c.cfg.Advertise, Peer: c.cfg.PeerAddr, SendsPeerKey: c.cfg.Proxy.SendsPeerKey()}
 }
 
 // heartbeatHost tells the store this controller is alive, with the instances

@@ -51,11 +51,16 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 		return
 	}
 	peers := map[string]string{}
+	var keyless []string // live hosts whose proxies send no peer key
 	for _, ct := range ctrls {
 		if ct.ID != c.cfg.ControllerID && ct.Peer != "" && c.hostState(ct) != baton.HostLost {
 			peers[ct.ID] = ct.Peer
 		}
+		if !ct.SendsPeerKey && c.hostState(ct) != baton.HostLost {
+			keyless = append(keyless, ct.ID)
+		}
 	}
+	c.requirePeerKey(keyless)
 	apps, err := c.cfg.Store.Apps(ctx)
 	if err != nil {
 		c.log.Warn("load apps", "err", err)
@@ -123,6 +128,20 @@ func (c *Coordinator) refreshRemote(ctx context.Context) {
 	}
 	c.reconcilePlaced(rows)
 	c.ack(ctx, gens)
+}
+
+// requirePeerKey has this host's peer listener ask for the cluster's peer
+// key once no live host is left that does not send it (keyless: hosts of
+// an older baton, mid-upgrade), and says so when that changes.
+func (c *Coordinator) requirePeerKey(keyless []string) {
+	if !c.cfg.Proxy.SendsPeerKey() || !c.cfg.Proxy.RequirePeerKey(len(keyless) == 0) {
+		return
+	}
+	if len(keyless) == 0 {
+		c.log.Info("peer listener: every live host sends the cluster's peer key; requests without it are refused from now on")
+	} else {
+		c.log.Warn("peer listener: requests without the cluster's peer key are served while these live hosts of an older baton send none; upgrade them", "hosts", keyless)
+	}
 }
 
 // routingByGeneration keeps the routing refreshRemote last read of each

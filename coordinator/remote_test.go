@@ -3,12 +3,14 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/proxy"
 	"github.com/batonhq/baton/sqlite"
 )
 
@@ -98,5 +100,32 @@ func BenchmarkRemoteRouting(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPeerKeyRequiredOnceEveryHostSendsIt: a host's peer listener asks for
+// the cluster's key only while no live host of an older baton, which sends
+// none, is left; without a key of its own it never asks.
+func TestPeerKeyRequiredOnceEveryHostSendsIt(t *testing.T) {
+	p := proxy.New(proxy.Config{PeerKey: "k"})
+	c := &Coordinator{cfg: Config{Proxy: p}, log: slog.New(slog.DiscardHandler)}
+	for _, step := range []struct {
+		keyless []string
+		want    bool
+	}{
+		{[]string{"host-old"}, false}, // mid-upgrade
+		{nil, true},                   // every live host sends it
+		{nil, true},
+		{[]string{"host-old"}, false}, // an older host joined again
+	} {
+		c.requirePeerKey(step.keyless)
+		if got := p.PeerKeyRequired(); got != step.want {
+			t.Fatalf("keyless hosts %v: key required %v, want %v", step.keyless, got, step.want)
+		}
+	}
+	q := proxy.New(proxy.Config{})
+	c.cfg.Proxy = q
+	if c.requirePeerKey(nil); q.PeerKeyRequired() {
+		t.Fatal("a proxy without a peer key asks for one")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -592,6 +593,8 @@ func mustSucceed(t testing.TB, c *api.Client, app, dir string) baton.Deployment 
 type proxyClient struct {
 	addr string
 	http *http.Client
+	// header is sent with every request (peerClient: the peer key).
+	header http.Header
 }
 
 func newProxyClient(addr string) *proxyClient {
@@ -605,6 +608,7 @@ func (p *proxyClient) get(host, path string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
+	maps.Copy(req.Header, p.header)
 	req.Host = host
 	resp, err := p.http.Do(req)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/pgtest"
+	"github.com/batonhq/baton/postgres"
+	"github.com/batonhq/baton/proxy"
 )
 
 // threeHosts starts three `baton serve` hosts on 127.0.0.2, 127.0.0.3
@@ -29,6 +32,30 @@ func threeHosts(t *testing.T, extra ...string) []*batonProc {
 		hs = append(hs, b.launch())
 	}
 	return hs
+}
+
+// peerClient sends requests to a host's peer listener as another host's
+// proxy does: with the cluster's peer key, read from b's store.
+func peerClient(t *testing.T, b *batonProc, peer string) *proxyClient {
+	t.Helper()
+	dsn := ""
+	for i, a := range b.extra {
+		if a == "--store" && i+1 < len(b.extra) {
+			dsn = b.extra[i+1]
+		}
+	}
+	db, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("open the hosts' store: %v", err)
+	}
+	defer db.Close()
+	key, err := db.PeerKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxyClient(peer)
+	p.header = http.Header{proxy.PeerKeyHeader: {key}}
+	return p
 }
 
 // hostsByID lists the hosts through b's CLI (`baton hosts --json`).
@@ -133,10 +160,15 @@ func TestHostsBehindHAProxy(t *testing.T) {
 		if h.Peer == "" || !strings.HasPrefix(h.Peer, h.Advertise+":") {
 			t.Fatalf("host %s: peer listener %q not on %s", h.ID, h.Peer, h.Advertise)
 		}
-		st, _, err := newProxyClient(h.Peer).get("multi.localhost", "/")
+		st, _, err := peerClient(t, owner, h.Peer).get("multi.localhost", "/")
 		if want := map[bool]int{true: 200, false: 503}[shares[h.ID] > 0]; err != nil || st != want {
 			t.Fatalf("peer listener of %s (shares %v): %d %v, want %d", h.ID, shares, st, err, want)
 		}
+		// Anyone else is refused: every host sends the key, so each asks for it.
+		eventually(t, 10*time.Second, "the peer listener of "+h.ID+" refuses a request without the cluster's key", func() bool {
+			st, body, err := newProxyClient(h.Peer).get("multi.localhost", "/")
+			return err == nil && st == http.StatusForbidden && strings.Contains(body, "peer-key-refused")
+		})
 	}
 	if len(shares) != 2 || shares["host-2"] != 1 || shares["host-4"] != 0 {
 		t.Fatalf("v1's 2 instances: %v, want one on the owner host-2 and one on host-3", shares)

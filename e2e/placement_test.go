@@ -83,7 +83,7 @@ func TestPlacementBehindHAProxy(t *testing.T) {
 	}
 	// Each host's peer listener serves the app from its own instance.
 	for _, h := range hostsByID(t, hs[1]) {
-		if v := version(must200(newProxyClient(h.Peer).get("spread.localhost", "/"))); v != "v1" {
+		if v := version(must200(peerClient(t, hs[1], h.Peer).get("spread.localhost", "/"))); v != "v1" {
 			t.Fatalf("peer listener of %s serves %q, want v1 from its own instance", h.ID, v)
 		}
 	}

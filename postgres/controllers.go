@@ -15,10 +15,11 @@ type Controller = baton.Controller
 // now. Registering an id again (a restart) resets both times and what
 // its heartbeats reported, and keeps drain_requested (the operator's).
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining)
-		VALUES ($1, $2, $3, $4, now(), now(), 0, false)
+	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key)
+		VALUES ($1, $2, $3, $4, now(), now(), 0, false, $5)
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
-			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false`, c.ID, c.Addr, c.Advertise, c.Peer)
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false,
+			sends_peer_key = excluded.sends_peer_key`, c.ID, c.Addr, c.Advertise, c.Peer, c.SendsPeerKey)
 	return err
 }
 
@@ -53,14 +54,14 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 // Controllers returns every registered controller, by id.
 func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, started_at, last_seen,
-		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining, drain_requested FROM controllers ORDER BY id`)
+		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining, drain_requested, sends_peer_key FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Controller, error) {
 		var c Controller
 		var silence int64
-		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested)
+		err := row.Scan(&c.ID, &c.Addr, &c.StartedAt, &c.LastSeen, &silence, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested, &c.SendsPeerKey)
 		utc(&c.StartedAt)
 		utc(&c.LastSeen)
 		c.Silence = time.Duration(silence) * time.Microsecond

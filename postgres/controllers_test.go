@@ -165,3 +165,35 @@ func TestTwoControllers(t *testing.T) {
 		t.Fatalf("%d simultaneous lease holders across two controllers in %d turns, want 1", maxHolders, turns)
 	}
 }
+
+// TestPeerKey: every host sharing a database gets the same peer key, also
+// when they all ask for it first at once; another database has another.
+func TestPeerKey(t *testing.T) {
+	t.Parallel()
+	dsn := newDatabase(t)
+	keys := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		db := openDSN(t, dsn)
+		wg.Go(func() {
+			k, err := db.PeerKey(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	if len(keys[0]) < 26 {
+		t.Fatalf("peer key %q: want at least 128 random bits", keys[0])
+	}
+	for i, k := range keys {
+		if k != keys[0] {
+			t.Fatalf("host %d got peer key %q, host 0 %q", i, k, keys[0])
+		}
+	}
+	other, err := open(t).PeerKey(context.Background())
+	if err != nil || other == keys[0] {
+		t.Fatalf("another database's peer key: %q %v, want one of its own", other, err)
+	}
+}

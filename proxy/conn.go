@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/subtle"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -289,6 +290,11 @@ func (cc *clientConn) handleRequest(start time.Time) bool {
 	// unread body would otherwise be taken for the next request.
 	keepOnProblem := r.keepAlive && !r.hasBody()
 	cc.linger = r.hasBody() // until the body is known to be read
+	if cc.local && p.peerKey != nil && (r.peerKey != nil || p.requirePeerKey.Load()) && subtle.ConstantTimeCompare(r.peerKey, p.peerKey) != 1 {
+		// Not another host of the cluster: refused, and the connection
+		// ends, so nothing else is tried on it.
+		return cc.writeProblem(peerKeyRefused(host), false)
+	}
 
 	c, rt, pb := p.acquireOn(cc.local, host, pin, cookie, "")
 	if rt != nil {

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -196,4 +198,108 @@ func requestsOf(p *Proxy, rev string) uint64 {
 		}
 	}
 	return n
+}
+
+// getWithKey is getVia with a Baton-Peer-Key field ("" sends none).
+func getWithKey(t *testing.T, c *http.Client, base, host, key string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if key != "" {
+		req.Header.Set(PeerKeyHeader, key)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestPeerKey: with a cluster key, a host's peer listener refuses a
+// request with a wrong key, and one without a key once every host sends
+// it (RequirePeerKey); the other hosts' proxies add it (on both data
+// planes, for spread revisions and Forward routes alike); a client's own
+// key, right or wrong, never reaches an instance.
+func TestPeerKey(t *testing.T) {
+	t.Parallel()
+	const key = "cluster-key-for-the-test"
+	keys := make(chan string, 64)
+	onB := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		keys <- r.Header.Get(PeerKeyHeader)
+		io.WriteString(w, "b")
+	})
+	onA := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		keys <- r.Header.Get(PeerKeyHeader)
+		io.WriteString(w, "a")
+	})
+	a, b := newTestProxy(t, Config{PeerKey: key}), newTestProxy(t, Config{PeerKey: key})
+	aFront, bPeer := startServe(t, a), startServeLocal(t, b)
+	aHandler := httptest.NewServer(a) // ServeHTTP, the path h2 streams take
+	t.Cleanup(aHandler.Close)
+	b.SetRoutes([]Route{
+		{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{{Revision: "app--1", Weight: 100, Addrs: []string{addrOf(onB)}}}},
+		{Host: "fwd.localhost", App: "fwd", Slot: "production", Backends: []Backend{{Revision: "fwd--1", Weight: 100, Addrs: []string{addrOf(onB)}}}},
+	})
+	a.SetRoutes([]Route{
+		{Host: "app.localhost", App: "app", Slot: "production", Backends: []Backend{{Revision: "app--1", Weight: 100, Peers: []string{bPeer}}}},
+		{Host: "fwd.localhost", App: "fwd", Slot: "production", Forward: true, Backends: []Backend{{Weight: 100, Addrs: []string{bPeer}}}},
+		{Host: "local.localhost", App: "local", Slot: "production", Backends: []Backend{{Revision: "local--1", Weight: 100, Addrs: []string{addrOf(onA)}}}},
+	})
+	c := newClient(t, 4)
+	instanceSaw := func(what string) {
+		t.Helper()
+		select {
+		case k := <-keys:
+			if k != "" {
+				t.Fatalf("%s: the instance saw %s %q", what, PeerKeyHeader, k)
+			}
+		default:
+			t.Fatalf("%s: no request reached an instance", what)
+		}
+	}
+
+	for _, front := range []string{aFront, aHandler.URL} {
+		for _, host := range []string{"app.localhost", "fwd.localhost"} {
+			if st, body := getWithKey(t, c, front, host, ""); st != 200 || body != "b" {
+				t.Fatalf("%s through %s to B's peer listener: %d %q, want B's instance", host, front, st, body)
+			}
+			instanceSaw(host + " through A")
+		}
+		// A client's own key, even the right one, is not passed on.
+		if st, body := getWithKey(t, c, front, "local.localhost", key); st != 200 || body != "a" {
+			t.Fatalf("local app through %s with a key: %d %q", front, st, body)
+		}
+		instanceSaw("a client's key to A's own instance")
+	}
+
+	// Until every host sends the key, a request without one is served (a
+	// host of an older baton sent it), one with a wrong key is not.
+	if st, body := getWithKey(t, c, "http://"+bPeer, "app.localhost", ""); st != 200 || body != "b" {
+		t.Fatalf("B's peer listener, no key, not required yet: %d %q", st, body)
+	}
+	instanceSaw("no key before it is required")
+	b.RequirePeerKey(true)
+	for _, k := range []string{"not-the-key", key[:len(key)-1], ""} {
+		st, body := getWithKey(t, c, "http://"+bPeer, "app.localhost", k)
+		if st != http.StatusForbidden || !strings.Contains(body, "peer-key-refused") || !strings.Contains(body, "proxy port") {
+			t.Fatalf("B's peer listener, key %q: %d %q, want a 403 peer-key-refused problem", k, st, body)
+		}
+	}
+	select {
+	case k := <-keys:
+		t.Fatalf("a refused request reached an instance (key %q)", k)
+	default:
+	}
+	if st, body := getWithKey(t, c, "http://"+bPeer, "app.localhost", key); st != 200 || body != "b" {
+		t.Fatalf("B's peer listener with the key: %d %q", st, body)
+	}
+	instanceSaw("the key to B's peer listener")
 }

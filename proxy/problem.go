@@ -111,6 +111,22 @@ func notRunHere(rt *route) *problem {
 	}
 }
 
+// peerKeyRefused answers a request to a host's peer listener that does not
+// carry the cluster's peer key: only the other hosts' proxies may send
+// requests there (they are served and trusted as those hosts forward them).
+func peerKeyRefused(host string) *problem {
+	if len(host) > maxHostLen {
+		host = host[:maxHostLen]
+	}
+	return &problem{
+		Type:   problemType("peer-key-refused"),
+		Title:  "Not a host of this cluster",
+		Status: http.StatusForbidden,
+		Detail: "this is a baton host's peer listener, which serves only the other hosts of its cluster (they send the cluster's key, " + PeerKeyHeader + "); send requests to a host's proxy port instead",
+		Host:   host,
+	}
+}
+
 func unknownRevision(rt *route, revision string) *problem {
 	routed := strings.Join(rt.revisionNames(), ", ")
 	if routed == "" {

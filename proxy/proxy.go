@@ -62,6 +62,12 @@ type Config struct {
 	// --request-metrics=false): RequestStats stays empty of counts; the
 	// connection and tunnel gauges remain.
 	NoRequestMetrics bool
+	// PeerKey, when set, is the secret the hosts of one cluster share
+	// through their store: requests this proxy sends to another host's
+	// peer listener carry it in the Baton-Peer-Key field, and a listener
+	// served with ServeLocal refuses (403) every request that does not.
+	// A client's own Baton-Peer-Key never reaches an instance.
+	PeerKey string
 }
 
 // Proxy is an http.Handler that routes each request by its Host header to
@@ -82,6 +88,11 @@ type Proxy struct {
 	access *AccessLog
 	// countRequests is false when request metrics are off.
 	countRequests bool
+	// peerKey is Config.PeerKey (nil: peer listeners take any request).
+	// A request without a key is refused only while requirePeerKey is set
+	// (RequirePeerKey); one with a wrong key always is.
+	peerKey        []byte
+	requirePeerKey atomic.Bool
 
 	// table is read on every request without locks; SetRoutes replaces it.
 	table atomic.Pointer[table]
@@ -144,9 +155,27 @@ func New(cfg Config) *Proxy {
 		access:         cfg.AccessLog,
 		countRequests:  !cfg.NoRequestMetrics,
 	}
+	if cfg.PeerKey != "" {
+		p.peerKey = []byte(cfg.PeerKey)
+	}
 	p.table.Store(emptyTable())
 	return p
 }
+
+// RequirePeerKey sets whether a peer listener (ServeLocal) refuses a
+// request that carries no peer key, as it always refuses one with a wrong
+// key. Hosts turn it on once every live host sends the key: in a cluster
+// mid-upgrade, hosts of an older baton send none and must still be served.
+// It reports whether that changed anything.
+func (p *Proxy) RequirePeerKey(on bool) bool { return p.requirePeerKey.Swap(on) != on }
+
+// PeerKeyRequired reports whether a request without a peer key is refused
+// on the peer listener (RequirePeerKey, with a key configured).
+func (p *Proxy) PeerKeyRequired() bool { return p.peerKey != nil && p.requirePeerKey.Load() }
+
+// SendsPeerKey reports whether the proxy has a peer key to send to other
+// hosts' peer listeners (Config.PeerKey).
+func (p *Proxy) SendsPeerKey() bool { return p.peerKey != nil }
 
 // ServeHTTP routes r by its Host header and forwards it to an instance
 // through net/http's ReverseProxy. Errors are RFC 9457 problems: 404 for an
@@ -270,8 +299,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c choice) error 
 	} else {
 		delete(w.Header(), "Set-Cookie")
 	}
+	delete(r.Header, PeerKeyHeader) // a client's own never reaches an instance
 	if c.u.peer.Load() {
-		r.Header[PinHeader] = []string{c.b.revision} // the peer serves the revision chosen here
+		if c.b.revision != "" { // not a Forward route: the peer serves the revision chosen here
+			r.Header[PinHeader] = []string{c.b.revision}
+		}
+		if p.peerKey != nil {
+			r.Header[PeerKeyHeader] = []string{string(p.peerKey)}
+		}
 	}
 	if takesPooledPath(r) {
 		return p.forwardPooled(w, r, c.u)

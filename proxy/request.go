@@ -32,6 +32,9 @@ type request struct {
 	// pin is the Baton-Revision header; cookie the Cookie header that
 	// carries the sticky revision (or the first Cookie header).
 	pin, cookie []byte
+	// peerKey is the Baton-Peer-Key field: on a peer listener, the
+	// cluster's key the sending host's proxy added (Config.PeerKey).
+	peerKey []byte
 	// idempotencyKey: the client declared the request safe to repeat.
 	idempotencyKey bool
 }
@@ -97,7 +100,7 @@ func (r *request) parse() *parseError {
 		return &parseError{http.StatusBadRequest, "malformed header field"}
 	}
 	r.host, r.length, r.chunked = nil, -1, false
-	r.upgrade, r.connTokens, r.connection, r.pin, r.cookie = nil, false, nil, nil, nil
+	r.upgrade, r.connTokens, r.connection, r.pin, r.cookie, r.peerKey = nil, false, nil, nil, nil, nil
 	r.idempotencyKey = false
 	hosts, upgrade := 0, []byte(nil)
 	for i := range r.fields {
@@ -131,6 +134,8 @@ func (r *request) parse() *parseError {
 				r.length = n
 			} else if is(f.name, "baton-revision") {
 				r.pin = f.value
+			} else if is(f.name, "baton-peer-key") {
+				r.peerKey = f.value
 			}
 		case 15:
 			r.idempotencyKey = r.idempotencyKey || is(f.name, "idempotency-key")

@@ -18,8 +18,9 @@ import (
 // from its own client) they pass through instead, and are only added when
 // the request came without an X-Forwarded-For. pin, when set, is the
 // revision a request sent to another host's peer listener must be served
-// by (the client's own Baton-Revision, if it sent one, names it already).
-func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, pin string) []byte {
+// by (the client's own Baton-Revision, if it sent one, names it already);
+// peerKey, when set, is the cluster's key that listener asks for.
+func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, pin string, peerKey []byte) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	b = append(b, originForm(r.target)...)
@@ -49,6 +50,11 @@ func appendUpstreamRequest(b []byte, r *request, fwd *clientAddr, trusted bool, 
 	if pin != "" && r.pin == nil {
 		b = append(b, PinHeader+": "...)
 		b = append(b, pin...)
+		b = append(b, "\r\n"...)
+	}
+	if peerKey != nil {
+		b = append(b, PeerKeyHeader+": "...)
+		b = append(b, peerKey...)
 		b = append(b, "\r\n"...)
 	}
 	if trusted {
@@ -113,6 +119,12 @@ func dropRequestField(f field, r *request) bool {
 	case 2:
 		// TE: only "trailers" means something end to end (gRPC needs it).
 		return is(n, "te") && !is(f.value, "trailers")
+	case 14:
+		// The cluster's peer key is for peer listeners, never for apps;
+		// appendUpstreamRequest adds this host's own toward a peer.
+		if is(n, "baton-peer-key") {
+			return true
+		}
 	case 7:
 		return is(n, "upgrade") // re-added for upgrade requests
 	case 10:

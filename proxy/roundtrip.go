@@ -50,11 +50,11 @@ func (cc *clientConn) forward(c choice, now time.Time) (res result) {
 	p, r, u := cc.p, &cc.req, c.u
 	deadline := now.Add(p.headerTimeout)
 
-	pin := ""
+	pin, key := "", []byte(nil)
 	if u.peer.Load() {
-		pin = c.b.revision // the peer serves the revision chosen here
+		pin, key = c.b.revision, p.peerKey // the peer serves the revision chosen here ("" on a Forward route)
 	}
-	cc.uhead = appendUpstreamRequest(cc.uhead[:0], r, &cc.addr, cc.local, pin)
+	cc.uhead = appendUpstreamRequest(cc.uhead[:0], r, &cc.addr, cc.local, pin, key)
 	inline := !r.hasBody() || (!r.chunked && r.length <= int64(cc.br.Buffered()) && r.length <= inlineBodyMax)
 	if inline && r.length > 0 {
 		body, _ := cc.br.Peek(int(r.length))

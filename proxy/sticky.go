@@ -12,6 +12,10 @@ const CookieName = "baton_revision"
 // traffic). An unknown revision is a 404 problem.
 const PinHeader = "Baton-Revision"
 
+// PeerKeyHeader carries the cluster's peer key on requests one host's
+// proxy sends to another's peer listener (Config.PeerKey).
+const PeerKeyHeader = "Baton-Peer-Key"
+
 // cookieSuffix completes the Set-Cookie field after the revision name.
 // Lax keeps the cookie on top-level navigation from other sites, which is
 // how users arrive; HttpOnly because scripts have no business with it.

@@ -205,7 +205,7 @@ func (p *Proxy) SetRoutes(routes []Route) {
 			be := &backend{revision: b.Revision, weight: min(max(b.Weight, 0), 100),
 				stats: p.statsLocked(r.App, r.Slot, b.Revision)}
 			for _, addr := range b.Addrs {
-				u := t.upstreamLocked(p, addr, false)
+				u := t.upstreamLocked(p, addr, r.Forward) // a Forward route's one address is a peer listener
 				be.ups = append(be.ups, u)
 				be.locals = append(be.locals, u)
 			}

@@ -308,7 +308,7 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	s.proxy = proxy.New(proxy.Config{Logger: s.log, Domain: cfg.Domain, MaxHeaderBytes: 1 << 20, AccessLog: s.access,
-		NoRequestMetrics: cfg.NoRequestMetrics})
+		NoRequestMetrics: cfg.NoRequestMetrics, PeerKey: sh.peerKey})
 	if cfg.NoRequestMetrics {
 		s.metrics = metrics.New()
 	} else {

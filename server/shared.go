@@ -9,12 +9,14 @@ import (
 )
 
 // sharing is what the coordinator needs when other controllers use the same
-// store: the shared artifact store and wake-ups from the database.
+// store: the shared artifact store and wake-ups from the database; and the
+// cluster's peer key for the proxy.
 type sharing struct {
-	shared bool
-	blobs  baton.BlobStore
-	wake   <-chan string
-	stop   func() // ends the listener and the goroutine feeding wake
+	shared  bool
+	blobs   baton.BlobStore
+	wake    <-chan string
+	peerKey string
+	stop    func() // ends the listener and the goroutine feeding wake
 }
 
 // share sets up sharing for a PostgreSQL store (nothing for SQLite). The
@@ -23,6 +25,10 @@ func (s *Server) share(ctx context.Context, st baton.Store) (sharing, error) {
 	pg, ok := st.(*postgres.DB)
 	if !ok {
 		return sharing{stop: func() {}}, nil
+	}
+	peerKey, err := pg.PeerKey(ctx)
+	if err != nil {
+		return sharing{}, err
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	l, err := pg.Listen(lctx, postgres.ChannelDeploymentQueued, postgres.ChannelLeaseReleased, postgres.ChannelRouting)
@@ -49,5 +55,5 @@ func (s *Server) share(ctx context.Context, st baton.Store) (sharing, error) {
 			}
 		}
 	}()
-	return sharing{shared: true, blobs: pg, wake: wake, stop: func() { cancel(); l.Close() }}, nil
+	return sharing{shared: true, blobs: pg, wake: wake, peerKey: peerKey, stop: func() { cancel(); l.Close() }}, nil
 }

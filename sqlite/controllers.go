@@ -11,9 +11,10 @@ import (
 // drain_requested, the operator's, is kept.
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining) VALUES (?, ?, ?, ?, ?, ?, 0, 0)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
-			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = 0`, c.ID, c.Addr, c.Advertise, c.Peer, now, now)
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = 0,
+			sends_peer_key = excluded.sends_peer_key`, c.ID, c.Addr, c.Advertise, c.Peer, now, now, c.SendsPeerKey)
 	return err
 }
 
@@ -55,7 +56,7 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 
 // Controllers lists the registered controllers by id.
 func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining, drain_requested FROM controllers ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining, drain_requested, sends_peer_key FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	for rows.Next() {
 		var c baton.Controller
 		var started, seen int64
-		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested); err != nil {
+		if err := rows.Scan(&c.ID, &c.Addr, &started, &seen, &c.Advertise, &c.Peer, &c.Instances, &c.Draining, &c.DrainRequested, &c.SendsPeerKey); err != nil {
 			return nil, err
 		}
 		c.StartedAt, c.LastSeen = fromMicros(started), fromMicros(seen)

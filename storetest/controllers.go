@@ -10,7 +10,7 @@ import (
 
 func testControllers(t *testing.T, s baton.Store) {
 	ctx := context.Background()
-	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.1", Peer: "10.0.0.1:7071"}); err != nil {
+	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.1", Peer: "10.0.0.1:7071", SendsPeerKey: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c2", Addr: "10.0.0.2:7070"}); err != nil {
@@ -25,10 +25,10 @@ func testControllers(t *testing.T, s baton.Store) {
 		t.Fatalf("controllers = %+v", cs)
 	}
 	// What a host registers and reports with its heartbeat is kept.
-	if c := cs[0]; c.Advertise != "10.0.0.1" || c.Peer != "10.0.0.1:7071" || c.Instances != 3 || !c.Draining {
+	if c := cs[0]; c.Advertise != "10.0.0.1" || c.Peer != "10.0.0.1:7071" || c.Instances != 3 || !c.Draining || !c.SendsPeerKey {
 		t.Fatalf("host c1 = %+v", c)
 	}
-	if c := cs[1]; c.Advertise != "" || c.Peer != "" || c.Instances != 0 || c.Draining {
+	if c := cs[1]; c.Advertise != "" || c.Peer != "" || c.Instances != 0 || c.Draining || c.SendsPeerKey {
 		t.Fatalf("host c2 = %+v", c)
 	}
 	if err := s.HeartbeatController(ctx, "c1", baton.Heartbeat{Instances: 1}); err != nil {
@@ -41,7 +41,7 @@ func testControllers(t *testing.T, s baton.Store) {
 	if err := s.RegisterController(ctx, baton.ControllerInfo{ID: "c1", Addr: "10.0.0.1:7070", Advertise: "10.0.0.9", Peer: "10.0.0.9:7071"}); err != nil {
 		t.Fatal(err)
 	}
-	if c := must(s.Controllers(ctx)).on(t)[0]; c.Advertise != "10.0.0.9" || c.Peer != "10.0.0.9:7071" || c.Instances != 0 {
+	if c := must(s.Controllers(ctx)).on(t)[0]; c.Advertise != "10.0.0.9" || c.Peer != "10.0.0.9:7071" || c.Instances != 0 || c.SendsPeerKey {
 		t.Fatalf("host c1 after registering again = %+v", c)
 	}
 	if err := s.DeregisterController(ctx, "c2"); err != nil {
