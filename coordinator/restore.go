@@ -221,6 +221,7 @@ func (c *Coordinator) restoreApp(app string) (complete bool) {
 		}
 		in.group.SetLive()
 		c.addRunning(in)
+		c.setStandby([]*instances{in}, false) // started on standby when other hosts route to it already
 		c.setRestoring(r, nil, true)
 		c.publishRoutes()
 		c.log.Info("restored revision", "app", app, "slot", r.Slot, "revision", r.Name, "weight", r.Weight, "addrs", in.group.Addrs())

@@ -132,6 +132,13 @@ func (c *Coordinator) buildRoutes() {
 			if in := c.running[runKey{rev, k.slot}]; in != nil {
 				return in.group.Addrs()
 			}
+			// Not running yet: started for a routed revision, on standby
+			// until it is (startRevision).
+			for in := range c.standby {
+				if in.rev.App == k.app && in.rev.Slot == k.slot && in.rev.Name == rev {
+					return in.group.Addrs()
+				}
+			}
 			return nil
 		})
 		byHost[r.Host] = r

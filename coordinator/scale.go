@@ -148,6 +148,11 @@ func (c *Coordinator) handOver(ctx context.Context, ctrls []baton.Controller) {
 		}
 		c.log.Info("handed an app over: this host is draining", "app", a.Name, "to", target)
 	}
+	// Route the handed apps as another host's at once, from the store
+	// (refreshRemote publishes the table): published before that, the
+	// table would have no route for them until this host's next refresh,
+	// and every request for them would be answered 404 meanwhile.
+	c.refreshRemote(ctx)
 	c.publishRoutes()
 }
 

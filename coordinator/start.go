@@ -93,11 +93,28 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		c.undo(pl)
 		return nil, err
 	}
+	in := &instances{rev: rs.rev, group: g, log: out}
+	if img != nil {
+		in.image = &baton.ImageRef{Ref: img.Ref, Digest: img.Digest}
+	}
 	err = c.waitStarted(ctx, g, spec.Instances, m, rs.deployment)
+	// Once confirm reports this host's share healthy, the other hosts send
+	// it the requests of a revision that is routed already (an app this
+	// host adopted or was handed, restored here): this host's table must
+	// hold the share by then. On standby it does, until the caller makes
+	// it the revision's running instances.
+	standby := err == nil && pl != nil && len(pl.hosts) > 1 && c.routedHereWithoutInstances(rs.rev)
+	if standby {
+		g.SetLive()
+		c.setStandby([]*instances{in}, true)
+	}
 	if err == nil {
 		err = c.confirm(ctx, pl, rs.dep)
 	}
 	if err != nil {
+		if standby {
+			c.setStandby([]*instances{in}, false)
+		}
 		_ = g.Stop(context.WithoutCancel(ctx))
 		out.Close()
 		c.undo(pl)
@@ -106,11 +123,23 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 		}
 		return nil, err
 	}
-	in := &instances{rev: rs.rev, group: g, log: out}
-	if img != nil {
-		in.image = &baton.ImageRef{Ref: img.Ref, Digest: img.Digest}
-	}
 	return in, nil
+}
+
+// routedHereWithoutInstances reports whether this host routes rev's slot
+// to rev but runs no instances of it.
+func (c *Coordinator) routedHereWithoutInstances(rev baton.Revision) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[runKey{rev.Name, rev.Slot}] != nil {
+		return false
+	}
+	for _, rw := range c.routes[slotKey{rev.App, rev.Slot}] {
+		if rw.Revision == rev.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // waitStarted waits until every instance of g passes its health check

@@ -77,6 +77,8 @@ frontend hosts
     default_backend hosts
 backend hosts
     balance roundrobin
+    # Which host answered: the tests' failure messages name it.
+    http-response set-header X-Server %%s
     option httpchk
     http-check send meth GET uri / ver HTTP/1.1 hdr Host %s
     http-check expect status 200

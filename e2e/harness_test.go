@@ -616,6 +616,10 @@ func (p *proxyClient) get(host, path string) (int, string, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if via := resp.Header.Get("X-Server"); via != "" && resp.StatusCode != 200 {
+		// Through HAProxy (haproxy.go): which host answered a failure.
+		b = append([]byte("[via "+via+"] "), b...)
+	}
 	return resp.StatusCode, string(b), err
 }
 

@@ -62,8 +62,10 @@ func sharesOf(t testing.TB, b *batonProc, app, rev string) map[string]int {
 // v1 → v2 under load fails no request and every host serves v2, the
 // switch's routing generation applied everywhere; v3, whose instance on
 // one host fails its health check, switches nowhere and leaves nothing
-// running; kill -9 of a host that runs a share fails requests only until
-// HAProxy marks it down, and its instance is replaced on the others.
+// running; draining a host, then the app's owner, moves their shares (and
+// the app) with no request failed; kill -9 of a host that runs a share
+// fails requests only until HAProxy marks it down, and its instance is
+// replaced on the others.
 func TestPlacementBehindHAProxy(t *testing.T) {
 	t.Parallel()
 	hs := threeHosts(t, "--lease-ttl", "3s")
@@ -189,25 +191,71 @@ start_timeout = "15s"
 	}
 	eventually(t, 10*time.Second, "host-3 live again", func() bool { return hostsByID(t, hs[0])["host-3"].State == baton.HostLive })
 
-	// kill -9 of host-4 under load: requests fail only until HAProxy marks
-	// it down; its share of v2 is placed on the others.
+	// `baton hosts drain host-2`, the app's owner, under load: it hands the
+	// app to another live host, which runs its operations from then on,
+	// and its share moves; no request fails.
+	owner := func() string {
+		a, err := hs[1].client().App(ctx, "spread")
+		if err != nil {
+			return ""
+		}
+		return a.Controller
+	}
+	if o := owner(); o != "host-2" {
+		t.Fatalf("spread is owned by %q, want host-2, where it was created", o)
+	}
+	l = startLoad(t, front, "spread.localhost", 8)
+	eventually(t, 10*time.Second, "load before draining the owner", func() bool { return l.count("v2") > 200 })
+	if out, code := runCLI(t, hs[1], "hosts", "drain", "host-2"); code != 0 {
+		t.Fatalf("baton hosts drain host-2: exit %d\n%s", code, out)
+	}
+	drained = time.Now()
+	eventually(t, 60*time.Second, "host-2 handed spread over and its share moved away", func() bool {
+		sh := sharesOf(t, hs[1], "spread", v2)
+		st, err := hs[1].client().Status(ctx, "spread")
+		o := owner()
+		return err == nil && st.Running == nil && len(st.Queue) == 0 && o != "" && o != "host-2" &&
+			sh["host-2"] == 0 && sh["host-3"]+sh["host-4"] == 3 && hostsByID(t, hs[1])["host-2"].Instances == 0
+	})
+	moved = time.Since(drained)
+	got, failures = l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("drain of the owner host-2 under load: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
+	}
+	newOwner := owner()
+	t.Logf("drain of the owner host-2 under load: %v answered, 0 failed; spread handed to %s, its share moved in %s: %v",
+		got, newOwner, moved.Round(100*time.Millisecond), sharesOf(t, hs[1], "spread", v2))
+	if out, code := runCLI(t, hs[1], "hosts", "undrain", "host-2"); code != 0 {
+		t.Fatalf("baton hosts undrain host-2: exit %d\n%s", code, out)
+	}
+	eventually(t, 10*time.Second, "host-2 live again", func() bool { return hostsByID(t, hs[1])["host-2"].State == baton.HostLive })
+
+	// kill -9 under load of a host that runs a share but does not own the
+	// app (host-4, or host-3 if the drain handed the app to host-4):
+	// requests fail only until HAProxy marks it down; its share of v2 is
+	// placed on the others.
+	victim, victimID, others := hs[2], "host-4", []string{"host-2", "host-3"}
+	if newOwner == "host-4" {
+		victim, victimID, others = hs[1], "host-3", []string{"host-2", "host-4"}
+	}
 	l = startLoad(t, front, "spread.localhost", 8)
 	eventually(t, 10*time.Second, "load before the kill", func() bool { return l.count("v2") > 200 })
 	killed := time.Now()
-	down, beforeDown, failedBeforeDown := lb.killBehind(t, hs[2], "host-4", l)
+	down, beforeDown, failedBeforeDown := lb.killBehind(t, victim, victimID, l)
+	watcher := hs[0] // host-2 survives either way
 	l = startLoad(t, front, "spread.localhost", 8)
-	eventually(t, 60*time.Second, "host-4's instance replaced on the others, no operation left running", func() bool {
-		sh := sharesOf(t, hs[0], "spread", v2)
-		st, err := c.Status(ctx, "spread")
-		return err == nil && st.Running == nil && len(st.Queue) == 0 && sh["host-4"] == 0 && sh["host-2"]+sh["host-3"] == 3
+	eventually(t, 60*time.Second, victimID+"'s instance replaced on the others, no operation left running", func() bool {
+		sh := sharesOf(t, watcher, "spread", v2)
+		st, err := watcher.client().Status(ctx, "spread")
+		return err == nil && st.Running == nil && len(st.Queue) == 0 && sh[victimID] == 0 && sh[others[0]]+sh[others[1]] == 3
 	})
 	restored := time.Since(killed)
 	after, failedAfter := l.finish()
 	if len(failedAfter) > 0 {
-		t.Fatalf("after haproxy marked host-4 down: %d failed requests: %v", len(failedAfter), failedAfter[:min(5, len(failedAfter))])
+		t.Fatalf("after haproxy marked %s down: %d failed requests: %v", victimID, len(failedAfter), failedAfter[:min(5, len(failedAfter))])
 	}
-	t.Logf("kill -9 host-4: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered); 3 instances again after %s: %v",
-		down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after, restored.Round(100*time.Millisecond), sharesOf(t, hs[0], "spread", v2))
+	t.Logf("kill -9 %s: haproxy marked it down after %s; %d failed requests until then (%v answered), 0 after (%v answered); 3 instances again after %s: %v",
+		victimID, down.Round(time.Millisecond), len(failedBeforeDown), beforeDown, after, restored.Round(100*time.Millisecond), sharesOf(t, watcher, "spread", v2))
 	for _, f := range failedBeforeDown[:min(5, len(failedBeforeDown))] {
 		t.Logf("  failed: %s", f)
 	}
