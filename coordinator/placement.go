@@ -227,12 +227,19 @@ func (c *Coordinator) confirm(ctx context.Context, pl *placement, dep string) er
 // at once when one reports it failed. It reads the store every few
 // milliseconds: this is one operation's start, never the request path.
 func (c *Coordinator) awaitShares(ctx context.Context, pl *placement) error {
+	var waiting []string // the hosts not healthy at the last look
+	late := func() error {
+		return unhealthy{fmt.Errorf("host(s) %s did not report their instances of %s healthy in time (%w); nothing switched on any host", strings.Join(waiting, ", "), pl.rev, context.Cause(ctx))}
+	}
 	for {
 		rows, err := c.cfg.Store.Placements(ctx, baton.PlacementFilter{App: pl.app, Slot: pl.slot, Revision: pl.rev})
 		if err != nil {
+			if ctx.Err() != nil && len(waiting) > 0 {
+				return late() // the deadline came during the read: say who was late
+			}
 			return err
 		}
-		var waiting []string
+		waiting = waiting[:0]
 		for _, p := range rows {
 			if _, ok := pl.hosts[p.Host]; !ok {
 				continue
@@ -253,7 +260,7 @@ func (c *Coordinator) awaitShares(ctx context.Context, pl *placement) error {
 		}
 		select {
 		case <-ctx.Done():
-			return unhealthy{fmt.Errorf("host(s) %s did not report their instances of %s healthy in time (%w); nothing switched on any host", strings.Join(waiting, ", "), pl.rev, context.Cause(ctx))}
+			return late()
 		case <-time.After(25 * time.Millisecond):
 		}
 	}

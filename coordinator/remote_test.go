@@ -2,9 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,5 +129,39 @@ func TestPeerKeyRequiredOnceEveryHostSendsIt(t *testing.T) {
 	c.cfg.Proxy = q
 	if c.requirePeerKey(nil); q.PeerKeyRequired() {
 		t.Fatal("a proxy without a peer key asks for one")
+	}
+}
+
+// placementsSlowOnce answers Placements with host-4 still starting, then,
+// on the next call, only when its context is done: the deadline of a
+// start comes while the store is being read.
+type placementsSlowOnce struct {
+	baton.Store
+	calls atomic.Int64
+}
+
+func (s *placementsSlowOnce) Placements(ctx context.Context, f baton.PlacementFilter) ([]baton.Placement, error) {
+	if s.calls.Add(1) == 1 {
+		return []baton.Placement{
+			{App: f.App, Slot: f.Slot, Revision: f.Revision, Host: "host-2", Instances: 1, State: baton.PlacementHealthy},
+			{App: f.App, Slot: f.Slot, Revision: f.Revision, Host: "host-4", Instances: 1, State: baton.PlacementStarting},
+		}, nil
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestAwaitSharesNamesTheLateHostAtItsDeadline: a start whose deadline
+// comes while the store is read still names the host that did not report
+// its instances healthy, as when it comes between two reads.
+func TestAwaitSharesNamesTheLateHostAtItsDeadline(t *testing.T) {
+	c := &Coordinator{cfg: Config{Store: &placementsSlowOnce{}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	pl := &placement{app: "spread", slot: baton.ProductionSlot, rev: "spread--000003", hosts: map[string]int{"host-2": 1, "host-4": 1}}
+	err := c.awaitShares(ctx, pl)
+	var uh unhealthy
+	if !errors.As(err, &uh) || !strings.Contains(err.Error(), "host(s) host-4 did not report") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("awaitShares at its deadline: %v, want host-4 named as late", err)
 	}
 }
