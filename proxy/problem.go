@@ -50,10 +50,16 @@ func (pb *problem) write(w http.ResponseWriter) {
 
 func problemType(slug string) string { return ProblemTypeBase + "#" + slug }
 
-func unknownHost(host, domain string) *problem {
+// clipHost keeps a client's host name in a problem to a sane length.
+func clipHost(host string) string {
 	if len(host) > maxHostLen {
-		host = host[:maxHostLen]
+		return host[:maxHostLen]
 	}
+	return host
+}
+
+func unknownHost(host, domain string) *problem {
+	host = clipHost(host)
 	return &problem{
 		Type:   problemType("unknown-host"),
 		Title:  "Unknown host",
@@ -115,15 +121,12 @@ func notRunHere(rt *route) *problem {
 // carry the cluster's peer key: only the other hosts' proxies may send
 // requests there (they are served and trusted as those hosts forward them).
 func peerKeyRefused(host string) *problem {
-	if len(host) > maxHostLen {
-		host = host[:maxHostLen]
-	}
 	return &problem{
 		Type:   problemType("peer-key-refused"),
 		Title:  "Not a host of this cluster",
 		Status: http.StatusForbidden,
 		Detail: "this is a baton host's peer listener, which serves only the other hosts of its cluster (they send the cluster's key, " + PeerKeyHeader + "); send requests to a host's proxy port instead",
-		Host:   host,
+		Host:   clipHost(host),
 	}
 }
 
