@@ -16,6 +16,17 @@ import (
 	"github.com/batonhq/baton/sqlite"
 )
 
+// openSQLite opens a SQLite store in a temporary folder for tb.
+func openSQLite(tb testing.TB) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "baton.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
 // revisionsCounted is a store that counts the reads of an app's revisions.
 type revisionsCounted struct {
 	baton.Store
@@ -33,11 +44,7 @@ func (s *revisionsCounted) Revisions(ctx context.Context, app string) ([]baton.R
 // are gone is dropped.
 func TestRemoteRoutingReadOncePerGeneration(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openSQLite(t)
 	store := &revisionsCounted{Store: db}
 	c := &Coordinator{cfg: Config{Store: store}}
 	a, err := db.CreateApp(ctx, "spread")
@@ -72,11 +79,7 @@ func TestRemoteRoutingReadOncePerGeneration(t *testing.T) {
 // reading each app's routing from the store (read, as every refresh did).
 func BenchmarkRemoteRouting(b *testing.B) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "baton.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openSQLite(b)
 	c := &Coordinator{cfg: Config{Store: db}}
 	var apps []baton.App
 	for i := range 1000 {
