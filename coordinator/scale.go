@@ -43,20 +43,28 @@ func (c *Coordinator) scale(ctx context.Context, p *pipeline, sp baton.ScalePara
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
 	}
-	var started []*instances
-	stopAll := func() {
+	var started, kept []*instances
+	stopAll := func() { // the new ones only: kept ones serve on
 		for _, in := range started {
-			_ = in.stop()
+			if !sameGroup(in, kept) {
+				_ = in.stop()
+			}
 		}
 	}
 	for _, rev := range revs {
-		in, err := c.startRevision(ctx, revisionStart{rev: rev, dep: p.d.ID})
+		running := c.runningOf(rev.Name, slot)
+		in, err := c.startRevision(ctx, revisionStart{rev: rev, dep: p.d.ID, keep: running})
 		if err != nil {
 			stopAll()
 			return err
 		}
-		in.log.Detach()
 		started = append(started, in)
+		if in == running {
+			kept = append(kept, in)
+			c.logf(p.d.ID, "%s keeps its %d instance(s) here", rev.Name, len(in.group.Addrs()))
+			continue
+		}
+		in.log.Detach()
 		c.logf(p.d.ID, "%s runs %d instance(s) here", rev.Name, len(in.group.Addrs()))
 	}
 	// The routing stays as it is: the new instances replace the old ones

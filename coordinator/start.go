@@ -31,6 +31,10 @@ type revisionStart struct {
 	// app's owner placed them here; nothing is placed anywhere else.
 	// Otherwise the start places the revision (see place).
 	count int
+	// keep, when set, is the group running the revision here now (a
+	// scale): when the placement leaves this host's share its size, keep
+	// is returned as it is instead of new instances.
+	keep *instances
 }
 
 // unhealthy is a start that failed because the instances did not all
@@ -86,6 +90,17 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 			return nil, err
 		}
 		spec.Instances = pl.local
+		if rs.keep != nil && pl.local == len(rs.keep.group.Addrs()) {
+			// This host's share stays the size it is: the instances
+			// serving it serve on (warm), and only the other hosts'
+			// shares change.
+			out.Close()
+			if err := c.confirm(ctx, pl, rs.dep); err != nil {
+				c.undo(pl)
+				return nil, err
+			}
+			return rs.keep, nil
+		}
 	}
 	g, err := c.cfg.Supervisor.Start(ctx, spec)
 	if err != nil {

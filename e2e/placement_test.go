@@ -301,4 +301,22 @@ func TestScaleUnderLoad(t *testing.T) {
 		t.Fatalf("scale 2 → 4 → 1 under load: %d failed requests: %v", len(failures), failures[:min(5, len(failures))])
 	}
 	t.Logf("scale 2 → 4 → 1 under load: %v answered, 0 failed", got)
+
+	// A scale that leaves this host's share its size (here: a cap per
+	// host) restarts nothing: the same instance serves on, warm.
+	instances := func() []baton.InstanceStatus {
+		st, err := c.Status(ctx, "scaled")
+		if err != nil || len(st.Slots) == 0 || len(st.Slots[0].Revisions) != 1 {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+		return st.Slots[0].Revisions[0].Instances
+	}
+	before := instances()
+	out, code := runCLI(t, b, "scale", "scaled", "--instances", "1", "--max-per-host", "1", "--wait")
+	if code != 0 {
+		t.Fatalf("baton scale --instances 1 --max-per-host 1: exit %d\n%s", code, out)
+	}
+	if after := instances(); len(after) != 1 || after[0].Addr != before[0].Addr || after[0].PID != before[0].PID {
+		t.Fatalf("a scale that keeps the share's size restarted it: %+v before, %+v after", before, after)
+	}
 }
