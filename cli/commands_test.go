@@ -361,3 +361,17 @@ func TestLogsSince(t *testing.T) {
 		t.Errorf("--since -5m: exit %d, stderr %q, %d requests; want a refusal that says what to give, and no request", code, stderr, len(sent()))
 	}
 }
+
+// TestHostsMarkOlderBatons: `baton hosts` marks a host whose proxy sends
+// no peer key (an older baton, mid-upgrade), and only that one.
+func TestHostsMarkOlderBatons(t *testing.T) {
+	f := newFakeAPI(t)
+	f.json("GET /api/v1/hosts", 200, []baton.Host{
+		{Controller: baton.Controller{ID: "h1", Advertise: "10.0.0.1", Peer: "10.0.0.1:7071", SendsPeerKey: true}, State: baton.HostLive},
+		{Controller: baton.Controller{ID: "h2", Advertise: "10.0.0.2", Peer: "10.0.0.2:7071"}, State: baton.HostLive},
+	})
+	stdout, _, code := f.run(context.Background(), "hosts")
+	if code != 0 || strings.Count(stdout, "sends no peer key") != 1 || !strings.Contains(stdout, "10.0.0.2:7071 (sends no peer key: older baton)") {
+		t.Errorf("baton hosts, exit %d:\n%s", code, stdout)
+	}
+}

@@ -42,7 +42,7 @@ other hosts, and it takes no new ones); lost once it missed its heartbeats
 				if apps == "" {
 					apps = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%d\t%s\n", h.ID, dash(h.Advertise), dash(h.Peer), hostState(h),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\t%d\t%s\n", h.ID, dash(h.Advertise), hostPeer(h), hostState(h),
 					h.Silence.Round(time.Second), h.Instances, apps)
 			}
 			return tw.Flush()
@@ -51,6 +51,16 @@ other hosts, and it takes no new ones); lost once it missed its heartbeats
 	addJSON(cmd, e)
 	cmd.AddCommand(newHostDrainCmd(e, true), newHostDrainCmd(e, false))
 	return cmd
+}
+
+// hostPeer is a host's peer listener as `baton hosts` shows it, marking
+// a host of an older baton that sends no peer key: while one is live, the
+// peer listeners also serve requests without the key.
+func hostPeer(h baton.Host) string {
+	if h.Peer != "" && !h.SendsPeerKey {
+		return h.Peer + " (sends no peer key: older baton)"
+	}
+	return dash(h.Peer)
 }
 
 // hostState is a host's state as `baton hosts` shows it: a host an
