@@ -22,6 +22,17 @@ func TestDiffStatus(t *testing.T) {
 	unhealthy := slot(100)
 	unhealthy.Slots[0].Revisions[0].Instances[0].Healthy = false
 	frozen := baton.AppStatus{Frozen: &baton.Freeze{Reason: "r"}}
+	scaled := func(n, perHost int) baton.AppStatus {
+		st := slot(100)
+		st.Slots[0].Scale = &baton.Scale{Instances: n, MaxPerHost: perHost}
+		return st
+	}
+	placedAs := func(host string, n int, state baton.PlacementState) baton.AppStatus {
+		st := slot(100)
+		st.Slots[0].Revisions[0].Hosts = []baton.Placement{{Host: host, Instances: n, State: state}}
+		return st
+	}
+	placed := func(host string, n int) baton.AppStatus { return placedAs(host, n, baton.PlacementHealthy) }
 	for _, tc := range []struct {
 		name      string
 		prev, cur baton.AppStatus
@@ -40,6 +51,11 @@ func TestDiffStatus(t *testing.T) {
 		{"health", slot(100), unhealthy, []string{"health/"}},
 		{"freeze", baton.AppStatus{}, frozen, []string{"freeze/"}},
 		{"conflict", baton.AppStatus{}, baton.AppStatus{Conflicts: []baton.Conflict{{Code: "c"}}}, []string{"conflicts/"}},
+		{"scale", slot(100), scaled(3, 0), []string{"placement/"}},
+		{"cap", scaled(3, 0), scaled(3, 1), []string{"placement/"}},
+		{"hosts", placed("h1", 2), placed("h2", 2), []string{"placement/"}},
+		{"share state", placed("h1", 2), placedAs("h1", 2, baton.PlacementDraining), []string{"placement/"}},
+		{"same placement", placed("h1", 2), placed("h1", 2), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string

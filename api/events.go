@@ -20,7 +20,8 @@ import (
 //
 // Types: "deployment" (Deployment queued, in a new phase or finished:
 // Change says which), "routing" (a slot's active revisions or weights),
-// "health" (an instance's health), "conflicts", "freeze", and "status",
+// "health" (an instance's health), "placement" (a slot's scale, or the
+// hosts a revision's instances run on), "conflicts", "freeze", and "status",
 // a full snapshot sent first and whenever a resume is older than what the
 // server kept. Every event carries the app's Status after the change, so
 // a client renders from the stream alone.
@@ -155,6 +156,9 @@ func diffStatus(prev, cur baton.AppStatus) []AppEvent {
 	if !reflect.DeepEqual(healthOf(prev), healthOf(cur)) {
 		out = append(out, AppEvent{Type: "health"})
 	}
+	if !reflect.DeepEqual(placementOf(prev), placementOf(cur)) {
+		out = append(out, AppEvent{Type: "placement"})
+	}
 	if !reflect.DeepEqual(conflictCodes(prev), conflictCodes(cur)) {
 		out = append(out, AppEvent{Type: "conflicts"})
 	}
@@ -201,6 +205,23 @@ func healthOf(st baton.AppStatus) []string {
 			out = append(out, fmt.Sprintf("%s/%s %d %s", s.Name, r.Name, r.Healthy, r.State))
 			for _, in := range r.Instances {
 				out = append(out, fmt.Sprintf("%s %t %t %d", in.Addr, in.Healthy, in.CrashLooping, in.Restarts))
+			}
+		}
+	}
+	return out
+}
+
+// placementOf is each slot's scale and where each revision's instances
+// run, by host, as status shows them.
+func placementOf(st baton.AppStatus) []string {
+	var out []string
+	for _, s := range st.Slots {
+		if s.Scale != nil {
+			out = append(out, fmt.Sprintf("%s scale %d/%d", s.Name, s.Scale.Instances, s.Scale.MaxPerHost))
+		}
+		for _, r := range s.Revisions {
+			for _, p := range r.Hosts {
+				out = append(out, fmt.Sprintf("%s/%s %s %d %s", s.Name, r.Name, p.Host, p.Instances, p.State))
 			}
 		}
 	}

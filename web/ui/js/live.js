@@ -82,7 +82,7 @@ export function refresher(scope, load) {
 }
 
 // eventTypes are the events of the app event streams (api/events.go).
-export const eventTypes = ['status', 'deployment', 'routing', 'health', 'conflicts', 'freeze'];
+export const eventTypes = ['status', 'deployment', 'routing', 'health', 'placement', 'conflicts', 'freeze'];
 
 // follow keeps an app event stream (p under /api/v1) open while the page
 // lives and the tab is visible, calling onEvent with each event's decoded
