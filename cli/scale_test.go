@@ -241,3 +241,19 @@ func TestScaleSummary(t *testing.T) {
 		t.Errorf("succeeded(scale) = %q", got)
 	}
 }
+
+// TestWatchPrintsPlacement: `baton status -w` prints a placement event as
+// the slot's scale and where each revision's instances run.
+func TestWatchPrintsPlacement(t *testing.T) {
+	st := baton.AppStatus{App: "hello", Slots: []baton.SlotStatus{{Name: "production",
+		Scale: &baton.Scale{Instances: 3, MaxPerHost: 1},
+		Revisions: []baton.RevisionStatus{{Name: "hello--000002", Hosts: []baton.Placement{
+			{Host: "h1", Instances: 1, State: baton.PlacementHealthy},
+			{Host: "h2", Instances: 2, State: baton.PlacementStarting}}}}}}}
+	var b strings.Builder
+	printEvent(&b, api.AppEvent{Type: "placement", App: "hello", Status: st}, false)
+	want := "hello placement: production scale 3 (at most 1 per host); hello--000002 on h1 1 (healthy), h2 2 (starting)\n"
+	if got := b.String(); !strings.HasSuffix(got, want) {
+		t.Fatalf("placement event printed as %q, want it to end in %q", got, want)
+	}
+}

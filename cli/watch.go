@@ -67,6 +67,26 @@ func printEvent(w io.Writer, ev api.AppEvent, overview bool) {
 				fmt.Fprintf(w, " %s %d/%d healthy", r.Name, healthyOf(r), len(r.Instances))
 			}
 		}
+	case "placement":
+		fmt.Fprint(w, "placement:")
+		for _, s := range st.Slots {
+			if s.Scale != nil {
+				fmt.Fprintf(w, " %s scale %d", s.Name, s.Scale.Instances)
+				if s.Scale.MaxPerHost > 0 {
+					fmt.Fprintf(w, " (at most %d per host)", s.Scale.MaxPerHost)
+				}
+				fmt.Fprint(w, ";")
+			}
+			for _, r := range s.Revisions {
+				for i, p := range r.Hosts {
+					sep := ","
+					if i == 0 {
+						sep = " " + r.Name + " on"
+					}
+					fmt.Fprintf(w, "%s %s %d (%s)", sep, p.Host, p.Instances, p.State)
+				}
+			}
+		}
 	case "conflicts":
 		fmt.Fprintf(w, "conflicts: %d", len(st.Conflicts))
 		for _, c := range st.Conflicts {
