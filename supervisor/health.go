@@ -115,6 +115,9 @@ func (in *instance) healthLoop(ctx context.Context) {
 			// The check was cut short by the exit or stop, not by the app.
 			return
 		}
+		if ok {
+			ok, result = in.confirmOwner(result)
+		}
 		in.recordCheck(ok, result)
 		select {
 		case <-ctx.Done():
@@ -122,6 +125,27 @@ func (in *instance) healthLoop(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// confirmOwner, before the instance first counts as healthy, checks that
+// its own process (or a descendant) listens on its port: a passed check
+// answered by another program must not make it healthy (portowner.go).
+// When /proc cannot tell, the check stands.
+func (in *instance) confirmOwner(result string) (bool, string) {
+	in.g.mu.Lock()
+	healthy, p := in.healthy, in.proc
+	in.g.mu.Unlock()
+	if healthy {
+		return true, result
+	}
+	if p == nil {
+		return false, "the instance's process is not running"
+	}
+	owned, err := listensOn(p.pid, in.port)
+	if err == nil && !owned {
+		return false, fmt.Sprintf("port %d answers, but not from this instance's process: another program listens there", in.port)
+	}
+	return true, result
 }
 
 // recordCheck applies one check result and reports a transition.
