@@ -30,22 +30,52 @@ func listensOn(root, port int) (bool, error) {
 	if err != nil || len(inodes) == 0 {
 		return false, err
 	}
-	for _, pid := range withDescendants(root) {
-		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		if err != nil {
-			continue // exited meanwhile
+	// The process itself first (the common case), then its descendants.
+	for pids, i := []int{root}, 0; i < len(pids); i++ {
+		if holdsSocket(pids[i], inodes) {
+			return true, nil
 		}
-		for _, fd := range fds {
-			link, err := os.Readlink(filepath.Join(fmt.Sprintf("/proc/%d/fd", pid), fd.Name()))
-			if err != nil {
-				continue
-			}
-			if ino, ok := strings.CutPrefix(link, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
-				return true, nil
+		pids = append(pids, childrenOf(pids[i])...)
+	}
+	return false, nil
+}
+
+// holdsSocket reports whether pid has a descriptor of one of the sockets.
+func holdsSocket(pid int, inodes map[string]bool) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false // exited meanwhile
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
+			return true
+		}
+	}
+	return false
+}
+
+// childrenOf lists pid's children (/proc/PID/task/TID/children, one file
+// per thread).
+func childrenOf(pid int) []int {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(s); err == nil {
+				out = append(out, c)
 			}
 		}
 	}
-	return false, nil
+	return out
 }
 
 // listeningInodes are the inodes of the TCP sockets listening on port in
@@ -65,7 +95,11 @@ func listeningInodes(pid, port int) (map[string]bool, error) {
 		sc.Scan() // the header
 		for sc.Scan() {
 			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-			fields := strings.Fields(sc.Text())
+			line := sc.Text()
+			if !strings.Contains(line, suffix+" ") {
+				continue // most lines: not this port, no need to split them
+			}
+			fields := strings.Fields(line)
 			if len(fields) > 9 && fields[3] == "0A" && strings.HasSuffix(fields[1], suffix) {
 				out[fields[9]] = true
 			}
@@ -77,42 +111,4 @@ func listeningInodes(pid, port int) (map[string]bool, error) {
 		}
 	}
 	return out, nil
-}
-
-// withDescendants is root followed by every process descended from it,
-// by the parent ids in /proc/*/stat.
-func withDescendants(root int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return []int{root}
-	}
-	children := map[int][]int{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …: comm may hold spaces and parentheses.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			children[ppid] = append(children[ppid], pid)
-		}
-	}
-	out := []int{root}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
 }
