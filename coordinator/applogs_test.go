@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/batonhq/baton"
-	"github.com/batonhq/baton/sqlite"
 )
 
 // TestInstanceLogRotatesAndTailFollows: a revision's instance log rotates
@@ -19,11 +17,7 @@ import (
 // later gets what the two files still hold, filtered by Since.
 func TestInstanceLogRotatesAndTailFollows(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "baton.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openSQLite(t)
 	if _, err := store.CreateApp(ctx, "logged"); err != nil {
 		t.Fatal(err)
 	}

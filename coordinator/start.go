@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -144,17 +145,8 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 // routedHereWithoutInstances reports whether this host routes rev's slot
 // to rev but runs no instances of it.
 func (c *Coordinator) routedHereWithoutInstances(rev baton.Revision) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running[runKey{rev.Name, rev.Slot}] != nil {
-		return false
-	}
-	for _, rw := range c.routes[slotKey{rev.App, rev.Slot}] {
-		if rw.Revision == rev.Name {
-			return true
-		}
-	}
-	return false
+	return c.runningOf(rev.Name, rev.Slot) == nil && slices.ContainsFunc(c.slotRouting(rev.App, rev.Slot),
+		func(rw baton.RevisionWeight) bool { return rw.Revision == rev.Name })
 }
 
 // waitStarted waits until every instance of g passes its health check

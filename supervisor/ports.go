@@ -33,8 +33,8 @@ const (
 // reusing a port just released.
 //
 // A port is still only "probably free": another program can bind it
-// between the probe and the app. The app then exits and the caller sees
-// an ordinary start failure.
+// between the probe and the app. The app then exits, and the other
+// program's answers to its health checks do not count (portowner.go).
 type portSet struct {
 	mu     sync.Mutex
 	owned  map[int]struct{}
