@@ -524,6 +524,35 @@ func TestFailedAuthRateLimit(t *testing.T) {
 	}
 }
 
+// TestRefusedUploadAnsweredAtOnce: an upload refused before its body is
+// read gets its answer while the client is still sending the body. (Before,
+// net/http read up to 256 KiB more of an unread streamed body before it
+// answered: a client that waits for the answer, as TestConcurrentUploadLimit's
+// first upload does when it loses the race for the slot, waited forever.)
+func TestRefusedUploadAnsweredAtOnce(t *testing.T) {
+	e := newAuthEnv(t, server.Config{})
+	for _, caller := range []string{"read", "none"} { // 403, 401
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.client(caller).Deploy(context.Background(), "hello", pr, api.DeployOptions{ContentType: "application/zip"})
+			done <- err
+		}()
+		if _, err := pw.Write([]byte("PK")); err != nil { // then nothing more, and no end
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if code := baton.ErrorCode(err); code != baton.EFORBIDDEN && code != baton.EUNAUTHORIZED {
+				t.Errorf("%s: upload answered %v, want it refused", caller, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s: no answer to a refused upload within 30s while its body stays open", caller)
+		}
+		pw.Close()
+	}
+}
+
 // TestConcurrentUploadLimit: with every upload slot taken, another upload
 // waits for one, then gets 429; reads go on.
 func TestConcurrentUploadLimit(t *testing.T) {

@@ -114,6 +114,15 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if code == baton.EINTERNAL {
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// The body may be unread (an upload refused before it began):
+		// net/http would read up to 256 KiB more of it before answering,
+		// so a client streaming its upload would see the answer only
+		// after sending that much, and one waiting on it never. Closing
+		// the connection after the answer sends it now. (Not on HTTP/2,
+		// where this would end the client's other streams.)
+		w.Header().Set("Connection", "close")
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
