@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -50,7 +51,8 @@ var (
 func TestMain(m *testing.M) {
 	// Each test mostly waits on its own baton child process: unless
 	// -parallel is given, run more of them at once than GOMAXPROCS.
-	testparallel.Default(4)
+	testparallel.Default(4) // parses the flags, -e2e.race-baton among them
+
 	var err error
 	if adminToken, err = baton.NewTokenSecret(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -82,7 +84,7 @@ func buildBinaries(dir string) error {
 	batonBin, helloBin, packBin = filepath.Join(dir, "baton"), filepath.Join(dir, "hello"), filepath.Join(dir, "packdir")
 	builds := [][]string{{"-o", dir + string(filepath.Separator), "../cmd/baton", "../examples/hello", "./internal/packdir"}}
 	batonRaceBin = batonBin
-	if raceEnabled {
+	if *raceBatonFlag {
 		batonRaceBin = filepath.Join(dir, "baton-race")
 		builds = append(builds, []string{"-race", "-o", batonRaceBin, "../cmd/baton"})
 	}
@@ -98,6 +100,14 @@ func buildBinaries(dir string) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// raceBatonFlag builds the baton of the tests in underRaceDetector with the
+// race detector. It is on when this test binary is race-built too; test.sh
+// turns it on for a plain build of the end-to-end tests: the race
+// detector's cost in this process (the tests' own HTTP clients, load
+// generators and browser driver) buys nothing about baton, whose races
+// are in the baton child process.
+var raceBatonFlag = flag.Bool("e2e.race-baton", raceEnabled, "run the baton of the tests that drive many operations at once (underRaceDetector) with the race detector, also when the tests themselves are not race-built")
 
 // underRaceDetector lists the tests (besides the reliability suite,
 // TestReliability*) whose baton runs under the race detector: those that
