@@ -41,7 +41,7 @@ func listensOn(root, port int) (bool, error) {
 }
 
 // holdsSocket reports whether pid has a descriptor of one of the sockets.
-func holdsSocket(pid int, inodes map[string]bool) bool {
+func holdsSocket(pid int, inodes map[uint64]bool) bool {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	fds, err := os.ReadDir(dir)
 	if err != nil {
@@ -52,7 +52,11 @@ func holdsSocket(pid int, inodes map[string]bool) bool {
 		if err != nil {
 			continue
 		}
-		if ino, ok := strings.CutPrefix(link, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
+		num, ok := strings.CutPrefix(link, "socket:[")
+		if !ok {
+			continue
+		}
+		if ino, err := strconv.ParseUint(strings.TrimSuffix(num, "]"), 10, 64); err == nil && inodes[ino] {
 			return true
 		}
 	}
@@ -78,10 +82,13 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// listeningInodes are the inodes of the TCP sockets listening on port in
-// pid's network namespace (/proc/PID/net/tcp and tcp6).
-func listeningInodes(pid, port int) (map[string]bool, error) {
-	out := map[string]bool{}
+// procListeningInodes are the inodes of the TCP sockets listening on port
+// in pid's network namespace, from /proc/PID/net/tcp and tcp6. The kernel
+// writes those files from every TCP socket of the namespace, connected
+// and closing ones included: on a busy host tens of thousands of lines
+// (diagListeningInodes asks for listeners only, where it can).
+func procListeningInodes(pid, port int) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
 	suffix := fmt.Sprintf(":%04X", port)
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, name))
@@ -101,7 +108,9 @@ func listeningInodes(pid, port int) (map[string]bool, error) {
 			}
 			fields := strings.Fields(line)
 			if len(fields) > 9 && fields[3] == "0A" && strings.HasSuffix(fields[1], suffix) {
-				out[fields[9]] = true
+				if ino, err := strconv.ParseUint(fields[9], 10, 64); err == nil {
+					out[ino] = true
+				}
 			}
 		}
 		err = sc.Err()

@@ -3,6 +3,8 @@
 package supervisor
 
 import (
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -86,5 +88,89 @@ func TestConfirmOwner(t *testing.T) {
 	in.proc, in.healthy = &process{pid: other.Process.Pid}, true
 	if ok, _ := in.confirmOwner("200 OK"); !ok {
 		t.Fatal("a healthy instance was looked at again")
+	}
+}
+
+// TestDiagListeningInodes: the kernel's answer over sock_diag names the
+// same listening sockets as /proc/net/tcp and tcp6, and none of a port
+// nobody listens on (not even a connection's).
+func TestDiagListeningInodes(t *testing.T) {
+	var ports []int
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", ":0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("%s: %v (no IPv6 here?)", addr, err)
+			continue
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	// A connected socket whose local port is another listener's port
+	// number would be listed by /proc but is not listening: dial out and
+	// take the client side's port.
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	connected := c.LocalAddr().(*net.TCPAddr).Port
+	for _, port := range append(ports, connected) {
+		diag, err := diagListeningInodes(port)
+		if err != nil {
+			t.Fatalf("port %d: sock_diag: %v", port, err)
+		}
+		proc, err := procListeningInodes(os.Getpid(), port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(diag, proc) {
+			t.Errorf("port %d: sock_diag says %v, /proc %v", port, diag, proc)
+		}
+		if want := port != connected; (len(diag) == 1) != want {
+			t.Errorf("port %d: %d listening sockets, want %v", port, len(diag), map[bool]string{true: "one", false: "none"}[want])
+		}
+	}
+}
+
+// BenchmarkListeningInodes: the check of an instance's port, asked of the
+// kernel for listeners only (sock_diag) and read from /proc/net/tcp, with
+// 2,000 open connections in the namespace (a busy host has many more).
+func BenchmarkListeningInodes(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	for range 1000 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, way := range []struct {
+		name string
+		read func() (map[uint64]bool, error)
+	}{
+		{"sock_diag", func() (map[uint64]bool, error) { return diagListeningInodes(port) }},
+		{"proc", func() (map[uint64]bool, error) { return procListeningInodes(os.Getpid(), port) }},
+	} {
+		b.Run(way.name, func(b *testing.B) {
+			for b.Loop() {
+				if inodes, err := way.read(); err != nil || len(inodes) != 1 {
+					b.Fatal(inodes, err)
+				}
+			}
+		})
 	}
 }
