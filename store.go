@@ -156,6 +156,9 @@ type RevisionStore interface {
 	// created inactive.
 	CreateRevision(ctx context.Context, f Fence, r Revision) (Revision, error)
 	Revision(ctx context.Context, name string) (Revision, error)
+	// Revisions lists an app's revisions, newest first; app "" lists
+	// every app's, by app, each app's newest first (one read for what
+	// collection looks at after every operation).
 	Revisions(ctx context.Context, app string) ([]Revision, error)
 }
 

@@ -45,9 +45,14 @@ func (s *DB) Revision(ctx context.Context, name string) (baton.Revision, error) 
 	return r, notFound(err, "revision %q does not exist", name)
 }
 
-// Revisions returns an app's revisions, newest first.
+// Revisions returns an app's revisions, newest first (app "": every
+// app's, by app).
 func (s *DB) Revisions(ctx context.Context, app string) ([]baton.Revision, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+revisionColumns+` FROM revisions WHERE app = $1 ORDER BY number DESC`, app)
+	q, args := `SELECT `+revisionColumns+` FROM revisions WHERE app = $1 ORDER BY number DESC`, []any{app}
+	if app == "" {
+		q, args = `SELECT `+revisionColumns+` FROM revisions ORDER BY app, number DESC`, nil
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

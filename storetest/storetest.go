@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -586,6 +587,18 @@ func testRevisions(t *testing.T, s baton.Store) {
 	}
 	if list := must(s.Revisions(ctx, "r")).on(t); len(list) != 2 || list[0].Number != 2 {
 		t.Fatalf("revisions = %+v", list)
+	}
+	// App "": every app's, by app, each app's newest first. ("a" is
+	// created last and sorts first.)
+	must(s.CreateApp(ctx, "a")).on(t)
+	da := enqueue(t, s, newDeployment("a", baton.PolicyQueue)).Deployment
+	must(s.CreateRevision(ctx, start(t, s, da), baton.Revision{App: "a", Slot: baton.ProductionSlot, Deployment: da.ID, ArtifactDigest: "ef"})).on(t)
+	var names []string
+	for _, r := range must(s.Revisions(ctx, "")).on(t) {
+		names = append(names, r.Name)
+	}
+	if want := []string{"a--000001", "r--000002", "r--000001"}; !slices.Equal(names, want) {
+		t.Fatalf("every app's revisions: %v, want %v", names, want)
 	}
 }
 
