@@ -3,8 +3,10 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -450,5 +452,44 @@ func TestScenarioWaitAndStatus(t *testing.T) {
 	st, err = b.c.Status(ctx, "wt")
 	if err != nil || st.Running != nil || len(st.Queue) != 0 || len(st.Recent) != 2 || len(st.Conflicts) != 0 {
 		t.Fatalf("status after: %+v %v", st, err)
+	}
+}
+
+// TestScenarioPortTakenBeforeTheAppListens: another program binds an
+// instance's port between baton's probe and the app's listen (here the
+// test). The deployment starts its instances again on other ports and
+// succeeds, and its log says why.
+func TestScenarioPortTakenBeforeTheAppListens(t *testing.T) {
+	t.Parallel()
+	b := startBaton(t)
+	b.createApp("hello")
+	g := newGate(t)
+	d := b.deploy("hello", appDir(t, "v1", listensAfter(g)), api.DeployOptions{})
+	started := regexp.MustCompile(`started 1 instance\(s\) on \[(127\.0\.0\.1:\d+)\]`)
+	var addr string
+	eventually(t, time.Minute, "the instance started, waiting to listen", func() bool {
+		log, _ := b.c.Log(context.Background(), d.ID)
+		if m := started.FindStringSubmatch(log); m != nil {
+			addr = m[1]
+			return true
+		}
+		return false
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("take the instance's port first: %v", err)
+	}
+	defer l.Close()
+	g.open(t)
+	if got := b.waitFinal(d.ID); got.State != baton.StateSucceeded {
+		log, _ := b.c.Log(context.Background(), d.ID)
+		t.Fatalf("deployment %s, want succeeded on other ports; its log:\n%s", got.State, log)
+	}
+	log, _ := b.c.Log(context.Background(), d.ID)
+	if !strings.Contains(log, "taken by another program") {
+		t.Errorf("the log does not say why the instances started again:\n%s", log)
+	}
+	if status, body, err := b.p.get(host("hello", "")); err != nil || status != 200 || !strings.Contains(body, "v1") {
+		t.Errorf("after the deployment: %d %q %v, want v1", status, body, err)
 	}
 }

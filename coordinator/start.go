@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"time"
@@ -37,6 +38,10 @@ type revisionStart struct {
 	// is returned as it is instead of new instances.
 	keep *instances
 }
+
+// portTakenAttempts bounds the starts of a revision's instances when each
+// fails because another program took an instance's port first.
+const portTakenAttempts = 3
 
 // unhealthy is a start that failed because the instances did not all
 // pass their health check (or exited before they did).
@@ -103,17 +108,29 @@ func (c *Coordinator) startRevision(ctx context.Context, rs revisionStart) (*ins
 			return rs.keep, nil
 		}
 	}
-	g, err := c.cfg.Supervisor.Start(ctx, spec)
-	if err != nil {
-		out.Close()
-		c.undo(pl)
-		return nil, err
+	var g *supervisor.Group
+	for attempt := 1; ; attempt++ {
+		if g, err = c.cfg.Supervisor.Start(ctx, spec); err != nil {
+			out.Close()
+			c.undo(pl)
+			return nil, err
+		}
+		err = c.waitStarted(ctx, g, spec.Instances, m, rs.deployment)
+		if !errors.Is(err, supervisor.ErrPortTaken) || attempt == portTakenAttempts {
+			break
+		}
+		// Another program bound an instance's port before the app did
+		// (the port was free when probed): start again on other ports.
+		_ = g.Stop(context.WithoutCancel(ctx))
+		c.log.Warn("an instance's port was taken by another program before it listened; starting again on other ports", "revision", rs.rev.Name, "err", err)
+		if rs.deployment != nil {
+			c.logf(rs.dep, "an instance's port was taken by another program before the app listened there; starting the instances again on other ports")
+		}
 	}
 	in := &instances{rev: rs.rev, group: g, log: out}
 	if img != nil {
 		in.image = &baton.ImageRef{Ref: img.Ref, Digest: img.Digest}
 	}
-	err = c.waitStarted(ctx, g, spec.Instances, m, rs.deployment)
 	// Once confirm reports this host's share healthy, the other hosts send
 	// it the requests of a revision that is routed already (an app this
 	// host adopted or was handed, restored here): this host's table must

@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 //	healthy-then-exit  answers one health check with 200, then exits 1
 //	slow-term          like ok; on SIGTERM it takes 300 ms, then writes
 //	                   $SUPERVISOR_TEST_FILE and exits 0 (a graceful shutdown)
+//	listen-late        like ok, but listens only once $SUPERVISOR_TEST_FILE
+//	                   exists (exits 1 if the port is taken by then)
 func runTestApp(mode string) int {
 	port := os.Getenv("PORT")
 	fmt.Printf("app %s starting on port %s\n", mode, port)
@@ -96,6 +98,12 @@ func runTestApp(mode string) int {
 		fmt.Fprintf(w, "hello from %s\n", port)
 	})
 
+	for mode == "listen-late" {
+		if _, err := os.Stat(os.Getenv(appFileEnv)); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

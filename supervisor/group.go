@@ -15,6 +15,11 @@ import (
 var (
 	// ErrExited: an instance exited before the group went live.
 	ErrExited = errors.New("exited before becoming healthy")
+	// ErrPortTaken: an instance exited before the group went live, and
+	// another program listens on its port: most likely that program bound
+	// it between the probe that found it free and the app. A start on
+	// other ports may well succeed.
+	ErrPortTaken = errors.New("its port is taken by another program")
 	// ErrUnhealthy: the context ended before every instance was healthy.
 	ErrUnhealthy = errors.New("not healthy")
 	// ErrStopped: the group was stopped.
@@ -143,6 +148,10 @@ func (g *Group) healthVerdictLocked() (err error, decided bool) {
 	}
 	allHealthy := true
 	for _, in := range g.instances {
+		if in.exitedEarly && in.portTaken {
+			return fmt.Errorf("%s: instance %d (%s) %w: %s; %w (it listens there now)%s",
+				g.spec.Name, in.index, in.addr, ErrExited, in.lastError, ErrPortTaken, quoteOutput(in.tail.last(errorOutputLines))), true
+		}
 		if in.exitedEarly {
 			return fmt.Errorf("%s: instance %d (%s) %w: %s%s",
 				g.spec.Name, in.index, in.addr, ErrExited, in.lastError, quoteOutput(in.tail.last(errorOutputLines))), true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,6 +78,33 @@ func TestStartTwoInstances(t *testing.T) {
 	}
 }
 
+// TestWaitHealthyNamesATakenPort: an instance that exits before going live
+// because another program bound its port first (here the test, between
+// the supervisor's probe and the app) fails the start with ErrPortTaken,
+// which tells the caller a start on other ports may succeed.
+func TestWaitHealthyNamesATakenPort(t *testing.T) {
+	s := newSupervisor(t, testConfig(t))
+	spec := appSpec(t, "listen-late", 1)
+	gate := filepath.Join(t.TempDir(), "gate")
+	spec.Env = append(spec.Env, appFileEnv+"="+gate)
+	g := start(t, s, spec)
+	l, err := net.Listen("tcp", g.Addrs()[0])
+	if err != nil {
+		t.Fatalf("take the instance's port first: %v", err)
+	}
+	defer l.Close()
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = g.WaitHealthy(context.Background())
+	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("WaitHealthy = %v, want ErrExited and ErrPortTaken", err)
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error %q does not quote the app's own complaint", err)
+	}
+}
+
 func TestWaitHealthyReturnsWhenInstanceExits(t *testing.T) {
 	s := newSupervisor(t, testConfig(t))
 	g := start(t, s, appSpec(t, "exit", 2))
@@ -87,8 +115,8 @@ func TestWaitHealthyReturnsWhenInstanceExits(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("WaitHealthy waited for the deadline")
 	}
-	if !errors.Is(err, ErrExited) {
-		t.Fatalf("WaitHealthy = %v, want ErrExited", err)
+	if !errors.Is(err, ErrExited) || errors.Is(err, ErrPortTaken) {
+		t.Fatalf("WaitHealthy = %v, want ErrExited (and not ErrPortTaken)", err)
 	}
 	for _, want := range []string{"hello--000002: instance ", "exit status 3", "fatal: config missing"} {
 		if !strings.Contains(err.Error(), want) {

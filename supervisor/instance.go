@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"time"
 )
@@ -24,6 +25,7 @@ type instance struct {
 	lastError    string // how the latest process ended or failed to start
 	startedAt    time.Time
 	exitedEarly  bool // exited before SetLive: a start failure
+	portTaken    bool // and another program listened on its port then
 	restarts     int
 	restartTimes []time.Time // restarts inside the crash-loop window
 	crashes      int         // consecutive short runs, for the backoff
@@ -88,12 +90,27 @@ func (in *instance) runProcess(p *process) time.Duration {
 	<-healthDone
 	p.drainOutput() // the tail is complete before the exit is reported
 
-	in.recordExit(exitDescription(err), ranFor)
+	// An exit before going live with another program listening on the
+	// port now (the instance's own processes are gone) is most likely the
+	// port taken between the probe and the app: the caller may start
+	// again on other ports.
+	g.mu.Lock()
+	early := !g.live && !g.stopping
+	g.mu.Unlock()
+	in.recordExit(exitDescription(err), ranFor, early && portListened(in.port))
 	return ranFor
 }
 
-// recordExit marks the instance down after its process ended.
-func (in *instance) recordExit(status string, ranFor time.Duration) {
+// portListened reports whether something listens on 127.0.0.1:port in
+// baton's network namespace (false when it cannot tell).
+func portListened(port int) bool {
+	inodes, err := listeningInodes(os.Getpid(), port)
+	return err == nil && len(inodes) > 0
+}
+
+// recordExit marks the instance down after its process ended; portTaken
+// says another program listens on its port now.
+func (in *instance) recordExit(status string, ranFor time.Duration, portTaken bool) {
 	g := in.g
 	g.mu.Lock()
 	wasHealthy := in.healthy
@@ -103,6 +120,7 @@ func (in *instance) recordExit(status string, ranFor time.Duration) {
 	if !stopping {
 		in.lastError = status
 		in.exitedEarly = !live
+		in.portTaken = !live && portTaken
 	}
 	g.broadcastLocked()
 	g.mu.Unlock()
@@ -162,7 +180,7 @@ func (in *instance) restart(ranFor time.Duration) (*process, bool) {
 		if err == nil {
 			in.started(p)
 			in.restarts++
-			in.exitedEarly = false
+			in.exitedEarly, in.portTaken = false, false
 		} else {
 			in.lastError = "restart: " + err.Error()
 		}
