@@ -489,7 +489,5 @@ func TestScenarioPortTakenBeforeTheAppListens(t *testing.T) {
 	if !strings.Contains(log, "taken by another program") {
 		t.Errorf("the log does not say why the instances started again:\n%s", log)
 	}
-	if status, body, err := b.p.get(host("hello", "")); err != nil || status != 200 || !strings.Contains(body, "v1") {
-		t.Errorf("after the deployment: %d %q %v, want v1", status, body, err)
-	}
+	b.serves(host("hello", ""), "v1")
 }
