@@ -23,8 +23,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "FAIL: "+pgtest.NoServer)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	// The store contract's stores start from a copy of one migrated
+	// database; the migration tests still start from empty ones.
+	name, drop, err := pgtest.Template(func(dsn string) error {
+		db, err := postgres.Open(context.Background(), dsn)
+		if err == nil {
+			db.Close()
+		}
+		return err
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: migrate the database the tests copy:", err)
+		os.Exit(1)
+	}
+	migrated = name
+	code := m.Run()
+	if err := drop(); err != nil {
+		fmt.Fprintln(os.Stderr, "drop the migrated template:", err)
+	}
+	os.Exit(code)
 }
+
+// migrated is a migrated, empty database the stores of open copy.
+var migrated string
 
 // newDatabase creates an empty database on the test server for one test.
 func newDatabase(t testing.TB) string { return pgtest.NewDatabase(t) }
@@ -40,8 +61,8 @@ func openDSN(t testing.TB, dsn string) *postgres.DB {
 	return db
 }
 
-// open returns a store on a fresh database.
-func open(t testing.TB) *postgres.DB { return openDSN(t, newDatabase(t)) }
+// open returns a store on a fresh database (a copy of a migrated one).
+func open(t testing.TB) *postgres.DB { return openDSN(t, pgtest.NewDatabaseFrom(t, migrated)) }
 
 func TestContract(t *testing.T) {
 	t.Parallel()
