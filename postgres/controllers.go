@@ -15,11 +15,11 @@ type Controller = baton.Controller
 // now. Registering an id again (a restart) resets both times and what
 // its heartbeats reported, and keeps drain_requested (the operator's).
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key)
-		VALUES ($1, $2, $3, $4, now(), now(), 0, false, $5)
+	_, err := s.pool.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key, peer_key_started_at)
+		VALUES ($1, $2, $3, $4, now(), now(), 0, false, $5, CASE WHEN $5 THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
 			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false,
-			sends_peer_key = excluded.sends_peer_key`, c.ID, c.Addr, c.Advertise, c.Peer, c.SendsPeerKey)
+			sends_peer_key = excluded.sends_peer_key, peer_key_started_at = excluded.peer_key_started_at`, c.ID, c.Addr, c.Advertise, c.Peer, c.SendsPeerKey)
 	return err
 }
 
@@ -54,7 +54,8 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 // Controllers returns every registered controller, by id.
 func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, started_at, last_seen,
-		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining, drain_requested, sends_peer_key FROM controllers ORDER BY id`)
+		(extract(epoch FROM now() - last_seen) * 1000000)::bigint, advertise, peer, instances, draining, drain_requested,
+		sends_peer_key AND peer_key_started_at IS NOT DISTINCT FROM started_at FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/batonhq/baton"
 )
 
@@ -195,5 +197,46 @@ func TestPeerKey(t *testing.T) {
 	other, err := open(t).PeerKey(context.Background())
 	if err != nil || other == keys[0] {
 		t.Fatalf("another database's peer key: %q %v, want one of its own", other, err)
+	}
+}
+
+// TestPeerKeyFlagOfAnOlderRegistration: a host that sent the peer key,
+// killed with -9 (its row stays) and started again with a baton from
+// before the key (which registers without knowing the flag), no longer
+// counts as sending it: otherwise the other hosts would refuse its
+// key-less requests.
+func TestPeerKeyFlagOfAnOlderRegistration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	db := openDSN(t, dsn)
+	if err := db.RegisterController(ctx, baton.ControllerInfo{ID: "h1", Addr: "a", SendsPeerKey: true}); err != nil {
+		t.Fatal(err)
+	}
+	sends := func() bool {
+		t.Helper()
+		cs, err := db.Controllers(ctx)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("controllers: %v %v", cs, err)
+		}
+		return cs[0].SendsPeerKey
+	}
+	if !sends() {
+		t.Fatal("a host that registered sending the key: SendsPeerKey false")
+	}
+	// The registration of session 8's baton, word for word.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining)
+		VALUES ($1, $2, $3, $4, now(), now(), 0, false)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
+			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = false`, "h1", "a", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if sends() {
+		t.Fatal("an older baton registered on the row: SendsPeerKey still true")
 	}
 }

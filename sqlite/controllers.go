@@ -11,10 +11,14 @@ import (
 // drain_requested, the operator's, is kept.
 func (s *DB) RegisterController(ctx context.Context, c baton.ControllerInfo) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)
+	var keySince any // the registration's started_at, when it sends the key
+	if c.SendsPeerKey {
+		keySince = now
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO controllers (id, addr, advertise, peer, started_at, last_seen, instances, draining, sends_peer_key, peer_key_started_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, advertise = excluded.advertise, peer = excluded.peer,
 			started_at = excluded.started_at, last_seen = excluded.last_seen, instances = 0, draining = 0,
-			sends_peer_key = excluded.sends_peer_key`, c.ID, c.Addr, c.Advertise, c.Peer, now, now, c.SendsPeerKey)
+			sends_peer_key = excluded.sends_peer_key, peer_key_started_at = excluded.peer_key_started_at`, c.ID, c.Addr, c.Advertise, c.Peer, now, now, c.SendsPeerKey, keySince)
 	return err
 }
 
@@ -56,7 +60,8 @@ func (s *DB) DeregisterController(ctx context.Context, id string) error {
 
 // Controllers lists the registered controllers by id.
 func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining, drain_requested, sends_peer_key FROM controllers ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, addr, started_at, last_seen, advertise, peer, instances, draining, drain_requested,
+		sends_peer_key AND peer_key_started_at IS started_at FROM controllers ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
