@@ -362,3 +362,56 @@ func TestReapOrphansWithoutStateDir(t *testing.T) {
 		t.Fatalf("ReapOrphans = %d, %v", n, err)
 	}
 }
+
+// TestGroupAlive: a group with a running process is alive; one whose only
+// process is a zombie is not (it has died; its reaper may never come), and
+// neither is one with no process left at all.
+func TestGroupAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	reaped := false
+	defer func() {
+		if !reaped {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	if !groupAlive(pgid) {
+		t.Fatal("a group with a running process: not alive")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not waited for yet: the process stays a zombie until Wait.
+	eventually(t, "the group's only process a zombie", func() bool {
+		state, _, ok := procStat(pgid)
+		return ok && state == 'Z'
+	})
+	if groupAlive(pgid) {
+		t.Error("a group whose only process is a zombie: alive")
+	}
+	cmd.Wait()
+	reaped = true
+	if groupAlive(pgid) {
+		t.Error("a group with no process left: alive")
+	}
+}
+
+// BenchmarkGroupAliveEnded: the check after every build or release
+// command that nothing it started still runs, once it all ended.
+func BenchmarkGroupAliveEnded(b *testing.B) {
+	cmd := exec.Command("true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Run(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if groupAlive(cmd.Process.Pid) {
+			b.Fatal("alive")
+		}
+	}
+}
