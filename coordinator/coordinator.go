@@ -194,6 +194,9 @@ type Coordinator struct {
 	gcMu   sync.Mutex
 	gcWake chan struct{}
 	disk   map[string]baton.DiskUse
+	// folderSizes holds the revision folders' sizes as the last
+	// collection measured them (foldersize.go); guarded by gcMu.
+	folderSizes map[string]folderSize
 	// pausing makes workers stop after their current deployment (Handoff);
 	// handedOff is set once the instances belong to the next process.
 	pausing, handedOff bool

@@ -183,6 +183,8 @@ func (c *Coordinator) retentionFacts(ctx context.Context) (baton.RetentionFacts,
 	if err != nil {
 		return f, err
 	}
+	sizes := map[string]folderSize{} // the folders measured now, for the next collection
+	defer func() { c.folderSizes = sizes }()
 	for len(all) > 0 {
 		n := 1
 		for n < len(all) && all[n].App == all[0].App {
@@ -204,7 +206,7 @@ func (c *Coordinator) retentionFacts(ctx context.Context) (baton.RetentionFacts,
 		for _, r := range revs {
 			rf := baton.RevisionFacts{Name: r.Name, App: r.App, Slot: r.Slot, Number: r.Number, ArtifactDigest: r.ArtifactDigest,
 				Serving: r.Active, InUse: inUseRev[r.Name], Live: live[r.Deployment] || live[r.Name], Files: -1}
-			if n, err := dirSize(c.revisionDir(r.App, r.Name)); err == nil {
+			if n, err := c.folderBytes(c.revisionDir(r.App, r.Name), rf.InUse || rf.Serving, sizes); err == nil {
 				rf.Files = n
 			}
 			for _, p := range c.instanceLogPaths(r.App, r.Name) {
