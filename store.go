@@ -33,6 +33,11 @@ type Store interface {
 type AppStore interface {
 	// CreateApp creates an app with its production slot; ECONFLICT if it exists.
 	CreateApp(ctx context.Context, name string) (App, error)
+	// CreateAppFor is CreateApp with the app run by controller from the
+	// start (its routing generation advanced, as AssignApp does): created
+	// unassigned and assigned after, another controller could take it for
+	// an orphan in between and adopt it.
+	CreateAppFor(ctx context.Context, name, controller string) (App, error)
 	App(ctx context.Context, name string) (App, error)
 	Apps(ctx context.Context) ([]App, error)
 	// DeleteApp removes the app and everything recorded about it except its

@@ -13,14 +13,13 @@ func (c *Coordinator) CreateApp(ctx context.Context, name string) (baton.App, er
 	if err := baton.ValidateName("app", name); err != nil {
 		return baton.App{}, err
 	}
-	a, err := c.cfg.Store.CreateApp(ctx, name)
+	// Run by this controller from the start: created unassigned, another
+	// controller's search for orphans could adopt it before this one
+	// assigned it (a whole run met that).
+	a, err := c.cfg.Store.CreateAppFor(ctx, name, c.cfg.ControllerID)
 	if err != nil {
 		return a, err
 	}
-	if err := c.cfg.Store.AssignApp(ctx, name, "", c.cfg.ControllerID); err != nil {
-		return a, err
-	}
-	a.Controller = c.cfg.ControllerID
 	if err := os.MkdirAll(c.appDir(name), 0o755); err != nil {
 		return a, fmt.Errorf("create app dir: %w", err)
 	}

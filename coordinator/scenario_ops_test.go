@@ -14,6 +14,7 @@ import (
 
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/sqlite"
 )
 
 // conflictFix waits until status reports the conflict code and returns
@@ -490,4 +491,52 @@ func TestScenarioPortTakenBeforeTheAppListens(t *testing.T) {
 		t.Errorf("the log does not say why the instances started again:\n%s", log)
 	}
 	b.serves(host("hello", ""), "v1")
+}
+
+// TestScenarioNewAppIsNeverAnOrphan: another controller adopting apps that
+// no controller runs (here a goroutine doing what its search for orphans
+// does, as fast as it can, on the same store) never takes an app that is
+// being created: an app is run by its creator from the start. (Created
+// unassigned and assigned after, a whole run's TestControllerFailover lost
+// its app to the other controller in between, and the creation failed.)
+func TestScenarioNewAppIsNeverAnOrphan(t *testing.T) {
+	t.Parallel()
+	b := startBaton(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, filepath.Join(b.data, "baton.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stolen := make(chan string, 100)
+	thief := make(chan struct{})
+	go func() {
+		defer close(thief)
+		for ctx.Err() == nil {
+			apps, err := st.Apps(ctx)
+			if err != nil {
+				continue
+			}
+			for _, a := range apps {
+				if a.Controller == "" && st.AssignApp(ctx, a.Name, "", "thief") == nil {
+					stolen <- a.Name
+				}
+			}
+		}
+	}()
+	for i := range 30 {
+		name := fmt.Sprintf("new%02d", i)
+		a, err := b.c.CreateApp(context.Background(), name)
+		if err != nil {
+			t.Errorf("create %s: %v", name, err)
+		} else if a.Controller != "test" {
+			t.Errorf("created %s run by %q, want the creating controller", name, a.Controller)
+		}
+	}
+	cancel()
+	<-thief
+	close(stolen)
+	for name := range stolen {
+		t.Errorf("app %s was taken for an orphan while it was created", name)
+	}
 }

@@ -25,6 +25,12 @@ func scanApp(row scanner) (baton.App, error) {
 
 // CreateApp creates an app and its production slot.
 func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
+	return s.CreateAppFor(ctx, name, "")
+}
+
+// CreateAppFor creates an app and its production slot, run by controller
+// ("": none yet; else it notifies ChannelRouting, as AssignApp does).
+func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.App, error) {
 	var a baton.App
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO apps (name, created_at) VALUES ($1, now()) ON CONFLICT (name) DO NOTHING`, name)
@@ -36,6 +42,13 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO slots (app, name, created_at) VALUES ($1, $2, now())`, name, baton.ProductionSlot); err != nil {
 			return err
+		}
+		if controller != "" {
+			if _, err := tx.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
+					routing_changed_at = now() WHERE name = $2 RETURNING name)
+				SELECT pg_notify('`+ChannelRouting+`', name) FROM moved`, controller, name); err != nil {
+				return err
+			}
 		}
 		a, err = appQ(ctx, tx, name)
 		return err

@@ -9,6 +9,12 @@ import (
 
 // CreateApp creates an app and its production slot.
 func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
+	return s.CreateAppFor(ctx, name, "")
+}
+
+// CreateAppFor creates an app and its production slot, run by controller
+// ("": none yet).
+func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.App, error) {
 	now := s.now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -21,7 +27,14 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO apps (name, created_at) VALUES (?, ?)`, name, now); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO slots (app, name, created_at) VALUES (?, ?, ?)`, name, baton.ProductionSlot, now)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO slots (app, name, created_at) VALUES (?, ?, ?)`, name, baton.ProductionSlot, now); err != nil {
+			return err
+		}
+		if controller == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE apps SET controller = ?, routing_generation = routing_generation + 1, routing_changed_at = ? WHERE name = ?`,
+			controller, now, name)
 		return err
 	})
 	if err != nil {

@@ -140,6 +140,20 @@ func testApps(t *testing.T, s baton.Store) {
 	}
 	_, err := s.CreateApp(ctx, "hello")
 	wantCode(t, err, baton.ECONFLICT)
+	// Run by a controller from the start, its routing generation advanced
+	// as by AssignApp; a name taken is ECONFLICT all the same.
+	owned := must(s.CreateAppFor(ctx, "owned", "ctl-a")).on(t)
+	if owned.Controller != "ctl-a" || owned.RoutingGeneration != a.RoutingGeneration+1 || len(owned.Slots) != 1 {
+		t.Fatalf("created for ctl-a: %+v, want it run by ctl-a, generation %d, a production slot", owned, a.RoutingGeneration+1)
+	}
+	if got := must(s.App(ctx, "owned")).on(t); got.Controller != "ctl-a" {
+		t.Fatalf("read back: controller %q, want ctl-a", got.Controller)
+	}
+	_, err = s.CreateAppFor(ctx, "hello", "ctl-a")
+	wantCode(t, err, baton.ECONFLICT)
+	if err := s.DeleteApp(ctx, "owned"); err != nil {
+		t.Fatal(err)
+	}
 	must(s.CreateApp(ctx, "another")).on(t)
 	apps := must(s.Apps(ctx)).on(t)
 	if len(apps) != 2 || apps[0].Name != "another" || apps[1].Name != "hello" {
