@@ -548,6 +548,8 @@ func TestRefusedUploadAnsweredAtOnce(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s: no answer to a refused upload within 30s while its body stays open", caller)
+			pw.Close()
+			<-done // the body ended: the upload returns
 		}
 		pw.Close()
 	}

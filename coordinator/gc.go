@@ -113,12 +113,13 @@ func (c *Coordinator) Collect(ctx context.Context, dryRun bool) (baton.GCReport,
 	}
 	// Measured again: what is on disk now, not what the plan expected
 	// (unless the plan removed nothing, as after most operations).
-	after, err := facts, error(nil)
+	after, p := facts, plan
 	if len(plan.RemoveFiles)+len(plan.RemoveLogs)+len(plan.RemoveArtifacts) > 0 {
-		after, err = c.retentionFacts(ctx)
+		if after, err = c.retentionFacts(ctx); err == nil {
+			p = baton.PlanRetention(c.cfg.Retention, after)
+		}
 	}
 	if err == nil {
-		p := baton.PlanRetention(c.cfg.Retention, after)
 		rep.After = p.Before
 		rep.Apps = diskUse(after, p)
 		if c.cfg.Artifacts != nil {

@@ -43,27 +43,25 @@ func (c *Coordinator) scale(ctx context.Context, p *pipeline, sp baton.ScalePara
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
 	}
-	var started, kept []*instances
-	stopAll := func() { // the new ones only: kept ones serve on
-		for _, in := range started {
-			if !sameGroup(in, kept) {
-				_ = in.stop()
-			}
+	var started, fresh []*instances // fresh: started now, not kept
+	stopFresh := func() {           // kept ones serve on
+		for _, in := range fresh {
+			_ = in.stop()
 		}
 	}
 	for _, rev := range revs {
 		running := c.runningOf(rev.Name, slot)
 		in, err := c.startRevision(ctx, revisionStart{rev: rev, dep: p.d.ID, keep: running})
 		if err != nil {
-			stopAll()
+			stopFresh()
 			return err
 		}
 		started = append(started, in)
 		if in == running {
-			kept = append(kept, in)
 			c.logf(p.d.ID, "%s keeps its %d instance(s) here", rev.Name, len(in.group.Addrs()))
 			continue
 		}
+		fresh = append(fresh, in)
 		in.log.Detach()
 		c.logf(p.d.ID, "%s runs %d instance(s) here", rev.Name, len(in.group.Addrs()))
 	}
@@ -71,7 +69,7 @@ func (c *Coordinator) scale(ctx context.Context, p *pipeline, sp baton.ScalePara
 	// under their revisions' names, and the old ones drain.
 	installed, err := p.switchTo(switchRoutes{start: started})
 	if !installed {
-		stopAll()
+		stopFresh()
 	}
 	return err
 }

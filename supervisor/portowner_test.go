@@ -140,16 +140,22 @@ func BenchmarkListeningInodes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
+		var conns []net.Conn
 		for {
 			c, err := ln.Accept()
-			if err != nil {
+			if err != nil { // closed: the benchmark is over
+				for _, c := range conns {
+					c.Close()
+				}
 				return
 			}
-			defer c.Close()
+			conns = append(conns, c)
 		}
 	}()
+	defer func() { ln.Close(); <-accepting }()
 	for range 1000 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {

@@ -33,8 +33,10 @@ const (
 // reusing a port just released.
 //
 // A port is still only "probably free": another program can bind it
-// between the probe and the app. The app then exits, and the other
-// program's answers to its health checks do not count (portowner.go).
+// between the probe and the app. The app then exits, the other
+// program's answers to its health checks do not count (portowner.go),
+// and the start fails with ErrPortTaken, which the coordinator answers by
+// starting the instances again on other ports.
 type portSet struct {
 	mu     sync.Mutex
 	owned  map[int]struct{}
