@@ -43,8 +43,10 @@ func (c *Coordinator) scale(ctx context.Context, p *pipeline, sp baton.ScalePara
 	if err := p.enter(baton.PhaseStarting); err != nil {
 		return err
 	}
-	var started, fresh []*instances // fresh: started now, not kept
-	stopFresh := func() {           // kept ones serve on
+	// fresh are the groups started now; kept ones serve on, whatever
+	// happens to the scale.
+	var started, fresh []*instances
+	stopFresh := func() {
 		for _, in := range fresh {
 			_ = in.stop()
 		}
