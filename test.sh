@@ -36,6 +36,25 @@ echo "==> PostgreSQL (for the PostgreSQL store and multi-controller tests)"
 eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
 
+# -race also turns on the compiler's unsafe.Pointer checks (checkptr) in
+# every package. modernc.org's SQLite is C translated to Go, pointer
+# arithmetic throughout: the checks there were a third of the CPU time of
+# the packages that use the SQLite store (coordinator: 107 -> 74
+# CPU-seconds), and check C's pointer rules, not baton's. The race
+# detector still instruments it. (Leaving modernc out of -race, 107 -> 48,
+# was tried and is unsafe: the race detector then reported races in
+# sync.Map's users in two runs of two, never seen before. Most likely
+# modernc's uninstrumented copies of generic functions, atomic.Pointer's
+# among them, were the ones the linker kept of the duplicates.) The e2e
+# tests' race-built baton inherits this through GOFLAGS; so do go vet and
+# staticcheck below, set before they start: a flag changes the build
+# cache's key, and without it they compiled modernc's SQLite once more
+# (~28 CPU-seconds on an empty cache).
+# -ldflags=-w: the linker writes no DWARF debugging information into the
+# ~45 test binaries and batons the suite links (a fifth less link time;
+# stack traces and the race detector's reports do not use it).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-gcflags=modernc.org/...=-d=checkptr=0 -ldflags=-w"
+
 # go vet, the gofmt check and staticcheck run in the background at a lower
 # priority while the tests run (the CPU the tests leave idle, waiting on
 # child processes and timers, runs them), and report after the tests; they
@@ -56,18 +75,6 @@ lint_log=$(mktemp)
 ) >"$lint_log" 2>&1 &
 lint_pid=$!
 
-# -race also turns on the compiler's unsafe.Pointer checks (checkptr) in
-# every package. modernc.org's SQLite is C translated to Go, pointer
-# arithmetic throughout: the checks there were a third of the CPU time of
-# the packages that use the SQLite store (coordinator: 107 -> 74
-# CPU-seconds), and check C's pointer rules, not baton's. The race
-# detector still instruments it. (Leaving modernc out of -race, 107 -> 48,
-# was tried and is unsafe: the race detector then reported races in
-# sync.Map's users in two runs of two, never seen before. Most likely
-# modernc's uninstrumented copies of generic functions, atomic.Pointer's
-# among them, were the ones the linker kept of the duplicates.) The e2e
-# tests' race-built baton inherits this through GOFLAGS.
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-gcflags=modernc.org/...=-d=checkptr=0"
 
 # Two go test runs at once: every package but e2e under the race detector,
 # and the end-to-end tests, whose baton child processes are what they

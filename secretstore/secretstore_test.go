@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton"
+	"github.com/batonhq/baton/internal/sqlitetest"
 	"github.com/batonhq/baton/secretstore"
 	"github.com/batonhq/baton/sqlite"
 	"github.com/batonhq/baton/storetest"
@@ -29,7 +32,11 @@ func key(t testing.TB, path string) []byte {
 
 func wrap(t testing.TB, dir string) (*secretstore.Store, string) {
 	t.Helper()
+	// A copy of a migrated store, unless another wrap of dir made it.
 	path := filepath.Join(dir, "baton.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		sqlitetest.Copy(t, path)
+	}
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -105,6 +105,30 @@ func TestWaitHealthyNamesATakenPort(t *testing.T) {
 	}
 }
 
+// TestStartingInstanceNeedNotWaitAnInterval: an instance that fails its
+// first check and listens a moment later is healthy long before its check
+// interval (here an hour) comes round: a starting instance is checked
+// again after a few milliseconds, then less and less often.
+func TestStartingInstanceNeedNotWaitAnInterval(t *testing.T) {
+	s := newSupervisor(t, testConfig(t))
+	spec := appSpec(t, "listen-late", 1)
+	spec.Health.Interval = time.Hour
+	gate := filepath.Join(t.TempDir(), "gate")
+	spec.Env = append(spec.Env, appFileEnv+"="+gate)
+	g := start(t, s, spec)
+	eventually(t, "the first check, failed", func() bool {
+		return g.Status()[0].LastCheck == "connection refused"
+	})
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := g.WaitHealthy(ctx); err != nil {
+		t.Fatalf("WaitHealthy = %v, want healthy well within the hour's interval", err)
+	}
+}
+
 func TestWaitHealthyReturnsWhenInstanceExits(t *testing.T) {
 	s := newSupervisor(t, testConfig(t))
 	g := start(t, s, appSpec(t, "exit", 2))

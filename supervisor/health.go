@@ -104,11 +104,23 @@ func (c *checker) close() {
 	c.client.CloseIdleConnections()
 }
 
+// firstRecheck is how soon a starting instance that failed its first
+// check is checked again; each further wait doubles, up to the interval.
+const firstRecheck = 5 * time.Millisecond
+
 // healthLoop checks the instance at once and then every interval until ctx
-// ends (the process exited or the group is stopping).
+// ends (the process exited or the group is stopping). Until the instance
+// first passes, the waits start at firstRecheck and double up to the
+// interval: the first check, made as the process starts, almost never
+// passes, and an app that listens a few milliseconds later would
+// otherwise wait a whole interval (500 ms by default) before its
+// deployment goes on. An app slow to start is asked about seven more times
+// than the interval alone would ask it.
 func (in *instance) healthLoop(ctx context.Context) {
-	ticker := time.NewTicker(in.g.spec.Health.Interval)
-	defer ticker.Stop()
+	interval := in.g.spec.Health.Interval
+	wait := min(firstRecheck, interval)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		ok, result := in.g.checker.check(ctx, in.addr)
 		if ctx.Err() != nil {
@@ -118,11 +130,15 @@ func (in *instance) healthLoop(ctx context.Context) {
 		if ok {
 			ok, result = in.confirmOwner(result)
 		}
-		in.recordCheck(ok, result)
+		if in.recordCheck(ok, result) {
+			wait = interval
+		}
+		timer.Reset(wait)
+		wait = min(2*wait, interval)
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
 	}
 }
@@ -148,8 +164,9 @@ func (in *instance) confirmOwner(result string) (bool, string) {
 	return true, result
 }
 
-// recordCheck applies one check result and reports a transition.
-func (in *instance) recordCheck(ok bool, result string) {
+// recordCheck applies one check result and reports a transition. It
+// returns whether the instance is healthy now.
+func (in *instance) recordCheck(ok bool, result string) bool {
 	g := in.g
 	g.mu.Lock()
 	in.lastCheck = result
@@ -178,4 +195,5 @@ func (in *instance) recordCheck(ok bool, result string) {
 	if report && g.spec.OnHealth != nil {
 		g.spec.OnHealth(in.addr, healthy)
 	}
+	return healthy
 }
