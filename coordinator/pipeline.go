@@ -375,12 +375,12 @@ func instanceEnv(app, slot, rev, dir string) []string {
 
 // waitListening returns once every addr accepts TCP connections (the
 // instances are started), or early when done closes (the health wait ended,
-// in success or failure). It tries again after 5 ms, then twice as long
-// each time up to interval, as the health checks of a starting instance
-// do: the phase changes when the app listens, not up to an interval later.
+// in success or failure). It tries again at the waits the health checks of
+// a starting instance use (supervisor.StartingRecheck): the phase changes
+// when the app listens, not up to an interval later.
 func waitListening(ctx context.Context, addrs []string, interval time.Duration, done <-chan struct{}) error {
-	wait := min(5*time.Millisecond, interval)
-	t := time.NewTimer(wait)
+	start := time.Now()
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		all := true
@@ -395,8 +395,7 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 		if all {
 			return nil
 		}
-		t.Reset(wait)
-		wait = min(2*wait, interval)
+		t.Reset(supervisor.StartingRecheck(time.Since(start), interval))
 		select {
 		case <-done:
 			return nil

@@ -129,6 +129,22 @@ func TestStartingInstanceNeedNotWaitAnInterval(t *testing.T) {
 	}
 }
 
+func TestStartingRecheck(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ elapsed, interval, want time.Duration }{
+		{0, 500 * ms, 5 * ms},
+		{100 * ms, 500 * ms, 5 * ms},
+		{101 * ms, 500 * ms, 101 * ms},
+		{300 * ms, 500 * ms, 300 * ms},
+		{2 * time.Second, 500 * ms, 500 * ms},
+		{0, 2 * ms, 2 * ms},
+	} {
+		if got := StartingRecheck(c.elapsed, c.interval); got != c.want {
+			t.Errorf("StartingRecheck(%s, %s) = %s, want %s", c.elapsed, c.interval, got, c.want)
+		}
+	}
+}
+
 func TestWaitHealthyReturnsWhenInstanceExits(t *testing.T) {
 	s := newSupervisor(t, testConfig(t))
 	g := start(t, s, appSpec(t, "exit", 2))

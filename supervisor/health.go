@@ -104,22 +104,31 @@ func (c *checker) close() {
 	c.client.CloseIdleConnections()
 }
 
-// firstRecheck is how soon a starting instance that failed its first
-// check is checked again; each further wait doubles, up to the interval.
-const firstRecheck = 5 * time.Millisecond
+// StartingRecheck is how long to wait before checking again an instance
+// that has not passed a check yet, elapsed after its start: 5 ms during
+// its first 100 ms, then as long as it has been starting (the waits
+// double), never longer than interval (the manifest's). The first check,
+// made as the process starts, almost never passes; an app that listens
+// 15 ms later (examples/hello does) would otherwise wait a whole interval
+// (500 ms by default) before its deployment goes on. A refused connection
+// costs the app nothing, and an app slow to start is asked about 25 more
+// times than the interval alone would ask it.
+func StartingRecheck(elapsed, interval time.Duration) time.Duration {
+	wait := 5 * time.Millisecond
+	if elapsed > 100*time.Millisecond {
+		wait = elapsed
+	}
+	return min(wait, interval)
+}
 
-// healthLoop checks the instance at once and then every interval until ctx
-// ends (the process exited or the group is stopping). Until the instance
-// first passes, the waits start at firstRecheck and double up to the
-// interval: the first check, made as the process starts, almost never
-// passes, and an app that listens a few milliseconds later would
-// otherwise wait a whole interval (500 ms by default) before its
-// deployment goes on. An app slow to start is asked about seven more times
-// than the interval alone would ask it.
+// healthLoop checks the instance at once, again and again at the waits of
+// StartingRecheck until it passes, and then every interval until ctx ends
+// (the process exited or the group is stopping).
 func (in *instance) healthLoop(ctx context.Context) {
 	interval := in.g.spec.Health.Interval
-	wait := min(firstRecheck, interval)
-	timer := time.NewTimer(wait)
+	start := time.Now()
+	passed := false
+	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	for {
 		ok, result := in.g.checker.check(ctx, in.addr)
@@ -130,11 +139,12 @@ func (in *instance) healthLoop(ctx context.Context) {
 		if ok {
 			ok, result = in.confirmOwner(result)
 		}
-		if in.recordCheck(ok, result) {
-			wait = interval
+		passed = in.recordCheck(ok, result) || passed
+		wait := interval
+		if !passed {
+			wait = StartingRecheck(time.Since(start), interval)
 		}
 		timer.Reset(wait)
-		wait = min(2*wait, interval)
 		select {
 		case <-ctx.Done():
 			return
