@@ -3,6 +3,7 @@ package baton
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Setting is an environment variable of a slot. A sticky setting stays with
@@ -17,14 +18,17 @@ type Setting struct {
 	Secret bool   `json:"secret"`
 }
 
-var settingKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+// settingKey is compiled on first use, as dnsLabel is.
+var settingKey = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+})
 
 // reservedKeys are set by baton itself and cannot be overridden.
 var reservedKeys = map[string]bool{"PORT": true, "BATON_APP": true, "BATON_SLOT": true, "BATON_REVISION": true, "PATH": true, "HOME": true}
 
 // ValidateSetting checks a setting's key and value.
 func ValidateSetting(s Setting) error {
-	if !settingKey.MatchString(s.Key) {
+	if !settingKey().MatchString(s.Key) {
 		return Errorf(EINVALID, "setting name %q is not an environment variable name: use letters, digits and '_', not starting with a digit", s.Key)
 	}
 	if flag, ok := appOptionKeys[strings.ToLower(s.Key)]; ok {

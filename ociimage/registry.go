@@ -282,7 +282,7 @@ func (g *registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	switch {
 	case byDigest && rt.arg != digest:
 		return newRegError(http.StatusBadRequest, codeDigestInvalid, "manifest hashes to %s, not %s as pushed", digest, rt.arg)
-	case !byDigest && !tagRE.MatchString(rt.arg):
+	case !byDigest && !tagRE().MatchString(rt.arg):
 		return newRegError(http.StatusBadRequest, codeTagInvalid, "tag %s is not valid; use letters, digits, '_', '.' and '-', up to 128", quote(rt.arg))
 	}
 	mt := manifestType(raw)
