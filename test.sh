@@ -75,6 +75,22 @@ lint_log=$(mktemp)
 ) >"$lint_log" 2>&1 &
 lint_pid=$!
 
+# Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
+# (its seeds run in the proxy's tests as well; new crashers land in
+# proxy/testdata/fuzz/FuzzFrontDoor and become regression seeds). It runs
+# from the start at the lint's lower priority: on the CPU the tests leave
+# idle, then on what they free as they end (after them it ran alone on
+# about one core for 20-40 s, its instrumented build included). A count of
+# inputs, not a time: a time would fuzz less the busier the machine is.
+fuzz_log=$(mktemp)
+fuzz_pid=
+if [ $# -eq 0 ]; then
+  (
+    echo "==> fuzzing the proxy's front door for ${FUZZTIME:=50000x}"
+    nice -n 10 go test -run '^$' -fuzz '^FuzzFrontDoor$' -fuzztime "$FUZZTIME" ./proxy/
+  ) >"$fuzz_log" 2>&1 &
+  fuzz_pid=$!
+fi
 
 # Two go test runs at once: every package but e2e under the race detector,
 # and the end-to-end tests, whose baton child processes are what they
@@ -83,9 +99,8 @@ lint_pid=$!
 # which only drives them (HTTP clients, load generators, the browser), is
 # a plain build (the race detector cost it ~70 CPU-seconds a run and
 # checked only the tests' own code). Started together, the short packages
-# run beside the end-to-end tests instead of after them, and the fuzzing
-# below starts as soon as they are done.
-echo "==> go test (go vet, gofmt and staticcheck beside it)"
+# run beside the end-to-end tests instead of after them.
+echo "==> go test (go vet, gofmt, staticcheck and the fuzzing beside it)"
 rc=0
 e2e_rc_file=$(mktemp)
 (
@@ -102,19 +117,14 @@ longest_first="./coordinator/ ./ociimage/ ./api/ ./proxy/ ./postgres/ ./gitdeplo
 # shellcheck disable=SC2046,SC2086
 go test -race -count=1 -timeout 25m -vet=off "$@" $longest_first $(go list ./... | grep -v '/e2e$') || rc=$?
 
-# Differential fuzzing of the proxy's HTTP/1.1 front door against net/http
-# (its seeds ran above already; new crashers land in
-# proxy/testdata/fuzz/FuzzFrontDoor and become regression seeds). A count
-# of inputs, not a time: it runs beside the end-to-end tests, and a time
-# would fuzz less the busier the machine is.
-if [ $# -eq 0 ]; then
-  echo "==> fuzzing the proxy's front door for ${FUZZTIME:=50000x}"
-  go test -run '^$' -fuzz '^FuzzFrontDoor$' -fuzztime "$FUZZTIME" ./proxy/ || rc=$?
-fi
-
 wait "$e2e_pid"
 [ "$(cat "$e2e_rc_file")" = 0 ] || rc=1
 rm -f "$e2e_rc_file"
+if [ -n "$fuzz_pid" ]; then
+  wait "$fuzz_pid" || rc=1
+  cat "$fuzz_log"
+fi
+rm -f "$fuzz_log"
 wait "$lint_pid" || rc=$?
 cat "$lint_log"
 rm -f "$lint_log"

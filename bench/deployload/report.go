@@ -314,8 +314,9 @@ How this is computed:
   start (phases starting and health-checking, for a swap also warming,
   for both slots' new instances): from spawning the instances until every
   one passed its health check. The start includes baton's polling of the
-  port and the health path, at the manifest's health interval, so it
-  cannot be shorter than about one interval. **Baton's overhead** is
+  port and the health path (every 5 ms for a starting instance's first
+  100 ms, then at doubling waits up to the manifest's interval), so it
+  lasts up to a few ms longer than the app takes. **Baton's overhead** is
   everything else: the rows other than the two app rows.
 `)
 	return w.String()
