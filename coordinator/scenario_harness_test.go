@@ -27,9 +27,9 @@ import (
 	"github.com/batonhq/baton/internal/invariants"
 	"github.com/batonhq/baton/internal/loadtest"
 	"github.com/batonhq/baton/internal/poll"
+	"github.com/batonhq/baton/internal/sqlitetest"
 	"github.com/batonhq/baton/internal/testparallel"
 	"github.com/batonhq/baton/server"
-	"github.com/batonhq/baton/sqlite"
 )
 
 // helloBin is the example app, built once for the test binary.
@@ -51,24 +51,10 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	// Every baton of the scenarios starts from a copy of one migrated
-	// store: migrating a new one was 7 % of this package's CPU time under
-	// the race detector.
-	migratedDB = filepath.Join(dir, "migrated.db")
-	if db, err := sqlite.Open(context.Background(), migratedDB); err != nil {
-		fmt.Fprintf(os.Stderr, "migrate the store the scenarios start from: %v\n", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	} else {
-		db.Close()
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// migratedDB is an empty SQLite store, migrated (TestMain).
-var migratedDB string
 
 // batonEnv is a baton running in this process on its own data directory.
 type batonEnv struct {
@@ -100,13 +86,10 @@ func startBaton(t testing.TB, configure ...func(*server.Config)) *batonEnv {
 	if err := os.WriteFile(filepath.Join(b.data, server.AdminTokenFile), []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := os.ReadFile(migratedDB)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(b.data, "baton.db"), db, 0o600)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every baton of the scenarios starts from a copy of one migrated
+	// store: migrating a new one was 7 % of this package's CPU time under
+	// the race detector.
+	sqlitetest.Copy(t, filepath.Join(b.data, "baton.db"))
 	b.open()
 	t.Cleanup(func() {
 		b.close()
