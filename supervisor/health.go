@@ -111,8 +111,9 @@ func (c *checker) close() {
 // made as the process starts, almost never passes; an app that listens
 // 15 ms later (examples/hello does) would otherwise wait a whole interval
 // (500 ms by default) before its deployment goes on. A refused connection
-// costs the app nothing, and an app slow to start is asked about 25 more
-// times than the interval alone would ask it.
+// costs the app nothing, and an app slow to start is asked about twenty
+// times more than the interval alone would ask it, most in its first
+// 100 ms.
 func StartingRecheck(elapsed, interval time.Duration) time.Duration {
 	wait := 5 * time.Millisecond
 	if elapsed > 100*time.Millisecond {
