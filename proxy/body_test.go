@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -250,5 +251,42 @@ func TestServerSentEventsStream(t *testing.T) {
 			}
 			waitFor(t, "in-flight count back to 0", func() bool { return p.InFlight(addrOf(up)) == 0 })
 		})
+	}
+}
+
+// TestEndBodyReportedLateIsWhole: the goroutine that sends a request body
+// may report its success only after the response was relayed (on a busy
+// machine it is not scheduled in between). endBody then stops waiting
+// politely (deadlines in the past on both connections) and must still
+// count the body as sent whole: taken for abandoned, the client's
+// connection closed after a response that promised keep-alive, and a
+// request the client had sent behind it got no answer (a whole ./test.sh
+// run: TestFrontDoorAcceptsWellFormedChunks got 1 response of 2). The
+// upstream connection must also be writable again, for the pool.
+func TestEndBodyReportedLateIsWhole(t *testing.T) {
+	client, clientPeer := net.Pipe()
+	upstream, upstreamPeer := net.Pipe()
+	for _, c := range []net.Conn{client, clientPeer, upstream, upstreamPeer} {
+		defer c.Close()
+	}
+	go io.Copy(io.Discard, upstreamPeer)
+	cc := &clientConn{c: client}
+	uc := &upConn{c: upstream}
+	done := make(chan error, 1)
+	go func() {
+		// Report success only once endBody has given up waiting politely:
+		// writes to the upstream then fail at once.
+		for {
+			if _, err := upstream.Write([]byte("x")); err != nil {
+				break
+			}
+		}
+		done <- nil
+	}()
+	if err := cc.endBody(done, uc); err != nil {
+		t.Fatalf("endBody = %v, want nil: the body went out whole", err)
+	}
+	if _, err := upstream.Write([]byte("x")); err != nil {
+		t.Fatalf("the upstream connection is not writable after endBody: %v", err)
 	}
 }

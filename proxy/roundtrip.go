@@ -244,6 +244,17 @@ func (cc *clientConn) endBody(done chan error, uc *upConn) error {
 	cc.c.SetReadDeadline(aLongTimeAgo)
 	uc.c.SetWriteDeadline(aLongTimeAgo)
 	err := <-done
+	if err == nil {
+		// The body went out whole and the goroutine only said so after the
+		// response was relayed (it was not scheduled in between: a busy
+		// machine). Nothing was abandoned: both connections stay usable.
+		// Taken for abandoned, the client's connection closed after a
+		// response that promised keep-alive, and a request it had sent
+		// behind this one got no answer. The serve loop sets the
+		// client's read deadline again before its next read.
+		uc.c.SetWriteDeadline(time.Time{})
+		return nil
+	}
 	// The body may have failed on its own just before the deadlines above
 	// (the client sent a malformed chunk, or left), and closed the
 	// upstream connection, which is what ended the wait for the response:
