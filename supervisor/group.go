@@ -16,9 +16,10 @@ var (
 	// ErrExited: an instance exited before the group went live.
 	ErrExited = errors.New("exited before becoming healthy")
 	// ErrPortTaken: an instance exited before the group went live, and
-	// another program listens on its port: most likely that program bound
-	// it between the probe that found it free and the app. A start on
-	// other ports may well succeed.
+	// another program listens on its port, or the app said its bind failed
+	// with "address already in use": most likely another program bound it
+	// between the probe that found it free and the app. A start on other
+	// ports may well succeed.
 	ErrPortTaken = errors.New("its port is taken by another program")
 	// ErrUnhealthy: the context ended before every instance was healthy.
 	ErrUnhealthy = errors.New("not healthy")
@@ -148,9 +149,9 @@ func (g *Group) healthVerdictLocked() (err error, decided bool) {
 	}
 	allHealthy := true
 	for _, in := range g.instances {
-		if in.exitedEarly && in.portTaken {
-			return fmt.Errorf("%s: instance %d (%s) %w: %s; %w (it listens there now)%s",
-				g.spec.Name, in.index, in.addr, ErrExited, in.lastError, ErrPortTaken, quoteOutput(in.tail.last(errorOutputLines))), true
+		if in.exitedEarly && in.portTaken != "" {
+			return fmt.Errorf("%s: instance %d (%s) %w: %s; %w (%s)%s",
+				g.spec.Name, in.index, in.addr, ErrExited, in.lastError, ErrPortTaken, in.portTaken, quoteOutput(in.tail.last(errorOutputLines))), true
 		}
 		if in.exitedEarly {
 			return fmt.Errorf("%s: instance %d (%s) %w: %s%s",

@@ -105,6 +105,43 @@ func TestWaitHealthyNamesATakenPort(t *testing.T) {
 	}
 }
 
+// TestWaitHealthyNamesAPortHeldForAMoment: another program may hold an
+// instance's port only while the app binds it and leave no listener
+// behind (another baton's probe of the same port: a whole test run failed
+// a deployment on it). The app's own "address already in use" then says
+// the port was taken: ErrPortTaken, and the caller starts again on other
+// ports. Here a socket bound without listening holds the port; nothing
+// listens there when the app exits.
+func TestWaitHealthyNamesAPortHeldForAMoment(t *testing.T) {
+	s := newSupervisor(t, testConfig(t))
+	spec := appSpec(t, "listen-late", 1)
+	gate := filepath.Join(t.TempDir(), "gate")
+	spec.Env = append(spec.Env, appFileEnv+"="+gate)
+	g := start(t, s, spec)
+	port, err := strconv.Atoi(g.Addrs()[0][strings.LastIndexByte(g.Addrs()[0], ':')+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("hold the instance's port first: %v", err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = g.WaitHealthy(context.Background())
+	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("WaitHealthy = %v, want ErrExited and ErrPortTaken", err)
+	}
+	if !strings.Contains(err.Error(), "the app could not bind it") {
+		t.Errorf("error %q does not say why the port counts as taken", err)
+	}
+}
+
 // TestStartingInstanceNeedNotWaitAnInterval: an instance that fails its
 // first check and listens a moment later is healthy long before its check
 // interval (here an hour) comes round: a starting instance is checked

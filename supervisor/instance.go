@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,8 +25,8 @@ type instance struct {
 	lastCheck    string // result of the latest health check
 	lastError    string // how the latest process ended or failed to start
 	startedAt    time.Time
-	exitedEarly  bool // exited before SetLive: a start failure
-	portTaken    bool // and another program listened on its port then
+	exitedEarly  bool   // exited before SetLive: a start failure
+	portTaken    string // and why its port looked taken by another program then ("" if not)
 	restarts     int
 	restartTimes []time.Time // restarts inside the crash-loop window
 	crashes      int         // consecutive short runs, for the backoff
@@ -90,15 +91,39 @@ func (in *instance) runProcess(p *process) time.Duration {
 	<-healthDone
 	p.drainOutput() // the tail is complete before the exit is reported
 
-	// An exit before going live with another program listening on the
-	// port now (the instance's own processes are gone) is most likely the
-	// port taken between the probe and the app: the caller may start
-	// again on other ports.
+	// An exit before going live because the port was taken between the
+	// probe and the app: the caller may start again on other ports.
 	g.mu.Lock()
 	early := !g.live && !g.stopping
 	g.mu.Unlock()
-	in.recordExit(exitDescription(err), ranFor, early && portListened(in.port))
+	taken := ""
+	if early {
+		taken = portTakenReason(in.port, in.tail.last(errorOutputLines))
+	}
+	in.recordExit(exitDescription(err), ranFor, taken)
 	return ranFor
+}
+
+// portTakenReason says why an instance that exited before going live most
+// likely lost its port to another program between the probe that found it
+// free and the app's bind ("" when nothing says so): another program
+// listens there now (the instance's own processes are gone), or the app's
+// last lines say its bind failed with EADDRINUSE, as Go, Node, Python,
+// Java and Ruby print it. The second catches a program that held the port
+// only for a moment and left no listener to find: another baton's probe
+// of the same port (ports.go) did that in a whole test run. An app that
+// says so of some other port it binds is started again on other ports a
+// few times in vain; its error quotes its own words.
+func portTakenReason(port int, lastLines []string) string {
+	if portListened(port) {
+		return "another program listens there now"
+	}
+	for _, l := range lastLines {
+		if strings.Contains(strings.ToLower(l), "address already in use") {
+			return "the app could not bind it: address already in use"
+		}
+	}
+	return ""
 }
 
 // portListened reports whether something listens on 127.0.0.1:port in
@@ -109,8 +134,8 @@ func portListened(port int) bool {
 }
 
 // recordExit marks the instance down after its process ended; portTaken
-// says another program listens on its port now.
-func (in *instance) recordExit(status string, ranFor time.Duration, portTaken bool) {
+// says why its port looks taken by another program ("" when it does not).
+func (in *instance) recordExit(status string, ranFor time.Duration, portTaken string) {
 	g := in.g
 	g.mu.Lock()
 	wasHealthy := in.healthy
@@ -120,7 +145,10 @@ func (in *instance) recordExit(status string, ranFor time.Duration, portTaken bo
 	if !stopping {
 		in.lastError = status
 		in.exitedEarly = !live
-		in.portTaken = !live && portTaken
+		in.portTaken = ""
+		if !live {
+			in.portTaken = portTaken
+		}
 	}
 	g.broadcastLocked()
 	g.mu.Unlock()
@@ -180,7 +208,7 @@ func (in *instance) restart(ranFor time.Duration) (*process, bool) {
 		if err == nil {
 			in.started(p)
 			in.restarts++
-			in.exitedEarly, in.portTaken = false, false
+			in.exitedEarly, in.portTaken = false, ""
 		} else {
 			in.lastError = "restart: " + err.Error()
 		}
