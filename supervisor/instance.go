@@ -98,7 +98,7 @@ func (in *instance) runProcess(p *process) time.Duration {
 	g.mu.Unlock()
 	taken := ""
 	if early {
-		taken = portTakenReason(in.port, in.tail.last(errorOutputLines))
+		taken = portTakenReason(in.port, in.tail.last(tailLines))
 	}
 	in.recordExit(exitDescription(err), ranFor, taken)
 	return ranFor
@@ -108,8 +108,9 @@ func (in *instance) runProcess(p *process) time.Duration {
 // likely lost its port to another program between the probe that found it
 // free and the app's bind ("" when nothing says so): another program
 // listens there now (the instance's own processes are gone), or the app's
-// last lines say its bind failed with EADDRINUSE, as Go, Node, Python,
-// Java and Ruby print it. The second catches a program that held the port
+// last lines (all the tail keeps: a Java stack trace follows its message)
+// say its bind failed with EADDRINUSE, as Go, Node, Python, Java and Ruby
+// print it. The second catches a program that held the port
 // only for a moment and left no listener to find: another baton's probe
 // of the same port (ports.go) did that in a whole test run. An app that
 // says so of some other port it binds is started again on other ports a
