@@ -78,31 +78,51 @@ func TestStartTwoInstances(t *testing.T) {
 	}
 }
 
+// startListenLate starts one instance of the test app that listens only
+// once open is called (mode listen-late); interval is its health check's.
+func startListenLate(t *testing.T, interval time.Duration) (g *Group, open func()) {
+	t.Helper()
+	s := newSupervisor(t, testConfig(t))
+	spec := appSpec(t, "listen-late", 1)
+	spec.Health.Interval = interval
+	gate := filepath.Join(t.TempDir(), "gate")
+	spec.Env = append(spec.Env, appFileEnv+"="+gate)
+	return start(t, s, spec), func() {
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// wantPortTaken waits for g's start to fail with ErrPortTaken, its error
+// saying why.
+func wantPortTaken(t *testing.T, g *Group, why string) {
+	t.Helper()
+	err := g.WaitHealthy(context.Background())
+	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrPortTaken) {
+		t.Fatalf("WaitHealthy = %v, want ErrExited and ErrPortTaken", err)
+	}
+	for _, want := range []string{why, "address already in use"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
 // TestWaitHealthyNamesATakenPort: an instance that exits before going live
 // because another program bound its port first (here the test, between
 // the supervisor's probe and the app) fails the start with ErrPortTaken,
-// which tells the caller a start on other ports may succeed.
+// which tells the caller a start on other ports may succeed; the error
+// quotes the app's own complaint.
 func TestWaitHealthyNamesATakenPort(t *testing.T) {
-	s := newSupervisor(t, testConfig(t))
-	spec := appSpec(t, "listen-late", 1)
-	gate := filepath.Join(t.TempDir(), "gate")
-	spec.Env = append(spec.Env, appFileEnv+"="+gate)
-	g := start(t, s, spec)
+	g, open := startListenLate(t, 20*time.Millisecond)
 	l, err := net.Listen("tcp", g.Addrs()[0])
 	if err != nil {
 		t.Fatalf("take the instance's port first: %v", err)
 	}
 	defer l.Close()
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err = g.WaitHealthy(context.Background())
-	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrPortTaken) {
-		t.Fatalf("WaitHealthy = %v, want ErrExited and ErrPortTaken", err)
-	}
-	if !strings.Contains(err.Error(), "address already in use") {
-		t.Errorf("error %q does not quote the app's own complaint", err)
-	}
+	open()
+	wantPortTaken(t, g, "another program listens there now")
 }
 
 // TestWaitHealthyNamesAPortHeldForAMoment: another program may hold an
@@ -113,11 +133,7 @@ func TestWaitHealthyNamesATakenPort(t *testing.T) {
 // ports. Here a socket bound without listening holds the port; nothing
 // listens there when the app exits.
 func TestWaitHealthyNamesAPortHeldForAMoment(t *testing.T) {
-	s := newSupervisor(t, testConfig(t))
-	spec := appSpec(t, "listen-late", 1)
-	gate := filepath.Join(t.TempDir(), "gate")
-	spec.Env = append(spec.Env, appFileEnv+"="+gate)
-	g := start(t, s, spec)
+	g, open := startListenLate(t, 20*time.Millisecond)
 	port, err := strconv.Atoi(g.Addrs()[0][strings.LastIndexByte(g.Addrs()[0], ':')+1:])
 	if err != nil {
 		t.Fatal(err)
@@ -130,16 +146,8 @@ func TestWaitHealthyNamesAPortHeldForAMoment(t *testing.T) {
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatalf("hold the instance's port first: %v", err)
 	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err = g.WaitHealthy(context.Background())
-	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrPortTaken) {
-		t.Fatalf("WaitHealthy = %v, want ErrExited and ErrPortTaken", err)
-	}
-	if !strings.Contains(err.Error(), "the app could not bind it") {
-		t.Errorf("error %q does not say why the port counts as taken", err)
-	}
+	open()
+	wantPortTaken(t, g, "the app could not bind it")
 }
 
 // TestStartingInstanceNeedNotWaitAnInterval: an instance that fails its
@@ -147,18 +155,11 @@ func TestWaitHealthyNamesAPortHeldForAMoment(t *testing.T) {
 // interval (here an hour) comes round: a starting instance is checked
 // again after a few milliseconds, then less and less often.
 func TestStartingInstanceNeedNotWaitAnInterval(t *testing.T) {
-	s := newSupervisor(t, testConfig(t))
-	spec := appSpec(t, "listen-late", 1)
-	spec.Health.Interval = time.Hour
-	gate := filepath.Join(t.TempDir(), "gate")
-	spec.Env = append(spec.Env, appFileEnv+"="+gate)
-	g := start(t, s, spec)
+	g, open := startListenLate(t, time.Hour)
 	eventually(t, "the first check, failed", func() bool {
 		return g.Status()[0].LastCheck == "connection refused"
 	})
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	open()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := g.WaitHealthy(ctx); err != nil {
