@@ -110,11 +110,11 @@ func (in *instance) runProcess(p *process) time.Duration {
 // listens there now (the instance's own processes are gone), or the app's
 // last lines (all the tail keeps: a Java stack trace follows its message)
 // say its bind failed with EADDRINUSE, as Go, Node, Python, Java and Ruby
-// print it. The second catches a program that held the port
-// only for a moment and left no listener to find: another baton's probe
-// of the same port (ports.go) did that in a whole test run. An app that
-// says so of some other port it binds is started again on other ports a
-// few times in vain; its error quotes its own words.
+// print it. The second catches a program that held the port only for a
+// moment and left no listener to find: another baton's probe of the same
+// port (ports.go) did that in a whole test run. An app that says so of
+// some other port it binds is started again on other ports a few times
+// in vain; its error quotes its own words.
 func portTakenReason(port int, lastLines []string) string {
 	if portListened(port) {
 		return "another program listens there now"
