@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 	// Each test mostly waits on its own baton child process: unless
 	// -parallel is given, run more of them at once than GOMAXPROCS.
 	testparallel.Default(4) // parses the flags, -e2e.race-baton among them
+
 	var err error
 	if adminToken, err = baton.NewTokenSecret(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -29,7 +29,7 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 }
 
 // CreateAppFor creates an app and its production slot, run by controller
-// ("": none yet; else it notifies ChannelRouting, as AssignApp does).
+// ("": none yet), assigned in the same transaction as AssignApp does.
 func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.App, error) {
 	var a baton.App
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -44,9 +44,7 @@ func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.A
 			return err
 		}
 		if controller != "" {
-			if _, err := tx.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
-					routing_changed_at = now() WHERE name = $2 RETURNING name)
-				SELECT pg_notify('`+ChannelRouting+`', name) FROM moved`, controller, name); err != nil {
+			if _, err := tx.Exec(ctx, assignApp, controller, name, ""); err != nil {
 				return err
 			}
 		}

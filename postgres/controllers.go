@@ -70,12 +70,17 @@ func (s *DB) Controllers(ctx context.Context) ([]Controller, error) {
 	})
 }
 
+// assignApp moves app $2 from controller $3 to $1, advances its routing
+// generation and tells the other hosts (ChannelRouting); it changes no row
+// when $3 no longer runs the app.
+const assignApp = `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
+		routing_changed_at = now() WHERE name = $2 AND controller = $3 RETURNING name)
+	SELECT pg_notify('` + ChannelRouting + `', name) FROM moved`
+
 // AssignApp pins an app to a controller if it is still pinned to from,
 // advancing its routing generation, and notifies ChannelRouting.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	tag, err := s.pool.Exec(ctx, `WITH moved AS (UPDATE apps SET controller = $1, routing_generation = routing_generation + 1,
-			routing_changed_at = now() WHERE name = $2 AND controller = $3 RETURNING name)
-		SELECT pg_notify('`+ChannelRouting+`', name) FROM moved`, to, app, from)
+	tag, err := s.pool.Exec(ctx, assignApp, to, app, from)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ func (s *DB) CreateApp(ctx context.Context, name string) (baton.App, error) {
 }
 
 // CreateAppFor creates an app and its production slot, run by controller
-// ("": none yet).
+// ("": none yet), assigned in the same transaction as AssignApp does.
 func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.App, error) {
 	now := s.now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -33,8 +33,7 @@ func (s *DB) CreateAppFor(ctx context.Context, name, controller string) (baton.A
 		if controller == "" {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE apps SET controller = ?, routing_generation = routing_generation + 1, routing_changed_at = ? WHERE name = ?`,
-			controller, now, name)
+		_, err := tx.ExecContext(ctx, assignApp, controller, now, name, "")
 		return err
 	})
 	if err != nil {

@@ -81,11 +81,16 @@ func (s *DB) Controllers(ctx context.Context) ([]baton.Controller, error) {
 	return out, rows.Err()
 }
 
+// assignApp moves an app from one controller to another and advances its
+// routing generation (arguments: to, now, app, from); it changes no row
+// when from no longer runs the app.
+const assignApp = `UPDATE apps SET controller = ?, routing_generation = routing_generation + 1, routing_changed_at = ?
+	WHERE name = ? AND controller = ?`
+
 // AssignApp pins an app to a controller if it is still pinned to from,
 // advancing its routing generation.
 func (s *DB) AssignApp(ctx context.Context, app, from, to string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE apps SET controller = ?, routing_generation = routing_generation + 1, routing_changed_at = ?
-		WHERE name = ? AND controller = ?`, to, s.now(), app, from)
+	res, err := s.db.ExecContext(ctx, assignApp, to, s.now(), app, from)
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,8 @@ func portListened(port int) bool {
 }
 
 // recordExit marks the instance down after its process ended; portTaken
-// says why its port looks taken by another program ("" when it does not).
+// says why its port looks taken by another program ("" when it does not,
+// and always once the group is live).
 func (in *instance) recordExit(status string, ranFor time.Duration, portTaken string) {
 	g := in.g
 	g.mu.Lock()
@@ -146,10 +147,7 @@ func (in *instance) recordExit(status string, ranFor time.Duration, portTaken st
 	if !stopping {
 		in.lastError = status
 		in.exitedEarly = !live
-		in.portTaken = ""
-		if !live {
-			in.portTaken = portTaken
-		}
+		in.portTaken = portTaken // read only with exitedEarly
 	}
 	g.broadcastLocked()
 	g.mu.Unlock()
