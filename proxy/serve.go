@@ -67,8 +67,8 @@ func (cc *clientConn) keepAliveProbes() {
 // listener and closes it. After Shutdown, Serve returns
 // http.ErrServerClosed at once. A listener that returns *tls.Conn (see
 // ServeTLS) gets each handshake done on the connection's goroutine; then
-// HTTP/1.1 runs on this data plane and h2 on net/http's HTTP/2 server with
-// ServeHTTP as the handler (tls.go).
+// HTTP/1.1 runs on this data plane and h2 on the proxy's HTTP/2 server,
+// each stream through ServeHTTP (tls.go, h2server.go).
 func (p *Proxy) Serve(ln net.Listener) error { return p.serve(ln, false) }
 
 // ServeLocal is Serve for a host's peer listener, where other hosts'
