@@ -299,8 +299,12 @@ func pooledReplayable(r *http.Request) bool {
 }
 
 func isEventStream(ct string) bool {
+	const es = "text/event-stream"
+	if len(ct) < len(es) || !strings.EqualFold(ct[:len(es)], es) {
+		return false // most responses: no parsing (it allocates)
+	}
 	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "text/event-stream"
+	return mt == es
 }
 
 // appendPooledRequest appends the head sent upstream for r: what

@@ -363,7 +363,7 @@ func (s *Server) open(ctx context.Context) error {
 		Version: api.Version{Version: buildinfo.Read().Version, SchemaVersion: sqlite.SchemaVersion()}}
 	// The proxy runs its own HTTP/1.1 data plane on its listener (see
 	// proxy/serve.go and the README's performance section for why); over
-	// TLS, h2 connections go to net/http's HTTP/2 server (proxy/tls.go).
+	// TLS, h2 connections go to its HTTP/2 server (proxy/h2server.go).
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

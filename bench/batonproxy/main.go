@@ -4,7 +4,7 @@
 // to -upstream, serving on -addr. With -tls (a certificate it makes
 // itself) or -tls-cert/-tls-key it serves HTTPS as `baton serve
 // --proxy-tls-cert` does: HTTP/1.1 over TLS on the data plane, h2 on
-// net/http's HTTP/2 server.
+// the proxy's HTTP/2 server.
 //
 //	batonproxy -addr 127.0.0.1:8080 -upstream 127.0.0.1:9001 -host bench.localhost
 //	batonproxy -addr 127.0.0.1:8443 -upstream 127.0.0.1:9001 -tls
