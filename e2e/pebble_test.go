@@ -33,12 +33,22 @@ func pebbleBins(t testing.TB) (pebble, challtestsrv, moduleDir string) {
 	t.Helper()
 	pb := &pebbleBuild
 	pb.once.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+		// go mod download, not go list -m: on an empty module cache (a
+		// fresh machine) go list names no folder for a module that only
+		// its go.mod was fetched for.
+		out, err := exec.Command("go", "mod", "download", "-json", "github.com/letsencrypt/pebble/v2").Output()
+		var mod struct{ Dir, Error string }
+		if err == nil {
+			err = json.Unmarshal(out, &mod)
+		}
+		if err == nil && (mod.Error != "" || mod.Dir == "") {
+			err = fmt.Errorf("no module folder (%s)", mod.Error)
+		}
 		if err != nil {
-			pb.err = fmt.Errorf("find the pebble module: %v", err)
+			pb.err = fmt.Errorf("download the pebble module: %v", err)
 			return
 		}
-		pb.root = strings.TrimSpace(string(out))
+		pb.root = mod.Dir
 		for _, tool := range []struct {
 			name string
 			path *string

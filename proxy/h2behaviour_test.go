@@ -759,3 +759,55 @@ func TestH2WindowUpdateOverflowIsFlowControlError(t *testing.T) {
 	}
 	h2bAwaitClose(t, h, "after GOAWAY(FLOW_CONTROL_ERROR)")
 }
+
+// TestH2ResponseBeforeBodyEndsWithReset: when the response is whole
+// while the client is still sending the request body (the instance
+// answered without reading it), the stream's end is followed by a
+// RST_STREAM with NO_ERROR (RFC 9113 8.1), which tells the client to
+// stop sending; nothing else is sent on the stream, and the connection
+// goes on.
+func TestH2ResponseBeforeBodyEndsWithReset(t *testing.T) {
+	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "answered early")
+	})
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("early.localhost", "early", "early--000001", addrOf(up))})
+	base, pool := startServeTLS(t, p)
+	h := dialH2(t, base, pool)
+	h.hbuf.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", "/upload"},
+		{":authority", "early.localhost"}, {"content-length", "1000000"}} {
+		h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.hbuf.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fr.WriteData(1, false, make([]byte, 16<<10)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ended := false
+	for {
+		f := h.next(1)
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			got = append(got, "HEADERS "+f.PseudoValue("status"))
+			ended = ended || f.StreamEnded()
+		case *http2.DataFrame:
+			got = append(got, "DATA "+string(f.Data()))
+			ended = ended || f.StreamEnded()
+		case *http2.RSTStreamFrame:
+			if !ended || f.ErrCode != http2.ErrCodeNo {
+				t.Fatalf("frames %q, then RST_STREAM %v; want the whole response, then RST_STREAM NO_ERROR", got, f.ErrCode)
+			}
+			// The connection goes on: the next stream is served.
+			h.get(3, "early.localhost")
+			if hf, ok := h.next(3).(*http2.MetaHeadersFrame); !ok || hf.PseudoValue("status") != "200" {
+				t.Fatalf("next stream: %v", hf)
+			}
+			return
+		default:
+			t.Fatalf("frames %q, then %T", got, f)
+		}
+	}
+}

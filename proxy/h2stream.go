@@ -140,23 +140,24 @@ func (st *h2Stream) run(req *http.Request) {
 	w := h2Writers.Get().(*h2Writer)
 	w.st, w.head = st, req.Method == http.MethodHead
 	aborted := st.serve(w, req)
-	if !aborted && w.finish() != nil {
-		aborted = true
+	if !aborted {
+		s.mu.Lock()
+		w.resetAfter = !st.remoteDone
+		s.mu.Unlock()
+		aborted = w.finish() != nil
 	}
 	if aborted {
 		s.resetStream(st.id, http2.ErrCodeInternal)
 	}
 	s.mu.Lock()
 	st.localDone = true
-	early := !st.closed && !st.remoteDone
-	if !st.closed && st.remoteDone {
+	if st.remoteDone || st.reset.Load() {
 		st.closeLocked(nil)
 	}
+	early := !st.closed
 	s.mu.Unlock()
 	if early {
-		// The response is whole and the rest of the request is not
-		// needed (RFC 9113 8.1).
-		s.resetStream(st.id, http2.ErrCodeNo)
+		s.resetStream(st.id, http2.ErrCodeNo) // not expected: finish sent it
 	}
 	w.release()
 	s.handlerReturned()
@@ -366,6 +367,9 @@ type h2Writer struct {
 	hasLen  bool     // fields has a Content-Length
 	trailer []string // trailer names the head declared
 	sent    bool     // HEADERS went out
+	// resetAfter: the client is still sending the request body when the
+	// response ends; a RST_STREAM (NO_ERROR) follows the response.
+	resetAfter bool
 	buf     []byte   // body not yet sent
 	err     error    // the stream can take no more
 }
@@ -592,20 +596,30 @@ func (w *h2Writer) send(end bool) error {
 				streamErr = errH2StreamClosed
 				return nil
 			}
+			endHead := !w.sent && endData && len(chunk) == 0
 			if !w.sent {
 				w.sent = true
-				endHead := endData && len(chunk) == 0
-				if err := s.writeHead(st.id, w.status, w.fields, endHead); err != nil || endHead {
+				if err := s.writeHead(st.id, w.status, w.fields, endHead); err != nil {
 					return err
 				}
 			}
-			if len(chunk) > 0 || endData {
+			if (len(chunk) > 0 || endData) && !endHead {
 				if err := s.writeData(st.id, chunk, endData); err != nil {
 					return err
 				}
 			}
 			if end && last && len(trailers) > 0 {
-				return s.writeFields(st.id, trailers, true)
+				if err := s.writeFields(st.id, trailers, true); err != nil {
+					return err
+				}
+			}
+			if end && last && w.resetAfter {
+				// The response is whole and the rest of the request is
+				// not needed (RFC 9113 8.1). In the same write as the
+				// response's end: a client blocked on sending the body
+				// (curl) may not read a later one.
+				st.reset.Store(true)
+				return s.wfr.WriteRSTStream(st.id, http2.ErrCodeNo)
 			}
 			return nil
 		})
