@@ -370,8 +370,8 @@ type h2Writer struct {
 	// resetAfter: the client is still sending the request body when the
 	// response ends; a RST_STREAM (NO_ERROR) follows the response.
 	resetAfter bool
-	buf     []byte   // body not yet sent
-	err     error    // the stream can take no more
+	buf        []byte // body not yet sent
+	err        error  // the stream can take no more
 }
 
 // h2WriterBuffer is how much body an h2Writer holds before sending.
