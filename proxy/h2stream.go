@@ -448,14 +448,21 @@ func (w *h2Writer) headFields(fields []hpack.HeaderField) []hpack.HeaderField {
 				}
 			}
 		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			continue
-		}
-		name := lowerKey(k)
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
-			}
+		fields = appendFields(fields, k, vv)
+	}
+	return fields
+}
+
+// appendFields appends the values vv of the field k as HTTP/2 sends them
+// (the name in lower case), leaving out what is not a valid field.
+func appendFields(fields []hpack.HeaderField, k string, vv []string) []hpack.HeaderField {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return fields
+	}
+	name := lowerKey(k)
+	for _, v := range vv {
+		if httpguts.ValidHeaderFieldValue(v) {
+			fields = append(fields, hpack.HeaderField{Name: name, Value: v})
 		}
 	}
 	return fields
@@ -543,23 +550,12 @@ func (w *h2Writer) finish() error {
 // the head declared, and under http.TrailerPrefix.
 func (w *h2Writer) trailers() []hpack.HeaderField {
 	var out []hpack.HeaderField
-	add := func(k string, vv []string) {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return
-		}
-		name := lowerKey(k)
-		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) {
-				out = append(out, hpack.HeaderField{Name: name, Value: v})
-			}
-		}
-	}
 	for _, k := range w.trailer {
-		add(k, w.header[k])
+		out = appendFields(out, k, w.header[k])
 	}
 	for k, vv := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			add(http.CanonicalHeaderKey(name), vv)
+			out = appendFields(out, http.CanonicalHeaderKey(name), vv)
 		}
 	}
 	return out
