@@ -326,7 +326,10 @@ func (s *h2Session) serve() {
 		}
 		if f != nil {
 			s.mu.Lock()
-			s.maxStreamID = max(s.maxStreamID, f.Header().StreamID)
+			if !s.goingAway {
+				// A GOAWAY already sent named the last stream; it stands.
+				s.maxStreamID = max(s.maxStreamID, f.Header().StreamID)
+			}
 			s.mu.Unlock()
 		}
 		s.p.log.Debug("proxy: HTTP/2 connection error", "client", s.remote, "err", err)
@@ -646,21 +649,31 @@ func (s *h2Session) giveBack(st *h2Stream, n int64) {
 	})
 }
 
-// resetStream sends RST_STREAM with code for stream id and closes it.
+// resetStream sends RST_STREAM with code for stream id and closes it,
+// if it is open.
 func (s *h2Session) resetStream(id uint32, code http2.ErrCode) {
 	s.mu.Lock()
 	st := s.streams[id]
+	s.mu.Unlock()
 	if st != nil {
-		st.closeLocked(errH2StreamClosed)
+		st.resetWith(code)
+		return
 	}
+	s.write(func() error { return s.wfr.WriteRSTStream(id, code) })
+}
+
+// resetWith closes st and sends RST_STREAM with code, unless a reset
+// went either way already: nothing may follow one (RFC 9113 5.4.2).
+func (st *h2Stream) resetWith(code http2.ErrCode) {
+	s := st.s
+	s.mu.Lock()
+	st.closeLocked(errH2StreamClosed)
 	s.mu.Unlock()
 	s.write(func() error {
-		if st != nil {
-			if st.reset.Swap(true) {
-				return nil // already reset
-			}
+		if st.reset.Swap(true) {
+			return nil
 		}
-		return s.wfr.WriteRSTStream(id, code)
+		return s.wfr.WriteRSTStream(st.id, code)
 	})
 }
 
@@ -736,6 +749,12 @@ func (s *h2Session) processHeaders(f *http2.MetaHeadersFrame) error {
 	if id <= s.maxStreamID {
 		s.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if s.goingAway {
+		// A GOAWAY went out since process looked: the stream is past
+		// its last one and is not served (the client may retry it).
+		s.mu.Unlock()
+		return nil
 	}
 	s.maxStreamID = id
 	if len(s.streams) >= h2MaxStreams {

@@ -147,7 +147,7 @@ func (st *h2Stream) run(req *http.Request) {
 		aborted = w.finish() != nil
 	}
 	if aborted {
-		s.resetStream(st.id, http2.ErrCodeInternal)
+		st.resetWith(http2.ErrCodeInternal)
 	}
 	s.mu.Lock()
 	st.localDone = true
@@ -157,7 +157,7 @@ func (st *h2Stream) run(req *http.Request) {
 	early := !st.closed
 	s.mu.Unlock()
 	if early {
-		s.resetStream(st.id, http2.ErrCodeNo) // not expected: finish sent it
+		st.resetWith(http2.ErrCodeNo) // not expected: finish sent it
 	}
 	w.release()
 	s.handlerReturned()

@@ -106,9 +106,11 @@ func (p *Proxy) forwardPooled(w http.ResponseWriter, r *http.Request, u *upstrea
 		}
 		conn := uc.c
 		// A client that leaves (its stream reset) ends the wait for the
-		// instance, as a cancelled request does in the Transport.
-		stop = context.AfterFunc(ctx, func() { conn.SetReadDeadline(aLongTimeAgo) })
+		// instance, as a cancelled request does in the Transport. The
+		// header timeout is set first: set after, it could undo the
+		// cancellation's deadline.
 		uc.c.SetReadDeadline(now.Add(p.headerTimeout))
+		stop = context.AfterFunc(ctx, func() { conn.SetReadDeadline(aLongTimeAgo) })
 		// Written by the read that waits for the response (rawio.go).
 		uc.rd.pending = x.head
 		err = p.readPooledHead(w, uc, &x.resp)
@@ -124,6 +126,11 @@ func (p *Proxy) forwardPooled(w http.ResponseWriter, r *http.Request, u *upstrea
 		return err
 	}
 	uc.c.SetReadDeadline(time.Time{}) // the header timeout does not bound the body
+	if ctx.Err() != nil {
+		// The client left while the deadline was cleared: the
+		// cancellation's deadline may have been undone.
+		uc.c.SetReadDeadline(aLongTimeAgo)
+	}
 
 	resp := &x.resp
 	h := w.Header()
