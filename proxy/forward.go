@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -130,8 +131,8 @@ func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr stri
 	r = r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
 	body, _ := r.Body.(*clientBody) // ServeHTTP's wrapper, when there is a body
 	f.rp.ServeHTTP(w, r)
-	if a.err != nil && body != nil && body.err != nil {
-		return &clientBodyError{body.err}
+	if a.err != nil && body != nil && body.failed() != nil {
+		return &clientBodyError{body.failed()}
 	}
 	return a.err
 }
@@ -141,19 +142,35 @@ func (f *reverseProxy) forward(w http.ResponseWriter, r *http.Request, addr stri
 // a failure of the client's (a body shorter or longer than its
 // Content-Length, a stream the client reset) is not blamed on the
 // instance.
+//
+// The Transport may still be reading it after the response came back (an
+// instance that answered before reading the whole body), so what it notes
+// is read under a lock.
 type clientBody struct {
 	io.ReadCloser
-	n   int64
+	n   atomic.Int64
+	mu  sync.Mutex
 	err error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// failed is how reading the body failed, if it did.
+func (b *clientBody) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // clientBodyError is a forward that failed because the client's request

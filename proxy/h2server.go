@@ -227,7 +227,9 @@ type h2Session struct {
 	maxFrame atomic.Int32
 
 	// The rest is under mu. cond is signalled when a send window grows
-	// or a stream or the connection ends.
+	// or a stream or the connection ends. mu may be taken while holding
+	// wmu (a stream's end is noted as it is written), never the other
+	// way round: nothing writes while holding mu.
 	mu           sync.Mutex
 	cond         sync.Cond
 	streams      map[uint32]*h2Stream // open (not closed) streams

@@ -35,7 +35,8 @@ type h2Stream struct {
 	// answered 431 without reaching ServeHTTP.
 	tooLarge bool
 
-	// Under the session's mu.
+	// Under the session's mu (taken inside the write lock, never the
+	// other way round).
 	sendWindow  int64
 	recvWindow  int64
 	recvUnacked int64
@@ -609,14 +610,28 @@ func (w *h2Writer) send(end bool) error {
 					return err
 				}
 			}
-			if end && last && w.resetAfter {
+			if !(end && last) {
+				return nil
+			}
+			if w.resetAfter {
 				// The response is whole and the rest of the request is
 				// not needed (RFC 9113 8.1). In the same write as the
 				// response's end: a client blocked on sending the body
 				// (curl) may not read a later one.
 				st.reset.Store(true)
-				return s.wfr.WriteRSTStream(st.id, http2.ErrCodeNo)
+				if err := s.wfr.WriteRSTStream(st.id, http2.ErrCodeNo); err != nil {
+					return err
+				}
 			}
+			// The stream is closed on this side before the client can see
+			// its end: a frame the client sends on it after that is for a
+			// closed stream (a connection error for HEADERS, 5.1).
+			s.mu.Lock()
+			st.localDone = true
+			if st.remoteDone || w.resetAfter {
+				st.closeLocked(nil)
+			}
+			s.mu.Unlock()
 			return nil
 		})
 		if err == nil {

@@ -199,7 +199,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var in int64
 	if body != nil {
-		in = body.n
+		in = body.n.Load()
 	}
 	if st == nil {
 		p.countUnrouted(m.status)
