@@ -267,18 +267,9 @@ func (e *h2fEnv) dial(t testing.TB) *tls.Conn {
 // instance's answer.
 func (e *h2fEnv) checkServes(t *testing.T) {
 	t.Helper()
-	c := e.dial(t)
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(h2fWait))
-	h := &h2Client{t: t, c: c, fr: http2.NewFramer(c, c)}
-	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	h.enc = hpack.NewEncoder(&h.hbuf)
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatalf("a new connection: %v", err)
-	}
-	if err := h.fr.WriteSettings(); err != nil {
-		t.Fatalf("a new connection: %v", err)
-	}
+	h := dialH2(t, "https://"+e.addr, e.tls.RootCAs)
+	defer h.c.Close()
+	h.c.SetDeadline(time.Now().Add(h2fWait))
 	h.get(1, h2fHost)
 	var status string
 	var body []byte
@@ -335,17 +326,14 @@ func (e *h2fEnv) running() h2fRunning {
 // before the input: all of it ends once the clients hung up. It says
 // what still runs after h2fWait, if anything.
 func (e *h2fEnv) leftRunning(before h2fRunning) string {
-	deadline := time.Now().Add(h2fWait)
-	for wait := poll.Interval; ; wait = min(2*wait, poll.MaxInterval) {
-		now := e.running()
-		if now.conns <= before.conns && now.handlers <= before.handlers && now.inFlight <= before.inFlight && now.instance <= before.instance {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("%v after the clients hung up: %v; before the input: %v", h2fWait, now, before)
-		}
-		time.Sleep(wait)
+	var now h2fRunning
+	if poll.Wait(h2fWait, func() bool {
+		now = e.running()
+		return now.conns <= before.conns && now.handlers <= before.handlers && now.inFlight <= before.inFlight && now.instance <= before.instance
+	}) {
+		return ""
 	}
+	return fmt.Sprintf("%v after the clients hung up: %v; before the input: %v", h2fWait, now, before)
 }
 
 // h2fLog keeps the messages the proxy logs at level Error.
@@ -480,7 +468,7 @@ var h2fField = []hpack.HeaderField{
 	{Name: "via", Value: "1.1 elsewhere"},
 	{Name: "x-forwarded-for", Value: "192.0.2.1"},
 	{Name: "accept", Value: "*/*"},
-	{Name: lowerASCII(PinHeader), Value: "fz--000001"},
+	{Name: strings.ToLower(PinHeader), Value: "fz--000001"},
 	{Name: "range", Value: "bytes=0-1"},
 }
 

@@ -204,7 +204,6 @@ func (h *h2Server) shutdown(ctx context.Context) error {
 // h2Session is one client's HTTP/2 connection.
 type h2Session struct {
 	h        *h2Server
-	p        *Proxy
 	c        *tls.Conn
 	tlsState *tls.ConnectionState
 	remote   string
@@ -249,7 +248,7 @@ type h2Session struct {
 func newH2Session(h *h2Server, tc *tls.Conn) *h2Session {
 	st := tc.ConnectionState()
 	s := &h2Session{
-		h: h, p: h.p, c: tc, tlsState: &st, remote: tc.RemoteAddr().String(),
+		h: h, c: tc, tlsState: &st, remote: tc.RemoteAddr().String(),
 		streams:    make(map[uint32]*h2Stream),
 		sendWindow: 65535, initWindow: 65535,
 		recvWindow: h2ConnWindow,
@@ -262,7 +261,7 @@ func newH2Session(h *h2Server, tc *tls.Conn) *h2Session {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.fr = http2.NewFramer(nil, tc)
 	s.fr.SetMaxReadFrameSize(h2MaxFrameSize)
-	s.fr.MaxHeaderListSize = uint32(s.p.maxHeaderBytes + 10*32) // as net/http's
+	s.fr.MaxHeaderListSize = uint32(s.h.p.maxHeaderBytes + 10*32) // as net/http's
 	s.fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
 	s.bw = bufio.NewWriterSize(tc, 16<<10+frameHeaderLen)
 	s.wfr = http2.NewFramer(s.bw, nil)
@@ -277,7 +276,7 @@ const frameHeaderLen = 9
 // its streams.
 func (s *h2Session) serve() {
 	defer s.end()
-	s.c.SetReadDeadline(time.Now().Add(min(h2PrefaceTimeout, s.p.idleTimeout)))
+	s.c.SetReadDeadline(time.Now().Add(min(h2PrefaceTimeout, s.h.p.idleTimeout)))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(s.c, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
 		return
@@ -334,7 +333,7 @@ func (s *h2Session) serve() {
 			}
 			s.mu.Unlock()
 		}
-		s.p.log.Debug("proxy: HTTP/2 connection error", "client", s.remote, "err", err)
+		s.h.p.log.Debug("proxy: HTTP/2 connection error", "client", s.remote, "err", err)
 		s.closeWithError(http2.ErrCode(ce))
 		return
 	}
@@ -390,8 +389,8 @@ func (s *h2Session) write(fn func() error) error {
 		// A client that takes longer than the idle timeout to take any
 		// bytes is gone; the deadline moves only when half of it passed.
 		// (fn may write to the connection too, when the buffer fills.)
-		if now := time.Now(); s.deadline.Sub(now) < s.p.idleTimeout/2 {
-			s.deadline = now.Add(s.p.idleTimeout)
+		if now := time.Now(); s.deadline.Sub(now) < s.h.p.idleTimeout/2 {
+			s.deadline = now.Add(s.h.p.idleTimeout)
 			s.c.SetWriteDeadline(s.deadline)
 		}
 		err = fn()
@@ -665,18 +664,18 @@ func (s *h2Session) resetStream(id uint32, code http2.ErrCode) {
 }
 
 // resetWith closes st and sends RST_STREAM with code, unless a reset
-// went either way already: nothing may follow one (RFC 9113 5.4.2).
+// went either way already: nothing may follow one (RFC 9113 5.4.2). The
+// reset is marked before the stream closes: closing wakes its handler,
+// whose response must not go out ahead of the RST_STREAM.
 func (st *h2Stream) resetWith(code http2.ErrCode) {
 	s := st.s
+	first := !st.reset.Swap(true)
 	s.mu.Lock()
 	st.closeLocked(errH2StreamClosed)
 	s.mu.Unlock()
-	s.write(func() error {
-		if st.reset.Swap(true) {
-			return nil
-		}
-		return s.wfr.WriteRSTStream(st.id, code)
-	})
+	if first {
+		s.write(func() error { return s.wfr.WriteRSTStream(st.id, code) })
+	}
 }
 
 // goAway starts a graceful end: the client is told the last stream that
@@ -718,10 +717,10 @@ func (s *h2Session) armIdleLocked() {
 		return
 	}
 	if s.idleTimer == nil {
-		s.idleTimer = time.AfterFunc(s.p.idleTimeout, s.idleFired)
+		s.idleTimer = time.AfterFunc(s.h.p.idleTimeout, s.idleFired)
 		return
 	}
-	s.idleTimer.Reset(s.p.idleTimeout)
+	s.idleTimer.Reset(s.h.p.idleTimeout)
 }
 
 func (s *h2Session) idleFired() {
@@ -814,7 +813,8 @@ func (s *h2Session) start(st *h2Stream, req *http.Request) {
 	go st.run(req)
 }
 
-// handlerReturned ends st's handler; a queued stream takes its place.
+// handlerReturned notes that a stream's handler returned; a queued
+// stream takes its place.
 func (s *h2Session) handlerReturned() {
 	s.mu.Lock()
 	s.running--
@@ -833,12 +833,10 @@ func (s *h2Session) handlerReturned() {
 	}
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey for a field name as
-// h2 sends it (lower case), without allocating for names seen before.
+// canonicalKey is http.CanonicalHeaderKey for a field name as h2 sends
+// it (lower case), without allocating again for names the connection
+// sent before.
 func (s *h2Session) canonicalKey(name string) string {
-	if k, ok := commonCanonicalKeys()[name]; ok {
-		return k
-	}
 	if k, ok := s.canon[name]; ok {
 		return k
 	}
@@ -847,37 +845,4 @@ func (s *h2Session) canonicalKey(name string) string {
 		s.canon[name] = k
 	}
 	return k
-}
-
-var commonCanonicalKeys = sync.OnceValue(func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Authorization", "Cache-Control", "Content-Encoding", "Content-Language",
-		"Content-Length", "Content-Type", "Cookie", "Date", "Etag", "Expect", "From", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Idempotency-Key", "Origin", "Pragma", "Range", "Referer", "Sec-Fetch-Dest",
-		"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Te", "Trailer",
-		"Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Requested-With", PinHeader, PeerKeyHeader,
-	} {
-		m[lowerASCII(k)] = http.CanonicalHeaderKey(k)
-	}
-	return m
-})
-
-// lowerASCII is strings.ToLower for field names, which are ASCII.
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

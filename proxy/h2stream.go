@@ -28,8 +28,9 @@ type h2Stream struct {
 	id     uint32
 	cancel context.CancelFunc
 	body   *h2Body // nil for a request without a body
-	// reset is set once RST_STREAM was sent or received: no frame may
-	// follow. Read and set under the session's write lock.
+	// reset is set once RST_STREAM was received, or is sent or about to
+	// be: no other frame may follow. Writers check it under the session's
+	// write lock.
 	reset atomic.Bool
 	// tooLarge: the request's header list was over the limit; it is
 	// answered 431 without reaching ServeHTTP.
@@ -41,7 +42,6 @@ type h2Stream struct {
 	recvWindow  int64
 	recvUnacked int64
 	remoteDone  bool          // the client ended the stream
-	localDone   bool          // the handler returned
 	closed      bool          // gone from the session's streams
 	req         *http.Request // while queued for a handler
 }
@@ -140,25 +140,10 @@ func (st *h2Stream) run(req *http.Request) {
 	s := st.s
 	w := h2Writers.Get().(*h2Writer)
 	w.st, w.head = st, req.Method == http.MethodHead
-	aborted := st.serve(w, req)
-	if !aborted {
-		s.mu.Lock()
-		w.resetAfter = !st.remoteDone
-		s.mu.Unlock()
-		aborted = w.finish() != nil
-	}
-	if aborted {
+	// A response that ends closes the stream (send); one that does not
+	// is reset, which closes it too.
+	if aborted := st.serve(w, req); aborted || w.finish() != nil {
 		st.resetWith(http2.ErrCodeInternal)
-	}
-	s.mu.Lock()
-	st.localDone = true
-	if st.remoteDone || st.reset.Load() {
-		st.closeLocked(nil)
-	}
-	early := !st.closed
-	s.mu.Unlock()
-	if early {
-		st.resetWith(http2.ErrCodeNo) // not expected: finish sent it
 	}
 	w.release()
 	s.handlerReturned()
@@ -173,7 +158,7 @@ func (st *h2Stream) serve(w *h2Writer, req *http.Request) (aborted bool) {
 			if v != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				st.s.p.log.Error("proxy: panic serving HTTP/2 stream", "client", st.s.remote, "panic", fmt.Sprint(v), "stack", string(buf))
+				st.s.h.p.log.Error("proxy: panic serving HTTP/2 stream", "client", st.s.remote, "panic", fmt.Sprint(v), "stack", string(buf))
 			}
 		}
 	}()
@@ -181,7 +166,7 @@ func (st *h2Stream) serve(w *h2Writer, req *http.Request) (aborted bool) {
 		badRequest(&parseError{http.StatusRequestHeaderFieldsTooLarge, "its header fields are too large"}).write(w)
 		return false
 	}
-	st.s.p.ServeHTTP(w, req)
+	st.s.h.p.ServeHTTP(w, req)
 	return false
 }
 
@@ -218,9 +203,6 @@ func (st *h2Stream) remoteEndLocked() error {
 			b.err = io.EOF
 			b.cond.Broadcast()
 		}
-	}
-	if st.localDone {
-		st.closeLocked(nil)
 	}
 	return err
 }
@@ -368,11 +350,8 @@ type h2Writer struct {
 	hasLen  bool     // fields has a Content-Length
 	trailer []string // trailer names the head declared
 	sent    bool     // HEADERS went out
-	// resetAfter: the client is still sending the request body when the
-	// response ends; a RST_STREAM (NO_ERROR) follows the response.
-	resetAfter bool
-	buf        []byte // body not yet sent
-	err        error  // the stream can take no more
+	buf     []byte   // body not yet sent
+	err     error    // the stream can take no more
 }
 
 // h2WriterBuffer is how much body an h2Writer holds before sending.
@@ -474,7 +453,7 @@ func lowerKey(k string) string {
 	if l, ok := commonLowerKeys()[k]; ok {
 		return l
 	}
-	return lowerASCII(k)
+	return strings.ToLower(k)
 }
 
 var commonLowerKeys = sync.OnceValue(func() map[string]string {
@@ -487,7 +466,7 @@ var commonLowerKeys = sync.OnceValue(func() map[string]string {
 		"Strict-Transport-Security", "Trailer", "Vary", "Via", "Www-Authenticate",
 		"X-Content-Type-Options", "X-Frame-Options", "X-Request-Id",
 	} {
-		m[k] = lowerASCII(k)
+		m[k] = strings.ToLower(k)
 	}
 	return m
 })
@@ -571,10 +550,7 @@ func (w *h2Writer) send(end bool) error {
 	if end {
 		trailers = w.trailers()
 	}
-	data := w.buf
-	if w.head {
-		data = nil
-	}
+	data := w.buf // empty for HEAD: Write keeps nothing
 	for {
 		var chunk []byte
 		if len(data) > 0 {
@@ -613,26 +589,22 @@ func (w *h2Writer) send(end bool) error {
 			if !(end && last) {
 				return nil
 			}
-			if w.resetAfter {
-				// The response is whole and the rest of the request is
-				// not needed (RFC 9113 8.1). In the same write as the
-				// response's end: a client blocked on sending the body
-				// (curl) may not read a later one.
-				st.reset.Store(true)
-				if err := s.wfr.WriteRSTStream(st.id, http2.ErrCodeNo); err != nil {
-					return err
-				}
-			}
 			// The stream is closed on this side before the client can see
 			// its end: a frame the client sends on it after that is for a
 			// closed stream (a connection error for HEADERS, 5.1).
 			s.mu.Lock()
-			st.localDone = true
-			if st.remoteDone || w.resetAfter {
-				st.closeLocked(nil)
-			}
+			sending := !st.remoteDone
+			st.closeLocked(nil)
 			s.mu.Unlock()
-			return nil
+			if !sending {
+				return nil
+			}
+			// The response is whole and the rest of the request is not
+			// needed (RFC 9113 8.1). In the same write as the response's
+			// end: a client blocked on sending the body (curl) may not
+			// read a later one.
+			st.reset.Store(true)
+			return s.wfr.WriteRSTStream(st.id, http2.ErrCodeNo)
 		})
 		if err == nil {
 			err = streamErr

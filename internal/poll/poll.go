@@ -22,13 +22,22 @@ const (
 // for if within passes first.
 func Until(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Wait(within, cond) {
+		t.Fatalf("timed out after %s waiting for: %s", within, what)
+	}
+}
+
+// Wait is Until for a caller that reports the failure itself: it
+// reports whether cond held before within passed.
+func Wait(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	wait := Interval
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
+			return false
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, MaxInterval)
 	}
+	return true
 }
