@@ -22,6 +22,12 @@ type Revision struct {
 	// Env holds the non-sticky settings the revision was created with; they
 	// travel with it on swap. Never serialized: it may hold secrets.
 	Env map[string]string `json:"-"`
+	// Source is the revision whose code this one runs again, when a
+	// settings change or a rollback with the current settings made it
+	// ("" for a deploy's). An image revision's manifest came with the
+	// deploy at the start of that chain, and is found there again when
+	// its folder must be restored.
+	Source string `json:"source,omitempty"`
 }
 
 // RevisionWeight is one revision's place in a slot's routing.

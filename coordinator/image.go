@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+
 	"github.com/batonhq/baton"
 	"github.com/batonhq/baton/manifest"
 	"github.com/batonhq/baton/ociimage"
@@ -247,7 +249,7 @@ func (c *Coordinator) container(ctx context.Context, rec *imageRecord, command s
 	}
 	args := append(append([]string{}, rec.Config.Entrypoint...), rec.Config.Cmd...)
 	if command != "" {
-		if fi, err := os.Stat(filepath.Join(rootfs, "bin", "sh")); err == nil && !fi.IsDir() {
+		if imageHasShell(rootfs) {
 			args = []string{"/bin/sh", "-c", command}
 		} else {
 			args = strings.Fields(command)
@@ -265,6 +267,19 @@ func (c *Coordinator) container(ctx context.Context, rec *imageRecord, command s
 		MemoryBytes: m.Resources.MemoryBytes,
 		CPUs:        m.Resources.CPUs,
 	}, nil
+}
+
+// imageHasShell reports whether the image unpacked at rootfs has a
+// /bin/sh, resolving symbolic links as they resolve inside the container:
+// an absolute link such as Alpine's /bin/sh -> /bin/busybox names the
+// image's file, not the host's.
+func imageHasShell(rootfs string) bool {
+	sh, err := securejoin.SecureJoin(filepath.Clean(rootfs), "/bin/sh")
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(sh)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // containerEnv drops what instanceEnv gives a host process that makes no

@@ -201,7 +201,7 @@ func (p *pipeline) prepare() error {
 		return err
 	}
 	rev, err := c.cfg.Store.CreateRevision(p.r.ctx, p.fence, baton.Revision{
-		App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: p.d.ArtifactDigest, Env: env})
+		App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: p.d.ArtifactDigest, Env: env, Source: p.replaces})
 	if err != nil {
 		return err
 	}

@@ -143,11 +143,12 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 }
 
 // restoreImageFiles writes an image revision's folder again, with the
-// manifest its deployment gave, if its record is still kept.
+// manifest the deploy that brought its code gave, if that record is still
+// kept.
 func (c *Coordinator) restoreImageFiles(ctx context.Context, r baton.Revision, dir string) error {
-	var dp baton.DeployParams
-	if d, err := c.cfg.Store.Deployment(ctx, r.Deployment); err == nil && (d.Kind == baton.KindDeploy || d.Kind == "") {
-		dp, _ = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
+	dp, err := c.imageDeployParams(ctx, r)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return err
@@ -168,6 +169,37 @@ func (c *Coordinator) restoreImageFiles(ctx context.Context, r baton.Revision, d
 		return fmt.Errorf("move restored files of %s into place: %w", r.Name, err)
 	}
 	return nil
+}
+
+// imageDeployParams returns the params of the deploy that brought r's
+// code: r's own deployment, or, for a revision a settings change or a
+// rollback made (Source), the deploy at the start of that chain. Zero
+// params when that deployment's record is no longer kept (the image's own
+// manifest then applies).
+func (c *Coordinator) imageDeployParams(ctx context.Context, r baton.Revision) (baton.DeployParams, error) {
+	// Each link is an older revision: the chain ends, and a record that
+	// says otherwise is not followed forever.
+	for limit, hops := r.Number, 0; hops <= limit; hops++ {
+		d, err := c.cfg.Store.Deployment(ctx, r.Deployment)
+		if baton.ErrorCode(err) == baton.ENOTFOUND {
+			return baton.DeployParams{}, nil
+		}
+		if err != nil {
+			return baton.DeployParams{}, err
+		}
+		if d.Kind == baton.KindDeploy || d.Kind == "" {
+			return baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
+		}
+		if r.Source == "" {
+			return baton.DeployParams{}, nil
+		}
+		if r, err = c.cfg.Store.Revision(ctx, r.Source); baton.ErrorCode(err) == baton.ENOTFOUND {
+			return baton.DeployParams{}, nil
+		} else if err != nil {
+			return baton.DeployParams{}, err
+		}
+	}
+	return baton.DeployParams{}, nil
 }
 
 // short is the first 12 characters of a digest, as logs show it.

@@ -153,7 +153,7 @@ func (c *Coordinator) rollback(ctx context.Context, p *pipeline, rp baton.Rollba
 			return err
 		}
 		fresh, err := c.cfg.Store.CreateRevision(ctx, p.fence, baton.Revision{
-			App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: target.ArtifactDigest, Env: env})
+			App: p.d.App, Slot: p.d.Slot, Deployment: p.d.ID, ArtifactDigest: target.ArtifactDigest, Env: env, Source: target.Name})
 		if err != nil {
 			return err
 		}

@@ -33,6 +33,26 @@ func (b *batonEnv) multipleApp(app string, n int) []string {
 	return names
 }
 
+// metrics is what baton's /metrics exposes now.
+func (b *batonEnv) metrics() string {
+	b.t.Helper()
+	req, err := http.NewRequest("GET", "http://"+b.srv.APIAddr()+"/metrics", nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := b.c.HTTP.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		b.t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
+	}
+	return string(body)
+}
+
 // TestScenarioWeightedTraffic: in multiple mode a new revision joins at
 // 0 %; an 80/20 split is honoured within statistical bounds; the cookie
 // keeps a client on its revision; the Baton-Revision header pins; a
@@ -57,6 +77,20 @@ func TestScenarioWeightedTraffic(t *testing.T) {
 	}
 	if share := float64(counts["v1"]) / n; share < 0.72 || share > 0.88 {
 		t.Fatalf("v1 share %.3f outside 0.80 ± 0.08 (4σ at 400 requests): %v", share, counts)
+	}
+	// /metrics reports the weights, the instances' health and the queue
+	// as they stand when scraped.
+	m := b.metrics()
+	for _, line := range []string{
+		fmt.Sprintf(`baton_revision_traffic_percent{app="split",revision=%q,slot="production"} 80`, revs[0]),
+		fmt.Sprintf(`baton_revision_traffic_percent{app="split",revision=%q,slot="production"} 20`, revs[1]),
+		fmt.Sprintf(`baton_instance_healthy{app="split",instance="1",revision=%q,slot="production"} 1`, revs[1]),
+		fmt.Sprintf(`baton_instance_restarts_total{app="split",instance="1",revision=%q,slot="production"} 0`, revs[0]),
+		`baton_queue_length{app="split"} 0`,
+	} {
+		if !strings.Contains(m, "\n"+line+"\n") {
+			t.Errorf("/metrics has no line %s", line)
+		}
 	}
 
 	jar, _ := cookiejar.New(nil)

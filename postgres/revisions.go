@@ -7,11 +7,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at, active, weight, env`
+const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at, active, weight, env, source`
 
 func scanRevision(row scanner) (baton.Revision, error) {
 	var r baton.Revision
-	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &r.CreatedAt, &r.Active, &r.Weight, &r.Env)
+	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &r.CreatedAt, &r.Active, &r.Weight, &r.Env, &r.Source)
 	utc(&r.CreatedAt)
 	return r, err
 }
@@ -32,8 +32,8 @@ func (s *DB) CreateRevision(ctx context.Context, f baton.Fence, r baton.Revision
 		if env == nil {
 			env = map[string]string{} // stored as {}, not JSON null
 		}
-		out, err = scanRevision(tx.QueryRow(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, now(), false, 0, $7)
-			RETURNING `+revisionColumns, baton.RevisionName(r.App, n), r.App, n, r.Slot, r.Deployment, r.ArtifactDigest, env))
+		out, err = scanRevision(tx.QueryRow(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, now(), false, 0, $7, $8)
+			RETURNING `+revisionColumns, baton.RevisionName(r.App, n), r.App, n, r.Slot, r.Deployment, r.ArtifactDigest, env, r.Source))
 		return err
 	})
 	return out, err

@@ -8,13 +8,13 @@ import (
 	"github.com/batonhq/baton"
 )
 
-const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at, active, weight, env`
+const revisionColumns = `name, app, number, slot, deployment, artifact_digest, created_at, active, weight, env, source`
 
 func scanRevision(row scanner) (baton.Revision, error) {
 	var r baton.Revision
 	var created int64
 	var env string
-	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &created, &r.Active, &r.Weight, &env)
+	err := row.Scan(&r.Name, &r.App, &r.Number, &r.Slot, &r.Deployment, &r.ArtifactDigest, &created, &r.Active, &r.Weight, &env, &r.Source)
 	if err != nil {
 		return r, err
 	}
@@ -44,8 +44,8 @@ func (s *DB) CreateRevision(ctx context.Context, f baton.Fence, r baton.Revision
 		if r.Env == nil {
 			env = []byte("{}")
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?)`,
-			r.Name, r.App, r.Number, r.Slot, r.Deployment, r.ArtifactDigest, now, string(env))
+		_, err = tx.ExecContext(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)`,
+			r.Name, r.App, r.Number, r.Slot, r.Deployment, r.ArtifactDigest, now, string(env), r.Source)
 		return err
 	})
 	return r, err

@@ -591,12 +591,12 @@ func testRevisions(t *testing.T, s baton.Store) {
 	d := enqueue(t, s, newDeployment("r", baton.PolicyQueue)).Deployment
 	f := start(t, s, d)
 	r1 := must(s.CreateRevision(ctx, f, baton.Revision{App: "r", Slot: baton.ProductionSlot, Deployment: d.ID, ArtifactDigest: "ab"})).on(t)
-	r2 := must(s.CreateRevision(ctx, f, baton.Revision{App: "r", Slot: baton.ProductionSlot, Deployment: d.ID, ArtifactDigest: "cd"})).on(t)
-	if r1.Name != "r--000001" || r2.Name != "r--000002" {
-		t.Fatalf("revision names %q %q", r1.Name, r2.Name)
+	r2 := must(s.CreateRevision(ctx, f, baton.Revision{App: "r", Slot: baton.ProductionSlot, Deployment: d.ID, ArtifactDigest: "cd", Source: "r--000001"})).on(t)
+	if r1.Name != "r--000001" || r2.Name != "r--000002" || r1.Source != "" || r2.Source != "r--000001" {
+		t.Fatalf("revisions created: %+v %+v", r1, r2)
 	}
 	got := must(s.Revision(ctx, "r--000002")).on(t)
-	if got.ArtifactDigest != "cd" || got.Deployment != d.ID {
+	if got.ArtifactDigest != "cd" || got.Deployment != d.ID || got.Source != "r--000001" {
 		t.Fatalf("revision = %+v", got)
 	}
 	if list := must(s.Revisions(ctx, "r")).on(t); len(list) != 2 || list[0].Number != 2 {
