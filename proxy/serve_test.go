@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -527,4 +529,86 @@ func TestServeSurvivesUpstreamClosingIdleConnections(t *testing.T) {
 	if n := requests.Load(); n != 20 {
 		t.Errorf("the upstream got %d requests for 20 sent", n)
 	}
+}
+
+// workGoroutines counts the goroutines in server.work, busy or idle.
+func workGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "proxy.(*server).work(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestServeReusesConnectionGoroutines: a connection's goroutine waits for
+// the next connection once it served its own, at most maxIdleWorkers of
+// them after a burst; new connections then start no goroutine, and
+// Shutdown ends them all.
+func TestServeReusesConnectionGoroutines(t *testing.T) {
+	up := startUpstream(t, "w")
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("w.localhost", "w", "w--000001", addrOf(up))})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	before := workGoroutines()
+	get := func(c net.Conn, br *bufio.Reader, header string) {
+		t.Helper()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: w.localhost\r\n"+header+"\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "w" {
+			t.Fatalf("GET: %d %q", resp.StatusCode, b)
+		}
+	}
+
+	// A burst: this many connections open at once, each served.
+	const burst = maxIdleWorkers + 72
+	conns := make([]net.Conn, burst)
+	for i := range conns {
+		c, br := rawConn(t, base)
+		get(c, br, "")
+		conns[i] = c
+	}
+	if n := workGoroutines() - before; n != burst {
+		t.Fatalf("%d connection goroutines for %d open connections", n, burst)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, fmt.Sprintf("%d idle connection goroutines left after the burst", maxIdleWorkers), func() bool {
+		return workGoroutines()-before == maxIdleWorkers
+	})
+
+	// One after another, new connections are served by those.
+	for i := 0; i < 50; i++ {
+		c, br := rawConn(t, base)
+		get(c, br, "Connection: close\r\n")
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("after Connection: close: %v, want EOF", err)
+		}
+		c.Close()
+		if n := workGoroutines() - before; n != maxIdleWorkers {
+			t.Fatalf("%d connection goroutines after %d sequential connections, want the %d idle ones reused", n, i+1, maxIdleWorkers)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	waitFor(t, "no connection goroutine after Shutdown", func() bool { return workGoroutines() == before })
 }
