@@ -3,6 +3,7 @@ package baton
 import (
 	"context"
 	"io"
+	"sort"
 	"time"
 )
 
@@ -80,6 +81,9 @@ type ControllerStore interface {
 	// recorded (by the store's clock) and every controller's ack;
 	// ENOTFOUND if the app does not exist.
 	RoutingAcks(ctx context.Context, app string) (RoutingState, error)
+	// AllRoutingAcks is RoutingAcks of every app, by name, in two reads
+	// whatever their number (status of every app).
+	AllRoutingAcks(ctx context.Context) ([]RoutingState, error)
 	// FailExpired ends the running deployments whose lease expired or is
 	// gone (their controller died) as FailInterrupted does, and deletes
 	// those leases: the recovery step when controllers share the store.
@@ -135,6 +139,17 @@ type RoutingState struct {
 	// Age is how long ago the generation was recorded.
 	Age  time.Duration `json:"age"`
 	Acks []RoutingAck  `json:"acks"`
+}
+
+// AddRoutingAck appends a to the acks of app in states, which are sorted
+// by app name (byte order), and returns states: how a store merges its two
+// reads of every app's routing. An ack of an app not in states is dropped.
+func AddRoutingAck(states []RoutingState, app string, a RoutingAck) []RoutingState {
+	i := sort.Search(len(states), func(i int) bool { return states[i].App >= app })
+	if i < len(states) && states[i].App == app {
+		states[i].Acks = append(states[i].Acks, a)
+	}
+	return states
 }
 
 // RoutingAck is the routing generation of an app one host applied.

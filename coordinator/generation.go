@@ -80,18 +80,49 @@ func (c *Coordinator) laggingHosts(ctrls []baton.Controller, st baton.RoutingSta
 	return out
 }
 
+// hostsRouting is what status reads of the hosts' routing when several
+// share the store: the apps' routing states and the hosts. Nil without
+// other hosts.
+type hostsRouting struct {
+	states map[string]baton.RoutingState
+	ctrls  []baton.Controller
+	// ctrlsErr: the hosts could not be read (no lagging host is named).
+	ctrlsErr error
+}
+
+// readHostsRouting reads the routing state of app, or of every app
+// (app ""), and the hosts: two or three store reads whatever the number
+// of apps.
+func (c *Coordinator) readHostsRouting(ctx context.Context, app string) *hostsRouting {
+	if !c.cfg.Shared {
+		return nil
+	}
+	hr := &hostsRouting{states: map[string]baton.RoutingState{}}
+	if app != "" {
+		if st, err := c.cfg.Store.RoutingAcks(ctx, app); err == nil {
+			hr.states[app] = st
+		}
+	} else if all, err := c.cfg.Store.AllRoutingAcks(ctx); err == nil {
+		for _, st := range all {
+			hr.states[st.App] = st
+		}
+	}
+	hr.ctrls, hr.ctrlsErr = c.cfg.Store.Controllers(ctx)
+	return hr
+}
+
 // routingStatus adds to conflicts the live hosts that serve an older
 // routing generation of app than the store's, past the deadline.
-func (c *Coordinator) routingStatus(ctx context.Context, app string, conflicts []baton.Conflict) (*baton.RoutingState, []baton.Conflict) {
-	if !c.cfg.Shared {
+func (c *Coordinator) routingStatus(hr *hostsRouting, app string, conflicts []baton.Conflict) (*baton.RoutingState, []baton.Conflict) {
+	if hr == nil {
 		return nil, conflicts
 	}
-	st, err := c.cfg.Store.RoutingAcks(ctx, app)
-	if err != nil {
+	st, ok := hr.states[app]
+	if !ok {
 		return nil, conflicts
 	}
-	ctrls, err := c.cfg.Store.Controllers(ctx)
-	if err != nil || st.Age < c.ackDeadline() {
+	ctrls := hr.ctrls
+	if hr.ctrlsErr != nil || st.Age < c.ackDeadline() {
 		return &st, conflicts
 	}
 	acked := map[string]int64{}

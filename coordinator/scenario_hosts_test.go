@@ -135,22 +135,37 @@ func (b *batonEnv) idle(app string) bool {
 	return err == nil && st.Running == nil && len(st.Queue) == 0
 }
 
-// acked waits until every one of n hosts applied app's routing generation.
+// acked waits until every one of n hosts applied app's routing
+// generation, as the app's status and the status of every app say alike.
 func (b *batonEnv) acked(app string, n int) baton.AppStatus {
 	b.t.Helper()
 	var st baton.AppStatus
-	eventually(b.t, 20*time.Second, "every host applied the routing generation of "+app, func() bool {
-		var err error
-		st, err = b.c.Status(context.Background(), app)
-		if err != nil || st.Routing == nil || len(st.Routing.Acks) != n {
+	allAcked := func(r *baton.RoutingState) bool {
+		if r == nil || len(r.Acks) != n {
 			return false
 		}
-		for _, a := range st.Routing.Acks {
-			if a.Generation != st.Routing.Generation {
+		for _, a := range r.Acks {
+			if a.Generation != r.Generation {
 				return false
 			}
 		}
 		return true
+	}
+	eventually(b.t, 20*time.Second, "every host applied the routing generation of "+app, func() bool {
+		var err error
+		if st, err = b.c.Status(context.Background(), app); err != nil || !allAcked(st.Routing) {
+			return false
+		}
+		all, err := b.c.AllStatus(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, a := range all {
+			if a.App == app {
+				return allAcked(a.Routing) && a.Routing.Generation == st.Routing.Generation
+			}
+		}
+		return false
 	})
 	return st
 }

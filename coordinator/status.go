@@ -34,7 +34,7 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 	if l, err := c.cfg.Store.Lease(ctx, baton.AppLeaseKey(app)); err == nil {
 		lease = &l
 	}
-	st := c.statusOf(ctx, a, active, recent, lease, c.cfg.Now())
+	st := c.statusOf(a, active, recent, lease, c.readHostsRouting(ctx, app), c.cfg.Now())
 	for i := range st.Slots {
 		// One app's status says its slots' scales (a list of many apps
 		// would pay a read per slot for it: there, it is not shown).
@@ -47,7 +47,9 @@ func (c *Coordinator) Status(ctx context.Context, app string) (baton.AppStatus, 
 
 // Statuses is Status for each of apps, in their order, in three store
 // reads whatever their number (the operations queued or running, the
-// recent ones of every app, the leases) rather than four per app.
+// recent ones of every app, the leases) rather than four per app; with
+// other hosts sharing the store, three more (every app's routing
+// generation, the hosts' acks, the hosts) rather than two per app.
 func (c *Coordinator) Statuses(ctx context.Context, apps []baton.App) ([]baton.AppStatus, error) {
 	out := make([]baton.AppStatus, 0, len(apps))
 	if len(apps) == 0 {
@@ -70,9 +72,10 @@ func (c *Coordinator) Statuses(ctx context.Context, apps []baton.App) ([]baton.A
 	for i := range leases {
 		leaseOf[leases[i].Key] = &leases[i]
 	}
+	hr := c.readHostsRouting(ctx, "")
 	now := c.cfg.Now()
 	for _, a := range apps {
-		out = append(out, c.statusOf(ctx, a, activeOf[a.Name], recentOf[a.Name], leaseOf[baton.AppLeaseKey(a.Name)], now))
+		out = append(out, c.statusOf(a, activeOf[a.Name], recentOf[a.Name], leaseOf[baton.AppLeaseKey(a.Name)], hr, now))
 	}
 	return out, nil
 }
@@ -91,9 +94,9 @@ func byApp(ds []baton.Deployment) map[string][]baton.Deployment {
 
 // statusOf builds app a's status from what the store said of it (its
 // queued and running operations oldest first, its recent ones newest
-// first, its lease or nil) and from what runs here; with other hosts, it
-// reads which routing generation each has applied (one query per app).
-func (c *Coordinator) statusOf(ctx context.Context, a baton.App, active, recent []baton.Deployment, lease *baton.Lease, now time.Time) baton.AppStatus {
+// first, its lease or nil; with other hosts, which routing generation
+// each has applied) and from what runs here.
+func (c *Coordinator) statusOf(a baton.App, active, recent []baton.Deployment, lease *baton.Lease, hr *hostsRouting, now time.Time) baton.AppStatus {
 	app := a.Name
 	st := baton.AppStatus{App: a.Name, Controller: a.Controller, RevisionMode: a.RevisionMode, Frozen: a.Frozen, Queue: []baton.Deployment{}, Conflicts: []baton.Conflict{}}
 	if u, ok := c.DiskUse(app); ok {
@@ -137,7 +140,7 @@ func (c *Coordinator) statusOf(ctx context.Context, a baton.App, active, recent 
 	st.Domains = c.domainStatus(a)
 	st.Conflicts = c.conflicts(st, now)
 	st.Conflicts = append(st.Conflicts, certConflicts(st, now)...)
-	st.Routing, st.Conflicts = c.routingStatus(ctx, app, st.Conflicts)
+	st.Routing, st.Conflicts = c.routingStatus(hr, app, st.Conflicts)
 	return st
 }
 

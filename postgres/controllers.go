@@ -110,6 +110,40 @@ func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]
 	return err
 }
 
+// AllRoutingAcks returns every app's routing generation and acks, by name.
+func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, routing_generation, (extract(epoch FROM now() - routing_changed_at) * 1000000)::bigint
+		FROM apps ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.RoutingState, error) {
+		st := baton.RoutingState{Acks: []baton.RoutingAck{}}
+		var age int64
+		err := row.Scan(&st.App, &st.Generation, &age)
+		st.Age = time.Duration(age) * time.Microsecond
+		return st, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	acks, err := s.pool.Query(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks ORDER BY app COLLATE "C", controller`)
+	if err != nil {
+		return nil, err
+	}
+	defer acks.Close()
+	for acks.Next() {
+		var app string
+		var a baton.RoutingAck
+		if err := acks.Scan(&app, &a.Controller, &a.Generation, &a.AppliedAt); err != nil {
+			return nil, err
+		}
+		utc(&a.AppliedAt)
+		out = baton.AddRoutingAck(out, app, a)
+	}
+	return out, acks.Err()
+}
+
 // RoutingAcks returns app's routing generation and every controller's ack.
 func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
 	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}

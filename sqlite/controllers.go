@@ -138,6 +138,47 @@ func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]
 	})
 }
 
+// AllRoutingAcks returns every app's routing generation and acks, by name.
+func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, routing_generation, routing_changed_at FROM apps ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []baton.RoutingState
+	now := s.Now()
+	for rows.Next() {
+		st := baton.RoutingState{Acks: []baton.RoutingAck{}}
+		var changed int64
+		if err := rows.Scan(&st.App, &st.Generation, &changed); err != nil {
+			return nil, err
+		}
+		if changed > 0 {
+			st.Age = now.Sub(fromMicros(changed))
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	acks, err := s.rdb.QueryContext(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks ORDER BY app, controller`)
+	if err != nil {
+		return nil, err
+	}
+	defer acks.Close()
+	for acks.Next() {
+		var app string
+		var a baton.RoutingAck
+		var at int64
+		if err := acks.Scan(&app, &a.Controller, &a.Generation, &at); err != nil {
+			return nil, err
+		}
+		a.AppliedAt = fromMicros(at)
+		out = baton.AddRoutingAck(out, app, a)
+	}
+	return out, acks.Err()
+}
+
 // RoutingAcks returns app's routing generation and every controller's ack.
 func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
 	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}

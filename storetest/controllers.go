@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,6 +145,33 @@ func testRoutingGenerations(t *testing.T, s baton.Store) {
 	if st = must(s.RoutingAcks(ctx, "gen")).on(t); st.Acks[1].Generation != 2 {
 		t.Fatalf("acks after c2 caught up = %+v", st.Acks)
 	}
+	// Every app's at once: the same as each app's, by name; an app no
+	// host acked has none ("a-gen" sorts first, "gen-b" after "gen").
+	must(s.CreateApp(ctx, "a-gen")).on(t)
+	must(s.CreateApp(ctx, "gen-b")).on(t)
+	must(0, s.AckRouting(ctx, "c1", map[string]int64{"gen": 2, "gen-b": 0})).on(t)
+	all := must(s.AllRoutingAcks(ctx)).on(t)
+	var names []string
+	for _, a := range all {
+		names = append(names, a.App)
+		one := must(s.RoutingAcks(ctx, a.App)).on(t)
+		if a.Generation != one.Generation || len(a.Acks) != len(one.Acks) || a.Age < 0 || a.Age > time.Hour {
+			t.Fatalf("AllRoutingAcks has %+v for %s, RoutingAcks %+v", a, a.App, one)
+		}
+		for i := range a.Acks {
+			if a.Acks[i].Controller != one.Acks[i].Controller || a.Acks[i].Generation != one.Acks[i].Generation || !a.Acks[i].AppliedAt.Equal(one.Acks[i].AppliedAt) {
+				t.Fatalf("AllRoutingAcks' acks of %s: %+v, RoutingAcks': %+v", a.App, a.Acks, one.Acks)
+			}
+		}
+	}
+	if want := []string{"a-gen", "gen", "gen-b"}; !slices.Equal(names, want) {
+		t.Fatalf("AllRoutingAcks lists %v, want %v", names, want)
+	}
+	if len(all[0].Acks) != 0 || all[0].Acks == nil || len(all[1].Acks) != 2 || len(all[2].Acks) != 1 {
+		t.Fatalf("AllRoutingAcks: %+v", all)
+	}
+	must(0, s.DeleteApp(ctx, "a-gen")).on(t)
+	must(0, s.DeleteApp(ctx, "gen-b")).on(t)
 	must(0, s.DeregisterController(ctx, "c2")).on(t)
 	if st = must(s.RoutingAcks(ctx, "gen")).on(t); len(st.Acks) != 1 || st.Acks[0].Controller != "c1" {
 		t.Fatalf("acks after c2 left = %+v", st.Acks)

@@ -37,6 +37,23 @@ type options struct {
 	policy                                 string
 	timeout                                time.Duration
 	keep                                   bool
+	store                                  string
+}
+
+// storeName names the store for the report.
+func (o options) storeName() string {
+	if o.store == "" {
+		return "SQLite"
+	}
+	return "PostgreSQL"
+}
+
+// storeArgs are baton serve's flags for -store.
+func (o options) storeArgs() []string {
+	if o.store == "" {
+		return nil
+	}
+	return []string{"--store", o.store}
 }
 
 func main() {
@@ -55,6 +72,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
 	flag.StringVar(&o.out, "out", "bench/results-scale.md", "write the Markdown report here (\"\": stdout only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and baton's log after the run")
+	flag.StringVar(&o.store, "store", "", "baton serve --store: a postgres:// URL of an empty database (\"\": the embedded SQLite)")
 	flag.Parse()
 	if o.baton == "" || o.hello == "" {
 		fmt.Fprintln(os.Stderr, "scale: -baton and -hello are required; `make bench-scale` builds both and runs this")
@@ -78,7 +96,7 @@ func main() {
 func run(ctx context.Context, o options) int {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the run took longer than -timeout %s", o.timeout))
 	defer cancel()
-	b, stopBaton, err := harness.StartAnnounced(ctx, harness.Config{Bin: o.baton, StartTimeout: 2 * time.Minute}, "scale", o.keep)
+	b, stopBaton, err := harness.StartAnnounced(ctx, harness.Config{Bin: o.baton, Args: o.storeArgs(), StartTimeout: 2 * time.Minute}, "scale", o.keep)
 	if err != nil {
 		return fail(err)
 	}

@@ -66,8 +66,8 @@ func (r *report) markdown() string {
 	o := r.o
 	load := harness.LoadAvg()
 	fmt.Fprintf(&w, "# scale: %d apps × %d slots\n\n", o.apps, o.slots)
-	fmt.Fprintf(&w, "`scale -apps %d -slots %d -workers %d -deployed %d -restarts %d -storm %d -storm-policy %s` (`make bench-scale`) on %s: %d CPUs, %s, SQLite store, load average %s at the end (other work shares the machine).\n\n",
-		o.apps, o.slots, o.workers, o.deployed, o.restarts, o.storm, o.policy, time.Now().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), load)
+	fmt.Fprintf(&w, "`scale -apps %d -slots %d -workers %d -deployed %d -restarts %d -storm %d -storm-policy %s` (`make bench-scale`) on %s: %d CPUs, %s, %s store, load average %s at the end (other work shares the machine).\n\n",
+		o.apps, o.slots, o.workers, o.deployed, o.restarts, o.storm, o.policy, time.Now().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), o.storeName(), load)
 
 	fmt.Fprintf(&w, "## API calls with %d apps\n\n", o.apps)
 	fmt.Fprintf(&w, "Registering took %s for %d calls (%d at a time, %.0f calls/s). Reads are timed one at a time until the body is read.\n\n",
