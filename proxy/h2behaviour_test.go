@@ -811,3 +811,29 @@ func TestH2ResponseBeforeBodyEndsWithReset(t *testing.T) {
 		}
 	}
 }
+
+// TestH2MalformedHeadersUseTheirStream: a request whose header block the
+// framer refuses (an upper-case field name) is reset, and its stream
+// counts as used: HEADERS on the same stream again, before any other,
+// is a connection error (RFC 9113 5.1.1), not a new request.
+func TestH2MalformedHeadersUseTheirStream(t *testing.T) {
+	up := startUpstream(t, "m")
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("m.localhost", "m", "m--000001", addrOf(up))})
+	base, pool := startServeTLS(t, p)
+	h := dialH2(t, base, pool)
+	h.c.SetDeadline(time.Now().Add(10 * time.Second))
+	h.get(1, "m.localhost", "X-Upper", "v")
+	if rst, ok := h.next(1).(*http2.RSTStreamFrame); !ok || rst.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("a header block with an upper-case name: %v, want RST_STREAM(PROTOCOL_ERROR)", rst)
+	}
+	h.get(1, "m.localhost")
+	f := h2bAwait(t, h, "a GOAWAY", func(f http2.Frame) bool {
+		_, goaway := f.(*http2.GoAwayFrame)
+		_, headers := f.(*http2.MetaHeadersFrame)
+		return goaway || headers && f.Header().StreamID == 1
+	})
+	if ga, ok := f.(*http2.GoAwayFrame); !ok || ga.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("HEADERS again on the reset stream 1: %v, want GOAWAY(PROTOCOL_ERROR)", f)
+	}
+}

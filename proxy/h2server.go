@@ -317,6 +317,17 @@ func (s *h2Session) serve() {
 		var ce http2.ConnectionError
 		switch {
 		case errors.As(err, &se):
+			if f == nil && s.fr.ErrorDetail() != nil && se.StreamID%2 == 1 {
+				// The framer refused a request's header fields (it says
+				// why only of those): the stream was opened and is closed
+				// now, so HEADERS opening it, or a lower one, again is a
+				// connection error.
+				s.mu.Lock()
+				if !s.goingAway {
+					s.maxStreamID = max(s.maxStreamID, se.StreamID)
+				}
+				s.mu.Unlock()
+			}
 			s.resetStream(se.StreamID, se.Code)
 			continue
 		case errors.Is(err, http2.ErrFrameTooLarge):
