@@ -22,7 +22,10 @@ import (
 // listener are, so the coordinator's placement, routing generations,
 // hand-overs and adoption run here and not only from e2e/.
 
-// threeHosts starts host-2, host-3 and host-4 on one new database.
+// threeHosts starts host-2, host-3 and host-4 on one new database with
+// lease TTL ttl: a host that misses its heartbeats for three of them is
+// lost, so a short one makes a loaded machine lose hosts the test did not
+// stop (as e2e's, 2-3 s).
 func threeHosts(t *testing.T, ttl time.Duration) []*batonEnv {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t) // dropped after every host closed
@@ -190,7 +193,7 @@ func finishClean(t *testing.T, l *load, what string) map[string]int {
 // two shares.
 func TestScenarioHostsPlacement(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, 2*time.Second)
+	hs := threeHosts(t, 3*time.Second)
 	ctx := context.Background()
 	hs[0].createApp("spread")
 	v1 := hs[0].mustDeploy("spread", appDir(t, "v1", spreadManifest(3)), api.DeployOptions{})
@@ -353,7 +356,7 @@ func TestScenarioHostsPlacement(t *testing.T) {
 // the new owner.
 func TestScenarioHostsOwnerLeaves(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, time.Second)
+	hs := threeHosts(t, 2*time.Second)
 	hs[0].createApp("orphan")
 	hs[0].mustDeploy("orphan", appDir(t, "v1", spreadManifest(2)), api.DeployOptions{})
 	eventually(t, 20*time.Second, "every host serves orphan", func() bool { return servedEverywhere(hs, host("orphan", ""), "v1") })
@@ -402,7 +405,7 @@ func TestScenarioHostsOwnerLeaves(t *testing.T) {
 // every host serves it, and none leaves a container behind.
 func TestScenarioHostsImage(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, 2*time.Second)
+	hs := threeHosts(t, 3*time.Second)
 	for _, h := range hs {
 		t.Cleanup(func() {
 			h.close()
