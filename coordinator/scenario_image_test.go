@@ -85,7 +85,9 @@ func TestScenarioImagePullPushAndSwap(t *testing.T) {
 // whose containers from before are gone or adopted; with the revision's
 // folder gone, baton prepares the image again and serves it as deployed;
 // a settings change then restarts it as a new revision whose containers
-// see the setting beside the image's environment, with the same manifest.
+// see the setting beside the image's environment, with the same manifest,
+// also once its folder is gone; so does a rollback to the deployed
+// revision with the current settings.
 func TestScenarioImageSettingsAndRestart(t *testing.T) {
 	t.Parallel()
 	b := startImageBaton(t)
@@ -162,6 +164,25 @@ func TestScenarioImageSettingsAndRestart(t *testing.T) {
 	b.checkImage("ir", "production", set.Revision, digest, reg+"/ir:v1", 2)
 	if m, err := os.ReadFile(filepath.Join(setDir, "baton.toml")); err != nil || string(m) != mf {
 		t.Fatalf("the settings change's restored folder has baton.toml %q (%v), want the deploy's %q", m, err, mf)
+	}
+
+	// A rollback to the deployed revision with the slot's current settings
+	// makes a new revision from the image, again with the deploy's manifest.
+	rb, err := b.c.Rollback(ctx, "ir", "production", baton.RollbackParams{To: d.Revision, CurrentSettings: true}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb = b.succeed(rb.ID)
+	if rb.Revision == d.Revision || rb.Revision == set.Revision {
+		t.Fatalf("rollback with the current settings ran %s, want a new revision", rb.Revision)
+	}
+	a = b.serves(host("ir", ""), "v1")
+	if a.Revision != rb.Revision || a.Settings["FEATURE"] != "on" {
+		t.Fatalf("after the rollback production answers %+v, want %s with FEATURE=on", a, rb.Revision)
+	}
+	b.checkImage("ir", "production", rb.Revision, digest, reg+"/ir:v1", 2)
+	if m, err := os.ReadFile(filepath.Join(b.data, "apps", "ir", "revisions", rb.Revision, "baton.toml")); err != nil || string(m) != mf {
+		t.Fatalf("the rollback's revision has baton.toml %q (%v), want the deploy's %q", m, err, mf)
 	}
 	b.noLocks()
 }
