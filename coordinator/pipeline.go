@@ -163,7 +163,7 @@ func (p *pipeline) prepare() error {
 	p.dir = filepath.Join(c.tmpDir(), p.d.ID)
 	reused, err := p.reuseBuild(ctx)
 	if err == nil && !reused {
-		err = extract(ctx, c, p.d, p.dir)
+		err = p.extract(ctx)
 	}
 	cancel()
 	if err != nil {
@@ -406,20 +406,29 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 	}
 }
 
-// extract unpacks the deployment's artifact into dir; for an image, it
+// extract unpacks the deployment's artifact into p.dir; for an image, it
 // unpacks the image in the image store and writes the revision's
-// image.json and manifest into dir.
-func extract(ctx context.Context, c *Coordinator, d baton.Deployment, dir string) error {
+// image.json and manifest into p.dir.
+func (p *pipeline) extract(ctx context.Context) error {
+	c, d, dir := p.c, p.d, p.dir
 	if baton.IsImageDigest(d.ArtifactDigest) {
-		// A settings change restarts the image with the manifest its
-		// revision was deployed with (copied by reuseBuild): only a
-		// deploy's params name a source and a manifest.
+		// Only a deploy's params name an image's source and manifest: a
+		// settings change that builds again (reuseBuild declined: a
+		// build-time setting changed) takes those of the deploy that
+		// brought the code it re-creates.
 		var dp baton.DeployParams
-		if d.Kind == baton.KindDeploy || d.Kind == "" {
-			var err error
-			if dp, err = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params); err != nil {
-				return err
+		var err error
+		switch {
+		case d.Kind == baton.KindDeploy || d.Kind == "":
+			dp, err = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
+		case p.replaces != "":
+			var rev baton.Revision
+			if rev, err = c.cfg.Store.Revision(ctx, p.replaces); err == nil {
+				dp, err = c.imageDeployParams(ctx, rev)
 			}
+		}
+		if err != nil {
+			return err
 		}
 		if err := c.prepareImage(ctx, d.ArtifactDigest, dp.Image, dp.Manifest, dir); err != nil {
 			return err

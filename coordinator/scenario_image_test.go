@@ -363,3 +363,38 @@ func TestScenarioImageRunCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestScenarioImageBuildTimeSetting: a settings change of a setting the
+// image's deploy named as build-time ([build] env) builds again, and the
+// new revision keeps the manifest that deploy gave (its [run] command and
+// 2 instances; the image's labels say 1).
+func TestScenarioImageBuildTimeSetting(t *testing.T) {
+	t.Parallel()
+	b := startImageBaton(t)
+	ctx := context.Background()
+	b.createApp("bt")
+	reg := imageRegistry(t)
+	img := exampleImage(t, "v1", nil)
+	mustPushImage(t, reg+"/bt:v1", img)
+	mf := "[run]\ncommand = \"/app/hello\"\ninstances = 2\n[build]\ncommand = \"/app/hello say built\"\nenv = [\"FEATURE\"]\n[health]\npath = \"/healthz\"\ninterval = \"50ms\"\n"
+	d := b.deployImage("bt", reg+"/bt:v1", api.DeployOptions{Manifest: mf})
+	b.checkImage("bt", "production", d.Revision, imageDigest(t, img), reg+"/bt:v1", 2)
+
+	set, err := b.c.SetSettings(ctx, "bt", "production", []baton.Setting{{Key: "FEATURE", Value: "on"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set = b.succeed(set.ID)
+	log, _ := b.c.Log(ctx, set.ID)
+	if !strings.Contains(log, "build-time setting FEATURE changed") || !strings.Contains(log, "built") {
+		t.Fatalf("the settings change did not build again:\n%s", log)
+	}
+	if a := b.serves(host("bt", ""), "v1"); a.Revision != set.Revision || a.Settings["FEATURE"] != "on" {
+		t.Fatalf("after the settings change production answers %+v, want %s with FEATURE=on", a, set.Revision)
+	}
+	b.checkImage("bt", "production", set.Revision, imageDigest(t, img), reg+"/bt:v1", 2)
+	if m, err := os.ReadFile(filepath.Join(b.data, "apps", "bt", "revisions", set.Revision, "baton.toml")); err != nil || string(m) != mf {
+		t.Fatalf("the rebuilt revision has baton.toml %q (%v), want the deploy's %q", m, err, mf)
+	}
+	b.noLocks()
+}
