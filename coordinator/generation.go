@@ -85,9 +85,9 @@ func (c *Coordinator) laggingHosts(ctrls []baton.Controller, st baton.RoutingSta
 // other hosts.
 type hostsRouting struct {
 	states map[string]baton.RoutingState
-	ctrls  []baton.Controller
-	// ctrlsErr: the hosts could not be read (no lagging host is named).
-	ctrlsErr error
+	// ctrls are the hosts; nil when they could not be read (no lagging
+	// host is named then).
+	ctrls []baton.Controller
 }
 
 // readHostsRouting reads the routing state of app, or of every app
@@ -107,7 +107,9 @@ func (c *Coordinator) readHostsRouting(ctx context.Context, app string) *hostsRo
 			hr.states[st.App] = st
 		}
 	}
-	hr.ctrls, hr.ctrlsErr = c.cfg.Store.Controllers(ctx)
+	if ctrls, err := c.cfg.Store.Controllers(ctx); err == nil {
+		hr.ctrls = ctrls
+	}
 	return hr
 }
 
@@ -121,15 +123,14 @@ func (c *Coordinator) routingStatus(hr *hostsRouting, app string, conflicts []ba
 	if !ok {
 		return nil, conflicts
 	}
-	ctrls := hr.ctrls
-	if hr.ctrlsErr != nil || st.Age < c.ackDeadline() {
+	if st.Age < c.ackDeadline() {
 		return &st, conflicts
 	}
 	acked := map[string]int64{}
 	for _, a := range st.Acks {
 		acked[a.Controller] = a.Generation
 	}
-	for _, ct := range c.laggingHosts(ctrls, st) {
+	for _, ct := range c.laggingHosts(hr.ctrls, st) {
 		conflicts = append(conflicts, baton.Conflict{Code: baton.ConflictStaleRouting,
 			Message: fmt.Sprintf("host %s (%s) serves routing generation %d of %s, but generation %d was recorded %s ago: its proxy may send requests where the app no longer runs",
 				ct.ID, ct.Advertise, acked[ct.ID], app, st.Generation, st.Age.Round(time.Second)),

@@ -412,21 +412,9 @@ func waitListening(ctx context.Context, addrs []string, interval time.Duration, 
 func (p *pipeline) extract(ctx context.Context) error {
 	c, d, dir := p.c, p.d, p.dir
 	if baton.IsImageDigest(d.ArtifactDigest) {
-		// Only a deploy's params name an image's source and manifest: a
-		// settings change that builds again (reuseBuild declined: a
-		// build-time setting changed) takes those of the deploy that
-		// brought the code it re-creates.
-		var dp baton.DeployParams
-		var err error
-		switch {
-		case d.Kind == baton.KindDeploy || d.Kind == "":
-			dp, err = baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
-		case p.replaces != "":
-			var rev baton.Revision
-			if rev, err = c.cfg.Store.Revision(ctx, p.replaces); err == nil {
-				dp, err = c.imageDeployParams(ctx, rev)
-			}
-		}
+		// A settings change that builds again (reuseBuild declined: a
+		// build-time setting changed) re-creates p.replaces.
+		dp, err := c.codeDeployParams(ctx, d, p.replaces)
 		if err != nil {
 			return err
 		}

@@ -146,8 +146,12 @@ func (c *Coordinator) revisionFiles(ctx context.Context, r baton.Revision) (stri
 // manifest the deploy that brought its code gave, if that record is still
 // kept.
 func (c *Coordinator) restoreImageFiles(ctx context.Context, r baton.Revision, dir string) error {
-	dp, err := c.imageDeployParams(ctx, r)
-	if err != nil {
+	var dp baton.DeployParams
+	d, err := c.cfg.Store.Deployment(ctx, r.Deployment)
+	if err == nil {
+		dp, err = c.codeDeployParams(ctx, d, r.Source)
+	}
+	if err != nil && baton.ErrorCode(err) != baton.ENOTFOUND {
 		return err
 	}
 	if err := os.MkdirAll(c.tmpDir(), 0o755); err != nil {
@@ -171,35 +175,33 @@ func (c *Coordinator) restoreImageFiles(ctx context.Context, r baton.Revision, d
 	return nil
 }
 
-// imageDeployParams returns the params of the deploy that brought r's
-// code: r's own deployment, or, for a revision a settings change or a
-// rollback made (Source), the deploy at the start of that chain. Zero
-// params when that deployment's record is no longer kept (the image's own
-// manifest then applies).
-func (c *Coordinator) imageDeployParams(ctx context.Context, r baton.Revision) (baton.DeployParams, error) {
-	// Each link is an older revision: the chain ends, and a record that
-	// says otherwise is not followed forever.
-	for limit, hops := r.Number, 0; hops <= limit; hops++ {
-		d, err := c.cfg.Store.Deployment(ctx, r.Deployment)
+// codeDeployParams returns the params of the deploy that brought the
+// code operation d runs: d's own if it is a deploy, else, for the
+// revision of a settings change or a rollback that re-creates source,
+// those of the deploy at the start of that chain (revisions' Source).
+// Only a deploy's params name an image's source and given manifest. Zero
+// params when the chain ends without a deploy, or its records are gone
+// (the image's own manifest then applies).
+func (c *Coordinator) codeDeployParams(ctx context.Context, d baton.Deployment, source string) (baton.DeployParams, error) {
+	seen := map[string]bool{} // a record that loops is not followed forever
+	for d.Kind != baton.KindDeploy && d.Kind != "" {
+		if source == "" || seen[source] {
+			return baton.DeployParams{}, nil
+		}
+		seen[source] = true
+		r, err := c.cfg.Store.Revision(ctx, source)
+		if err == nil {
+			d, err = c.cfg.Store.Deployment(ctx, r.Deployment)
+		}
 		if baton.ErrorCode(err) == baton.ENOTFOUND {
 			return baton.DeployParams{}, nil
 		}
 		if err != nil {
 			return baton.DeployParams{}, err
 		}
-		if d.Kind == baton.KindDeploy || d.Kind == "" {
-			return baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
-		}
-		if r.Source == "" {
-			return baton.DeployParams{}, nil
-		}
-		if r, err = c.cfg.Store.Revision(ctx, r.Source); baton.ErrorCode(err) == baton.ENOTFOUND {
-			return baton.DeployParams{}, nil
-		} else if err != nil {
-			return baton.DeployParams{}, err
-		}
+		source = r.Source
 	}
-	return baton.DeployParams{}, nil
+	return baton.DecodeParams[baton.DeployParams](d.Kind, d.Params)
 }
 
 // short is the first 12 characters of a digest, as logs show it.

@@ -527,6 +527,17 @@ func (b *batonEnv) startLoad(host string, n int) *load {
 func (l *load) count(v string) int                 { return l.Count(v) }
 func (l *load) finish() (map[string]int, []string) { return l.Finish() }
 
+// finishClean ends the load, fails the test if any request failed
+// during what, and returns the answers by version.
+func (l *load) finishClean(t testing.TB, what string) map[string]int {
+	t.Helper()
+	got, failures := l.finish()
+	if len(failures) > 0 {
+		t.Fatalf("%s: %d failed requests, first: %v", what, len(failures), failures[:min(5, len(failures))])
+	}
+	return got
+}
+
 // swapRequest is the body of POST /api/v1/apps/{app}/swaps.
 type swapRequest struct {
 	Source         string `json:"source"`

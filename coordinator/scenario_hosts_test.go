@@ -173,16 +173,6 @@ func (b *batonEnv) acked(app string, n int) baton.AppStatus {
 	return st
 }
 
-// finishClean ends a load and fails the test if any request failed.
-func finishClean(t *testing.T, l *load, what string) map[string]int {
-	t.Helper()
-	got, failures := l.finish()
-	if len(failures) > 0 {
-		t.Fatalf("%s: %d failed requests: %v", what, len(failures), failures[:min(5, len(failures))])
-	}
-	return got
-}
-
 // TestScenarioHostsPlacement: an app with 3 instances runs one on each of
 // three hosts; v1 → v2 deployed through a host that does not own it, under
 // load through a third, fails no request, and every host applies the
@@ -224,7 +214,7 @@ func TestScenarioHostsPlacement(t *testing.T) {
 		t.Fatal("v2 succeeded but not every host's proxy serves it")
 	}
 	eventually(t, 10*time.Second, "load reaches v2", func() bool { return l.count("v2") > 50 })
-	got := finishClean(t, l, "v1 → v2 across hosts")
+	got := l.finishClean(t, "v1 → v2 across hosts")
 	t.Logf("v1 → v2 across three hosts: %v, 0 failed", got)
 	hs[2].acked("spread", 3)
 	if log, _ := hs[0].c.Log(ctx, v2.ID); !strings.Contains(log, "applied by every live host (3)") {
@@ -299,7 +289,7 @@ func TestScenarioHostsPlacement(t *testing.T) {
 		sh := hs[0].shares("spread", v2.Revision)
 		return hs[0].idle("spread") && sh["host-3"] == 0 && sh["host-2"]+sh["host-4"] == 3 && hs[0].hostsByID()["host-3"].Instances == 0
 	})
-	got = finishClean(t, l, "draining host-3")
+	got = l.finishClean(t, "draining host-3")
 	t.Logf("drain of host-3 under load: %v, 0 failed; shares %v", got, hs[0].shares("spread", v2.Revision))
 	if _, err := hs[0].c.DrainHost(ctx, "host-3", false); err != nil {
 		t.Fatal(err)
@@ -321,7 +311,7 @@ func TestScenarioHostsPlacement(t *testing.T) {
 		return hs[1].idle("spread") && o != "" && o != "host-2" && sh["host-2"] == 0 && sh["host-3"]+sh["host-4"] == 3 &&
 			hs[1].hostsByID()["host-2"].Instances == 0
 	})
-	got = finishClean(t, l, "draining the owner host-2")
+	got = l.finishClean(t, "draining the owner host-2")
 	t.Logf("drain of the owner under load: %v, 0 failed; spread now with %s", got, hs[1].owner("spread"))
 	if _, err := hs[1].c.DrainHost(ctx, "host-2", false); err != nil {
 		t.Fatal(err)

@@ -112,8 +112,31 @@ func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]
 
 // AllRoutingAcks returns every app's routing generation and acks, by name.
 func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
+	return s.routingStates(ctx, "")
+}
+
+// RoutingAcks returns app's routing generation and every controller's ack.
+func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
+	sts, err := s.routingStates(ctx, app)
+	if err == nil && len(sts) == 0 {
+		err = baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
+	}
+	if err != nil {
+		return baton.RoutingState{}, err
+	}
+	return sts[0], nil
+}
+
+// routingStates reads the routing generation and acks of app, or of
+// every app by name in byte order (app ""), in two queries whatever their
+// number.
+func (s *DB) routingStates(ctx context.Context, app string) ([]baton.RoutingState, error) {
+	appWhere, ackWhere, args := "", "", []any(nil)
+	if app != "" {
+		appWhere, ackWhere, args = " WHERE name = $1", " WHERE app = $1", []any{app}
+	}
 	rows, err := s.pool.Query(ctx, `SELECT name, routing_generation, (extract(epoch FROM now() - routing_changed_at) * 1000000)::bigint
-		FROM apps ORDER BY name COLLATE "C"`)
+		FROM apps`+appWhere+` ORDER BY name COLLATE "C"`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +150,7 @@ func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
 	if err != nil {
 		return nil, err
 	}
-	acks, err := s.pool.Query(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks ORDER BY app COLLATE "C", controller`)
+	acks, err := s.pool.Query(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks`+ackWhere+` ORDER BY app COLLATE "C", controller`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -142,30 +165,4 @@ func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
 		out = baton.AddRoutingAck(out, app, a)
 	}
 	return out, acks.Err()
-}
-
-// RoutingAcks returns app's routing generation and every controller's ack.
-func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
-	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}
-	var age int64
-	err := s.pool.QueryRow(ctx, `SELECT routing_generation, (extract(epoch FROM now() - routing_changed_at) * 1000000)::bigint
-		FROM apps WHERE name = $1`, app).Scan(&st.Generation, &age)
-	if err != nil {
-		return st, notFound(err, "app %q does not exist", app)
-	}
-	st.Age = time.Duration(age) * time.Microsecond
-	rows, err := s.pool.Query(ctx, `SELECT controller, generation, applied_at FROM routing_acks WHERE app = $1 ORDER BY controller`, app)
-	if err != nil {
-		return st, err
-	}
-	acks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baton.RoutingAck, error) {
-		var a baton.RoutingAck
-		err := row.Scan(&a.Controller, &a.Generation, &a.AppliedAt)
-		utc(&a.AppliedAt)
-		return a, err
-	})
-	if err == nil && acks != nil {
-		st.Acks = acks
-	}
-	return st, err
 }

@@ -140,7 +140,29 @@ func (s *DB) AckRouting(ctx context.Context, controller string, gens map[string]
 
 // AllRoutingAcks returns every app's routing generation and acks, by name.
 func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT name, routing_generation, routing_changed_at FROM apps ORDER BY name`)
+	return s.routingStates(ctx, "")
+}
+
+// RoutingAcks returns app's routing generation and every controller's ack.
+func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
+	sts, err := s.routingStates(ctx, app)
+	if err == nil && len(sts) == 0 {
+		err = baton.Errorf(baton.ENOTFOUND, "app %q does not exist", app)
+	}
+	if err != nil {
+		return baton.RoutingState{}, err
+	}
+	return sts[0], nil
+}
+
+// routingStates reads the routing generation and acks of app, or of
+// every app by name (app ""), in two queries whatever their number.
+func (s *DB) routingStates(ctx context.Context, app string) ([]baton.RoutingState, error) {
+	appWhere, ackWhere, args := "", "", []any(nil)
+	if app != "" {
+		appWhere, ackWhere, args = " WHERE name = ?", " WHERE app = ?", []any{app}
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, routing_generation, routing_changed_at FROM apps`+appWhere+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +183,7 @@ func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	acks, err := s.rdb.QueryContext(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks ORDER BY app, controller`)
+	acks, err := s.rdb.QueryContext(ctx, `SELECT app, controller, generation, applied_at FROM routing_acks`+ackWhere+` ORDER BY app, controller`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,32 +199,4 @@ func (s *DB) AllRoutingAcks(ctx context.Context) ([]baton.RoutingState, error) {
 		out = baton.AddRoutingAck(out, app, a)
 	}
 	return out, acks.Err()
-}
-
-// RoutingAcks returns app's routing generation and every controller's ack.
-func (s *DB) RoutingAcks(ctx context.Context, app string) (baton.RoutingState, error) {
-	st := baton.RoutingState{App: app, Acks: []baton.RoutingAck{}}
-	var changed int64
-	err := s.db.QueryRowContext(ctx, `SELECT routing_generation, routing_changed_at FROM apps WHERE name = ?`, app).Scan(&st.Generation, &changed)
-	if err != nil {
-		return st, notFound(err, "app %q does not exist", app)
-	}
-	if changed > 0 {
-		st.Age = s.Now().Sub(fromMicros(changed))
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT controller, generation, applied_at FROM routing_acks WHERE app = ? ORDER BY controller`, app)
-	if err != nil {
-		return st, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var a baton.RoutingAck
-		var at int64
-		if err := rows.Scan(&a.Controller, &a.Generation, &at); err != nil {
-			return st, err
-		}
-		a.AppliedAt = fromMicros(at)
-		st.Acks = append(st.Acks, a)
-	}
-	return st, rows.Err()
 }
