@@ -100,6 +100,9 @@ var (
 func parseMarkdown(r io.Reader) (*Results, error) {
 	res := &Results{Versions: map[string]string{}}
 	var pending []Point // rows of the table whose Reproduce line is still to come
+	// other: the rows below belong to another table (proxies.sh's on/off
+	// table of the request metrics), until the table ends.
+	other := false
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -112,7 +115,9 @@ func parseMarkdown(r io.Reader) (*Results, error) {
 			}
 		}
 		switch {
-		case strings.HasPrefix(line, "| workload"), strings.HasPrefix(line, "|---"):
+		case strings.HasPrefix(line, "| workload"):
+			other = !strings.HasPrefix(line, "| workload | conns | path |")
+		case strings.HasPrefix(line, "|---"), other && strings.HasPrefix(line, "|"):
 		case strings.HasPrefix(line, "|"):
 			p, err := parseRow(line)
 			if err != nil {
@@ -138,6 +143,9 @@ func parseMarkdown(r io.Reader) (*Results, error) {
 				res.Points = append(res.Points, p)
 			}
 			pending = nil
+		}
+		if !strings.HasPrefix(line, "|") {
+			other = false
 		}
 	}
 	if err := sc.Err(); err != nil {
