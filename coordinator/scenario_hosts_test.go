@@ -23,9 +23,11 @@ import (
 // hand-overs and adoption run here and not only from e2e/.
 
 // threeHosts starts host-2, host-3 and host-4 on one new database with
-// lease TTL ttl: a host that misses its heartbeats for three of them is
-// lost, so a short one makes a loaded machine lose hosts the test did not
-// stop (as e2e's, 2-3 s).
+// lease TTL ttl. Leases are renewed every TTL/3 and a host that misses
+// its heartbeats for three TTLs is lost, here inside one race-built test
+// process shared with the other scenarios: e2e's 2-3 s once let a
+// deploy's lease expire under the whole suite's load (failed as
+// interrupted), so these use 5 s.
 func threeHosts(t *testing.T, ttl time.Duration) []*batonEnv {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t) // dropped after every host closed
@@ -183,7 +185,7 @@ func (b *batonEnv) acked(app string, n int) baton.AppStatus {
 // two shares.
 func TestScenarioHostsPlacement(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, 3*time.Second)
+	hs := threeHosts(t, 5*time.Second)
 	ctx := context.Background()
 	hs[0].createApp("spread")
 	v1 := hs[0].mustDeploy("spread", appDir(t, "v1", spreadManifest(3)), api.DeployOptions{})
@@ -346,7 +348,7 @@ func TestScenarioHostsPlacement(t *testing.T) {
 // the new owner.
 func TestScenarioHostsOwnerLeaves(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, 2*time.Second)
+	hs := threeHosts(t, 5*time.Second)
 	hs[0].createApp("orphan")
 	hs[0].mustDeploy("orphan", appDir(t, "v1", spreadManifest(2)), api.DeployOptions{})
 	eventually(t, 20*time.Second, "every host serves orphan", func() bool { return servedEverywhere(hs, host("orphan", ""), "v1") })
@@ -395,7 +397,7 @@ func TestScenarioHostsOwnerLeaves(t *testing.T) {
 // every host serves it, and none leaves a container behind.
 func TestScenarioHostsImage(t *testing.T) {
 	t.Parallel()
-	hs := threeHosts(t, 3*time.Second)
+	hs := threeHosts(t, 5*time.Second)
 	for _, h := range hs {
 		t.Cleanup(func() {
 			h.close()
