@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,9 +33,16 @@ type server struct {
 // connection ends by the idle timeout anyway. Connections that may stay
 // quiet for long turn probes on when they become so: WebSocket and other
 // tunnels, responses of unknown length (Server-Sent Events, long polls)
-// and HTTP/2 connections.
+// and HTTP/2 connections. On Linux a connection is accepted once its
+// first bytes are in (see deferAccept).
 func Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1}
+	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = deferAccept(fd) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
@@ -99,8 +107,10 @@ func (p *Proxy) serve(ln net.Listener, local bool) error {
 		ln.Close()
 	}()
 
-	w := workers{next: make(chan *clientConn), done: make(chan struct{})}
-	defer close(w.done) // before the deferred s.wg.Done: idle workers end
+	w := workers{next: make(chan *clientConn)}
+	// Closed before the deferred s.wg.Done, so idle workers end; only
+	// this loop sends on it.
+	defer close(w.next)
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -152,8 +162,9 @@ const maxIdleWorkers = 128
 // request cost when every request comes on a new connection (three runs
 // of 40,000-80,000 requests each way, alternated).
 type workers struct {
-	next chan *clientConn // unbuffered: a send succeeds only to one waiting
-	done chan struct{}    // closed when Serve returns
+	// next hands a connection to an idle worker; unbuffered, a send
+	// succeeds only to one waiting. Serve closes it when it returns.
+	next chan *clientConn
 	idle atomic.Int32
 }
 
@@ -167,12 +178,11 @@ func (s *server) work(cc *clientConn, w *workers) {
 			w.idle.Add(-1)
 			return
 		}
-		select {
-		case cc = <-w.next:
-			w.idle.Add(-1)
-		case <-w.done:
+		var ok bool
+		if cc, ok = <-w.next; !ok {
 			return
 		}
+		w.idle.Add(-1)
 	}
 }
 
