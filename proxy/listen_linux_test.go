@@ -24,7 +24,9 @@ func TestListenDefersAcceptUntilBytesArrive(t *testing.T) {
 	}
 	var v int
 	var gerr error
-	rc.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT) })
+	rc.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT)
+	})
 	if gerr != nil || v <= 0 {
 		t.Fatalf("TCP_DEFER_ACCEPT on the listener = %d, %v; want it on", v, gerr)
 	}
