@@ -107,6 +107,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// Serves reports whether args run 'baton serve', the long-running server,
+// which main starts again tuned for serving (internal/schedtune) before
+// anything else runs.
+func Serves(args []string) bool {
+	cmd, _, err := newRoot(&env{stdout: io.Discard, stderr: io.Discard}).Find(args)
+	return err == nil && cmd.Name() == "serve"
+}
+
 // exitFor picks the exit code of an API error.
 func exitFor(err error) int {
 	switch baton.ErrorCode(err) {

@@ -77,3 +77,26 @@ func TestServeProxyTLSFlagsRefusedAtStart(t *testing.T) {
 		})
 	}
 }
+
+// main starts 'baton serve' again tuned for serving (internal/schedtune),
+// and nothing else: a short command does not pay for an exec.
+func TestServes(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"serve"}, true},
+		{[]string{"serve", "--data", "/tmp/x", "--proxy", ":8080"}, true},
+		{[]string{"--url", "http://127.0.0.1:1", "serve"}, true},
+		{[]string{"serve", "--help"}, true},
+		{[]string{"deploy", "serve"}, false},
+		{[]string{"status"}, false},
+		{[]string{"--help"}, false},
+		{[]string{"no-such-command"}, false},
+		{nil, false},
+	} {
+		if got := Serves(tt.args); got != tt.want {
+			t.Errorf("Serves(%q) = %v; want %v", tt.args, got, tt.want)
+		}
+	}
+}

@@ -4,7 +4,8 @@
 // to -upstream, serving on -addr. With -tls (a certificate it makes
 // itself) or -tls-cert/-tls-key it serves HTTPS as `baton serve
 // --proxy-tls-cert` does: HTTP/1.1 over TLS on the data plane, h2 on
-// the proxy's HTTP/2 server.
+// the proxy's HTTP/2 server. It starts again tuned as `baton serve`
+// does (internal/schedtune).
 //
 //	batonproxy -addr 127.0.0.1:8080 -upstream 127.0.0.1:9001 -host bench.localhost
 //	batonproxy -addr 127.0.0.1:8443 -upstream 127.0.0.1:9001 -tls
@@ -26,10 +27,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/batonhq/baton/internal/schedtune"
 	"github.com/batonhq/baton/proxy"
 )
 
 func main() {
+	schedtune.Apply() // as baton serve does (cmd/baton)
 	addr := flag.String("addr", "127.0.0.1:0", "proxy listen address")
 	upstream := flag.String("upstream", "", "upstream address HOST:PORT")
 	host := flag.String("host", "bench.localhost", "routed Host")
