@@ -73,10 +73,11 @@ newest one a plain 'baton rollback' needs. 'baton gc --dry-run' shows what
 would go; deployment records and their logs stay.
 
 Serving, baton starts itself again at once (same process ID) with
-GODEBUG=schedtrace=2147483647: Go's system monitor then never sleeps deeply,
-which saves the proxy 10-30 % of its CPU per request and costs an idle
-server about 0.5 % of a core. Apps and commands baton starts get GODEBUG as
-it was. BATON_SCHEDTUNE=off keeps Go's default.`,
+GODEBUG=schedtrace=2147483647 and one more GOMAXPROCS than CPUs: Go's system
+monitor then never sleeps deeply, which saves the proxy 10-30 % of its CPU
+per request and costs an idle server about 0.5 % of a core. Apps and
+commands baton starts get GODEBUG as it was. BATON_SCHEDTUNE=off keeps Go's
+defaults.`,
 		Example: `  baton serve
   baton serve --data /var/lib/baton --proxy 0.0.0.0:80 --domain apps.example.com
   baton serve --webhook https://ci.example.com/baton --webhook-secret-file /etc/baton/hook.secret

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,8 @@ type report struct {
 	Set       bool   // GODEBUG is set at all
 	Saved     bool   // savedEnv is left over
 	StartedAs string // GODEBUG the runtime started with (/proc/self/environ)
+	Procs     int    // GOMAXPROCS after Apply
+	Default   int    // GOMAXPROCS before Apply: the runtime's own
 }
 
 // TestHelperProcess is the process the tests start; it does nothing in
@@ -25,9 +28,11 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv("SCHEDTUNE_HELPER") != "1" {
 		return
 	}
+	before := runtime.GOMAXPROCS(0)
 	Apply()
 	var r report
 	r.PID = os.Getpid()
+	r.Procs, r.Default = runtime.GOMAXPROCS(0), before
 	r.GODEBUG, r.Set = os.LookupEnv("GODEBUG")
 	_, r.Saved = os.LookupEnv(savedEnv)
 	environ, err := os.ReadFile("/proc/self/environ")
@@ -91,6 +96,9 @@ func TestApplyStartsAgainWithTheSettingAndRestoresGODEBUG(t *testing.T) {
 			if tt.godebug != nil && r.GODEBUG != *tt.godebug {
 				t.Errorf("GODEBUG=%q after Apply; want %q, as it was", r.GODEBUG, *tt.godebug)
 			}
+			if r.Procs != r.Default+1 {
+				t.Errorf("GOMAXPROCS %d, the runtime's %d; want one more", r.Procs, r.Default)
+			}
 		})
 	}
 }
@@ -107,9 +115,17 @@ func TestApplyLeavesASchedtraceSetByHand(t *testing.T) {
 func TestApplyOptOut(t *testing.T) {
 	for _, v := range []string{"off", "0", "false"} {
 		r := runHelper(t, nil, OptOut+"="+v)
-		if r.StartedAs != "" || r.Set {
-			t.Errorf("%s=%s: started with GODEBUG=%q, now %q; want none", OptOut, v, r.StartedAs, r.GODEBUG)
+		if r.StartedAs != "" || r.Set || r.Procs != r.Default {
+			t.Errorf("%s=%s: started with GODEBUG=%q, now %q, GOMAXPROCS %d of the runtime's %d; want none and the runtime's",
+				OptOut, v, r.StartedAs, r.GODEBUG, r.Procs, r.Default)
 		}
+	}
+}
+
+func TestApplyLeavesAGOMAXPROCSSetByHand(t *testing.T) {
+	r := runHelper(t, nil, "GOMAXPROCS=1")
+	if r.StartedAs != Setting || r.Procs != 1 {
+		t.Errorf("GOMAXPROCS=1: started with GODEBUG=%q and %d procs; want %q and 1", r.StartedAs, r.Procs, Setting)
 	}
 }
 
