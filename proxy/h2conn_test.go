@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -175,5 +176,64 @@ func TestServeTLSH2RepeatedSettingLastWins(t *testing.T) {
 	got = h.next(1)
 	if f, ok := got.(*http2.GoAwayFrame); !ok || f.ErrCode != http2.ErrCodeFlowControl {
 		t.Fatalf("got %v, want GOAWAY(FLOW_CONTROL_ERROR) for a window over 2^31-1", got)
+	}
+}
+
+// TestServeTLSH2ExpectContinueOnce: a request with Expect: 100-continue
+// over h2 gets one 100 Continue, though the proxy sends one as it starts
+// to read the body and the upstream (net/http) answers the Expect it is
+// forwarded with another.
+func TestServeTLSH2ExpectContinueOnce(t *testing.T) {
+	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	p := newTestProxy(t, Config{})
+	p.SetRoutes([]Route{route1("c.localhost", "c", "c--000001", addrOf(up))})
+	base, pool := startServeTLS(t, p)
+	h := dialH2(t, base, pool)
+
+	h.hbuf.Reset()
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "PUT"}, {Name: ":scheme", Value: "https"},
+		{Name: ":path", Value: "/"}, {Name: ":authority", Value: "c.localhost"},
+		{Name: "content-length", Value: "3"}, {Name: "expect", Value: "100-continue"}} {
+		h.enc.WriteField(f)
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.hbuf.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	continues := 0
+	sent := false
+	var body []byte
+	for {
+		switch f := h.next(1).(type) {
+		case *http2.MetaHeadersFrame:
+			switch status := f.PseudoValue("status"); status {
+			case "100":
+				continues++
+				if !sent {
+					if err := h.fr.WriteData(1, true, []byte("abc")); err != nil {
+						t.Fatal(err)
+					}
+					sent = true
+				}
+			case "200":
+			default:
+				t.Fatalf("status %s; want 100, then 200", status)
+			}
+			if f.StreamEnded() {
+				t.Fatal("the response ended without a body")
+			}
+		case *http2.DataFrame:
+			body = append(body, f.Data()...)
+			if f.StreamEnded() {
+				if string(body) != "abc" || continues != 1 {
+					t.Fatalf("body %q after %d 100 Continue; want \"abc\" after one", body, continues)
+				}
+				return
+			}
+		default:
+			t.Fatalf("got %v on the stream", f)
+		}
 	}
 }

@@ -35,6 +35,9 @@ type h2Stream struct {
 	// tooLarge: the request's header list was over the limit; it is
 	// answered 431 without reaching ServeHTTP.
 	tooLarge bool
+	// continued: a 100 Continue went to the client, sent as the body was
+	// first read or relayed from the upstream; a second says nothing.
+	continued atomic.Bool
 
 	// Under the session's mu (taken inside the write lock, never the
 	// other way round).
@@ -268,12 +271,14 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	s := st.s
 	if b.needsContinue {
 		b.needsContinue = false
-		s.write(func() error {
-			if st.reset.Load() {
-				return nil
-			}
-			return s.writeHead(st.id, http.StatusContinue, nil, false)
-		})
+		if st.continued.CompareAndSwap(false, true) {
+			s.write(func() error {
+				if st.reset.Load() {
+					return nil
+				}
+				return s.writeHead(st.id, http.StatusContinue, nil, false)
+			})
+		}
 	}
 	s.mu.Lock()
 	for b.off == len(b.buf) && b.err == nil {
@@ -386,6 +391,9 @@ func (w *h2Writer) WriteHeader(code int) {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	if code < 200 {
+		if code == http.StatusContinue && !w.st.continued.CompareAndSwap(false, true) {
+			return // the client has its 100 already (h2Body.Read)
+		}
 		// An interim response (103 Early Hints) goes out at once with the
 		// fields set so far; they stay set for the final one.
 		fields := w.headFields(w.fields[:0])
