@@ -149,6 +149,24 @@ func (b *batonEnv) restart() {
 	b.open()
 }
 
+// restartWithout is restart with paths removed while baton is down (a
+// revision's folder, the image store: what a restore must make again).
+func (b *batonEnv) restartWithout(paths ...string) {
+	b.t.Helper()
+	b.close()
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.open()
+}
+
+// revisionDir is where baton unpacks rev of app.
+func (b *batonEnv) revisionDir(app, rev string) string {
+	return filepath.Join(b.data, "apps", app, "revisions", rev)
+}
+
 // assertNoProcesses checks that nothing baton started for this data
 // directory runs: no supervisor record, no process whose HOME is in it.
 func (b *batonEnv) assertNoProcesses() {
@@ -421,7 +439,7 @@ func (b *batonEnv) assertClean(d baton.Deployment) {
 	b.t.Helper()
 	if d.Revision != "" {
 		eventually(b.t, 10*time.Second, "no process of "+d.Revision, func() bool { return len(b.processes(d.Revision)) == 0 })
-		if _, err := os.Stat(filepath.Join(b.data, "apps", d.App, "revisions", d.Revision)); !os.IsNotExist(err) {
+		if _, err := os.Stat(b.revisionDir(d.App, d.Revision)); !os.IsNotExist(err) {
 			b.t.Errorf("revision folder of %s remains (%v)", d.Revision, err)
 		}
 	}

@@ -118,12 +118,8 @@ func TestScenarioImageSettingsAndRestart(t *testing.T) {
 
 	// The folder gone: the image is prepared again, with the manifest the
 	// deploy gave (2 instances; the image's labels say 1).
-	revDir := filepath.Join(b.data, "apps", "ir", "revisions", d.Revision)
-	b.close()
-	if err := os.RemoveAll(revDir); err != nil {
-		t.Fatal(err)
-	}
-	b.open()
+	revDir := b.revisionDir("ir", d.Revision)
+	b.restartWithout(revDir)
 	b.waitImageServes("ir", d.Revision, 2)
 	b.checkImage("ir", "production", d.Revision, digest, reg+"/ir:v1", 2)
 	for _, f := range []string{"image.json", "baton.toml"} {
@@ -151,12 +147,8 @@ func TestScenarioImageSettingsAndRestart(t *testing.T) {
 	// with the manifest of the deploy that brought its code (found through
 	// its source revision): 2 instances and the [run] command, not the
 	// image's labels and entrypoint.
-	setDir := filepath.Join(b.data, "apps", "ir", "revisions", set.Revision)
-	b.close()
-	if err := os.RemoveAll(setDir); err != nil {
-		t.Fatal(err)
-	}
-	b.open()
+	setDir := b.revisionDir("ir", set.Revision)
+	b.restartWithout(setDir)
 	b.waitImageServes("ir", set.Revision, 2)
 	b.checkImage("ir", "production", set.Revision, digest, reg+"/ir:v1", 2)
 	if m, err := os.ReadFile(filepath.Join(setDir, "baton.toml")); err != nil || string(m) != mf {
@@ -178,7 +170,7 @@ func TestScenarioImageSettingsAndRestart(t *testing.T) {
 		t.Fatalf("after the rollback production answers %+v, want %s with FEATURE=on", a, rb.Revision)
 	}
 	b.checkImage("ir", "production", rb.Revision, digest, reg+"/ir:v1", 2)
-	if m, err := os.ReadFile(filepath.Join(b.data, "apps", "ir", "revisions", rb.Revision, "baton.toml")); err != nil || string(m) != mf {
+	if m, err := os.ReadFile(filepath.Join(b.revisionDir("ir", rb.Revision), "baton.toml")); err != nil || string(m) != mf {
 		t.Fatalf("the rollback's revision has baton.toml %q (%v), want the deploy's %q", m, err, mf)
 	}
 	b.noLocks()
@@ -286,17 +278,11 @@ func TestScenarioImageArchiveAndLostImage(t *testing.T) {
 	d := b.succeed(res.Deployment.ID)
 	b.serves(host("ia", ""), "v1")
 	b.checkImage("ia", "production", d.Revision, imageDigest(t, img), "archive", 1)
-	if _, err := os.Stat(filepath.Join(b.data, "apps", "ia", "revisions", d.Revision, "baton.toml")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(b.revisionDir("ia", d.Revision), "baton.toml")); !os.IsNotExist(err) {
 		t.Fatalf("the revision of an image with no baton.toml has one (%v)", err)
 	}
 
-	b.close()
-	for _, dir := range []string{filepath.Join(b.data, "apps", "ia", "revisions", d.Revision), filepath.Join(b.data, "images")} {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.open()
+	b.restartWithout(b.revisionDir("ia", d.Revision), filepath.Join(b.data, "images"))
 	var conflict baton.Conflict
 	eventually(t, 20*time.Second, "conflict restore_failed", func() bool {
 		st, err := b.c.Status(ctx, "ia")
@@ -390,7 +376,7 @@ func TestScenarioImageBuildTimeSetting(t *testing.T) {
 		t.Fatalf("after the settings change production answers %+v, want %s with FEATURE=on", a, set.Revision)
 	}
 	b.checkImage("bt", "production", set.Revision, imageDigest(t, img), reg+"/bt:v1", 2)
-	if m, err := os.ReadFile(filepath.Join(b.data, "apps", "bt", "revisions", set.Revision, "baton.toml")); err != nil || string(m) != mf {
+	if m, err := os.ReadFile(filepath.Join(b.revisionDir("bt", set.Revision), "baton.toml")); err != nil || string(m) != mf {
 		t.Fatalf("the rebuilt revision has baton.toml %q (%v), want the deploy's %q", m, err, mf)
 	}
 	b.noLocks()

@@ -158,7 +158,7 @@ func TestScenarioRestoreMissingRevisionFolder(t *testing.T) {
 	d := b.mustDeploy("rm", appDir(t, "v1", withManifest(manifest(build))), api.DeployOptions{})
 	b.serves(host("rm", ""), "v1-built")
 
-	revDir := filepath.Join(b.data, "apps", "rm", "revisions", d.Revision)
+	revDir := b.revisionDir("rm", d.Revision)
 	b.close()
 	if err := os.RemoveAll(revDir); err != nil {
 		t.Fatal(err)

@@ -2,5 +2,8 @@
 
 package proxy
 
-// deferAccept: off Linux the proxy takes connections as they come.
-func deferAccept(fd uintptr) error { return nil }
+import "syscall"
+
+// deferAccept: off Linux the proxy takes connections as they come (no
+// Control on its listener).
+var deferAccept func(network, address string, rc syscall.RawConn) error

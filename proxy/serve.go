@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -36,13 +35,7 @@ type server struct {
 // and HTTP/2 connections. On Linux a connection is accepted once its
 // first bytes are in (see deferAccept).
 func Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		if cerr := rc.Control(func(fd uintptr) { err = deferAccept(fd) }); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	lc := net.ListenConfig{KeepAlive: -1, Control: deferAccept}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
